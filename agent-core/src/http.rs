@@ -1,0 +1,193 @@
+//! The HTTP client the agents share: reqwest on rustls (ring, no OpenSSL), names resolved by
+//! [`Dns`] on every connection, no connection reuse (each check sees the server as a new
+//! client would), no redirects followed, bodies read up to a limit, and errors reduced to the
+//! short reasons operators read in logs ("connection refused", "dns: no such host ...").
+
+use std::error::Error as _;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dns::{Dns, DnsError};
+
+/// What a GET answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why a GET got no (usable) answer. Display is the short reason for logs; no URL, so no
+/// credentials in it.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error("connection refused")]
+    Refused,
+    #[error("connection closed without an answer")]
+    Closed,
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A client for health checks.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    pub fn new(dns: Dns, user_agent: &str) -> Result<Self, String> {
+        // reqwest is built without a default crypto provider so that only ring is linked; a
+        // second install (another client in the process) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(dns))
+            .user_agent(user_agent)
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", reason(&e)))?;
+        Ok(HttpClient { client })
+    }
+
+    /// GETs `url`, the whole exchange (DNS, connect, TLS, headers, body) within `timeout`,
+    /// reading at most `max_body` bytes of body.
+    pub async fn get(
+        &self,
+        url: &url::Url,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Fetched, FetchError> {
+        match tokio::time::timeout(timeout, self.get_inner(url, max_body)).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout(timeout)),
+        }
+    }
+
+    async fn get_inner(&self, url: &url::Url, max_body: usize) -> Result<Fetched, FetchError> {
+        let mut resp = self.client.get(url.clone()).send().await.map_err(classify)?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > max_body {
+                return Err(FetchError::BodyTooLarge(max_body));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { status, content_type, body })
+    }
+}
+
+/// Maps reqwest's layered error to the reason an operator needs.
+fn classify(e: reqwest::Error) -> FetchError {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(dns) = s.downcast_ref::<DnsError>() {
+            return FetchError::Dns(dns.clone());
+        }
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => return FetchError::Refused,
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => {
+                    return FetchError::Closed;
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return FetchError::Closed;
+        }
+        source = s.source();
+    }
+    FetchError::Other(reason(&e.without_url()))
+}
+
+/// The error chain on one line, each distinct message once.
+fn reason(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn client() -> HttpClient {
+        HttpClient::new(Dns::system(), "test").expect("client")
+    }
+
+    /// Serves one canned HTTP answer per connection, `n` times.
+    async fn serve(answer: &'static [u8], n: usize) -> url::Url {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            for _ in 0..n {
+                let (mut s, _) = l.accept().await.expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer).await;
+            }
+        });
+        format!("http://{addr}/health").parse().expect("url")
+    }
+
+    #[tokio::test]
+    async fn reads_status_type_and_body() {
+        let url = serve(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}", 1).await;
+        let f = client().get(&url, Duration::from_secs(5), 100).await.expect("answer");
+        assert_eq!(
+            (f.status, f.content_type.as_deref(), &f.body[..]),
+            (503, Some("application/json"), &b"{}"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn body_limit() {
+        let url =
+            serve(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n0123456789", 1).await;
+        assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::BodyTooLarge(9)));
+    }
+
+    #[tokio::test]
+    async fn refused_and_closed() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url: url::Url = format!("http://{}/", l.local_addr().expect("addr")).parse().expect("url");
+        drop(l);
+        assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::Refused));
+        let url = serve(b"", 1).await;
+        assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::Closed));
+    }
+
+    #[tokio::test]
+    async fn timeout_covers_a_hung_server() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url: url::Url = format!("http://{}/", l.local_addr().expect("addr")).parse().expect("url");
+        let e = client().get(&url, Duration::from_millis(200), 9).await.expect_err("hangs");
+        assert_eq!(e.to_string(), "no answer within 200ms");
+        drop(l);
+    }
+}

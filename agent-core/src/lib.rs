@@ -1,0 +1,15 @@
+//! Runtime plumbing shared by the Calypso pod agents. Holds no Calypso knowledge (that lives in
+//! the `calypso` crate): configuration from env and flags, logging, shutdown signals, exit
+//! codes, the Kubernetes termination message, DNS resolution, the HTTP client and retry policy.
+
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod exit;
+pub mod http;
+pub mod logging;
+pub mod retry;
+pub mod shutdown;
+pub mod termination;
+
+pub use exit::Exit;

@@ -1,0 +1,99 @@
+//! One attempt at one target: ready, or the reason it is not, in the words an operator needs
+//! ("connection refused", "HTTP 503", "state RED (Calypso/DatabaseConnection: RED 'db down')").
+
+use std::time::Duration;
+
+use agent_core::dns::Dns;
+use agent_core::http::{FetchError, HttpClient};
+use calypso::State;
+use tokio::net::TcpStream;
+
+use crate::predicate::{JsonPredicate, StatusRanges};
+use crate::target::Kind;
+
+/// How answers are judged, shared by every target.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub status: StatusRanges,
+    pub json: Option<JsonPredicate>,
+    /// AMBER is not ready either.
+    pub strict: bool,
+    pub attempt_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Checker {
+    dns: Dns,
+    http: HttpClient,
+    rules: Rules,
+}
+
+impl Checker {
+    pub fn new(dns: Dns, http: HttpClient, rules: Rules) -> Self {
+        Checker { dns, http, rules }
+    }
+
+    /// One attempt, bounded by the attempt timeout.
+    pub async fn check(&self, kind: &Kind) -> Result<(), String> {
+        let timeout = self.rules.attempt_timeout;
+        match kind {
+            Kind::Tcp { host, port } => match tokio::time::timeout(timeout, self.tcp(host, *port)).await {
+                Ok(r) => r,
+                Err(_) => Err(FetchError::Timeout(timeout).to_string()),
+            },
+            Kind::Http { url } => {
+                let got =
+                    self.http.get(url, timeout, calypso::MAX_BODY_BYTES).await.map_err(|e| e.to_string())?;
+                if !self.rules.status.contains(got.status) {
+                    return Err(format!("HTTP {}, want {}", got.status, self.rules.status));
+                }
+                match &self.rules.json {
+                    Some(p) => p.check(&got.body).map_err(|why| format!("HTTP {}, but {why}", got.status)),
+                    None => Ok(()),
+                }
+            }
+            Kind::Calypso { url } => {
+                let got = match self.http.get(url, timeout, calypso::MAX_BODY_BYTES).await {
+                    Ok(got) => got,
+                    Err(FetchError::BodyTooLarge(_)) => {
+                        return Err(format!(
+                            "bad health payload: body larger than {} bytes",
+                            calypso::MAX_BODY_BYTES
+                        ));
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
+                let report = calypso::parse_response(got.status, got.content_type.as_deref(), &got.body)
+                    .map_err(|e| format!("bad health payload (HTTP {}): {e}", got.status))?;
+                match report.state {
+                    State::Green => Ok(()),
+                    State::Amber if !self.rules.strict => Ok(()),
+                    _ => Err(report.summary()),
+                }
+            }
+            Kind::File { path } => match tokio::fs::metadata(path).await {
+                Ok(m) if m.is_dir() => Err("is a directory, want a file".into()),
+                Ok(m) if m.len() == 0 => Err("file is empty".into()),
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no such file".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// Ready when any of the host's addresses accepts a connection; the last failure otherwise.
+    async fn tcp(&self, host: &str, port: u16) -> Result<(), String> {
+        let addrs = self.dns.lookup(host, port).await.map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    last = "connection refused".into()
+                }
+                Err(e) => last = format!("connect {addr}: {e}"),
+            }
+        }
+        Err(last)
+    }
+}
