@@ -1,0 +1,185 @@
+//! `calypso-sim` as a process: the bound line, serving, the exit paths and codes, `--help`.
+
+use calypso_testkit::client::{self, Method};
+use calypso_testkit::eventually;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+const WAIT: Duration = Duration::from_secs(10);
+const SIM: &str = env!("CARGO_BIN_EXE_calypso-sim");
+
+fn sim(args: &[&str]) -> Command {
+    let mut cmd = Command::new(SIM);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd
+}
+
+/// Starts the binary on a free port; returns it, its health URL (from the bound line), and the
+/// rest of its stdout.
+async fn spawn(args: &[&str]) -> (Child, String, BufReader<ChildStdout>) {
+    let mut child = sim(&[&["--listen", "127.0.0.1:0"], args].concat()).spawn().expect("spawn calypso-sim");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    tokio::time::timeout(WAIT, out.read_line(&mut line)).await.expect("bound line in time").expect("read");
+    let url = line
+        .trim_end()
+        .rsplit_once(" bound ")
+        .map(|(_, url)| url.to_owned())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (child, url, out)
+}
+
+/// The first answer: the bound line comes before the simulator listens, so connections may be
+/// refused for a moment.
+async fn first_answer(url: &str) -> client::Response {
+    eventually("the simulator to listen", WAIT, async || client::get(url, WAIT).await.ok()).await
+}
+
+async fn exit_code(child: &mut Child) -> Option<i32> {
+    tokio::time::timeout(WAIT, child.wait()).await.expect("exits in time").expect("wait").code()
+}
+
+#[tokio::test]
+async fn prints_the_bound_line_serves_and_exits_0_on_sim_exit() {
+    let (mut child, url, mut out) = spawn(&["--component", "engine-server", "--name", "es-7"]).await;
+    let re = "http://127.0.0.1:";
+    assert!(url.starts_with(re) && url.ends_with("/health"), "{url}");
+
+    let r = first_answer(&url).await;
+    assert_eq!(r.status, 200);
+    let report = r.health().expect("parses");
+    assert_eq!(
+        (report.server.as_deref(), report.server_type.as_deref()),
+        (Some("es-7"), Some("EngineServer"))
+    );
+
+    let exit_url = url.replace("/health", "/sim/exit");
+    let r = client::request(Method::POST, &exit_url, WAIT).await.expect("exit answer");
+    assert_eq!(r.status, 200);
+    assert_eq!(exit_code(&mut child).await, Some(0));
+
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).await.expect("stdout");
+    assert_eq!(rest, "", "exactly one line on stdout");
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).await.expect("stderr");
+    assert!(err.contains("exit requested"), "{err}");
+}
+
+#[tokio::test]
+async fn the_bound_line_names_component_and_server() {
+    let mut child = sim(&["--listen", "127.0.0.1:0", "--component", "DataServer"]).spawn().expect("spawn");
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    tokio::time::timeout(WAIT, out.read_line(&mut line)).await.expect("in time").expect("read");
+    assert!(line.starts_with("calypso-sim: DataServer dataserver-0 bound http://127.0.0.1:"), "{line:?}");
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_exit_0() {
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let (mut child, url, _out) = spawn(&["--component", "DataServer"]).await;
+        first_answer(&url).await;
+        let pid = Pid::from_raw(child.id().and_then(|id| i32::try_from(id).ok()).expect("pid"));
+        kill(pid, signal).expect("signal");
+        assert_eq!(exit_code(&mut child).await, Some(0), "{signal}");
+    }
+}
+
+#[tokio::test]
+async fn startup_delay_flags_refuse_then_start_red_then_green() {
+    let (mut child, url, _out) =
+        spawn(&["--component", "AuthServer", "--listen-delay", "300ms", "--startup-delay", "1s"]).await;
+    // Whatever the timing, the sequence seen must be: refused, then 503 starting, then 200.
+    let r = first_answer(&url).await;
+    if r.status == 503 {
+        assert!(r.health().is_ok_and(|h| h.summary().contains("Calypso/Startup: RED 'starting'")));
+        eventually("GREEN", WAIT, async || client::get(&url, WAIT).await.ok().filter(|r| r.status == 200))
+            .await;
+    }
+    let _ = child.start_kill();
+}
+
+#[tokio::test]
+async fn writes_the_log_with_the_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("EngineServer.log");
+    let log_arg = log.to_str().expect("utf-8 path");
+    let (mut child, url, _out) = spawn(&[
+        "--component",
+        "EngineServer",
+        "--log-file",
+        log_arg,
+        "--log-rate",
+        "1000",
+        "--log-max-size",
+        "4K",
+        "--log-backups",
+        "2",
+        "--seed",
+        "3",
+    ])
+    .await;
+    eventually("two backups", WAIT, async || {
+        std::path::Path::new(&format!("{log_arg}.2")).exists().then_some(())
+    })
+    .await;
+    assert!(std::fs::metadata(&log).is_ok_and(|m| m.len() <= 4096));
+    client::request(Method::POST, &url.replace("/health", "/sim/exit"), WAIT).await.expect("exit");
+    assert_eq!(exit_code(&mut child).await, Some(0));
+    assert!(!std::path::Path::new(&format!("{log_arg}.3")).exists());
+}
+
+#[tokio::test]
+async fn help_documents_sensors_and_control_api() {
+    let out = sim(&["--help"]).output().await.expect("run --help");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--component",
+        "--listen-delay",
+        "--startup-delay",
+        "--upstream",
+        "--log-max-size",
+        "--seed",
+        "System/MemoryUsage",
+        "Calypso/DataServerConnection",
+        "UnconsumedEvents",
+        "Calypso/Startup",
+        "/sim/sensor/{SubSystem}/{Sensor}",
+        "/sim/mode/slow?delay=2s",
+        "/sim/report",
+        "/sim/exit",
+        "200 for GREEN",
+        "503 for RED",
+        "AGENT_LOG",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_flags_exit_64_naming_the_flag() {
+    let out = sim(&["--component", "TradeServer"]).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--component") && err.contains("TradeServer"), "{err}");
+
+    let out = sim(&["--component", "DataServer", "--log-max-size", "10X"]).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log-max-size"));
+}
+
+#[tokio::test]
+async fn an_address_in_use_exits_70() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = sim(&["--component", "DataServer", "--listen", &addr]).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(70), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start the simulator"));
+}
