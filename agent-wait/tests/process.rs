@@ -133,7 +133,8 @@ async fn http_503_then_200() {
 async fn http_json_value_predicate() {
     let ds = sim(Component::DataServer).await;
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Amber, None, None);
-    let args = [ds.health_url(), "--json-path".into(), "$.state".into(), "--json-value".into(), "GREEN".into()];
+    let args =
+        [ds.health_url(), "--json-path".into(), "$.state".into(), "--json-value".into(), "GREEN".into()];
     let mut agent = Agent::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     agent.said("HTTP 200, but $.state is \"AMBER\", want \"GREEN\"").await;
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Green, None, None);
@@ -183,8 +184,10 @@ async fn hang_fires_the_attempt_timeout() {
     agent.said("no answer within 200ms").await;
     let before = ds.control().received();
     // A hung attempt is abandoned and a new one made: the server sees new requests.
-    eventually("a second hung request", PATIENCE, async || (ds.control().received() > before + 1).then_some(()))
-        .await;
+    eventually("a second hung request", PATIENCE, async || {
+        (ds.control().received() > before + 1).then_some(())
+    })
+    .await;
     ds.control().set_mode(Mode::Normal);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
 }
@@ -292,10 +295,14 @@ async fn component_mode_enforces_startup_order() {
     let ds = sim(Component::DataServer).await;
     auth.control().set_sensor("Calypso/EventServerConnection", State::Red, Some(0.0), Some("no broker"));
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some("db down"));
-    let mut ds_wait =
-        Agent::start(&["--component", "dataserver"], &[("CALYPSO_AUTHSERVER_HEALTH_URL", &auth.health_url())]);
-    let mut es_wait =
-        Agent::start(&["--component", "EngineServer"], &[("CALYPSO_DATASERVER_HEALTH_URL", &ds.health_url())]);
+    let mut ds_wait = Agent::start(
+        &["--component", "dataserver"],
+        &[("CALYPSO_AUTHSERVER_HEALTH_URL", &auth.health_url())],
+    );
+    let mut es_wait = Agent::start(
+        &["--component", "EngineServer"],
+        &[("CALYPSO_DATASERVER_HEALTH_URL", &ds.health_url())],
+    );
     ds_wait.said("authserver: state RED (Calypso/EventServerConnection: RED 'no broker')").await;
     es_wait.said("dataserver: state RED (Calypso/DatabaseConnection: RED 'db down')").await;
 
