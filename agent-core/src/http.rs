@@ -51,6 +51,10 @@ impl HttpClient {
             .dns_resolver(Arc::new(dns))
             .user_agent(user_agent)
             .pool_max_idle_per_host(0)
+            // Health checks go straight to the target: an HTTP_PROXY meant for the pod's
+            // outbound traffic would otherwise answer for it ("refused" by the proxy, names
+            // resolved by the proxy, not re-resolved here).
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", reason(&e)))?;
@@ -174,9 +178,10 @@ mod tests {
 
     #[tokio::test]
     async fn refused_and_closed() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url: url::Url = format!("http://{}/", l.local_addr().expect("addr")).parse().expect("url");
-        drop(l);
+        // Bound but not listening: refused, and the port stays ours for the whole test.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let url: url::Url = format!("http://{}/", socket.local_addr().expect("addr")).parse().expect("url");
         assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::Refused));
         let url = serve(b"", 1).await;
         assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::Closed));

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod exit;
 pub mod http;
 pub mod logging;
+pub mod redact;
 pub mod retry;
 pub mod shutdown;
 pub mod termination;

@@ -20,12 +20,13 @@ pub fn path_from_env<'a>(mut vars: impl Iterator<Item = (&'a str, &'a str)>) -> 
     }
 }
 
-/// Cuts a message to the kubelet's limit on a character boundary.
+/// Cuts a message so that it and its newline fit the kubelet's limit, on a character boundary.
 pub fn truncate(message: &str) -> &str {
-    if message.len() <= MAX_BYTES {
+    let max = MAX_BYTES - 1;
+    if message.len() <= max {
         return message;
     }
-    let mut end = MAX_BYTES;
+    let mut end = max;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
@@ -59,7 +60,7 @@ mod tests {
     fn truncates_on_char_boundary() {
         let long = "é".repeat(3000); // 6000 bytes
         let t = truncate(&long);
-        assert!(t.len() <= MAX_BYTES && t.len() >= MAX_BYTES - 1);
+        assert!(t.len() < MAX_BYTES && t.len() >= MAX_BYTES - 2, "{}", t.len());
         assert!(t.chars().all(|c| c == 'é'));
     }
 

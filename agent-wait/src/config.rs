@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use agent_core::config::{Problem, Setting, from_env, split_list};
+use agent_core::config::{Problem, Setting, from_env};
 use agent_core::dns::Dns;
+use agent_core::redact;
 use calypso::Component;
 use clap::Parser;
 use serde::Deserialize;
@@ -92,7 +93,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub json_path: Option<String>,
     /// The value --json-path must have (strings compare as text, others as JSON: true, 3).
-    #[arg(long, value_name = "VALUE", requires = "json_path")]
+    #[arg(long, value_name = "VALUE")]
     pub json_value: Option<String>,
     /// For calypso targets: AMBER is not ready either.
     #[arg(long)]
@@ -196,7 +197,12 @@ impl Config {
         };
         let listed = if cli.targets.is_empty() {
             raw.targets
-                .map(|t| split_list(&t).map(|item| (env_name("TARGETS"), item.to_string())).collect())
+                .map(|t| {
+                    Target::split_list(&t)
+                        .into_iter()
+                        .map(|item| (env_name("TARGETS"), item.to_string()))
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             cli.targets.into_iter().map(|t| ("TARGET".to_string(), t)).collect::<Vec<_>>()
@@ -204,7 +210,7 @@ impl Config {
         for (name, text) in listed {
             match Target::parse(&text) {
                 Ok(t) => targets.push(t),
-                Err(e) => problems.push(Problem::new(name, text, e.to_string())),
+                Err(e) => problems.push(Problem::new(name, redact::url(&text), e.to_string())),
             }
         }
         if targets.is_empty() && component.is_none() && problems.is_empty() {
@@ -256,7 +262,7 @@ fn dependency_targets(
             )),
             Some((_, url)) => match Target::calypso_health(&label, url) {
                 Ok(t) => targets.push(t),
-                Err(e) => problems.push(Problem::new(&var, url, e.to_string())),
+                Err(e) => problems.push(Problem::new(&var, redact::url(url), e.to_string())),
             },
         }
     }
@@ -338,6 +344,16 @@ mod tests {
         );
         let c = Config::from_parts(cli(&["-c", "eventserver"]), &[]).expect("no dependencies is fine");
         assert!(c.targets.is_empty());
+    }
+
+    #[test]
+    fn secrets_in_bad_urls_are_not_repeated() {
+        let v = vars(&[("CALYPSO_DATASERVER_HEALTH_URL", "tcp://admin:hunter2@ds:1")]);
+        let problems =
+            Config::from_parts(cli(&["-c", "engineserver", "ftp://u:s3cret@x"]), &v).expect_err("invalid");
+        let text = agent_core::config::Problems(problems).to_string();
+        assert!(!text.contains("hunter2") && !text.contains("s3cret"), "{text}");
+        assert!(text.contains("tcp://admin:***@ds:1") && text.contains("ftp://u:***@x"), "{text}");
     }
 
     #[test]

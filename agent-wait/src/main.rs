@@ -12,13 +12,18 @@ use agent_wait::check::Checker;
 use agent_wait::{Cli, Config, Outcome, USER_AGENT, wait_all};
 
 fn main() -> ExitCode {
-    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(exit) => return exit.into(),
-    };
     let vars = process_vars();
     let pairs = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let term_log = termination::path_from_env(pairs());
+    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(stop) => {
+            if stop.exit != Exit::Ok {
+                termination::write(term_log.as_deref(), &stop.message);
+            }
+            return stop.exit.into();
+        }
+    };
     let fail = |exit: Exit, message: &str| {
         tracing::error!("{message}");
         termination::write(term_log.as_deref(), message);

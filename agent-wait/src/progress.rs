@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::check::NotReady;
+
 /// A reason that does not change is repeated this often, so a long wait still shows life.
 pub const REPEAT_EVERY: Duration = Duration::from_secs(10);
 
@@ -14,6 +16,7 @@ struct Entry {
     label: String,
     attempts: u32,
     last_reason: Option<String>,
+    last_signature: Option<String>,
     last_logged: Option<Instant>,
     ready_after: Option<Duration>,
 }
@@ -49,6 +52,7 @@ impl Progress {
                 label,
                 attempts: 0,
                 last_reason: None,
+                last_signature: None,
                 last_logged: None,
                 ready_after: None,
             })
@@ -56,14 +60,16 @@ impl Progress {
         Progress { started, entries }
     }
 
-    /// Records a failed attempt of target `i`; a note when the reason is new or was last said
-    /// [`REPEAT_EVERY`] ago.
-    pub fn not_ready(&mut self, i: usize, reason: String, now: Instant) -> Option<Note> {
+    /// Records a failed attempt of target `i`; a note when the reason is new (by its
+    /// signature) or was last said [`REPEAT_EVERY`] ago.
+    pub fn not_ready(&mut self, i: usize, why: NotReady, now: Instant) -> Option<Note> {
+        let NotReady { reason, signature } = why;
         let e = &mut self.entries[i];
         e.attempts += 1;
-        let changed = e.last_reason.as_deref() != Some(reason.as_str());
+        let changed = e.last_signature.as_deref() != Some(signature.as_str());
         let due = e.last_logged.is_none_or(|t| now.duration_since(t) >= REPEAT_EVERY);
         e.last_reason = Some(reason.clone());
+        e.last_signature = Some(signature);
         if !(changed || due) {
             return None;
         }
@@ -122,12 +128,13 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut p = Progress::new(["ds".to_string()], t0);
-        assert!(p.not_ready(0, "connection refused".into(), at(0)).is_some(), "first reason");
-        assert!(p.not_ready(0, "connection refused".into(), at(500)).is_none(), "same reason");
-        assert!(p.not_ready(0, "HTTP 503".into(), at(900)).is_some(), "changed");
-        assert!(p.not_ready(0, "HTTP 503".into(), at(10_800)).is_none(), "9.9s later");
+        let why = |s: &str| NotReady::from(s.to_string());
+        assert!(p.not_ready(0, why("connection refused"), at(0)).is_some(), "first reason");
+        assert!(p.not_ready(0, why("connection refused"), at(500)).is_none(), "same reason");
+        assert!(p.not_ready(0, why("HTTP 503"), at(900)).is_some(), "changed");
+        assert!(p.not_ready(0, why("HTTP 503"), at(10_800)).is_none(), "9.9s later");
         assert_eq!(
-            p.not_ready(0, "HTTP 503".into(), at(10_900)),
+            p.not_ready(0, why("HTTP 503"), at(10_900)),
             Some(Note::Waiting {
                 label: "ds".into(),
                 reason: "HTTP 503".into(),
@@ -139,10 +146,21 @@ mod tests {
     }
 
     #[test]
+    fn same_signature_with_new_details_is_not_a_change_but_is_remembered() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(["ds".to_string()], t0);
+        let red =
+            |n: u32| NotReady { reason: format!("state RED (attempt {n}/20)"), signature: "RED x".into() };
+        assert!(p.not_ready(0, red(1), t0).is_some());
+        assert!(p.not_ready(0, red(2), t0 + Duration::from_secs(1)).is_none());
+        assert_eq!(p.pending(), "ds (state RED (attempt 2/20))", "the latest words are reported");
+    }
+
+    #[test]
     fn timings_and_pending() {
         let t0 = Instant::now();
         let mut p = Progress::new(["a".to_string(), "b".to_string(), "c".to_string()], t0);
-        p.not_ready(1, "connection refused".into(), t0);
+        p.not_ready(1, NotReady::from("connection refused".to_string()), t0);
         assert_eq!(
             p.ready(0, t0 + Duration::from_millis(3240)),
             Note::Ready { label: "a".into(), attempts: 1, elapsed: Duration::from_millis(3240) }

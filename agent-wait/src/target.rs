@@ -56,14 +56,35 @@ impl Target {
             "calypso" | "calypso+http" => Kind::Calypso { url: calypso_url(http_url("http", rest)?) },
             "calypso+https" => Kind::Calypso { url: calypso_url(http_url("https", rest)?) },
             "file" => {
-                if !rest.starts_with('/') {
-                    return Err(bad("file targets need an absolute path: file:///path"));
-                }
-                Kind::File { path: PathBuf::from(rest) }
+                // `file:///p` and `file://localhost/p`; percent-escapes decoded.
+                let url = parse_url(&format!("file://{rest}"))?;
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| bad("file targets need an absolute path: file:///path"))?;
+                Kind::File { path }
             }
             other => return Err(BadTarget(format!("unknown scheme {other:?}; {SYNTAX}"))),
         };
-        Ok(Target { label: masked(text), kind })
+        Ok(Target { label: agent_core::redact::url(text), kind })
+    }
+
+    /// Splits a list of targets on white space, and on commas outside a URL's query or
+    /// fragment (where a comma is data: `http://a/x?ids=1,2`).
+    pub fn split_list(text: &str) -> Vec<&str> {
+        let mut items = Vec::new();
+        let (mut start, mut in_query) = (0, false);
+        for (i, c) in text.char_indices() {
+            if c.is_whitespace() || (c == ',' && !in_query) {
+                items.push(&text[start..i]);
+                start = i + c.len_utf8();
+                in_query = false;
+            } else if c == '?' || c == '#' {
+                in_query = true;
+            }
+        }
+        items.push(&text[start..]);
+        items.retain(|s| !s.is_empty());
+        items
     }
 
     /// A Calypso health check of a component's URL, labelled with the component.
@@ -100,17 +121,6 @@ fn calypso_url(mut url: Url) -> Url {
         url.set_path(DEFAULT_CALYPSO_PATH);
     }
     url
-}
-
-/// The target as written with any password replaced, so it can be logged.
-fn masked(text: &str) -> String {
-    match Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => text.to_string(),
-    }
 }
 
 impl fmt::Display for Target {
@@ -155,16 +165,26 @@ mod tests {
     #[test]
     fn files_and_errors() {
         assert_eq!(kind("file:///tmp/ready"), Kind::File { path: "/tmp/ready".into() });
+        assert_eq!(kind("file://localhost/tmp/a%20b"), Kind::File { path: "/tmp/a b".into() });
         assert!(Target::parse("file://tmp/ready").unwrap_err().0.contains("absolute"));
         assert!(Target::parse("ftp://x").unwrap_err().0.starts_with("unknown scheme \"ftp\""));
         assert!(Target::parse("dataserver").unwrap_err().0.starts_with("expected"));
     }
 
     #[test]
-    fn passwords_are_masked_in_labels() {
-        let t = Target::parse("http://user:s3cret@host:1/x").expect("valid");
-        assert_eq!(t.label, "http://user:***@host:1/x");
-        assert_eq!(t.to_string(), "http://user:***@host:1/x");
+    fn secrets_are_masked_in_labels() {
+        let t = Target::parse("http://user:s3cret@host:1/x?token=abc").expect("valid");
+        assert_eq!(t.label, "http://user:***@host:1/x?token=***");
+        assert_eq!(t.to_string(), t.label);
+    }
+
+    #[test]
+    fn lists_split_outside_queries() {
+        assert_eq!(
+            Target::split_list(" a:1, b:2\nhttp://c/x?ids=1,2 d:4,e:5"),
+            ["a:1", "b:2", "http://c/x?ids=1,2", "d:4", "e:5"]
+        );
+        assert!(Target::split_list(" , ").is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::check::Checker;
+use crate::check::{Check, NotReady};
 use crate::config::MIN_INTERVAL;
 use crate::progress::{Note, Progress, secs};
 use crate::target::{Kind, Target};
@@ -28,7 +28,7 @@ pub enum Outcome {
 /// Waits for every target; `stop` resolves with a signal's name to end the wait early.
 pub async fn wait_all(
     targets: &[Target],
-    checker: &Checker,
+    checker: &impl Check,
     timeout: Duration,
     max_interval: Duration,
     stop: impl Future<Output = &'static str>,
@@ -89,9 +89,9 @@ fn log(note: Option<Note>) {
 async fn probe(
     i: usize,
     kind: Kind,
-    checker: Checker,
+    checker: impl Check,
     max_interval: Duration,
-    tx: mpsc::UnboundedSender<(usize, Result<(), String>)>,
+    tx: mpsc::UnboundedSender<(usize, Result<(), NotReady>)>,
 ) {
     let mut delays = backoff(MIN_INTERVAL, max_interval);
     loop {
@@ -101,5 +101,111 @@ async fn probe(
             return;
         }
         sleep(delays.next().unwrap_or(max_interval)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop on tokio's paused clock: time moves only when every task waits, so these run in
+    //! microseconds and give the same answer on any machine.
+
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// A target that turns ready at a given time after the start (never, if `None`), counting
+    /// its attempts.
+    #[derive(Clone)]
+    struct Scripted {
+        start: Instant,
+        ready_at: Arc<Vec<Option<Duration>>>,
+        attempts: Arc<Vec<AtomicU32>>,
+    }
+
+    impl Scripted {
+        fn new(ready_at: Vec<Option<Duration>>) -> Self {
+            let attempts = ready_at.iter().map(|_| AtomicU32::new(0)).collect();
+            Scripted { start: Instant::now(), ready_at: Arc::new(ready_at), attempts: Arc::new(attempts) }
+        }
+
+        fn attempts(&self, i: usize) -> u32 {
+            self.attempts[i].load(Ordering::SeqCst)
+        }
+    }
+
+    impl Check for Scripted {
+        async fn check(&self, kind: &Kind) -> Result<(), NotReady> {
+            let Kind::Tcp { port, .. } = kind else { unreachable!("scripted targets are tcp") };
+            let i = usize::from(*port);
+            self.attempts[i].fetch_add(1, Ordering::SeqCst);
+            match self.ready_at[i] {
+                Some(at) if self.start.elapsed() >= at => Ok(()),
+                _ => Err(NotReady::from(format!("not yet {i}"))),
+            }
+        }
+    }
+
+    fn targets(n: u16) -> Vec<Target> {
+        (0..n)
+            .map(|i| Target { label: format!("t{i}"), kind: Kind::Tcp { host: "h".into(), port: i } })
+            .collect()
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn all_ready_reports_each_time_and_reacts_within_the_cap() {
+        let fake = Scripted::new(vec![Some(Duration::ZERO), Some(Duration::from_millis(5_300))]);
+        let started = Instant::now();
+        let outcome = wait_all(&targets(2), &fake, 60 * SECOND, SECOND, std::future::pending()).await;
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(5_300) && took <= Duration::from_millis(6_300), "{took:?}");
+        let Outcome::Ready(line) = outcome else { panic!("{outcome:?}") };
+        assert!(line.starts_with("2 targets ready in ") && line.contains("t0 0.0s, t1 "), "{line}");
+        assert_eq!(fake.attempts(0), 1, "a ready target is not checked again");
+        // Backoff from 50 ms doubling to a 1 s cap over 5.3 s: more than 5, fewer than 20.
+        assert!((6..20).contains(&fake.attempts(1)), "{}", fake.attempts(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_never_exceed_the_max_interval() {
+        let fake = Scripted::new(vec![None]);
+        let outcome = wait_all(&targets(1), &fake, 100 * SECOND, SECOND, std::future::pending()).await;
+        assert!(matches!(outcome, Outcome::DeadlinePassed(_)));
+        // At most 1 s apart (and at least 0.5 s once capped): 100 s give 100 to ~205 attempts.
+        assert!((100..=205).contains(&fake.attempts(0)), "{}", fake.attempts(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_lists_what_is_not_ready() {
+        let fake = Scripted::new(vec![Some(Duration::ZERO), None, None]);
+        let started = Instant::now();
+        let outcome = wait_all(&targets(3), &fake, 90 * SECOND, SECOND, std::future::pending()).await;
+        assert_eq!(started.elapsed(), 90 * SECOND);
+        assert_eq!(
+            outcome,
+            Outcome::DeadlinePassed(
+                "deadline 1m 30s passed; not ready: t1 (not yet 1); t2 (not yet 2)".into()
+            )
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_ends_the_wait() {
+        let fake = Scripted::new(vec![None]);
+        let stop = async {
+            tokio::time::sleep(3 * SECOND).await;
+            "SIGTERM"
+        };
+        let outcome = wait_all(&targets(1), &fake, 60 * SECOND, SECOND, stop).await;
+        assert_eq!(outcome, Outcome::Terminated("SIGTERM while waiting; not ready: t0 (not yet 0)".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_to_wait_for_is_ready_at_once() {
+        let fake = Scripted::new(vec![]);
+        let outcome = wait_all(&[], &fake, SECOND, SECOND, std::future::pending()).await;
+        assert_eq!(outcome, Outcome::Ready("0 targets ready in 0.0s".into()));
     }
 }

@@ -107,6 +107,30 @@ async fn name_that_starts_resolving_late() {
     assert!(agent.stderr().contains("1 target ready in"));
 }
 
+/// http and calypso targets resolve through the HTTP client's resolver: the same re-resolution,
+/// and an HTTP proxy in the environment is not used for health checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calypso_target_by_late_name_ignoring_proxies() {
+    let dns = DnsDouble::start().await.expect("dns double");
+    let ds = sim(Component::DataServer).await;
+    let target = format!("calypso://dataserver.test:{}/health", ds.addr().port());
+    let servers = dns.addr().to_string();
+    let proxy = "http://127.0.0.1:9";
+    let mut agent = Agent::start(
+        &[&target],
+        &[
+            ("AGENT_DNS_SERVERS", &servers),
+            ("HTTP_PROXY", proxy),
+            ("http_proxy", proxy),
+            ("ALL_PROXY", proxy),
+        ],
+    );
+    agent.said("dns: no such host \"dataserver.test\"").await;
+    dns.insert("dataserver.test", Ipv4Addr::LOCALHOST);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(ds.control().requests() > 0, "the simulator itself answered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_then_listening() {
     // Bound but not listening: connections are refused until listen().
@@ -282,9 +306,27 @@ async fn bad_configuration_lists_every_problem_and_exits_64() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_flag_is_a_usage_error() {
-    let mut agent = Agent::start(&["--frobnicate"], &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let term = dir.path().join("termination-log");
+    let mut agent =
+        Agent::start(&["--frobnicate"], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
     assert_eq!(agent.exit_code().await, 64);
     assert!(agent.stderr().contains("--frobnicate"), "{}", agent.stderr());
+    let message = std::fs::read_to_string(&term).expect("termination message");
+    assert!(message.starts_with("error: unexpected argument '--frobnicate'"), "{message:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_exits_0_and_documents_the_environment() {
+    let mut agent = Agent::start(&["--help"], &[]);
+    let mut stdout = agent.child.stdout.take().expect("stdout");
+    assert_eq!(agent.exit_code().await, 0);
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await.expect("read");
+    for needle in ["--component", "AGENT_WAIT_TIMEOUT", "CALYPSO_<COMPONENT>_HEALTH_URL", "124", "calypso://"]
+    {
+        assert!(out.contains(needle), "{needle} missing from --help");
+    }
 }
 
 /// Dataserver-first: the DataServer's agent-wait holds until the AuthServer is healthy, and the

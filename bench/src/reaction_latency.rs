@@ -36,33 +36,16 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let subjects: Vec<(&str, Box<dyn Fn(&str) -> Command>)> = {
-        let aw = cli.agent_wait.clone();
-        let mut s: Vec<(&str, Box<dyn Fn(&str) -> Command>)> = vec![(
-            "agent-wait (defaults)",
-            Box::new(move |url: &str| {
-                let mut c = Command::new(&aw);
-                c.arg(url.replacen("http://", "calypso://", 1));
-                c
-            }),
-        )];
-        if cli.baseline {
-            s.push((
-                "sh loop, curl + sleep 1",
-                Box::new(|url: &str| {
-                    let mut c = Command::new("sh");
-                    c.args(["-c", &format!("until curl -sf {url} >/dev/null; do sleep 1; done")]);
-                    c
-                }),
-            ));
-        }
-        s
-    };
+    let mut subjects = vec![Subject::AgentWait(cli.agent_wait.clone())];
+    if cli.baseline {
+        subjects.push(Subject::ShellLoop);
+    }
     println!("reaction latency: DataServer sim turns GREEN -> waiter exits, {} runs each", cli.runs);
-    for (name, make) in &subjects {
+    for subject in &subjects {
+        let name = subject.name();
         let mut samples = Vec::with_capacity(cli.runs);
         for _ in 0..cli.runs {
-            match run_once(make).await {
+            match run_once(subject).await {
                 Ok(d) => samples.push(d),
                 Err(e) => {
                     eprintln!("reaction-latency: {name}: {e}");
@@ -84,18 +67,52 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn run_once(make: &dyn Fn(&str) -> Command) -> Result<Duration, String> {
+/// What waits for the DataServer.
+enum Subject {
+    /// agent-wait with its default settings.
+    AgentWait(PathBuf),
+    /// The loop most init scripts use.
+    ShellLoop,
+}
+
+impl Subject {
+    fn name(&self) -> &'static str {
+        match self {
+            Subject::AgentWait(_) => "agent-wait (defaults)",
+            Subject::ShellLoop => "sh loop, curl + sleep 1",
+        }
+    }
+
+    fn command(&self, health_url: &str) -> Command {
+        match self {
+            Subject::AgentWait(path) => {
+                let mut c = Command::new(path);
+                c.arg(health_url.replacen("http://", "calypso://", 1));
+                c
+            }
+            Subject::ShellLoop => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("until curl -sf {health_url} >/dev/null; do sleep 1; done")]);
+                c
+            }
+        }
+    }
+}
+
+async fn run_once(subject: &Subject) -> Result<Duration, String> {
     let sim = Sim::start(SimConfig::new(Component::DataServer)).await.map_err(|e| format!("sim: {e}"))?;
     let control = sim.control();
     control.set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some("db down"));
-    let mut child = make(&sim.health_url())
+    let mut child = subject
+        .command(&sim.health_url())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start the waiter: {e}"))?;
-    eventually("the first check", Duration::from_secs(10), async || (control.received() > 0).then_some(())).await;
+    eventually("the first check", Duration::from_secs(10), async || (control.received() > 0).then_some(()))
+        .await;
     let phase = Duration::from_millis(rand::rng().random_range(1000..3000));
     tokio::time::sleep(phase).await;
     control.set_sensor("Calypso/DatabaseConnection", State::Green, Some(1.0), None);

@@ -110,7 +110,7 @@ impl HealthReport {
         let mut parts: Vec<String> = causes
             .iter()
             .take(MAX_CAUSES)
-            .map(|c| match &c.node.details {
+            .map(|c| match c.node.details.as_deref().map(one_line) {
                 Some(d) if !d.is_empty() => format!("{}: {} '{}'", c.path, c.node.state, d),
                 _ => format!("{}: {}", c.path, c.node.state),
             })
@@ -119,6 +119,15 @@ impl HealthReport {
             parts.push(format!("{} more", causes.len() - MAX_CAUSES));
         }
         format!("state {} ({})", self.state, parts.join("; "))
+    }
+
+    /// The state and the paths and states of its causes, without details or values: it stays
+    /// the same while the same sensors are bad, however their details tick ("reconnect attempt
+    /// 3/20", "heap 1.6 GiB"), so callers can log a change of reason rather than every answer.
+    pub fn signature(&self) -> String {
+        let causes: Vec<String> =
+            self.causes().iter().map(|c| format!("{}={}", c.path, c.node.state)).collect();
+        format!("{} {}", self.state, causes.join(" "))
     }
 
     /// The canonical JSON shape of reference/calypso.md, as the simulator serves it.
@@ -139,6 +148,20 @@ impl HealthReport {
         Value::Object(root)
     }
 }
+
+/// Details on one line, at most [`MAX_DETAILS_CHARS`] characters: a stack trace in a sensor's
+/// details must not turn a log line or a termination message into many.
+fn one_line(details: &str) -> String {
+    let flat: Vec<&str> =
+        details.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
+    let flat = flat.join(" ");
+    match flat.char_indices().nth(MAX_DETAILS_CHARS) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+const MAX_DETAILS_CHARS: usize = 160;
 
 fn node_json(n: &HealthNode, children_key: &str) -> Value {
     let mut o = Map::new();
@@ -194,6 +217,28 @@ mod tests {
             report().summary(),
             "state RED (Calypso/DataServerConnection: RED 'lost'; Calypso/DatabaseConnection: AMBER)"
         );
+    }
+
+    #[test]
+    fn summary_is_one_line_and_bounded() {
+        let mut r = report();
+        r.sub_systems[1].children[0].details = Some(format!("lost\n\tat x.y(Z.java:1)\n{}", "a".repeat(500)));
+        let s = r.summary();
+        assert!(!s.contains('\n') && !s.contains('\t'), "{s}");
+        assert!(s.contains("'lost at x.y(Z.java:1) aaa"), "{s}");
+        assert!(s.len() < 300, "{}", s.len());
+    }
+
+    #[test]
+    fn signature_ignores_details_and_values() {
+        let a = report();
+        let mut b = report();
+        b.sub_systems[1].children[0].details = Some("reconnect attempt 4/20".into());
+        b.sub_systems[1].children[0].value = Some(7.0);
+        assert_eq!(a.signature(), b.signature());
+        assert_eq!(a.signature(), "RED Calypso/DataServerConnection=RED Calypso/DatabaseConnection=AMBER");
+        b.sub_systems[1].children[1].state = State::Green;
+        assert_ne!(a.signature(), b.signature());
     }
 
     #[test]

@@ -146,6 +146,9 @@ fn report_from_object(status: u16, root: &Map<String, Value>) -> Result<HealthRe
     let sub_systems = children(root, 1)?;
     let state = match own_state(root).or_else(|| worst_of(&sub_systems)) {
         Some(state) => state,
+        // A state word we do not know (`STARTING`) is a state we cannot vouch for: AMBER, as
+        // for any node, never GREEN because the status happened to be 200.
+        None if has_state_word(root) => State::Amber,
         None => state_from_status(status).ok_or(ParseError::NoState { status })?,
     };
     Ok(HealthReport {
@@ -220,6 +223,12 @@ fn own_state(obj: &Map<String, Value>) -> Option<State> {
         Value::Object(inner) => first(inner, STATE_KEYS, |v| v.as_str().and_then(State::parse)),
         _ => None,
     })
+}
+
+/// Whether a state key holds a word at all (recognised or not), as opposed to being absent or
+/// holding something else (Spring Boot's error body has a numeric `status`).
+fn has_state_word(obj: &Map<String, Value>) -> bool {
+    first(obj, STATE_KEYS, |v| v.as_str().map(|_| ())).is_some()
 }
 
 /// The first value under `names` (in that priority order, each in any spelling) that `read`
@@ -307,6 +316,14 @@ mod tests {
            "amberThreshold": 1000, "redThreshold": 10000}]}
       ]
     }"#;
+
+    #[test]
+    fn unknown_root_state_word_is_amber_whatever_the_status() {
+        assert_eq!(ok(200, JSON, r#"{"state":"STARTING"}"#).state, State::Amber);
+        assert_eq!(ok(200, JSON, r#"{"status":"INITIALIZING","name":"x"}"#).state, State::Amber);
+        // A numeric status is no state word: the HTTP class decides, or it is an error.
+        assert_eq!(ok(500, JSON, r#"{"status":500,"error":"boom"}"#).state, State::Red);
+    }
 
     #[test]
     fn canonical_example() {
