@@ -48,6 +48,7 @@ impl HttpClient {
         // second install (another client in the process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config())
             .dns_resolver(Arc::new(dns))
             .user_agent(user_agent)
             .pool_max_idle_per_host(0)
@@ -94,6 +95,21 @@ impl HttpClient {
     }
 }
 
+/// TLS trusting the system's CA certificates (`/etc/ssl/certs`, or `SSL_CERT_FILE` /
+/// `SSL_CERT_DIR`). A `FROM scratch` image has none: the client must still work for plain http
+/// targets, and an https target then fails on its own with an "unknown issuer" reason, rather
+/// than the whole agent refusing to start.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "CA certificates not loaded");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    tracing::debug!(added, ignored, "CA certificates for https");
+    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+}
+
 /// Maps reqwest's layered error to the reason an operator needs.
 fn classify(e: reqwest::Error) -> FetchError {
     let mut source = e.source();
@@ -110,6 +126,9 @@ fn classify(e: reqwest::Error) -> FetchError {
                 _ => {}
             }
         }
+        if let Some(tls) = tls_error(s) {
+            return FetchError::Other(format!("TLS: {tls}"));
+        }
         if let Some(h) = s.downcast_ref::<hyper::Error>()
             && h.is_incomplete_message()
         {
@@ -118,6 +137,17 @@ fn classify(e: reqwest::Error) -> FetchError {
         source = s.source();
     }
     FetchError::Other(reason(&e.without_url()))
+}
+
+/// The rustls error inside `e`, which comes wrapped in io::Errors (whose `source()` skips the
+/// error they wrap, so the chain walk alone never reaches it).
+fn tls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        e = e.downcast_ref::<io::Error>()?.get_ref()?;
+    }
 }
 
 /// The error chain on one line, each distinct message once.
