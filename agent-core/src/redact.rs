@@ -59,5 +59,10 @@ mod tests {
         assert_eq!(url("ftp://u:p@h:99999/bad"), "ftp://u:***@h:99999/bad", "not a valid URL");
         assert_eq!(url("db:1521"), "db:1521");
         assert_eq!(url("http://a@b:c@host/"), "http://a@b:***@host/", "the last @ ends the user info");
+        assert_eq!(url("http://:s3cret@ds/health"), "http://:***@ds/health");
+        assert_eq!(url("http://ds/@not-userinfo"), "http://ds/@not-userinfo");
+        assert_eq!(url("http://ds?token=abc"), "http://ds?token=***");
+        assert_eq!(url("not a url?secret=1"), "not a url?secret=***");
+        assert_eq!(url(""), "");
     }
 }

@@ -1,10 +1,11 @@
 //! A tiny plain-HTTP/1.1 client: one request per connection, one deadline for the whole
-//! exchange, and errors that tell "refused", "timed out" and "closed without an answer" apart,
-//! which is exactly what tests of the simulator's failure modes need to see. The simulator's
-//! upstream poll uses it too.
+//! exchange, any method (GET, HEAD, and the PUT/POST of the simulator's control API), and errors
+//! that tell "refused", "timed out" and "closed without an answer" apart, which is exactly what
+//! tests of the simulator's failure modes need to see. The simulator's upstream poll uses it too.
 //!
-//! Not reqwest: the workspace builds reqwest with rustls but no crypto provider (building a
-//! client then panics unless the caller installs one), and a test double has no use for TLS.
+//! It is the test side's own client, on purpose independent of `agent_core::http::HttpClient`:
+//! that client is code under test, and a double that checks it must not share its code (a bug
+//! there would then hide itself on both sides).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};

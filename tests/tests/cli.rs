@@ -1,5 +1,6 @@
 //! `calypso-sim` as a process: the bound line, serving, the exit paths and codes, `--help`.
 
+use calypso::State;
 use calypso_testkit::client::{self, Method};
 use calypso_testkit::eventually;
 use nix::sys::signal::{Signal, kill};
@@ -92,16 +93,65 @@ async fn sigterm_and_sigint_exit_0() {
 
 #[tokio::test]
 async fn startup_delay_flags_refuse_then_start_red_then_green() {
+    // Each phase lasts seconds, so that even a loaded machine cannot poll past one: refused
+    // from the bound line to 3 s after the start, 503 "starting" from 3 s to 8 s, then 200.
     let (mut child, url, _out) =
-        spawn(&["--component", "AuthServer", "--listen-delay", "300ms", "--startup-delay", "1s"]).await;
-    // Whatever the timing, the sequence seen must be: refused, then 503 starting, then 200.
-    let r = first_answer(&url).await;
-    if r.status == 503 {
-        assert!(r.health().is_ok_and(|h| h.summary().contains("Calypso/Startup: RED 'starting'")));
-        eventually("GREEN", WAIT, async || client::get(&url, WAIT).await.ok().filter(|r| r.status == 200))
-            .await;
-    }
+        spawn(&["--component", "AuthServer", "--listen-delay", "3s", "--startup-delay", "8s"]).await;
+    // The bound line is printed as soon as the address is bound, before listening.
+    let err = client::get(&url, WAIT).await.expect_err("bound but not listening yet");
+    assert!(err.is_refused(), "{err}");
+
+    let starting = first_answer(&url).await;
+    assert_eq!(starting.status, 503, "{}", starting.text());
+    let report = starting.health().expect("parses");
+    assert_eq!(report.state, State::Red);
+    assert!(report.summary().contains("Calypso/Startup: RED 'starting'"), "{}", report.summary());
+
+    let started = eventually("GREEN", 2 * WAIT, async || {
+        client::get(&url, WAIT).await.ok().filter(|r| r.status != 503)
+    })
+    .await;
+    assert_eq!(started.status, 200, "{}", started.text());
+    assert_eq!(started.health().expect("parses").state, State::Green);
     let _ = child.start_kill();
+}
+
+#[tokio::test]
+async fn upstream_on_a_component_without_the_data_server_connection_exits_64() {
+    for component in ["EventServer", "AuthServer", "DataServer"] {
+        let out = sim(&["--component", component, "--upstream", "http://127.0.0.1:1/health"])
+            .output()
+            .await
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{component}: {err}");
+        assert!(err.contains("--upstream") && err.contains(component), "{err}");
+        assert!(out.stdout.is_empty(), "nothing bound");
+    }
+}
+
+#[tokio::test]
+async fn logs_as_json_with_agent_log_format_and_refuses_a_bad_one() {
+    let mut cmd = sim(&["--listen", "127.0.0.1:0", "--component", "DataServer"]);
+    let mut child = cmd.env("AGENT_LOG_FORMAT", "json").env("AGENT_LOG", "info").spawn().expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    tokio::time::timeout(WAIT, out.read_line(&mut line)).await.expect("bound line in time").expect("read");
+    let (_, url) = line.trim_end().rsplit_once(" bound ").expect("bound line");
+    client::request(Method::POST, &url.replace("/health", "/sim/exit"), WAIT).await.expect("exit");
+    assert_eq!(exit_code(&mut child).await, Some(0));
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).await.expect("stderr");
+    assert!(err.contains("exit requested"), "{err}");
+    for line in err.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(record["@timestamp"].is_string() && record["message"].is_string(), "{line}");
+    }
+
+    let out = sim(&["--component", "DataServer"]).env("AGENT_LOG_FORMAT", "xml").output().await.expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AGENT_LOG_FORMAT"));
+    assert!(out.stdout.is_empty());
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use calypso_testkit::client::{self, Method, Response};
 use calypso_testkit::logwriter::LogConfig;
 use calypso_testkit::sim::GARBAGE_BODY;
 use calypso_testkit::{Mode, Sim, SimConfig, SimHandle, eventually};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -256,21 +257,61 @@ async fn hang_mode_reads_the_request_and_never_answers_while_control_keeps_worki
 }
 
 #[tokio::test]
-async fn shutdown_is_prompt_with_a_hanging_request_in_flight() {
+async fn shutdown_gives_up_a_hanging_request_without_waiting_for_the_grace_period() {
+    // The simulator's warnings, captured: this test runs on one thread (tokio's current-thread
+    // runtime), so a thread-local subscriber sees every task of the simulator.
+    let warnings = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(warnings.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
     let sim = start(SimConfig::new(Component::EngineServer)).await;
     sim.control().set_mode(Mode::Hang);
     let url = sim.health_url();
-    let pending = tokio::spawn(async move { client::get(&url, Duration::from_secs(30)).await });
+    let pending = tokio::spawn(async move { client::get(&url, Duration::from_secs(60)).await });
     eventually("the hanging request to be read", WAIT, async || {
         (sim.control().received() == 1).then_some(())
     })
     .await;
-    let started = Instant::now();
-    sim.shutdown().await;
-    // Well under the 2 s grace for answers in flight: a hanging answer gives up at once.
-    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    // Without a deadline of its own a hanging answer would keep the shutdown waiting; the
+    // generous bound only says that it ends, not how fast.
+    tokio::time::timeout(Duration::from_secs(20), sim.shutdown()).await.expect("shutdown completes");
     let outcome = pending.await.expect("join");
     assert!(outcome.as_ref().is_err_and(|e| e.is_closed()), "{outcome:?}");
+    // The hanging answer gave up on the stop signal itself: the server did not have to drop
+    // the connection when the grace period for answers in flight ran out (it warns when it does).
+    let logged = warnings.text();
+    assert!(!logged.contains("grace period"), "the shutdown waited for the grace period: {logged}");
+}
+
+/// A `tracing` writer that keeps what is written, for tests of what the simulator logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
 }
 
 #[tokio::test]
@@ -382,11 +423,13 @@ async fn upstream_data_server_failover_drives_the_data_server_connection() {
     eventually("DataServer connection back", WAIT, async || dsc(State::Green)).await;
     assert_eq!(get(&engine.health_url()).await.status, 200);
 
-    // The DataServer goes away altogether.
+    // The DataServer goes away altogether. A poll cut off while it shuts down may report the
+    // broken exchange first; the refused connections that follow must show.
     ds.shutdown().await;
-    let gone = eventually("DataServer gone", WAIT, async || dsc(State::Red)).await;
-    let details = gone.details.unwrap_or_default();
-    assert!(details.contains("cannot connect"), "{details}");
+    eventually("DataServer gone (cannot connect)", WAIT, async || {
+        dsc(State::Red).filter(|n| n.details.as_deref().is_some_and(|d| d.contains("cannot connect")))
+    })
+    .await;
 }
 
 fn data_server_connection(sim: &SimHandle) -> Option<HealthNode> {
@@ -410,6 +453,43 @@ async fn upstream_that_hangs_counts_as_lost() {
     })
     .await;
     assert_eq!(red.state, State::Red);
+}
+
+#[tokio::test]
+async fn upstream_on_a_component_without_the_data_server_connection_sensor_is_refused() {
+    let ds = start(SimConfig::new(Component::DataServer)).await;
+    for c in [Component::EventServer, Component::AuthServer, Component::DataServer] {
+        let cfg = SimConfig { upstream: Some(ds.health_url()), ..SimConfig::new(c) };
+        let err = Sim::start(cfg).await.expect_err("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{c}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(c.name()) && text.contains("Calypso/DataServerConnection"), "{text}");
+    }
+    let cfg =
+        SimConfig { upstream: Some("https://ds/health".into()), ..SimConfig::new(Component::Scheduler) };
+    let err = Sim::start(cfg).await.expect_err("not http");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("http://"), "{err}");
+}
+
+#[tokio::test]
+async fn the_upstream_url_is_shown_without_its_credentials() {
+    let ds = start(SimConfig::new(Component::DataServer)).await;
+    let with_secrets = ds.health_url().replace("http://", "http://calypso:s3cret@") + "?token=t0ken&verbose";
+    let cfg = SimConfig {
+        upstream: Some(with_secrets),
+        upstream_interval: Duration::from_millis(50),
+        ..SimConfig::new(Component::Dispatcher)
+    };
+    let dispatcher = start(cfg).await;
+    let shown = format!("{}?token=***&verbose", ds.health_url().replace("http://", "http://calypso:***@"));
+    let before = data_server_connection(&dispatcher).and_then(|n| n.details).unwrap_or_default();
+    assert!(!before.contains("s3cret") && !before.contains("t0ken"), "{before}");
+    let up = eventually("DataServer connection up", WAIT, async || {
+        data_server_connection(&dispatcher).filter(|n| n.state == State::Green)
+    })
+    .await;
+    assert_eq!(up.details, Some(format!("connected to {shown}")));
 }
 
 #[tokio::test]

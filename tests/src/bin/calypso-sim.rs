@@ -2,20 +2,20 @@
 //! tests written in other languages. Thin: parse the flags, start [`Sim`], print the bound
 //! address, wait for `/sim/exit` or a signal.
 
+use agent_core::Exit;
+use agent_core::config::{Problems, process_vars};
+use agent_core::logging::Logging;
+use agent_core::shutdown::Signals;
 use calypso::Component;
 use calypso_testkit::logwriter::LogConfig;
+use calypso_testkit::sim::has_data_server_connection;
 use calypso_testkit::{Sim, SimConfig};
 use clap::Parser;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Usage errors (as the agents' documented exit code 64).
-const EXIT_USAGE: u8 = 64;
-/// The address cannot be bound, the log file cannot be opened, no runtime.
-const EXIT_OS: u8 = 70;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,9 +30,12 @@ the server made to misbehave, through the HTTP control API under /sim/.\n\n\
 Output: one line on stdout as soon as the address is bound (before listening), \
 `calypso-sim: <Component> <name> bound http://ADDR/PATH`; state changes (starting, listening, \
 startup complete, upstream lost/back, mode changes) are logged to stderr, filtered by AGENT_LOG \
-(default info).\n\n\
-Exit status: 0 after POST /sim/exit, SIGTERM or SIGINT; 64 on bad flags; 70 when the address \
-cannot be bound or the log file cannot be opened.",
+(default info), as JSON with AGENT_LOG_FORMAT=json. The upstream URL is shown with its \
+credentials and query values replaced by ***.\n\n\
+Exit status: 0 after POST /sim/exit or the first SIGTERM or SIGINT (a second signal during the \
+stop exits 143); 64 on bad flags, a bad AGENT_LOG or AGENT_LOG_FORMAT, or --upstream on a \
+component without a Calypso/DataServerConnection sensor (EventServer, AuthServer, DataServer); \
+70 when the address cannot be bound or the log file cannot be opened.",
     after_long_help = concat!(
         include_str!("../sim/sensors.md"),
         "\n",
@@ -70,7 +73,8 @@ struct Cli {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     startup_delay: Duration,
 
-    /// DataServer health URL to poll; Calypso/DataServerConnection follows it (failover).
+    /// DataServer health URL to poll; Calypso/DataServerConnection follows it (failover). Only
+    /// for components that have that sensor (not EventServer, AuthServer, DataServer).
     #[arg(long, value_parser = parse_http_url)]
     upstream: Option<String>,
 
@@ -100,7 +104,15 @@ struct Cli {
 }
 
 impl Cli {
-    fn into_config(self) -> SimConfig {
+    /// The simulator's configuration; the error is a usage error, in one line naming the flag.
+    fn into_config(self) -> Result<SimConfig, String> {
+        if self.upstream.is_some() && !has_data_server_connection(self.component) {
+            return Err(format!(
+                "--upstream is only for components that connect to the DataServer: the {} has no \
+Calypso/DataServerConnection sensor to drive",
+                self.component
+            ));
+        }
         let mut cfg = SimConfig::new(self.component);
         if let Some(name) = self.name {
             cfg.server_name = name;
@@ -119,7 +131,7 @@ impl Cli {
             seed: self.seed,
             ..LogConfig::new(path)
         });
-        cfg
+        Ok(cfg)
     }
 }
 
@@ -164,31 +176,51 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        Err(stop) => return stop.exit.into(),
+    };
+    let vars = process_vars();
+    match Logging::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(logging) => logging.init(),
+        Err(problems) => {
+            Logging::default().init();
+            tracing::error!("{}", Problems(problems));
+            return Exit::Usage.into();
+        }
+    }
+    let cfg = match cli.into_config() {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            // As clap reports the other usage errors: on stderr, whatever the log filter.
+            eprintln!("error: {message}");
+            return Exit::Usage.into();
         }
     };
-    init_tracing();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");
-            return ExitCode::from(EXIT_OS);
+            return Exit::Software.into();
         }
     };
-    runtime.block_on(run(cli.into_config()))
+    runtime.block_on(run(cfg)).into()
 }
 
-async fn run(cfg: SimConfig) -> ExitCode {
+async fn run(cfg: SimConfig) -> Exit {
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot install the signal handlers");
+            return Exit::Software;
+        }
+    };
     let (component, name, listen) = (cfg.component, cfg.server_name.clone(), cfg.listen);
     let sim = match Sim::start(cfg).await {
         Ok(sim) => sim,
         Err(error) => {
             tracing::error!(%error, %listen, "cannot start the simulator");
-            return ExitCode::from(EXIT_OS);
+            return Exit::Software;
         }
     };
     // The one stdout line: tests and scripts read the port from it when binding port 0.
@@ -203,38 +235,11 @@ async fn run(cfg: SimConfig) -> ExitCode {
 
     tokio::select! {
         _ = sim.exit_requested() => {}
-        signal = terminated() => tracing::info!(signal, "stopping"),
+        signal = signals.first() => tracing::info!(signal, "stopping"),
     }
     sim.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-/// Resolves on SIGTERM or SIGINT, naming it. If a handler cannot be installed the process still
-/// dies by the default action, so waiting forever on that one is right.
-async fn terminated() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let wait = |kind: SignalKind| async move {
-        match signal(kind) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = wait(SignalKind::terminate()) => "SIGTERM",
-        _ = wait(SignalKind::interrupt()) => "SIGINT",
-    }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // The first signal asks for a graceful stop, which this was: a success, as documented.
+    Exit::Ok
 }
 
 #[cfg(test)]
@@ -258,7 +263,7 @@ mod tests {
     fn listen_delay_defaults_to_half_the_startup_delay() {
         let cli = Cli::try_parse_from(["calypso-sim", "--component", "data-server", "--startup-delay", "3s"])
             .expect("valid flags");
-        let cfg = cli.into_config();
+        let cfg = cli.into_config().expect("valid config");
         assert_eq!(cfg.listen_delay, Duration::from_millis(1500));
         assert_eq!(cfg.component, Component::DataServer);
         assert_eq!(cfg.server_name, "dataserver-0");
@@ -289,11 +294,29 @@ mod tests {
             "9",
         ])
         .expect("valid flags");
-        let cfg = cli.into_config();
+        let cfg = cli.into_config().expect("valid config");
         assert_eq!(cfg.listen_delay, Duration::ZERO);
         assert_eq!(cfg.server_name, "es-1");
         let log = cfg.log.expect("log config");
         assert_eq!((log.max_bytes, log.backups, log.rate_per_sec, log.seed), (65536, 3, 100.0, 9));
+    }
+
+    #[test]
+    fn upstream_only_where_the_sensor_it_drives_exists() {
+        let cli = |component| {
+            Cli::try_parse_from([
+                "calypso-sim",
+                "--component",
+                component,
+                "--upstream",
+                "http://u:p@ds:8141/health",
+            ])
+            .expect("valid flags")
+        };
+        let refused = cli("AuthServer").into_config().expect_err("AuthServer has no such sensor");
+        assert!(refused.contains("--upstream") && refused.contains("AuthServer"), "{refused}");
+        let cfg = cli("Scheduler").into_config().expect("Scheduler connects to the DataServer");
+        assert_eq!(cfg.upstream.as_deref(), Some("http://u:p@ds:8141/health"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The simulator's shared state and [`Control`], the handle tests script it with. The HTTP
 //! control API (`api.rs`) and the upstream poller go through the same methods.
 
-use super::state::Sensors;
+use super::sensors::Sensors;
 use calypso::{Component, State};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -24,15 +24,17 @@
 
 mod api;
 mod control;
+mod sensors;
 mod server;
-mod state;
 mod upstream;
 
 pub use control::{Control, Mode};
+pub use sensors::has_data_server_connection;
 pub use server::GARBAGE as GARBAGE_BODY;
 
 use crate::logwriter::{LogConfig, LogWriter};
 use calypso::{Component, State};
+use std::io::{Error, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
@@ -52,7 +54,8 @@ pub struct SimConfig {
     pub listen_delay: Duration,
     /// From the start until the server leaves RED "starting".
     pub startup_delay: Duration,
-    /// A DataServer health URL to poll for `Calypso/DataServerConnection` (failover emulation).
+    /// A DataServer health URL (`http://`) to poll for `Calypso/DataServerConnection` (failover
+    /// emulation); only for component types that have that sensor. Shown redacted.
     pub upstream: Option<String>,
     /// How often to poll the upstream.
     pub upstream_interval: Duration,
@@ -85,8 +88,13 @@ pub struct Sim;
 impl Sim {
     /// Binds `cfg.listen` now and starts serving in the background: listening after the listen
     /// delay, polling the upstream and writing the log if configured. Fails when the address
-    /// cannot be bound or the log file cannot be opened.
+    /// cannot be bound or the log file cannot be opened, and with [`ErrorKind::InvalidInput`]
+    /// when an upstream is set that is not an `http://` URL or on a component type without a
+    /// `Calypso/DataServerConnection` sensor (EventServer, AuthServer, DataServer).
     pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
+        if let Some(url) = &cfg.upstream {
+            check_upstream(cfg.component, url)?;
+        }
         let socket = if cfg.listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         // A restarted simulator on a fixed port must not wait for the old one's TIME_WAITs.
         socket.set_reuseaddr(true)?;
@@ -105,10 +113,10 @@ impl Sim {
         if let Some(url) = cfg.upstream {
             // Not connected until the first poll says so, as a real server starts disconnected.
             control.set_sensor_at(
-                &[state::CALYPSO, state::DATA_SERVER_CONNECTION],
+                &[sensors::CALYPSO, sensors::DATA_SERVER_CONNECTION],
                 State::Red,
                 Some(0.0),
-                Some(&format!("connecting to DataServer at {url}")),
+                Some(&format!("connecting to DataServer at {}", agent_core::redact::url(&url))),
             );
             tasks.spawn(upstream::poll(control.clone(), url, cfg.upstream_interval));
         }
@@ -122,6 +130,25 @@ impl Sim {
         }
         let supervisor = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
         Ok(SimHandle { addr, path, control, supervisor: Some(supervisor) })
+    }
+}
+
+/// An upstream is polled to drive `Calypso/DataServerConnection`: refused where there is no such
+/// sensor (rather than creating one a real server of that type never has), and unless it is an
+/// `http://` URL (the error does not repeat it: it may hold credentials).
+fn check_upstream(component: Component, url: &str) -> std::io::Result<()> {
+    if !sensors::has_data_server_connection(component) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "an upstream DataServer is only for component types that connect to it; \
+the {component} has no Calypso/DataServerConnection sensor"
+            ),
+        ));
+    }
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => Ok(()),
+        _ => Err(Error::new(ErrorKind::InvalidInput, "the upstream must be an http:// URL with a host")),
     }
 }
 

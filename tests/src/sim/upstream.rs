@@ -1,9 +1,12 @@
 //! DataServer failover emulation: a server that depends on the DataServer polls the DataServer's
 //! health and reports its `Calypso/DataServerConnection` sensor from the result, as a real one
 //! reports losing and regaining its RMI connection.
+//!
+//! The URL may carry credentials (`user:pass@`, `?token=`): it goes into the sensor's details
+//! and the log only through [`agent_core::redact::url`].
 
 use super::control::Control;
-use super::state::{CALYPSO, DATA_SERVER_CONNECTION};
+use super::sensors::{CALYPSO, DATA_SERVER_CONNECTION};
 use crate::client;
 use calypso::State;
 use std::time::Duration;
@@ -16,6 +19,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Polls `url` every `interval` until the simulator stops. Every poll writes the sensor (so a
 /// manual setting lasts only until the next poll); transitions are logged.
 pub(crate) async fn poll(control: Control, url: String, interval: Duration) {
+    let shown = agent_core::redact::url(&url);
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut was_connected = None;
@@ -31,7 +35,7 @@ pub(crate) async fn poll(control: Control, url: String, interval: Duration) {
         let path = [CALYPSO, DATA_SERVER_CONNECTION];
         match &verdict {
             Ok(()) => {
-                control.set_sensor_at(&path, State::Green, Some(1.0), Some(&format!("connected to {url}")));
+                control.set_sensor_at(&path, State::Green, Some(1.0), Some(&format!("connected to {shown}")));
             }
             Err(reason) => {
                 let details = format!("connection to DataServer lost: {reason}");
@@ -41,8 +45,8 @@ pub(crate) async fn poll(control: Control, url: String, interval: Duration) {
         let connected = verdict.is_ok();
         if was_connected != Some(connected) {
             match verdict {
-                Ok(()) => tracing::info!(upstream = %url, "DataServer connection up"),
-                Err(reason) => tracing::warn!(upstream = %url, %reason, "DataServer connection lost"),
+                Ok(()) => tracing::info!(upstream = %shown, "DataServer connection up"),
+                Err(reason) => tracing::warn!(upstream = %shown, %reason, "DataServer connection lost"),
             }
             was_connected = Some(connected);
         }

@@ -46,7 +46,7 @@ impl Sensors {
                 "connected to jdbc:oracle:thin:@calypso-db:1521:CALYPSO, pool 12/50",
             ));
         }
-        if started_after_data_server(component) {
+        if has_data_server_connection(component) {
             calypso.push(sensor(DATA_SERVER_CONNECTION, 1.0, "connected to DataServer dataserver:1099"));
         }
 
@@ -117,9 +117,10 @@ impl Sensors {
     }
 }
 
-/// Whether a component type starts after, and so connects to, the DataServer: taken from the
-/// topology so the simulator and the agents agree on who depends on the DataServer.
-fn started_after_data_server(component: Component) -> bool {
+/// Whether a component type has the `Calypso/DataServerConnection` sensor: it does when it
+/// starts after, and so connects to, the DataServer. Taken from the topology so the simulator
+/// and the agents agree on who depends on the DataServer.
+pub fn has_data_server_connection(component: Component) -> bool {
     component.transitive_dependencies().contains(&Component::DataServer)
 }
 
