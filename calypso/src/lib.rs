@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod parse;
+pub mod properties;
 pub mod state;
 pub mod topology;
 

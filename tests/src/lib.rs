@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod jvm;
 pub mod logwriter;
 pub mod sim;
 

@@ -1,0 +1,117 @@
+//! agent-init's edge: flags and environment in, files (or a report) and an exit code out.
+
+#![allow(clippy::print_stdout)] // --check and --print report on stdout.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use agent_core::config::{Problems, process_vars};
+use agent_core::logging::Logging;
+use agent_core::shutdown::Signals;
+use agent_core::{Exit, termination};
+use agent_init::config::Action;
+use agent_init::output::write_all;
+use agent_init::run::{Failure, render};
+use agent_init::sources::EnvAndSecrets;
+use agent_init::{Cli, Config, report, watch};
+
+fn main() -> ExitCode {
+    let vars = process_vars();
+    let pairs = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let term_log = termination::path_from_env(pairs());
+    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(stop) => {
+            if stop.exit != Exit::Ok {
+                termination::write(term_log.as_deref(), &stop.message);
+            }
+            return stop.exit.into();
+        }
+    };
+    let fail = |exit: Exit, message: &str| -> ExitCode {
+        termination::write(term_log.as_deref(), message);
+        exit.into()
+    };
+
+    let mut problems = Vec::new();
+    let logging = Logging::from_vars(pairs()).unwrap_or_else(|mut p| {
+        problems.append(&mut p);
+        Logging::default()
+    });
+    logging.init();
+    let config = Config::from_parts(cli, &vars).map_err(|mut p| problems.append(&mut p)).ok();
+    let config = match config {
+        Some(c) if problems.is_empty() => c,
+        _ => {
+            let message = Problems(problems).to_string();
+            tracing::error!("{message}");
+            return fail(Exit::Usage, &message);
+        }
+    };
+    let values = EnvAndSecrets {
+        vars: vars.iter().cloned().collect::<HashMap<_, _>>(),
+        secrets_dir: config.secrets_dir.clone(),
+    };
+
+    let rendered = match render(&config, &values) {
+        Ok(r) => r,
+        Err(failure) => return report_failure(&failure, &fail),
+    };
+    let output = match (config.action, &config.output) {
+        (Action::Check, _) => {
+            print!("{}", report::check(&rendered));
+            return Exit::Ok.into();
+        }
+        (Action::Print, _) => {
+            print!("{}", report::print(&rendered));
+            return Exit::Ok.into();
+        }
+        (Action::Write, Some(output)) => output.clone(),
+        (Action::Write, None) => return fail(Exit::Software, "no output directory"),
+    };
+    match write_all(&output, &rendered, config.owner) {
+        Ok(written) => {
+            let names: Vec<&str> = rendered.iter().map(|f| f.output.as_str()).collect();
+            tracing::info!(
+                written = written.len(),
+                unchanged = rendered.len() - written.len(),
+                dir = %output.display(),
+                "rendered {}",
+                names.join(", ")
+            );
+        }
+        Err(e) => return report_failure(&Failure::Write(e), &fail),
+    }
+    if !config.watch {
+        return Exit::Ok.into();
+    }
+
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(Exit::Software, &format!("cannot start the runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        watch::watch(&config, &output, &values, rendered, signals.first()).await
+    });
+    match result {
+        // A watcher told to stop has done its job.
+        Ok(signal) => {
+            tracing::info!("{signal}: stopped watching");
+            Exit::Ok.into()
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            fail(Exit::Software, &e)
+        }
+    }
+}
+
+fn report_failure(failure: &Failure, fail: &dyn Fn(Exit, &str) -> ExitCode) -> ExitCode {
+    for item in failure.items() {
+        tracing::error!("{item}");
+    }
+    let summary = failure.summary();
+    tracing::error!("{summary}");
+    fail(failure.exit(), &summary)
+}

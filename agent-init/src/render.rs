@@ -1,0 +1,386 @@
+//! Rendering: every placeholder resolved from env values, defaults and secrets, escaped for the
+//! file's reader, every problem collected. Pure: values come through [`Values`].
+
+use std::path::Path;
+
+use calypso::properties::{Line, ascii_only, escape_value};
+
+use crate::placeholder::{self, Placeholder, Pos, Segment};
+use crate::problem::InputProblem;
+use crate::template::{Kind, Planned, SourcedLine, Template};
+
+/// Shown instead of a secret value by `--print`.
+pub const REDACTED: &str = "<redacted>";
+
+/// Where placeholders get their values.
+pub trait Values {
+    /// An environment value.
+    fn var(&self, name: &str) -> Option<String>;
+    /// A secret's text; `Ok(None)` when there is no such secret; `Err` with a reason (never
+    /// the value) when it cannot be used.
+    fn secret(&self, key: &str) -> Result<Option<String>, String>;
+}
+
+/// Where one placeholder's value came from, for `--check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Env,
+    Default,
+    Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// As written: `${DBURL}`, `${secret:db-password}`.
+    pub placeholder: String,
+    pub origin: Origin,
+    /// `path:line:column`.
+    pub at: String,
+}
+
+/// One output file, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub output: String,
+    /// The file's contents.
+    pub text: String,
+    /// The same with every secret value replaced by [`REDACTED`].
+    pub redacted: String,
+    /// Whether any secret value is in it (it is then written 0600).
+    pub has_secret: bool,
+    /// The keys of a properties file, in order; empty for other kinds.
+    pub keys: Vec<String>,
+    pub resolutions: Vec<Resolution>,
+}
+
+impl Rendered {
+    pub fn mode(&self) -> u32 {
+        if self.has_secret { 0o600 } else { 0o640 }
+    }
+}
+
+/// A key that must be present, with a non-empty value, in the properties files whose output name
+/// starts with `file_prefix` (in every one when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub file_prefix: Option<String>,
+    pub key: String,
+}
+
+/// The keys Calypso cannot start without.
+pub fn built_in_requirements() -> Vec<Requirement> {
+    ["DRIVER", "DBURL", "DBUSER", "DBPASSWORD"]
+        .into_iter()
+        .map(|key| Requirement { file_prefix: Some("calypsosystem.properties".into()), key: key.into() })
+        .collect()
+}
+
+/// Renders every planned file, or reports every problem in all of them.
+pub fn render_all(
+    planned: &[Planned],
+    values: &impl Values,
+    require: &[Requirement],
+) -> Result<Vec<Rendered>, Vec<InputProblem>> {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for p in planned {
+        let mut r = Renderer { values, problems: &mut problems, file: Rendered::empty(&p.output) };
+        match &p.body {
+            Template::Properties { lines } => r.properties(lines, require),
+            Template::Text { kind, source } => r.text(*kind, &source.path, &source.text),
+        }
+        out.push(r.file);
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+impl Rendered {
+    fn empty(output: &str) -> Self {
+        Rendered {
+            output: output.to_string(),
+            text: String::new(),
+            redacted: String::new(),
+            has_secret: false,
+            keys: Vec::new(),
+            resolutions: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.redacted.push_str(text);
+    }
+}
+
+struct Renderer<'a, V> {
+    values: &'a V,
+    problems: &'a mut Vec<InputProblem>,
+    file: Rendered,
+}
+
+impl<V: Values> Renderer<'_, V> {
+    fn properties(&mut self, lines: &[SourcedLine], require: &[Requirement]) {
+        // Per key: whether its rendered value is known to be non-empty (a value whose placeholders
+        // failed counts as unknown, not as empty: its problem is already reported).
+        let mut rendered_values: Vec<(String, bool)> = Vec::new();
+        for SourcedLine { line, path } in lines {
+            match line {
+                Line::Other { raw, .. } => self.file.push(&ascii_only(raw)),
+                Line::Entry(entry) => {
+                    if let Some(col) = find_placeholder(&entry.head) {
+                        let reason = "placeholders are not allowed in keys";
+                        self.problems.push(InputProblem::at(path, entry.line, col, reason));
+                    }
+                    self.file.push(&ascii_only(&entry.head));
+                    let start = Pos { line: entry.value_line(), column: entry.value_column };
+                    let (text_before, problems_before) = (self.file.text.len(), self.problems.len());
+                    self.segments(path, &entry.value_raw, start, escape_value, ascii_only);
+                    let filled = self.file.text.len() > text_before || self.problems.len() > problems_before;
+                    rendered_values.push((entry.key.clone(), filled));
+                    self.file.keys.push(entry.key.clone());
+                }
+            }
+            self.file.push("\n");
+        }
+        for req in require {
+            if req.file_prefix.as_deref().is_some_and(|prefix| !self.file.output.starts_with(prefix)) {
+                continue;
+            }
+            let reason = match rendered_values.iter().rev().find(|(k, _)| *k == req.key) {
+                None => format!("required key {} is missing", req.key),
+                Some((_, false)) => format!("required key {} is empty", req.key),
+                Some(_) => continue,
+            };
+            self.problems.push(InputProblem::general(format!("{}: {reason}", self.file.output)));
+        }
+    }
+
+    fn text(&mut self, kind: Kind, path: &Path, text: &str) {
+        let start = Pos { line: 1, column: 1 };
+        match kind {
+            Kind::Xml => self.segments(path, text, start, |v, _| xml_escape(v), str::to_string),
+            _ => self.segments(path, text, start, |v, _| v.to_string(), str::to_string),
+        }
+    }
+
+    /// Renders template text: literals through `literal`, values through `escape` (told whether
+    /// the value starts the text).
+    fn segments(
+        &mut self,
+        path: &Path,
+        text: &str,
+        start: Pos,
+        escape: impl Fn(&str, bool) -> String,
+        literal: impl Fn(&str) -> String,
+    ) {
+        let segments = match placeholder::parse(text, start) {
+            Ok(s) => s,
+            Err(errors) => {
+                for e in errors {
+                    self.problems.push(InputProblem::at(path, e.at.line, e.at.column, e.reason));
+                }
+                return;
+            }
+        };
+        for (i, segment) in segments.iter().enumerate() {
+            match segment {
+                Segment::Literal(s) => self.file.push(&literal(s)),
+                Segment::Placeholder { placeholder, at } => {
+                    let Some((value, origin)) = self.resolve(placeholder, path, *at) else { continue };
+                    let escaped = escape(&value, i == 0);
+                    self.file.text.push_str(&escaped);
+                    if origin == Origin::Secret {
+                        self.file.has_secret = true;
+                        self.file.redacted.push_str(REDACTED);
+                    } else {
+                        self.file.redacted.push_str(&escaped);
+                    }
+                    let at = format!("{}:{at}", path.display());
+                    self.file.resolutions.push(Resolution {
+                        placeholder: placeholder.to_string(),
+                        origin,
+                        at,
+                    });
+                }
+            }
+        }
+    }
+
+    fn resolve(&mut self, p: &Placeholder, path: &Path, at: Pos) -> Option<(String, Origin)> {
+        let problem = |reason: String| InputProblem::at(path, at.line, at.column, reason);
+        let set = |name: &str| self.values.var(name).filter(|v| !v.is_empty());
+        let found = match p {
+            Placeholder::Var { name } => match self.values.var(name) {
+                Some(v) => Ok((v, Origin::Env)),
+                None => Err(format!("variable {name} is not set")),
+            },
+            Placeholder::Default { name, default } => {
+                Ok(set(name).map_or_else(|| (default.clone(), Origin::Default), |v| (v, Origin::Env)))
+            }
+            Placeholder::Required { name, message } => match set(name) {
+                Some(v) => Ok((v, Origin::Env)),
+                None => Err(format!("{name}: {message}")),
+            },
+            Placeholder::Secret { key } => match self.values.secret(key) {
+                Ok(Some(v)) => Ok((v, Origin::Secret)),
+                Ok(None) => Err(format!("secret {key} not found")),
+                Err(why) => Err(format!("secret {key}: {why}")),
+            },
+        };
+        found.map_err(|reason| self.problems.push(problem(reason))).ok()
+    }
+}
+
+/// The column of the first `${` that is not `$${`, if any.
+fn find_placeholder(text: &str) -> Option<usize> {
+    let mut prev_dollar = false;
+    for (col, (i, c)) in text.char_indices().enumerate() {
+        if c == '$' && text[i..].starts_with("${") && !prev_dollar {
+            return Some(col + 1);
+        }
+        prev_dollar = c == '$';
+    }
+    None
+}
+
+/// Escapes text for XML content and attribute values.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{Source, merge};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    #[derive(Default)]
+    struct Map {
+        vars: BTreeMap<String, String>,
+        secrets: BTreeMap<String, String>,
+    }
+
+    impl Values for Map {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars.get(name).cloned()
+        }
+        fn secret(&self, key: &str) -> Result<Option<String>, String> {
+            Ok(self.secrets.get(key).cloned())
+        }
+    }
+
+    fn values(vars: &[(&str, &str)], secrets: &[(&str, &str)]) -> Map {
+        let m = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Map { vars: m(vars), secrets: m(secrets) }
+    }
+
+    fn render(
+        files: &[(&str, &str)],
+        v: &Map,
+        require: &[Requirement],
+    ) -> Result<Vec<Rendered>, Vec<String>> {
+        let sources = files
+            .iter()
+            .map(|(n, t)| Source {
+                name: n.to_string(),
+                path: PathBuf::from(format!("t/{n}")),
+                text: t.to_string(),
+            })
+            .collect();
+        let (planned, problems) = merge(vec![sources], "UAT1");
+        assert!(problems.is_empty(), "{problems:?}");
+        render_all(&planned, v, require).map_err(|p| p.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn properties_values_are_escaped_and_secrets_redacted() {
+        let v = values(&[("DIR", "C:\\new\\dir"), ("SP", " lead"), ("EMPTY", "")], &[("pw", "p=ss:#!é")]);
+        let tmpl =
+            "# comment é\nPATH=${DIR}\nS=${SP}\nT=x${SP}\nPW = ${secret:pw}\nD=${NOPE:-def}\nE=${EMPTY}\n";
+        let r = render(&[("a.properties.tmpl", tmpl)], &v, &[]).expect("renders");
+        assert_eq!(r[0].output, "a.properties.UAT1");
+        assert_eq!(
+            r[0].text,
+            "# comment \\u00E9\nPATH=C\\:\\\\new\\\\dir\nS=\\ lead\nT=x lead\nPW = p\\=ss\\:\\#\\!\\u00E9\nD=def\nE=\n"
+        );
+        assert!(r[0].redacted.contains("PW = <redacted>\n") && !r[0].redacted.contains("p\\=ss"));
+        assert!(r[0].has_secret);
+        assert_eq!(r[0].mode(), 0o600);
+        assert_eq!(r[0].keys, ["PATH", "S", "T", "PW", "D", "E"]);
+        let origins: Vec<Origin> = r[0].resolutions.iter().map(|r| r.origin).collect();
+        assert_eq!(
+            origins,
+            [Origin::Env, Origin::Env, Origin::Env, Origin::Secret, Origin::Default, Origin::Env]
+        );
+    }
+
+    #[test]
+    fn xml_and_plain() {
+        let v = values(&[("LVL", "<debug & \"more\">")], &[]);
+        let r =
+            render(&[("log4j2.xml.tmpl", "<L v=\"${LVL}\"/>"), ("jvm.options.tmpl", "-Dx=${LVL}")], &v, &[])
+                .expect("renders");
+        assert_eq!(r[0].output, "jvm.options");
+        assert_eq!(r[0].text, "-Dx=<debug & \"more\">");
+        assert_eq!(r[1].text, "<L v=\"&lt;debug &amp; &quot;more&quot;&gt;\"/>");
+        assert!(!r[1].has_secret);
+    }
+
+    #[test]
+    fn every_problem_at_once_with_positions_and_no_values() {
+        let v = values(&[("SECRETISH", "hunter2")], &[]);
+        let files = [
+            (
+                "calypsosystem.properties.tmpl",
+                "DRIVER=${A}\nDBURL=${B:?the JDBC URL is needed}\nDBUSER=\nX${K}=1\n",
+            ),
+            ("jvm.options.tmpl", "-X ${secret:nope} ${bad-name}"),
+        ];
+        let problems = render(&files, &v, &built_in_requirements()).expect_err("invalid");
+        assert_eq!(
+            problems,
+            [
+                "t/calypsosystem.properties.tmpl:1:8: variable A is not set",
+                "t/calypsosystem.properties.tmpl:2:7: B: the JDBC URL is needed",
+                "t/calypsosystem.properties.tmpl:4:2: placeholders are not allowed in keys",
+                "calypsosystem.properties.UAT1: required key DBUSER is empty",
+                "calypsosystem.properties.UAT1: required key DBPASSWORD is missing",
+                "t/jvm.options.tmpl:1:19: unsupported placeholder ${bad-name}; expected ${NAME}, ${NAME:-default}, ${NAME:?message} or ${secret:KEY}",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_secret_is_named() {
+        let problems = render(&[("j.tmpl", "${secret:db}")], &values(&[], &[]), &[]).expect_err("invalid");
+        assert_eq!(problems, ["t/j.tmpl:1:1: secret db not found"]);
+    }
+
+    #[test]
+    fn user_requirements_by_prefix() {
+        let req = [Requirement { file_prefix: Some("calypsouser".into()), key: "CLIENTUSER".into() }];
+        let files = [("calypsouser.properties.tmpl", "A=1\n"), ("other.properties.tmpl", "A=1\n")];
+        let problems = render(&files, &values(&[], &[]), &req).expect_err("invalid");
+        assert_eq!(problems, ["calypsouser.properties.UAT1: required key CLIENTUSER is missing"]);
+    }
+
+    #[test]
+    fn literal_dollar_brace() {
+        let r = render(&[("a.tmpl", "$${HOME} ${X}")], &values(&[("X", "1")], &[]), &[]).expect("renders");
+        assert_eq!(r[0].text, "${HOME} 1");
+        assert_eq!(find_placeholder("a$${b}"), None);
+        assert_eq!(find_placeholder("ab${c}"), Some(3));
+    }
+}

@@ -1,0 +1,315 @@
+//! agent-init as a process: real files, real modes, real signals, a kubelet-style Secret volume
+//! (`..data` symlink swap) for --watch.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use calypso_testkit::eventually;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A scratch setup: template directories, a Secret volume laid out as the kubelet does, and an
+/// output directory.
+struct Setup {
+    root: tempfile::TempDir,
+    generation: u32,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let root = tempfile::tempdir().expect("tempdir");
+        for d in ["base", "uat", "out"] {
+            fs::create_dir(root.path().join(d)).expect("mkdir");
+        }
+        let mut s = Setup { root, generation: 0 };
+        s.secrets(&[("db-password", "s3cr=t:#!\n")]);
+        s
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.root.path().join(p)
+    }
+
+    fn template(&self, dir: &str, name: &str, text: &str) {
+        fs::write(self.path(dir).join(name), text).expect("write template");
+    }
+
+    /// Writes the Secret volume as the kubelet does: a new timestamped directory, `..data_tmp`
+    /// pointing at it renamed over `..data`, and `key -> ..data/key` links.
+    fn secrets(&mut self, pairs: &[(&str, &str)]) {
+        self.generation += 1;
+        let dir = self.path("secrets");
+        fs::create_dir_all(&dir).expect("mkdir");
+        let gen_dir = format!("..2026_11_21_12_00_0{}", self.generation);
+        fs::create_dir(dir.join(&gen_dir)).expect("mkdir gen");
+        for (k, v) in pairs {
+            fs::write(dir.join(&gen_dir).join(k), v).expect("write secret");
+        }
+        symlink(&gen_dir, dir.join("..data_tmp")).expect("symlink tmp");
+        fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("swap ..data");
+        for (k, _) in pairs {
+            let link = dir.join(k);
+            if fs::symlink_metadata(&link).is_err() {
+                symlink(format!("..data/{k}"), &link).expect("key link");
+            }
+        }
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-init"));
+        let templates = format!("{}:{}", self.path("base").display(), self.path("uat").display());
+        cmd.args(args)
+            .env_clear()
+            .env("AGENT_INIT_TEMPLATES", templates)
+            .env("AGENT_INIT_ENV", "UAT1")
+            .env("AGENT_INIT_SECRETS_DIR", self.path("secrets"))
+            .env("AGENT_INIT_OUTPUT", self.path("out"))
+            .env("AGENT_TERMINATION_LOG", self.path("termination-log"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().expect("agent-init runs")
+    }
+
+    fn out(&self, name: &str) -> String {
+        fs::read_to_string(self.path("out").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn mode(&self, name: &str) -> u32 {
+        fs::metadata(self.path("out").join(name)).expect("meta").permissions().mode() & 0o777
+    }
+
+    fn termination(&self) -> String {
+        fs::read_to_string(self.path("termination-log")).unwrap_or_default()
+    }
+
+    fn outputs(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path("out"))
+            .expect("ls")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+const SYSTEM: &str = "\
+# Calypso system properties
+DRIVER=oracle.jdbc.OracleDriver
+DBURL=${DBURL}
+DBUSER=${DBUSER:-calypso}
+DBPASSWORD=${secret:db-password}
+LOG_LEVEL=INFO
+";
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn standard(s: &Setup) {
+    s.template("base", "calypsosystem.properties.tmpl", SYSTEM);
+    s.template(
+        "uat",
+        "calypsosystem.properties.tmpl",
+        "# UAT\nLOG_LEVEL=DEBUG\nMAX_RETRY_CONNECT=${RETRIES:-20}\n",
+    );
+    s.template("base", "log4j2.xml.tmpl", "<Logger level=\"${LEVEL:-info}\" name=\"${CATEGORY}\"/>\n");
+    s.template("base", "jvm.options.tmpl", "-Xmx${HEAP:-2g}\n");
+    s.template("uat", "jvm.options.tmpl", "-Xmx${HEAP:-8g}\n");
+}
+
+const ENV: &[(&str, &str)] = &[("DBURL", "jdbc:oracle:thin:@db:1521:UAT1"), ("CATEGORY", "A&B <x>")];
+
+#[test]
+fn renders_overlays_kinds_and_modes() {
+    let s = Setup::new();
+    standard(&s);
+    let o = s.run(&[], ENV);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.outputs(), ["calypsosystem.properties.UAT1", "jvm.options", "log4j2.xml"]);
+    assert_eq!(
+        s.out("calypsosystem.properties.UAT1"),
+        "# Calypso system properties\nDRIVER=oracle.jdbc.OracleDriver\nDBURL=jdbc\\:oracle\\:thin\\:@db\\:1521\\:UAT1\n\
+DBUSER=calypso\nDBPASSWORD=s3cr\\=t\\:\\#\\!\nLOG_LEVEL=DEBUG\nMAX_RETRY_CONNECT=20\n"
+    );
+    assert_eq!(s.out("log4j2.xml"), "<Logger level=\"info\" name=\"A&amp;B &lt;x&gt;\"/>\n");
+    assert_eq!(s.out("jvm.options"), "-Xmx8g\n", "the overlay replaces other files whole");
+    assert_eq!(s.mode("calypsosystem.properties.UAT1"), 0o600, "holds a secret");
+    assert_eq!(s.mode("log4j2.xml"), 0o640);
+    assert!(!stderr(&o).contains("s3cr"), "no secret in the log");
+}
+
+#[test]
+fn idempotent_byte_for_byte() {
+    let s = Setup::new();
+    standard(&s);
+    assert!(s.run(&[], ENV).status.success());
+    let first: Vec<Vec<u8>> =
+        s.outputs().iter().map(|n| fs::read(s.path("out").join(n)).expect("read")).collect();
+    let o = s.run(&[], ENV);
+    assert!(o.status.success());
+    let second: Vec<Vec<u8>> =
+        s.outputs().iter().map(|n| fs::read(s.path("out").join(n)).expect("read")).collect();
+    assert_eq!(first, second);
+    assert!(stderr(&o).contains("written=0 unchanged=3"), "{}", stderr(&o));
+}
+
+#[test]
+fn every_missing_value_listed_and_nothing_written() {
+    let s = Setup::new();
+    standard(&s);
+    s.template("base", "calypsouser.properties.tmpl", "CLIENTPASSWD=${secret:client-password}\nX=${NOPE}\n");
+    fs::write(s.path("out").join("jvm.options"), "old\n").expect("old file");
+    let o = s.run(&[], &[("CATEGORY", "c")]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    let message = s.termination();
+    for needle in [
+        "3 template problems",
+        "calypsosystem.properties.tmpl:3:7: variable DBURL is not set",
+        "calypsouser.properties.tmpl:1:14: secret client-password not found",
+        "calypsouser.properties.tmpl:2:3: variable NOPE is not set",
+        "nothing written",
+    ] {
+        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    }
+    assert_eq!(s.outputs(), ["jvm.options"], "no output file created");
+    assert_eq!(s.out("jvm.options"), "old\n", "old files untouched");
+}
+
+#[test]
+fn syntax_errors_and_duplicates_with_positions() {
+    let s = Setup::new();
+    s.template("base", "a.properties.tmpl", "A=${}\nB=${X:=y}\nA=2\nC=${UNCLOSED\n");
+    let o = s.run(&[], &[]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = stderr(&o);
+    let base = s.path("base").join("a.properties.tmpl");
+    for needle in [
+        format!("{}:3:1: duplicate key \"A\" (first at line 1)", base.display()),
+        format!("{}:1:3: empty placeholder", base.display()),
+        format!("{}:2:3: unsupported placeholder ${{X:=y}}", base.display()),
+        format!("{}:4:3: unterminated placeholder", base.display()),
+    ] {
+        assert!(err.contains(&needle), "{needle:?} not in {err}");
+    }
+}
+
+#[test]
+fn required_keys_of_calypsosystem() {
+    let s = Setup::new();
+    s.template("base", "calypsosystem.properties.tmpl", "DRIVER=x\nDBURL=\n");
+    let o = s.run(&[], &[("AGENT_INIT_REQUIRE", "calypsosystem.properties:LOG_LEVEL")]);
+    assert_eq!(o.status.code(), Some(65));
+    let m = s.termination();
+    for needle in ["DBURL is empty", "DBUSER is missing", "DBPASSWORD is missing", "LOG_LEVEL is missing"] {
+        assert!(m.contains(needle), "{needle:?} not in {m:?}");
+    }
+}
+
+#[test]
+fn check_and_print_never_show_secrets() {
+    let s = Setup::new();
+    standard(&s);
+    let o = s.run(&["--check"], ENV);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("calypsosystem.properties.UAT1 (mode 0600, 6 keys)"), "{out}");
+    assert!(out.contains("${secret:db-password}") && out.contains("secret "), "{out}");
+    assert!(out.contains("${DBUSER:-calypso}") && out.contains("default"), "{out}");
+    assert!(out.contains("3 files valid; nothing written (--check)"), "{out}");
+    assert!(s.outputs().is_empty(), "--check writes nothing");
+    let o = s.run(&["--print"], ENV);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("DBPASSWORD=<redacted>"), "{out}");
+    assert!(out.contains("DBURL=jdbc\\:oracle"), "{out}");
+    for text in [out, stderr(&o)] {
+        assert!(!text.contains("s3cr"), "secret shown: {text}");
+    }
+    assert!(s.outputs().is_empty(), "--print writes nothing");
+}
+
+#[test]
+fn bad_configuration_exits_64() {
+    let s = Setup::new();
+    let o = s.run(&[], &[("AGENT_INIT_TEMPLATES", "/no/such/dir"), ("AGENT_INIT_OWNER", "me")]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        s.termination().contains("AGENT_INIT_OWNER=\"me\": must be numeric uid:gid"),
+        "{}",
+        s.termination()
+    );
+    let o = s.run(&[], &[("AGENT_INIT_TEMPLATES", "/no/such/dir")]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(s.termination().contains("cannot read template directory /no/such/dir"), "{}", s.termination());
+}
+
+#[test]
+fn owner_is_applied() {
+    let s = Setup::new();
+    standard(&s);
+    // Root may give files away; anyone may "give" them to themselves.
+    let (uid, gid) = if nix::unistd::geteuid().is_root() {
+        (4242, 4343)
+    } else {
+        (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+    };
+    let owner = format!("{uid}:{gid}");
+    let o = s.run(&[], &[ENV, &[("AGENT_INIT_OWNER", owner.as_str())]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = fs::metadata(s.path("out").join("log4j2.xml")).expect("meta");
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+}
+
+/// Waits for `path` to contain `needle`.
+fn wait_for_content(path: &Path, needle: &str) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} never contained {needle:?}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_rerenders_on_a_secret_swap_and_keeps_files_on_failure() {
+    let mut s = Setup::new();
+    standard(&s);
+    let log = s.path("agent.log");
+    let mut child = s
+        .command(&["--watch", "--debounce", "100ms"], ENV)
+        .stderr(fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("starts");
+    let system = s.path("out").join("calypsosystem.properties.UAT1");
+    wait_for_content(&system, "DBPASSWORD=s3cr");
+    wait_for_content(&log, "watching the templates and secrets");
+
+    s.secrets(&[("db-password", "n3w-pass")]);
+    wait_for_content(&system, "DBPASSWORD=n3w-pass");
+    wait_for_content(&log, "keys changed: DBPASSWORD");
+
+    // A broken template: the re-render fails, the files stay.
+    s.template("uat", "calypsosystem.properties.tmpl", "LOG_LEVEL=${BROKEN\n");
+    wait_for_content(&log, "re-render failed; the files stay as they were");
+    assert!(fs::read_to_string(&system).expect("read").contains("DBPASSWORD=n3w-pass"));
+
+    let logged = fs::read_to_string(&log).expect("log");
+    assert!(!logged.contains("s3cr") && !logged.contains("n3w-pass"), "values never logged: {logged}");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let status = eventually("agent-init to exit", PATIENCE, async || child.try_wait().expect("wait")).await;
+    assert_eq!(status.code(), Some(0), "a stopped watcher exits 0");
+}
