@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use agent_core::config::{Problems, process_vars};
+use agent_core::config::{Problem, Problems, process_vars};
 use agent_core::logging::Logging;
 use agent_core::shutdown::Signals;
 use agent_core::{Exit, termination};
@@ -40,6 +40,12 @@ fn main() -> ExitCode {
     });
     logging.init();
     let config = Config::from_parts(cli, &vars).map_err(|mut p| problems.append(&mut p)).ok();
+    // Only a write needs the directory; --check and --print may run anywhere.
+    if let Some(Some(dir)) = config.as_ref().filter(|c| c.action == Action::Write).map(|c| c.output.as_ref())
+        && !dir.is_dir()
+    {
+        problems.push(Problem::new("AGENT_INIT_OUTPUT", dir.display().to_string(), "no such directory"));
+    }
     let config = match config {
         Some(c) if problems.is_empty() => c,
         _ => {
@@ -111,7 +117,6 @@ fn report_failure(failure: &Failure, fail: &dyn Fn(Exit, &str) -> ExitCode) -> E
     for item in failure.items() {
         tracing::error!("{item}");
     }
-    let summary = failure.summary();
-    tracing::error!("{summary}");
-    fail(failure.exit(), &summary)
+    tracing::error!("{}", failure.headline());
+    fail(failure.exit(), &failure.summary())
 }

@@ -37,22 +37,22 @@ impl Failure {
         }
     }
 
-    /// One line for the termination message.
+    /// How many problems of what kind: `3 template problems; nothing written`.
+    pub fn headline(&self) -> String {
+        let n = self.items().len();
+        let what = match (self, n) {
+            (Failure::Directories(_), 1) => "unreadable template directory",
+            (Failure::Directories(_), _) => "unreadable template directories",
+            (Failure::Input(_), 1) => "template problem",
+            (Failure::Input(_), _) => "template problems",
+            (Failure::Write(_), _) => return "writing failed; files written before the failure stay".into(),
+        };
+        format!("{n} {what}; nothing written")
+    }
+
+    /// One line for the termination message: the headline and every problem.
     pub fn summary(&self) -> String {
-        let items = self.items();
-        let what = match self {
-            Failure::Directories(_) => "template director",
-            Failure::Input(_) => "template problem",
-            Failure::Write(_) => return items.join("; "),
-        };
-        let n = items.len();
-        let plural = match (what, n) {
-            ("template director", 1) => "y",
-            ("template director", _) => "ies",
-            (_, 1) => "",
-            _ => "s",
-        };
-        format!("{n} {what}{plural}: {}; nothing written", items.join("; "))
+        format!("{}: {}", self.headline(), self.items().join("; "))
     }
 }
 

@@ -174,11 +174,10 @@ fn every_missing_value_listed_and_nothing_written() {
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     let message = s.termination();
     for needle in [
-        "3 template problems",
+        "3 template problems; nothing written: ",
         "calypsosystem.properties.tmpl:3:7: variable DBURL is not set",
         "calypsouser.properties.tmpl:1:14: secret client-password not found",
         "calypsouser.properties.tmpl:2:3: variable NOPE is not set",
-        "nothing written",
     ] {
         assert!(message.contains(needle), "{needle:?} not in {message:?}");
     }
@@ -252,6 +251,13 @@ fn bad_configuration_exits_64() {
     let o = s.run(&[], &[("AGENT_INIT_TEMPLATES", "/no/such/dir")]);
     assert_eq!(o.status.code(), Some(64));
     assert!(s.termination().contains("cannot read template directory /no/such/dir"), "{}", s.termination());
+    let o = s.run(&[], &[("AGENT_INIT_OUTPUT", "/no/such/out")]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        s.termination().contains("AGENT_INIT_OUTPUT=\"/no/such/out\": no such directory"),
+        "{}",
+        s.termination()
+    );
 }
 
 #[test]
