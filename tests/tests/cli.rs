@@ -196,6 +196,8 @@ async fn help_documents_sensors_and_control_api() {
         "--upstream",
         "--log-max-size",
         "--seed",
+        "--config",
+        "DATA_SERVER_NAME",
         "System/MemoryUsage",
         "Calypso/DataServerConnection",
         "UnconsumedEvents",
@@ -232,4 +234,64 @@ async fn an_address_in_use_exits_70() {
     assert_eq!(out.status.code(), Some(70), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start the simulator"));
+}
+
+#[tokio::test]
+async fn config_file_names_the_dataserver_and_its_connections_never_the_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("calypsosystem.properties.UAT1");
+    // As agent-init writes it: `:` `=` `#` `\` escaped.
+    std::fs::write(
+        &file,
+        "# rendered by agent-init\nDRIVER=oracle.jdbc.OracleDriver\n\
+DBURL=jdbc\\:oracle\\:thin\\:@db.uat\\:1521\\:UAT1\nDBUSER=calypso_uat1\n\
+DBPASSWORD=p@ss\\=w\\:rd\\#1\\\\\nDATA_SERVER_NAME=ds-uat1\nEVENTSERVERHOST=es.uat\nEVENTSERVERPORT=61617\n",
+    )
+    .expect("write");
+    let (mut child, url, _out) =
+        spawn(&["--component", "DataServer", "--config", file.to_str().expect("utf-8")]).await;
+    let report = first_answer(&url).await.health().expect("parses");
+    assert_eq!(report.server.as_deref(), Some("ds-uat1"));
+    let details =
+        |path: &str| report.nodes().into_iter().find(|(p, _)| p == path).and_then(|(_, n)| n.details.clone());
+    assert_eq!(
+        details("Calypso/DatabaseConnection").as_deref(),
+        Some("connected to jdbc:oracle:thin:@db.uat:1521:UAT1 as calypso_uat1")
+    );
+    assert_eq!(
+        details("Calypso/EventServerConnection").as_deref(),
+        Some("connected to EventServer tcp://es.uat:61617")
+    );
+    let body = client::get(&url.replace("/health", "/sim/report"), WAIT).await.expect("report").text();
+    assert!(!body.contains("p@ss") && !body.contains("rd#1"), "{body}");
+
+    client::request(Method::POST, &url.replace("/health", "/sim/exit"), WAIT).await.expect("exit");
+    assert_eq!(exit_code(&mut child).await, Some(0));
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).await.expect("stderr");
+    let read = err.lines().find(|l| l.contains("read the configuration")).unwrap_or_else(|| panic!("{err}"));
+    assert!(read.contains("keys=7") && read.contains("calypsosystem.properties.UAT1"), "{read}");
+    assert!(read.contains("DATA_SERVER_NAME, DBURL, DBUSER, EVENTSERVERHOST, EVENTSERVERPORT"), "{read}");
+    assert!(!err.contains("p@ss") && !err.contains("rd#1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_or_unparsable_config_file_exits_64_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nowhere.properties");
+    let bad = dir.path().join("bad.properties");
+    std::fs::write(&bad, "DBUSER=calypso\nDBURL=jdbc\\u12\n").expect("write");
+    for (file, expected) in [
+        (&missing, format!("{}: cannot read it", missing.display())),
+        (&bad, format!("{}:2:11: malformed \\uXXXX escape", bad.display())),
+    ] {
+        let out = sim(&["--component", "DataServer", "--config", file.to_str().expect("utf-8")])
+            .output()
+            .await
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.contains("--config") && err.contains(&expected), "{expected:?} in {err}");
+        assert!(out.stdout.is_empty(), "nothing bound");
+    }
 }

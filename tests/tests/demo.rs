@@ -1,18 +1,28 @@
-//! The README's demo as a cross-agent end-to-end test: real agent-wait and calypso-sim
-//! processes, gated in the Calypso startup order.
+//! The README's demo as a cross-agent end-to-end test: real agent-init, agent-wait and
+//! calypso-sim processes — the configuration rendered first, then the servers gated in the
+//! Calypso startup order, each reading the rendered file.
 
 use std::path::Path;
 use std::process::Command;
 
+/// The demo's database password, as its Secret holds it and as a `.properties` file escapes it.
+const PASSWORD: &str = "p@ss=w:rd#1\\";
+const PASSWORD_ESCAPED: &str = "p@ss\\=w\\:rd\\#1\\\\";
+/// The database URL the demo renders into `calypsosystem.properties.DEMO`.
+const DB_URL: &str = "jdbc:oracle:thin:@calypso-db.demo:1521:DEMO";
+
 #[test]
-fn demo_starts_servers_in_dependency_order_and_survives_failover() {
+fn demo_renders_the_config_then_starts_servers_in_dependency_order_and_survives_failover() {
     let demo = Path::new(env!("CARGO_BIN_EXE_calypso-demo"));
     let bin_dir = demo.parent().expect("bin dir");
-    assert!(
-        bin_dir.join("agent-wait").exists(),
-        "agent-wait is not built in {}: run the workspace's tests (cargo test --workspace)",
-        bin_dir.display()
-    );
+    for agent in ["agent-wait", "agent-init"] {
+        assert!(
+            bin_dir.join(agent).exists(),
+            "{agent} is not built in {}: run the workspace's tests (cargo test --workspace), or \
+cargo build -p {agent}",
+            bin_dir.display()
+        );
+    }
     let out = Command::new(demo)
         .args(["--bin-dir", bin_dir.to_str().expect("utf-8"), "--dataserver-startup", "1s"])
         .output()
@@ -33,4 +43,40 @@ fn demo_starts_servers_in_dependency_order_and_survives_failover() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "not in startup order: {order:?}\n{stdout}");
     assert!(stdout.contains("engineserver pod") && stdout.contains("dataserver: ready after"), "{stdout}");
     assert!(stdout.contains("connection to DataServer lost"), "the failover is shown:\n{stdout}");
+
+    // agent-init ran first: its lines (the render, then --print) come before any server's.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let first = |who: &str| lines.iter().position(|l| l.contains(&format!("] {who} ")));
+    let rendered = first("agent-init").unwrap_or_else(|| panic!("agent-init said nothing:\n{stdout}"));
+    assert!(lines[rendered].contains("rendered calypsosystem.properties.DEMO"), "{}", lines[rendered]);
+    let servers = ["eventserver", "authserver", "dataserver", "engineserver"];
+    for server in servers {
+        for who in [format!("{server} pod"), format!("{server} health")] {
+            let at = first(&who).unwrap_or_else(|| panic!("no {who} line:\n{stdout}"));
+            assert!(rendered < at, "{who} before agent-init:\n{stdout}");
+        }
+    }
+    // The rendered file is shown, its secret redacted, and the password appears nowhere.
+    assert!(stdout.contains("agent-init --print   | DBPASSWORD=<redacted>"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for shown in [&stdout, &stderr] {
+        assert!(
+            !shown.contains(PASSWORD) && !shown.contains(PASSWORD_ESCAPED) && !shown.contains("rd#1"),
+            "{shown}"
+        );
+    }
+    // Every sim read the rendered file; the DataServer's health shows the DBURL from it,
+    // unescaped (`jdbc\:oracle...` in the file).
+    let read = lines
+        .iter()
+        .filter(|l| l.contains("read the configuration") && l.contains("properties.DEMO"))
+        .count();
+    assert_eq!(read, servers.len(), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("] dataserver health")
+                && l.contains(&format!("connected to {DB_URL} as calypso"))),
+        "the DataServer's details show the rendered DBURL:\n{stdout}"
+    );
 }

@@ -1,9 +1,13 @@
 //! `calypso-demo`: the agents working together against simulated Calypso servers, as real
-//! processes on this machine — no cluster, no container engine. Each server's "pod" is
-//! `agent-wait --component X -- calypso-sim --component X ...`: agent-wait holds the server back
-//! until its dependencies are healthy, then execs it, exactly as an init container gate would.
-//! The demo prints one timeline of what every process says and of each server's health as seen
-//! from outside, then a DataServer failover, then a summary of who waited for what.
+//! processes on this machine — no cluster, no container engine. First agent-init renders the
+//! servers' configuration (`calypsosystem.properties.DEMO` and friends) from templates, env
+//! values and a Secret laid out as the kubelet mounts one, as the init container of every pod
+//! would. Then each server's "pod" is
+//! `agent-wait --component X -- calypso-sim --component X --config <rendered file> ...`:
+//! agent-wait holds the server back until its dependencies are healthy, then execs it, exactly as
+//! an init container gate would. The demo prints one timeline of what every process says and of
+//! each server's health as seen from outside, then a DataServer failover, then a summary of who
+//! waited for what.
 //!
 //! Run it with `./demo` (which builds the binaries first).
 
@@ -22,12 +26,14 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// Runs Event, Auth, Data and Engine server simulators, each gated by agent-wait in component
-/// mode, and prints a timeline of who waited for what; then fails the DataServer over.
+/// Renders the servers' configuration with agent-init, then runs Event, Auth, Data and Engine
+/// server simulators on it, each gated by agent-wait in component mode, and prints a timeline of
+/// who waited for what; then fails the DataServer over.
 #[derive(Debug, Parser)]
 #[command(name = "calypso-demo", version)]
 struct Cli {
-    /// Directory holding the agent-wait and calypso-sim binaries [default: this binary's].
+    /// Directory holding the agent-init, agent-wait and calypso-sim binaries [default: this
+    /// binary's].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
     /// How long the DataServer takes to start (RED "starting" until then).
@@ -47,6 +53,50 @@ const SERVERS: [(Component, &str); 4] = [
 ];
 
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The environment agent-init renders for: `calypsosystem.properties.DEMO`.
+const ENV: &str = "DEMO";
+/// The database the rendered configuration names; the DataServer's health shows it.
+const DB_URL: &str = "jdbc:oracle:thin:@calypso-db.demo:1521:DEMO";
+/// The Secret's database password: hostile to a naive `.properties` writer (`= : #` and a
+/// trailing backslash). It never appears in the demo's output.
+const DB_PASSWORD: &str = "p@ss=w:rd#1\\";
+/// The DataServer's sensor whose details the timeline shows.
+const DATABASE_SENSOR: &str = "Calypso/DatabaseConnection";
+
+/// The templates the demo's pods share (a ConfigMap in a cluster).
+const TEMPLATES: [(&str, &str); 3] = [
+    (
+        "calypsosystem.properties.tmpl",
+        "# calypsosystem.properties, rendered by agent-init for each environment\n\
+DRIVER=oracle.jdbc.OracleDriver\n\
+DBURL=${DBURL}\n\
+DBUSER=${DBUSER:-calypso}\n\
+DBPASSWORD=${secret:db-password}\n\
+DATA_SERVER_NAME=${DATA_SERVER_NAME:-dataserver-demo}\n\
+EVENTSERVERHOST=${EVENTSERVERHOST}\n\
+EVENTSERVERPORT=${EVENTSERVERPORT}\n",
+    ),
+    (
+        "calypsouser.properties.tmpl",
+        "# calypsouser.properties\n\
+CLIENTUSER=${CLIENTUSER:-calypso_user}\n\
+WINDOW_TITLE=${WINDOW_TITLE:-Calypso demo}\n",
+    ),
+    (
+        "log4j2.xml.tmpl",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<Configuration status=\"WARN\">\n\
+  <Appenders>\n\
+    <RollingFile name=\"file\" fileName=\"$${sys:calypso.home}/logs/server.log\" filePattern=\"$${sys:calypso.home}/logs/server.log.%i\"/>\n\
+  </Appenders>\n\
+  <Loggers>\n\
+    <Logger name=\"com.calypso.tk.core\" level=\"${LOG_CATEGORY_CORE:-INFO}\"/>\n\
+    <Root level=\"${LOG_LEVEL:-WARN}\"><AppenderRef ref=\"file\"/></Root>\n\
+  </Loggers>\n\
+</Configuration>\n",
+    ),
+];
 
 struct Line {
     who: String,
@@ -74,12 +124,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             .map(Path::to_path_buf)
             .ok_or("this binary has no directory")?,
     };
+    let agent_init = bin_dir.join("agent-init");
     let agent_wait = bin_dir.join("agent-wait");
     let sim = bin_dir.join("calypso-sim");
-    for b in [&agent_wait, &sim] {
+    for b in [&agent_init, &agent_wait, &sim] {
         if !b.exists() {
             return Err(format!(
-                "{} is missing: build it first (cargo build --release -p agent-wait -p calypso-testkit)",
+                "{} is missing: build it first (cargo build --release -p agent-init -p agent-wait -p calypso-testkit)",
                 b.display()
             ));
         }
@@ -87,11 +138,19 @@ async fn run(cli: Cli) -> Result<(), String> {
 
     let ports = free_ports(SERVERS.len())?;
     let url = |i: usize| format!("http://127.0.0.1:{}/health", ports[i]);
+    let scratch = Scratch::create()?;
+    let inputs = Inputs::write(&scratch.0)?;
     let start = Instant::now();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
 
-    println!("calypso-demo: 4 Calypso servers, each gated by agent-wait in component mode; all start now.");
+    println!("calypso-demo: agent-init renders the servers' configuration from templates, env values and a");
+    println!(
+        "  Secret; then 4 Calypso servers, each gated by agent-wait in component mode, all start at once."
+    );
     println!("  startup order enforced: EventServer -> AuthServer -> DataServer -> EngineServer\n");
+    let config = render_config(start, &agent_init, &inputs, ports[0]).await?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+    say(start, &format!("all 4 servers start now, each sim with --config {}", config.display()));
     let mut children = Vec::new();
     for (i, (component, startup)) in SERVERS.iter().enumerate() {
         let startup = if startup.is_empty() {
@@ -104,7 +163,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         cmd.args(["--component", component.name(), "--"])
             .arg(&sim)
             .args(["--component", component.name(), "--listen", &format!("127.0.0.1:{}", ports[i])])
-            .args(["--startup-delay", &startup]);
+            .args(["--startup-delay", &startup])
+            .arg("--config")
+            .arg(&config);
         if *component == Component::EngineServer {
             cmd.args(["--upstream", &url(2), "--upstream-interval", "200ms"]);
         }
@@ -115,9 +176,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         children.push(spawn(cmd, &name, &tx)?);
     }
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<(usize, String)>();
-    for i in 0..SERVERS.len() {
-        tokio::spawn(watch(i, url(i), watch_tx.clone()));
+    for (i, (component, _)) in SERVERS.iter().enumerate() {
+        let detail = (*component == Component::DataServer).then_some(DATABASE_SENSOR);
+        tokio::spawn(watch(i, url(i), detail, watch_tx.clone()));
     }
+    // What the DataServer's database sensor said before the failover, to say again after it.
+    let mut db_details = None;
 
     // Print everything until the EngineServer is GREEN, remembering when each server was.
     let mut green_at: [Option<Duration>; 4] = [None; 4];
@@ -136,6 +200,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 match (&failover, i, green) {
                     (Phase::Pending, 3, true) => {
                         failover = Phase::DataServerDown;
+                        db_details = sensor_details(&url(2), DATABASE_SENSOR).await;
                         say(start, "failover: the DataServer loses its database");
                         control(&ports[2], "state=RED&value=0&details=database%20failover%20in%20progress").await?;
                     }
@@ -143,10 +208,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                         failover = Phase::Recovering;
                         say(start, "failover: the engine is disconnected but alive (not restarted); the database returns in 2s");
                         let port = ports[2];
+                        let mut query = url::form_urlencoded::Serializer::new(String::new());
+                        query.append_pair("state", "GREEN").append_pair("value", "1");
+                        if let Some(d) = &db_details {
+                            query.append_pair("details", d);
+                        }
+                        let query = query.finish();
                         tokio::spawn(async move {
                             // Pacing for the reader, not a wait for anything.
                             tokio::time::sleep(Duration::from_secs(2)).await;
-                            if let Err(e) = control(&port, "state=GREEN&value=1").await {
+                            if let Err(e) = control(&port, &query).await {
                                 eprintln!("calypso-demo: cannot end the failover: {e}");
                             }
                         });
@@ -172,7 +243,141 @@ async fn run(cli: Cli) -> Result<(), String> {
     for child in &mut children {
         stop(child).await;
     }
+    drop(scratch);
     Ok(())
+}
+
+/// The demo's scratch directory (templates, Secret, rendered files), removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create() -> Result<Scratch, String> {
+        let dir = std::env::temp_dir().join(format!("calypso-demo-{}", std::process::id()));
+        // A leftover of a process with our id is long gone; its directory is ours to replace.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What agent-init reads and where it writes, as the volumes of a pod would hold them.
+struct Inputs {
+    /// The templates (a ConfigMap mount).
+    templates: PathBuf,
+    /// The database credentials (a Secret mount: timestamped directory, `..data`, key links).
+    secrets: PathBuf,
+    /// The rendered files (the emptyDir the Calypso container reads).
+    output: PathBuf,
+}
+
+impl Inputs {
+    fn write(root: &Path) -> Result<Inputs, String> {
+        let inputs = Inputs {
+            templates: root.join("templates"),
+            secrets: root.join("secrets"),
+            output: root.join("config"),
+        };
+        let io = |what: &str, e: std::io::Error| format!("cannot write the demo's {what}: {e}");
+        for d in [&inputs.templates, &inputs.secrets, &inputs.output] {
+            std::fs::create_dir(d).map_err(|e| io("directories", e))?;
+        }
+        for (name, text) in TEMPLATES {
+            std::fs::write(inputs.templates.join(name), text).map_err(|e| io("templates", e))?;
+        }
+        // The kubelet's layout: the keys live in a timestamped directory that `..data` points
+        // to, and each key is a link through `..data`, so that an update is one atomic swap.
+        let stamp = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        let stamp = format!("..{}", stamp.trim_end_matches('Z').replace(['-', 'T', ':'], "_"));
+        let data = inputs.secrets.join(&stamp);
+        std::fs::create_dir(&data).map_err(|e| io("Secret", e))?;
+        // As `kubectl create secret --from-file` takes it from an editor: with a final newline,
+        // which agent-init removes.
+        std::fs::write(data.join("db-password"), format!("{DB_PASSWORD}\n")).map_err(|e| io("Secret", e))?;
+        std::os::unix::fs::symlink(&stamp, inputs.secrets.join("..data")).map_err(|e| io("Secret", e))?;
+        std::os::unix::fs::symlink("..data/db-password", inputs.secrets.join("db-password"))
+            .map_err(|e| io("Secret", e))?;
+        Ok(inputs)
+    }
+}
+
+/// Runs agent-init as an init container would, then `agent-init --print` to show the rendered
+/// `calypsosystem.properties.DEMO` with its secrets redacted; returns that file's path.
+async fn render_config(
+    start: Instant,
+    bin: &Path,
+    inputs: &Inputs,
+    event_server_port: u16,
+) -> Result<PathBuf, String> {
+    let command = || {
+        let mut cmd = Command::new(bin);
+        // Only what the pod spec would give it, whatever this shell has set.
+        cmd.env_clear()
+            .env("AGENT_INIT_TEMPLATES", &inputs.templates)
+            .env("AGENT_INIT_ENV", ENV)
+            .env("AGENT_INIT_SECRETS_DIR", &inputs.secrets)
+            .env("AGENT_INIT_OUTPUT", &inputs.output)
+            .env("AGENT_LOG", "info")
+            .env("DBURL", DB_URL)
+            .env("EVENTSERVERHOST", "127.0.0.1")
+            .env("EVENTSERVERPORT", event_server_port.to_string())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    say(
+        start,
+        &format!(
+            "agent-init renders {} templates for {ENV} (env values, Secret db-password) into {}",
+            TEMPLATES.len(),
+            inputs.output.display()
+        ),
+    );
+    let out = command().output().await.map_err(|e| format!("cannot run agent-init: {e}"))?;
+    for line in
+        String::from_utf8_lossy(&out.stderr).lines().chain(String::from_utf8_lossy(&out.stdout).lines())
+    {
+        print(start, "agent-init", without_timestamp(line));
+    }
+    if !out.status.success() {
+        return Err(format!("agent-init failed ({}): see its lines above", out.status));
+    }
+
+    let file = format!("calypsosystem.properties.{ENV}");
+    say(start, &format!("the rendered {file}, as agent-init --print shows it (secrets redacted):"));
+    let out =
+        command().arg("--print").output().await.map_err(|e| format!("cannot run agent-init --print: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "agent-init --print failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let mut in_file = false;
+    for line in printed.lines() {
+        if line.starts_with("==> ") {
+            in_file = line.starts_with(&format!("==> {file} "));
+        }
+        if in_file {
+            print(start, "agent-init --print", line);
+        }
+    }
+    Ok(inputs.output.join(file))
+}
+
+/// The details of one sensor of the server's report now, if it answers and has them.
+async fn sensor_details(url: &str, sensor: &str) -> Option<String> {
+    let report = client::get(url, Duration::from_millis(500)).await.ok()?.health().ok()?;
+    report.nodes().into_iter().find(|(path, _)| path == sensor).and_then(|(_, n)| n.details.clone())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -202,15 +407,22 @@ async fn control(port: &u16, query: &str) -> Result<(), String> {
     }
 }
 
-/// Polls one server's health every 100 ms and reports each change of what it answers.
-async fn watch(i: usize, url: String, tx: mpsc::UnboundedSender<(usize, String)>) {
+/// Polls one server's health every 100 ms and reports each change of what it answers; when
+/// GREEN, with the details of the `detail` sensor.
+async fn watch(i: usize, url: String, detail: Option<&str>, tx: mpsc::UnboundedSender<(usize, String)>) {
     let mut last = String::new();
     loop {
         let now = match client::get(&url, Duration::from_millis(500)).await {
             Err(e) if e.is_refused() => "not listening".to_string(),
             Err(e) => format!("unreachable: {e}"),
             Ok(resp) => match resp.health() {
-                Ok(r) if r.state == State::Green => "GREEN".to_string(),
+                Ok(r) if r.state == State::Green => {
+                    let shown = detail.and_then(|sensor| {
+                        let details = r.nodes().into_iter().find(|(p, _)| p == sensor)?.1.details.clone()?;
+                        Some(format!("GREEN ({sensor}: {details})"))
+                    });
+                    shown.unwrap_or_else(|| "GREEN".to_string())
+                }
                 Ok(r) => r.summary().trim_start_matches("state ").to_string(),
                 Err(e) => format!("bad answer: {e}"),
             },
@@ -241,15 +453,18 @@ fn spawn(mut cmd: Command, who: &str, tx: &mpsc::UnboundedSender<Line>) -> Resul
 async fn forward(pipe: impl AsyncRead + Unpin, who: String, tx: mpsc::UnboundedSender<Line>) {
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let text = match line.split_once(' ') {
-            Some((first, rest)) if first.ends_with('Z') && first.contains('T') => {
-                rest.trim_start().to_string()
-            }
-            _ => line,
-        };
+        let text = without_timestamp(&line).to_string();
         if tx.send(Line { who: who.clone(), text }).is_err() {
             return;
         }
+    }
+}
+
+/// A log line without its leading RFC 3339 timestamp, if it has one.
+fn without_timestamp(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((first, rest)) if first.ends_with('Z') && first.contains('T') => rest.trim_start(),
+        _ => line,
     }
 }
 

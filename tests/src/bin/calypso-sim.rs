@@ -7,13 +7,15 @@ use agent_core::config::{Problems, process_vars};
 use agent_core::logging::Logging;
 use agent_core::shutdown::Signals;
 use calypso::Component;
+use calypso::properties::{Document, PropertiesError};
 use calypso_testkit::logwriter::LogConfig;
-use calypso_testkit::sim::has_data_server_connection;
+use calypso_testkit::sim::{Connections, has_data_server_connection};
 use calypso_testkit::{Sim, SimConfig};
 use clap::Parser;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -33,9 +35,10 @@ startup complete, upstream lost/back, mode changes) are logged to stderr, filter
 (default info), as JSON with AGENT_LOG_FORMAT=json. The upstream URL is shown with its \
 credentials and query values replaced by ***.\n\n\
 Exit status: 0 after POST /sim/exit or the first SIGTERM or SIGINT (a second signal during the \
-stop exits 143); 64 on bad flags, a bad AGENT_LOG or AGENT_LOG_FORMAT, or --upstream on a \
-component without a Calypso/DataServerConnection sensor (EventServer, AuthServer, DataServer); \
-70 when the address cannot be bound or the log file cannot be opened.",
+stop exits 143); 64 on bad flags, a bad AGENT_LOG or AGENT_LOG_FORMAT, --upstream on a \
+component without a Calypso/DataServerConnection sensor (EventServer, AuthServer, DataServer), or \
+a --config file that cannot be read or parsed (the message names the file, and line:column for \
+a parse error); 70 when the address cannot be bound or the log file cannot be opened.",
     after_long_help = concat!(
         include_str!("../sim/sensors.md"),
         "\n",
@@ -101,6 +104,16 @@ struct Cli {
     /// Seed for the log content.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+
+    /// A Calypso .properties file to take the server's settings from, e.g. the
+    /// calypsosystem.properties.<ENV> agent-init rendered: DATA_SERVER_NAME (the DataServer's
+    /// server name, unless --name), DBURL and DBUSER (the DataServer's Calypso/DatabaseConnection
+    /// details: connected to <DBURL> as <DBUSER>), EVENTSERVERHOST and EVENTSERVERPORT (the
+    /// Calypso/EventServerConnection details). Read as java.util.Properties does (the last of
+    /// duplicate keys wins); empty values and every other key, DBPASSWORD among them, are
+    /// ignored.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 impl Cli {
@@ -114,6 +127,40 @@ Calypso/DataServerConnection sensor to drive",
             ));
         }
         let mut cfg = SimConfig::new(self.component);
+        if let Some(path) = &self.config {
+            let settings = read_config(path)?;
+            let get = |key: &str| settings.get(key).filter(|v| !v.is_empty()).cloned();
+            let mut used = Vec::new();
+            if self.component == Component::DataServer
+                && self.name.is_none()
+                && let Some(name) = get("DATA_SERVER_NAME")
+            {
+                cfg.server_name = name;
+                used.push("DATA_SERVER_NAME");
+            }
+            cfg.connections = Connections {
+                db_url: get("DBURL"),
+                db_user: get("DBUSER"),
+                event_server_host: get("EVENTSERVERHOST"),
+                event_server_port: get("EVENTSERVERPORT"),
+            };
+            let applies = |key: &str| match key {
+                "DBURL" | "DBUSER" => self.component == Component::DataServer,
+                _ => self.component != Component::EventServer,
+            };
+            used.extend(
+                ["DBURL", "DBUSER", "EVENTSERVERHOST", "EVENTSERVERPORT"]
+                    .into_iter()
+                    .filter(|k| applies(k) && get(k).is_some()),
+            );
+            // Key names only: the file holds passwords.
+            tracing::info!(
+                file = %path.display(),
+                keys = settings.len(),
+                used = if used.is_empty() { "none".to_owned() } else { used.join(", ") },
+                "read the configuration"
+            );
+        }
         if let Some(name) = self.name {
             cfg.server_name = name;
         }
@@ -133,6 +180,29 @@ Calypso/DataServerConnection sensor to drive",
         });
         Ok(cfg)
     }
+}
+
+/// The keys and values of a Java .properties file, read as `java.util.Properties.load` would:
+/// UTF-8 text like `load(Reader)`, else ISO-8859-1 like `load(InputStream)`; the last of
+/// duplicate keys wins. The error, a usage error, names the file (and the position of a
+/// malformed escape) but never a value.
+fn read_config(path: &Path) -> Result<HashMap<String, String>, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("--config: {shown}: cannot read it: {e}"))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    };
+    let pairs = Document::parse(&text).and_then(|d| d.pairs()).map_err(|e| {
+        let (line, column, what) = match e {
+            PropertiesError::MalformedUnicode { line, column } => (line, column, "malformed \\uXXXX escape"),
+            PropertiesError::LoneSurrogate { line, column } => {
+                (line, column, "\\uXXXX escape is an unpaired UTF-16 surrogate")
+            }
+        };
+        format!("--config: {shown}:{line}:{column}: {what}")
+    })?;
+    Ok(pairs.into_iter().collect())
 }
 
 fn parse_component(s: &str) -> Result<Component, String> {
@@ -317,6 +387,71 @@ mod tests {
         assert!(refused.contains("--upstream") && refused.contains("AuthServer"), "{refused}");
         let cfg = cli("Scheduler").into_config().expect("Scheduler connects to the DataServer");
         assert_eq!(cfg.upstream.as_deref(), Some("http://u:p@ds:8141/health"));
+    }
+
+    #[test]
+    fn config_file_sets_name_and_connection_details_never_the_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("calypsosystem.properties.UAT1");
+        std::fs::write(
+            &file,
+            "# rendered\nDBURL=jdbc\\:oracle\\:thin\\:@db.uat\\:1521\\:OLD\nDBURL=jdbc\\:oracle\\:thin\\:@db.uat\\:1521\\:UAT1\n\
+DBUSER=calypso_uat1\nDBPASSWORD=p@ss\\=w\\:rd\nDATA_SERVER_NAME=ds-uat1\nEVENTSERVERHOST=es.uat\nEVENTSERVERPORT=\n",
+        )
+        .expect("write");
+        let config = |args: &[&str]| {
+            let base = ["calypso-sim", "--config", file.to_str().expect("utf-8")];
+            Cli::try_parse_from(base.iter().chain(args))
+                .expect("valid flags")
+                .into_config()
+                .expect("valid config")
+        };
+        let cfg = config(&["--component", "DataServer"]);
+        assert_eq!(cfg.server_name, "ds-uat1");
+        assert_eq!(
+            cfg.connections,
+            Connections {
+                db_url: Some("jdbc:oracle:thin:@db.uat:1521:UAT1".into()),
+                db_user: Some("calypso_uat1".into()),
+                event_server_host: Some("es.uat".into()),
+                event_server_port: None,
+            },
+            "the last duplicate wins, empty values are absent"
+        );
+        assert!(!format!("{cfg:?}").contains("p@ss"), "no password anywhere in the config");
+        assert_eq!(
+            config(&["--component", "DataServer", "--name", "ds-9"]).server_name,
+            "ds-9",
+            "--name wins"
+        );
+        assert_eq!(
+            config(&["--component", "EngineServer"]).server_name,
+            "engineserver-0",
+            "a DataServer's name"
+        );
+    }
+
+    #[test]
+    fn a_bad_config_file_is_a_usage_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.properties");
+        let bad = dir.path().join("bad.properties");
+        std::fs::write(&bad, "DBUSER=calypso\nDBURL=jdbc\\u00zz\n").expect("write");
+        let error = |file: &Path| {
+            Cli::try_parse_from([
+                "calypso-sim",
+                "--component",
+                "DataServer",
+                "--config",
+                file.to_str().expect("utf-8"),
+            ])
+            .expect("valid flags")
+            .into_config()
+            .expect_err("bad file")
+        };
+        let e = error(&missing);
+        assert!(e.starts_with(&format!("--config: {}: cannot read it: ", missing.display())), "{e}");
+        assert_eq!(error(&bad), format!("--config: {}:2:11: malformed \\uXXXX escape", bad.display()));
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod server;
 mod upstream;
 
 pub use control::{Control, Mode};
-pub use sensors::has_data_server_connection;
+pub use sensors::{Connections, has_data_server_connection};
 pub use server::GARBAGE as GARBAGE_BODY;
 
 use crate::logwriter::{LogConfig, LogWriter};
@@ -61,11 +61,13 @@ pub struct SimConfig {
     pub upstream_interval: Duration,
     /// Write a rotated log4j log while running.
     pub log: Option<LogConfig>,
+    /// Where the server says it is connected (the details of its connection sensors).
+    pub connections: Connections,
 }
 
 impl SimConfig {
     /// `127.0.0.1:0`, `/health`, no delays, no upstream (polled every 250 ms when set), no log,
-    /// server name `<lowercased component>-0`.
+    /// server name `<lowercased component>-0`, the example connection details.
     pub fn new(component: Component) -> SimConfig {
         SimConfig {
             component,
@@ -77,6 +79,7 @@ impl SimConfig {
             upstream: None,
             upstream_interval: Duration::from_millis(250),
             log: None,
+            connections: Connections::default(),
         }
     }
 }
@@ -105,6 +108,9 @@ impl Sim {
 
         let control =
             Control::new(cfg.component, cfg.server_name.clone(), Instant::now() + cfg.startup_delay);
+        for (path, details) in sensors::connection_details(cfg.component, &cfg.connections) {
+            control.set_sensor_at(&path, State::Green, Some(1.0), Some(&details));
+        }
         let path = if cfg.path.starts_with('/') { cfg.path } else { format!("/{}", cfg.path) };
         tracing::info!(component = %cfg.component, server = %cfg.server_name, %addr, "bound");
 

@@ -13,6 +13,57 @@ const STARTUP: &str = "Startup";
 /// exercise per-engine sub-systems).
 const ENGINES: [(&str, f64); 3] = [("TransferEngine", 12.0), ("TaskEngine", 3.0), ("MessageEngine", 0.0)];
 
+/// The example connection targets the initial details name.
+const DEFAULT_DB_URL: &str = "jdbc:oracle:thin:@calypso-db:1521:CALYPSO";
+const DEFAULT_EVENT_SERVER_HOST: &str = "eventserver";
+const DEFAULT_EVENT_SERVER_PORT: &str = "61616";
+
+/// Where a simulated server is connected, as its `calypsosystem.properties` tells it
+/// (`calypso-sim --config`): shown in the details of its connection sensors instead of the
+/// built-in examples. Each part is optional; a missing one keeps the example's. There is no
+/// password here, by design: details are served to anyone who asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connections {
+    /// `DBURL`: the DataServer's `Calypso/DatabaseConnection` says `connected to <DBURL> as
+    /// <DBUSER>` (credentials and query values in the URL shown as `***`).
+    pub db_url: Option<String>,
+    /// `DBUSER`.
+    pub db_user: Option<String>,
+    /// `EVENTSERVERHOST`: `Calypso/EventServerConnection` (every type but the EventServer) says
+    /// `connected to EventServer tcp://<EVENTSERVERHOST>:<EVENTSERVERPORT>`.
+    pub event_server_host: Option<String>,
+    /// `EVENTSERVERPORT`.
+    pub event_server_port: Option<String>,
+}
+
+/// The connection sensors of `component` whose details `connections` changes, with the new
+/// details (all of them GREEN, value 1, as at start).
+pub(crate) fn connection_details(
+    component: Component,
+    connections: &Connections,
+) -> Vec<([&'static str; 2], String)> {
+    let mut out = Vec::new();
+    let c = connections;
+    if component != Component::EventServer && (c.event_server_host.is_some() || c.event_server_port.is_some())
+    {
+        let host = c.event_server_host.as_deref().unwrap_or(DEFAULT_EVENT_SERVER_HOST);
+        let port = c.event_server_port.as_deref().unwrap_or(DEFAULT_EVENT_SERVER_PORT);
+        out.push((
+            [CALYPSO, "EventServerConnection"],
+            format!("connected to EventServer tcp://{host}:{port}"),
+        ));
+    }
+    if component == Component::DataServer && (c.db_url.is_some() || c.db_user.is_some()) {
+        let url = agent_core::redact::url(c.db_url.as_deref().unwrap_or(DEFAULT_DB_URL));
+        let details = match &c.db_user {
+            Some(user) => format!("connected to {url} as {user}"),
+            None => format!("connected to {url}"),
+        };
+        out.push(([CALYPSO, "DatabaseConnection"], details));
+    }
+    out
+}
+
 /// The sub-systems of one simulated server, in the order they are served. Leaf states are what
 /// was set; inner states are recomputed from their children on every [`Sensors::report`], so
 /// they are always the worst of their sensors whatever was set before.
@@ -36,14 +87,16 @@ impl Sensors {
             calypso.push(sensor(
                 "EventServerConnection",
                 1.0,
-                "connected to EventServer tcp://eventserver:61616",
+                format!(
+                    "connected to EventServer tcp://{DEFAULT_EVENT_SERVER_HOST}:{DEFAULT_EVENT_SERVER_PORT}"
+                ),
             ));
         }
         if component == Component::DataServer {
             calypso.push(sensor(
                 "DatabaseConnection",
                 1.0,
-                "connected to jdbc:oracle:thin:@calypso-db:1521:CALYPSO, pool 12/50",
+                format!("connected to {DEFAULT_DB_URL}, pool 12/50"),
             ));
         }
         if has_data_server_connection(component) {
@@ -217,6 +270,43 @@ mod tests {
         let r = s.report("d", Component::DataServer, "t".into(), false);
         assert_eq!(r.sub_systems.last().map(|n| (n.name.as_str(), n.state)), Some(("Custom", State::Amber)));
         assert_eq!(r.state, State::Red);
+    }
+
+    #[test]
+    fn connections_change_the_details_of_the_sensors_the_component_has() {
+        let all = Connections {
+            db_url: Some("jdbc:postgresql://db:5432/calypso?password=hunter2".into()),
+            db_user: Some("calypso_uat".into()),
+            event_server_host: Some("es.uat".into()),
+            event_server_port: None,
+        };
+        assert_eq!(
+            connection_details(Component::DataServer, &all),
+            [
+                (
+                    [CALYPSO, "EventServerConnection"],
+                    "connected to EventServer tcp://es.uat:61616".to_owned()
+                ),
+                (
+                    [CALYPSO, "DatabaseConnection"],
+                    "connected to jdbc:postgresql://db:5432/calypso?password=*** as calypso_uat".to_owned()
+                ),
+            ]
+        );
+        let engine = connection_details(Component::EngineServer, &all);
+        assert_eq!(
+            engine.iter().map(|(p, _)| p.join("/")).collect::<Vec<_>>(),
+            ["Calypso/EventServerConnection"]
+        );
+        assert!(connection_details(Component::EventServer, &all).is_empty());
+        assert!(connection_details(Component::DataServer, &Connections::default()).is_empty());
+
+        let url_only =
+            Connections { db_url: Some("jdbc:oracle:thin:@db:1521:X".into()), ..Connections::default() };
+        assert_eq!(
+            connection_details(Component::DataServer, &url_only),
+            [([CALYPSO, "DatabaseConnection"], "connected to jdbc:oracle:thin:@db:1521:X".to_owned())]
+        );
     }
 
     #[test]
