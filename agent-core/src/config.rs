@@ -106,6 +106,15 @@ pub fn process_vars() -> Vec<(String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
+/// The names of the process's variables whose values are not UTF-8 (they are missing from
+/// [`process_vars`]), so an agent can say so rather than call them unset.
+pub fn non_utf8_var_names() -> Vec<String> {
+    std::env::vars_os()
+        .filter(|(_, v)| v.to_str().is_none())
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect()
+}
+
 /// Deserialises the variables that start with `prefix` into `T` (field `timeout` is
 /// `<PREFIX>TIMEOUT`) and reports each prefixed variable that is not one of `known` as a likely
 /// typo, so `AGENT_WAIT_TIMOUT=5m` is an error rather than silently ignored. Problems are

@@ -11,6 +11,7 @@ pub mod logging;
 pub mod redact;
 pub mod retry;
 pub mod shutdown;
+pub mod startup;
 pub mod termination;
 
 pub use exit::Exit;

@@ -138,7 +138,11 @@ impl Config {
                 ));
                 Vec::new()
             }
-            Some(s) => s.value.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect(),
+            Some(s) if s.value.split(':').any(str::is_empty) => {
+                problems.push(s.problem("an empty directory in the list (a stray or doubled colon?)"));
+                Vec::new()
+            }
+            Some(s) => s.value.split(':').map(PathBuf::from).collect(),
         };
         let env = match pick(cli.env, "--env", raw.env, "ENV") {
             None => {
@@ -148,7 +152,10 @@ impl Config {
                 ));
                 String::new()
             }
-            Some(s) if s.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) => {
+            Some(s)
+                if !s.value.is_empty()
+                    && s.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+            {
                 s.value
             }
             Some(s) => {
@@ -270,6 +277,15 @@ mod tests {
                 "AGENT_INIT_DEBOUNCE"
             ]
         );
+    }
+
+    #[test]
+    fn empty_names_are_refused() {
+        let problems = Config::from_parts(cli(&["--env", "", "--templates", "a:", "--output", "/o"]), &[])
+            .expect_err("invalid");
+        let names: Vec<&str> = problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["--templates", "--env"]);
+        assert!(problems[0].reason.contains("empty directory"));
     }
 
     #[test]

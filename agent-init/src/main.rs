@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use agent_core::config::{Problem, Problems, process_vars};
-use agent_core::logging::Logging;
+use agent_core::Exit;
+use agent_core::config::{Problem, non_utf8_var_names};
 use agent_core::shutdown::Signals;
-use agent_core::{Exit, termination};
+use agent_core::startup::Startup;
 use agent_init::config::Action;
 use agent_init::output::write_all;
 use agent_init::run::{Failure, render};
@@ -16,30 +16,14 @@ use agent_init::sources::EnvAndSecrets;
 use agent_init::{Cli, Config, report, watch};
 
 fn main() -> ExitCode {
-    let vars = process_vars();
-    let pairs = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let term_log = termination::path_from_env(pairs());
-    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(stop) => {
-            if stop.exit != Exit::Ok {
-                termination::write(term_log.as_deref(), &stop.message);
-            }
-            return stop.exit.into();
-        }
+    let mut start = match Startup::<Cli>::begin() {
+        Ok(s) => s,
+        Err(exit) => return exit,
     };
-    let fail = |exit: Exit, message: &str| -> ExitCode {
-        termination::write(term_log.as_deref(), message);
-        exit.into()
-    };
-
-    let mut problems = Vec::new();
-    let logging = Logging::from_vars(pairs()).unwrap_or_else(|mut p| {
-        problems.append(&mut p);
-        Logging::default()
-    });
-    logging.init();
-    let config = Config::from_parts(cli, &vars).map_err(|mut p| problems.append(&mut p)).ok();
+    let mut problems = std::mem::take(&mut start.problems);
+    let config = Config::from_parts(std::mem::take(&mut start.cli), &start.vars)
+        .map_err(|mut p| problems.append(&mut p))
+        .ok();
     // Only a write needs the directory; --check and --print may run anywhere.
     if let Some(Some(dir)) = config.as_ref().filter(|c| c.action == Action::Write).map(|c| c.output.as_ref())
         && !dir.is_dir()
@@ -48,14 +32,12 @@ fn main() -> ExitCode {
     }
     let config = match config {
         Some(c) if problems.is_empty() => c,
-        _ => {
-            let message = Problems(problems).to_string();
-            tracing::error!("{message}");
-            return fail(Exit::Usage, &message);
-        }
+        _ => return start.bad_config(problems),
     };
+    let fail = |exit: Exit, message: &str| start.terminate(exit, message);
     let values = EnvAndSecrets {
-        vars: vars.iter().cloned().collect::<HashMap<_, _>>(),
+        vars: start.vars.iter().cloned().collect::<HashMap<_, _>>(),
+        not_utf8: non_utf8_var_names().into_iter().collect(),
         secrets_dir: config.secrets_dir.clone(),
     };
 

@@ -4,8 +4,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use crate::render::Rendered;
 
@@ -16,16 +16,34 @@ pub struct Owner {
     pub gid: u32,
 }
 
-/// Writes every file whose contents or mode differ from what is there; returns the names
-/// written. Files already identical are left alone (no needless change events for watchers).
+/// Writes every file whose contents, mode or owner differ from what is there; returns the names
+/// written. Two phases, so that a failure changes nothing: every new file is first written and
+/// fsynced under a temporary name (any failure removes them all and leaves the old files), then
+/// all are renamed into place and the directory is fsynced. Files already identical are left
+/// alone (no needless change events for watchers).
 pub fn write_all(dir: &Path, files: &[Rendered], owner: Option<Owner>) -> Result<Vec<String>, String> {
-    let mut written = Vec::new();
-    for file in files {
-        let path = dir.join(&file.output);
-        if unchanged(&path, file) {
-            continue;
+    let changed: Vec<&Rendered> =
+        files.iter().filter(|f| !unchanged(&dir.join(&f.output), f, owner)).collect();
+    let mut staged: Vec<(PathBuf, &Rendered)> = Vec::new();
+    for file in &changed {
+        let tmp = dir.join(format!(".{}.agent-init.tmp", file.output));
+        if let Err(e) = stage(&tmp, file, owner) {
+            for (t, _) in staged.iter().chain([(tmp.clone(), *file)].iter()) {
+                let _ = fs::remove_file(t);
+            }
+            return Err(format!(
+                "cannot write {}: {e}; no file was changed",
+                dir.join(&file.output).display()
+            ));
         }
-        write_one(dir, file, owner).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        staged.push((tmp, file));
+    }
+    let mut written = Vec::new();
+    for (tmp, file) in &staged {
+        let path = dir.join(&file.output);
+        // A rename within one directory fails only if the directory itself went away.
+        fs::rename(tmp, &path)
+            .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
         written.push(file.output.clone());
     }
     if !written.is_empty() {
@@ -37,42 +55,29 @@ pub fn write_all(dir: &Path, files: &[Rendered], owner: Option<Owner>) -> Result
     Ok(written)
 }
 
-fn unchanged(path: &Path, file: &Rendered) -> bool {
-    match (fs::read(path), fs::metadata(path)) {
-        (Ok(bytes), Ok(meta)) => {
-            bytes == file.text.as_bytes() && meta.permissions().mode() & 0o777 == file.mode()
-        }
-        _ => false,
-    }
+fn unchanged(path: &Path, file: &Rendered, owner: Option<Owner>) -> bool {
+    let (Ok(bytes), Ok(meta)) = (fs::read(path), fs::metadata(path)) else { return false };
+    bytes == file.text.as_bytes()
+        && meta.permissions().mode() & 0o777 == file.mode()
+        && owner.is_none_or(|o| (meta.uid(), meta.gid()) == (o.uid, o.gid))
 }
 
-fn write_one(dir: &Path, file: &Rendered, owner: Option<Owner>) -> io::Result<()> {
-    let tmp = dir.join(format!(".{}.agent-init.tmp", file.output));
+/// Writes one file's new contents under `tmp`, with its mode and owner, fsynced.
+fn stage(tmp: &Path, file: &Rendered, owner: Option<Owner>) -> io::Result<()> {
     // A leftover from an interrupted run is ours to replace.
-    match fs::remove_file(&tmp) {
+    match fs::remove_file(tmp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(file.mode()).open(&tmp)?;
-        // The umask may have narrowed the mode given at creation; the mode is part of the contract.
-        f.set_permissions(fs::Permissions::from_mode(file.mode()))?;
-        f.write_all(file.text.as_bytes())?;
-        if let Some(o) = owner {
-            nix::unistd::fchown(
-                &f,
-                Some(nix::unistd::Uid::from_raw(o.uid)),
-                Some(nix::unistd::Gid::from_raw(o.gid)),
-            )
-            .map_err(io::Error::from)?;
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join(&file.output))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(file.mode()).open(tmp)?;
+    // The umask may have narrowed the mode given at creation; the mode is part of the contract.
+    f.set_permissions(fs::Permissions::from_mode(file.mode()))?;
+    f.write_all(file.text.as_bytes())?;
+    if let Some(o) = owner {
+        let (uid, gid) = (nix::unistd::Uid::from_raw(o.uid), nix::unistd::Gid::from_raw(o.gid));
+        nix::unistd::fchown(&f, Some(uid), Some(gid)).map_err(io::Error::from)?;
     }
-    result
+    f.sync_all()
 }
 
 #[cfg(test)]
@@ -118,5 +123,18 @@ mod tests {
         let missing = dir.path().join("nope");
         let e = write_all(&missing, &[rendered("a", "x", false)], None).expect_err("no dir");
         assert!(e.starts_with(&format!("cannot write {}/a: ", missing.display())), "{e}");
+        assert!(e.ends_with("; no file was changed"), "{e}");
+    }
+
+    #[test]
+    fn a_failure_changes_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_all(dir.path(), &[rendered("a", "old\n", false)], None).expect("first");
+        // The second file cannot be staged: its temporary name is taken by a directory.
+        fs::create_dir(dir.path().join(".b.agent-init.tmp")).expect("mkdir");
+        let files = [rendered("a", "new\n", false), rendered("b", "x", false)];
+        write_all(dir.path(), &files, None).expect_err("b cannot be written");
+        assert_eq!(fs::read_to_string(dir.path().join("a")).expect("read"), "old\n", "a untouched");
+        assert!(!dir.path().join(".a.agent-init.tmp").exists(), "staged file removed");
     }
 }

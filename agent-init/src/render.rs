@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use calypso::properties::{Line, ascii_only, escape_value};
+use calypso::properties::{Document, Line, ascii_only, escape_value};
 
 use crate::placeholder::{self, Placeholder, Pos, Segment};
 use crate::problem::InputProblem;
@@ -14,8 +14,8 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Where placeholders get their values.
 pub trait Values {
-    /// An environment value.
-    fn var(&self, name: &str) -> Option<String>;
+    /// An environment value; `Err` with a reason (never the value) when it cannot be used.
+    fn var(&self, name: &str) -> Result<Option<String>, String>;
     /// A secret's text; `Ok(None)` when there is no such secret; `Err` with a reason (never
     /// the value) when it cannot be used.
     fn secret(&self, key: &str) -> Result<Option<String>, String>;
@@ -86,7 +86,7 @@ pub fn render_all(
     for p in planned {
         let mut r = Renderer { values, problems: &mut problems, file: Rendered::empty(&p.output) };
         match &p.body {
-            Template::Properties { lines } => r.properties(lines, require),
+            Template::Properties { lines } => r.properties(lines, if p.incomplete { &[] } else { require }),
             Template::Text { kind, source } => r.text(*kind, &source.path, &source.text),
         }
         out.push(r.file);
@@ -123,6 +123,7 @@ impl<V: Values> Renderer<'_, V> {
         // Per key: whether its rendered value is known to be non-empty (a value whose placeholders
         // failed counts as unknown, not as empty: its problem is already reported).
         let mut rendered_values: Vec<(String, bool)> = Vec::new();
+        let problems_at_start = self.problems.len();
         for SourcedLine { line, path } in lines {
             match line {
                 Line::Other { raw, .. } => self.file.push(&ascii_only(raw)),
@@ -131,16 +132,28 @@ impl<V: Values> Renderer<'_, V> {
                         let reason = "placeholders are not allowed in keys";
                         self.problems.push(InputProblem::at(path, entry.line, col, reason));
                     }
+                    // The template's own escapes must be ones Java accepts (`C:\users` is not).
+                    if let Err(e) = entry.value() {
+                        let (line, column) = e.position();
+                        self.problems.push(InputProblem::at(path, line, column, e.reason()));
+                    }
                     self.file.push(&ascii_only(&entry.head));
                     let start = Pos { line: entry.value_line(), column: entry.value_column };
                     let (text_before, problems_before) = (self.file.text.len(), self.problems.len());
-                    self.segments(path, &entry.value_raw, start, escape_value, ascii_only);
+                    self.segments(path, &entry.value_raw, start, Escape::Properties);
                     let filled = self.file.text.len() > text_before || self.problems.len() > problems_before;
                     rendered_values.push((entry.key.clone(), filled));
                     self.file.keys.push(entry.key.clone());
                 }
             }
             self.file.push("\n");
+        }
+        // Belt and braces: what is written must load (unless a reported problem explains why not).
+        if self.problems.len() == problems_at_start
+            && let Err(e) = Document::parse(&self.file.text).and_then(|d| d.pairs())
+        {
+            let reason = format!("{}: the rendered file does not load: {e}", self.file.output);
+            self.problems.push(InputProblem::general(reason));
         }
         for req in require {
             if req.file_prefix.as_deref().is_some_and(|prefix| !self.file.output.starts_with(prefix)) {
@@ -156,23 +169,13 @@ impl<V: Values> Renderer<'_, V> {
     }
 
     fn text(&mut self, kind: Kind, path: &Path, text: &str) {
-        let start = Pos { line: 1, column: 1 };
-        match kind {
-            Kind::Xml => self.segments(path, text, start, |v, _| xml_escape(v), str::to_string),
-            _ => self.segments(path, text, start, |v, _| v.to_string(), str::to_string),
-        }
+        let escape = if kind == Kind::Xml { Escape::Xml } else { Escape::Plain };
+        self.segments(path, text, Pos { line: 1, column: 1 }, escape);
     }
 
-    /// Renders template text: literals through `literal`, values through `escape` (told whether
-    /// the value starts the text).
-    fn segments(
-        &mut self,
-        path: &Path,
-        text: &str,
-        start: Pos,
-        escape: impl Fn(&str, bool) -> String,
-        literal: impl Fn(&str) -> String,
-    ) {
+    /// Renders template text, escaping values (and, for properties, literals) as `escape` says.
+    fn segments(&mut self, path: &Path, text: &str, start: Pos, escape: Escape) {
+        let value_start = self.file.text.len();
         let segments = match placeholder::parse(text, start) {
             Ok(s) => s,
             Err(errors) => {
@@ -184,10 +187,38 @@ impl<V: Values> Renderer<'_, V> {
         };
         for (i, segment) in segments.iter().enumerate() {
             match segment {
-                Segment::Literal(s) => self.file.push(&literal(s)),
+                Segment::Literal(s) => {
+                    let next_is_placeholder =
+                        matches!(segments.get(i + 1), Some(Segment::Placeholder { .. }));
+                    if escape == Escape::Properties && next_is_placeholder && ends_in_open_escape(s) {
+                        let Some(Segment::Placeholder { at, .. }) = segments.get(i + 1) else { continue };
+                        let reason = "a backslash right before a placeholder would escape the value's first \
+                                      character; write \\\\ for a backslash, $${ for a literal ${";
+                        self.problems.push(InputProblem::at(path, at.line, at.column, reason));
+                    }
+                    let literal = if escape == Escape::Properties { ascii_only(s) } else { s.clone() };
+                    self.file.push(&literal);
+                }
                 Segment::Placeholder { placeholder, at } => {
                     let Some((value, origin)) = self.resolve(placeholder, path, *at) else { continue };
-                    let escaped = escape(&value, i == 0);
+                    let escaped = match escape {
+                        Escape::Properties => {
+                            escape_value(&value, java_skips_whitespace_here(&self.file.text[value_start..]))
+                        }
+                        Escape::Xml => match xml_escape(&value) {
+                            Ok(x) => x,
+                            Err(reason) => {
+                                self.problems.push(InputProblem::at(
+                                    path,
+                                    at.line,
+                                    at.column,
+                                    format!("{placeholder}: {reason}"),
+                                ));
+                                continue;
+                            }
+                        },
+                        Escape::Plain => value,
+                    };
                     self.file.text.push_str(&escaped);
                     if origin == Origin::Secret {
                         self.file.has_secret = true;
@@ -208,18 +239,21 @@ impl<V: Values> Renderer<'_, V> {
 
     fn resolve(&mut self, p: &Placeholder, path: &Path, at: Pos) -> Option<(String, Origin)> {
         let problem = |reason: String| InputProblem::at(path, at.line, at.column, reason);
-        let set = |name: &str| self.values.var(name).filter(|v| !v.is_empty());
+        let var = |name: &str| self.values.var(name).map_err(|why| format!("variable {name} {why}"));
+        let set = |name: &str| var(name).map(|v| v.filter(|v| !v.is_empty()));
         let found = match p {
-            Placeholder::Var { name } => match self.values.var(name) {
-                Some(v) => Ok((v, Origin::Env)),
-                None => Err(format!("variable {name} is not set")),
+            Placeholder::Var { name } => match var(name) {
+                Ok(Some(v)) => Ok((v, Origin::Env)),
+                Ok(None) => Err(format!("variable {name} is not set")),
+                Err(why) => Err(why),
             },
             Placeholder::Default { name, default } => {
-                Ok(set(name).map_or_else(|| (default.clone(), Origin::Default), |v| (v, Origin::Env)))
+                set(name).map(|v| v.map_or_else(|| (default.clone(), Origin::Default), |v| (v, Origin::Env)))
             }
             Placeholder::Required { name, message } => match set(name) {
-                Some(v) => Ok((v, Origin::Env)),
-                None => Err(format!("{name}: {message}")),
+                Ok(Some(v)) => Ok((v, Origin::Env)),
+                Ok(None) => Err(format!("{name}: {message}")),
+                Err(why) => Err(why),
             },
             Placeholder::Secret { key } => match self.values.secret(key) {
                 Ok(Some(v)) => Ok((v, Origin::Secret)),
@@ -243,8 +277,33 @@ fn find_placeholder(text: &str) -> Option<usize> {
     None
 }
 
-/// Escapes text for XML content and attribute values.
-pub fn xml_escape(s: &str) -> String {
+/// How a file's values are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// java.util.Properties; the template's literals are made ASCII-only too.
+    Properties,
+    Xml,
+    Plain,
+}
+
+/// Whether Java skips white space at this point of a value: at its start (all placeholders so
+/// far rendered empty) or right after a continuation line break. A value starting with a space
+/// must escape it there, or the space is lost.
+fn java_skips_whitespace_here(value_so_far: &str) -> bool {
+    let tail = value_so_far.rsplit('\n').next().unwrap_or_default();
+    let after_continuation = value_so_far.contains('\n');
+    tail.chars().all(|c| matches!(c, ' ' | '\t' | '\x0c')) && (after_continuation || tail.is_empty())
+}
+
+/// Whether properties text ends in an odd number of backslashes: an escape still open, which
+/// would swallow whatever comes next.
+fn ends_in_open_escape(literal: &str) -> bool {
+    literal.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+/// Escapes text for XML content and attribute values. Control characters other than tab, line
+/// feed and carriage return cannot be written in XML 1.0 at all, not even as references.
+pub fn xml_escape(s: &str) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -253,10 +312,14 @@ pub fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                return Err(format!("U+{:04X} cannot be written in XML 1.0", c as u32));
+            }
             c => out.push(c),
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -273,8 +336,8 @@ mod tests {
     }
 
     impl Values for Map {
-        fn var(&self, name: &str) -> Option<String> {
-            self.vars.get(name).cloned()
+        fn var(&self, name: &str) -> Result<Option<String>, String> {
+            Ok(self.vars.get(name).cloned())
         }
         fn secret(&self, key: &str) -> Result<Option<String>, String> {
             Ok(self.secrets.get(key).cloned())
@@ -335,6 +398,7 @@ mod tests {
         assert_eq!(r[0].output, "jvm.options");
         assert_eq!(r[0].text, "-Dx=<debug & \"more\">");
         assert_eq!(r[1].text, "<L v=\"&lt;debug &amp; &quot;more&quot;&gt;\"/>");
+        assert_eq!(xml_escape("tab\tok\n"), Ok("tab\tok\n".into()));
         assert!(!r[1].has_secret);
     }
 
@@ -360,6 +424,31 @@ mod tests {
                 "t/jvm.options.tmpl:1:19: unsupported placeholder ${bad-name}; expected ${NAME}, ${NAME:-default}, ${NAME:?message} or ${secret:KEY}",
             ]
         );
+    }
+
+    #[test]
+    fn leading_spaces_survive_wherever_java_skips_white_space() {
+        let v = values(&[("SP", " lead"), ("E", "")], &[]);
+        let tmpl = "A=x\\\n  ${SP}\nB=${E}${SP}\nC=${E:-}${SP}\nD=x${SP}\n";
+        let r = render(&[("a.properties.tmpl", tmpl)], &v, &[]).expect("renders");
+        assert_eq!(r[0].text, "A=x\\\n  \\ lead\nB=\\ lead\nC=\\ lead\nD=x lead\n");
+    }
+
+    #[test]
+    fn template_escapes_must_load() {
+        let v = values(&[("V", "u12")], &[]);
+        let problems = render(&[("a.properties.tmpl", "HOME=C:\\users\\x\nA=\\${V}\nB=\\\\${V}\n")], &v, &[])
+            .expect_err("invalid");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0], "t/a.properties.tmpl:1:8: malformed \\uXXXX escape");
+        assert!(problems[1].starts_with("t/a.properties.tmpl:2:4: a backslash right before a placeholder"));
+    }
+
+    #[test]
+    fn xml_refuses_control_characters() {
+        let v = values(&[("X", "a\u{1}b")], &[]);
+        let problems = render(&[("l.xml.tmpl", "<a>${X}</a>")], &v, &[]).expect_err("invalid");
+        assert_eq!(problems, ["t/l.xml.tmpl:1:4: ${X}: U+0001 cannot be written in XML 1.0"]);
     }
 
     #[test]

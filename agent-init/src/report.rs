@@ -11,6 +11,9 @@ pub fn check(files: &[Rendered]) -> String {
     for f in files {
         let keys = if f.keys.is_empty() { String::new() } else { format!(", {} keys", f.keys.len()) };
         let _ = writeln!(out, "{} (mode {:04o}{keys})", f.output, f.mode());
+        if !f.keys.is_empty() {
+            let _ = writeln!(out, "  keys: {}", f.keys.join(", "));
+        }
         let width = f.resolutions.iter().map(|r| r.placeholder.chars().count()).max().unwrap_or(0);
         for r in &f.resolutions {
             let origin = match r.origin {

@@ -1,7 +1,7 @@
 //! Reading the inputs: the template directories (ConfigMap mounts) and the secrets directory (a
 //! Secret mount). Both are read through the kubelet's `..data` symlinks like any file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,15 @@ pub fn read_templates(dir: &Path) -> io::Result<Result<Vec<Source>, Vec<InputPro
     let mut problems = Vec::new();
     for name in names {
         let path = dir.join(&name);
-        match String::from_utf8(std::fs::read(&path)?) {
+        // One unreadable template (a dangling link, a directory) is its own problem.
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(InputProblem::in_file(&path, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        match String::from_utf8(bytes) {
             Ok(text) => sources.push(Source { name, path, text }),
             Err(e) => problems.push(InputProblem::in_file(
                 &path,
@@ -38,15 +46,20 @@ pub fn read_templates(dir: &Path) -> io::Result<Result<Vec<Source>, Vec<InputPro
 }
 
 /// Environment values and the secrets directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EnvAndSecrets {
     pub vars: HashMap<String, String>,
+    /// Variables set to something that is not UTF-8 (not in `vars`).
+    pub not_utf8: HashSet<String>,
     pub secrets_dir: Option<PathBuf>,
 }
 
 impl Values for EnvAndSecrets {
-    fn var(&self, name: &str) -> Option<String> {
-        self.vars.get(name).cloned()
+    fn var(&self, name: &str) -> Result<Option<String>, String> {
+        if self.not_utf8.contains(name) {
+            return Err("is not UTF-8 text".into());
+        }
+        Ok(self.vars.get(name).cloned())
     }
 
     fn secret(&self, key: &str) -> Result<Option<String>, String> {
@@ -83,9 +96,16 @@ mod tests {
             std::fs::write(dir.path().join(name), text).expect("write");
         }
         std::fs::write(dir.path().join("bad.tmpl"), b"\xff").expect("write");
+        std::os::unix::fs::symlink("nowhere", dir.path().join("dangling.tmpl")).expect("symlink");
         let problems = read_templates(dir.path()).expect("listed").expect_err("bad UTF-8");
         assert!(problems[0].to_string().ends_with("bad.tmpl: not UTF-8 text (invalid byte at offset 0)"));
+        assert!(
+            problems[1].to_string().contains("dangling.tmpl: cannot read: No such file"),
+            "{}",
+            problems[1]
+        );
         std::fs::remove_file(dir.path().join("bad.tmpl")).expect("rm");
+        std::fs::remove_file(dir.path().join("dangling.tmpl")).expect("rm");
         let names: Vec<String> =
             read_templates(dir.path()).expect("listed").expect("valid").into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["a.xml.tmpl", "b.properties.tmpl"]);
@@ -98,12 +118,14 @@ mod tests {
         std::fs::write(dir.path().join("pw"), "s3cret\n\n").expect("write");
         std::fs::write(dir.path().join("crlf"), "x\r\n").expect("write");
         std::fs::write(dir.path().join("bin"), b"\xff\xfe").expect("write");
-        let v = EnvAndSecrets { vars: HashMap::new(), secrets_dir: Some(dir.path().to_path_buf()) };
+        let v = EnvAndSecrets { secrets_dir: Some(dir.path().to_path_buf()), ..EnvAndSecrets::default() };
         assert_eq!(v.secret("pw"), Ok(Some("s3cret\n".into())));
         assert_eq!(v.secret("crlf"), Ok(Some("x".into())));
         assert_eq!(v.secret("none"), Ok(None));
         assert_eq!(v.secret("bin"), Err("is not UTF-8 text".into()));
-        let none = EnvAndSecrets { vars: HashMap::new(), secrets_dir: None };
+        let none = EnvAndSecrets { not_utf8: HashSet::from(["X".to_string()]), ..EnvAndSecrets::default() };
         assert!(none.secret("pw").unwrap_err().contains("AGENT_INIT_SECRETS_DIR"));
+        assert_eq!(none.var("X"), Err("is not UTF-8 text".into()));
+        assert_eq!(none.var("Y"), Ok(None));
     }
 }

@@ -1,7 +1,7 @@
 //! Templates: which files a set of template directories holds, what each becomes, and how a
 //! later directory (an overlay) changes an earlier one. Pure: file contents come in as text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use calypso::properties::{Document, Line};
@@ -71,6 +71,9 @@ pub struct Planned {
     pub template: String,
     pub output: String,
     pub body: Template,
+    /// One of its files could not be parsed (already reported): checks of the whole file, such
+    /// as required keys, would only add noise.
+    pub incomplete: bool,
 }
 
 /// Merges the templates of every directory (base first, then overlays, in order). Also returns
@@ -84,9 +87,16 @@ pub fn merge(dirs: Vec<Vec<Source>>, env: &str) -> (Vec<Planned>, Vec<InputProbl
         }
     }
     let mut problems = Vec::new();
-    let mut planned = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
     for (name, sources) in by_name {
         let Some(output) = output_name(&name, env) else { continue };
+        // `a.properties.tmpl` and `a.properties.UAT1.tmpl` would both write a.properties.UAT1.
+        if let Some(other) = planned.iter().find(|p| p.output == output) {
+            let reason = format!("renders to {output}, as {} does; rename one of them", other.template);
+            problems.push(InputProblem::in_file(&sources[0].path, reason));
+            continue;
+        }
+        let before = problems.len();
         let body = match kind(&name) {
             Kind::Properties => Template::Properties { lines: merge_properties(&sources, &mut problems) },
             other => match sources.into_iter().last() {
@@ -94,43 +104,50 @@ pub fn merge(dirs: Vec<Vec<Source>>, env: &str) -> (Vec<Planned>, Vec<InputProbl
                 None => continue,
             },
         };
-        planned.push(Planned { template: name, output, body });
+        planned.push(Planned { template: name, output, body, incomplete: problems.len() > before });
     }
     (planned, problems)
 }
 
 fn merge_properties(sources: &[Source], problems: &mut Vec<InputProblem>) -> Vec<SourcedLine> {
     let mut merged: Vec<SourcedLine> = Vec::new();
+    // Key -> its line in `merged` (the first, as a duplicate within one file is an error anyway).
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut seen_base = false;
     for source in sources {
         let doc = match Document::parse(&source.text) {
             Ok(doc) => doc,
             Err(e) => {
-                problems.push(InputProblem::in_file(&source.path, e.to_string()));
+                let (line, column) = e.position();
+                problems.push(InputProblem::at(&source.path, line, column, e.reason()));
                 continue;
             }
         };
         check_duplicates(source, &doc, problems);
-        let is_base = merged.is_empty();
+        let is_base = !seen_base;
         let mut lines = doc.lines;
         // The empty "line" after a final terminator: the rendered file ends every line with one.
         if matches!(lines.last(), Some(Line::Other { raw, .. }) if raw.is_empty()) {
             lines.pop();
         }
         for line in lines {
+            let key = match &line {
+                Line::Entry(e) => Some(e.key.clone()),
+                // An overlay changes values key by key; its comments and blank lines stay its own.
+                Line::Other { .. } if !is_base => continue,
+                Line::Other { .. } => None,
+            };
             let sourced = SourcedLine { line, path: source.path.clone() };
-            if is_base {
-                merged.push(sourced);
-                continue;
-            }
-            // An overlay changes values key by key; its comments and blank lines stay its own.
-            let Line::Entry(entry) = &sourced.line else { continue };
-            let existing =
-                merged.iter_mut().find(|l| matches!(&l.line, Line::Entry(e) if e.key == entry.key));
-            match existing {
-                Some(slot) => *slot = sourced,
+            match key {
+                Some(k) if !is_base && index.contains_key(&k) => merged[index[&k]] = sourced,
+                Some(k) => {
+                    index.entry(k).or_insert(merged.len());
+                    merged.push(sourced);
+                }
                 None => merged.push(sourced),
             }
         }
+        seen_base = true;
     }
     merged
 }
@@ -206,6 +223,27 @@ mod tests {
         assert_eq!(lines[1].path, PathBuf::from("uat/c.properties.tmpl"), "A comes from the overlay");
         let Template::Text { source, .. } = &planned[1].body else { panic!() };
         assert_eq!(source.text, "-Xmx8g\n", "other files are replaced whole");
+    }
+
+    #[test]
+    fn two_templates_for_one_output_are_an_error() {
+        let a = src("base", "a.properties.tmpl", "A=1\n");
+        let b = src("base", "a.properties.X.tmpl", "A=2\n");
+        let (planned, problems) = merge(vec![vec![a, b]], "X");
+        assert_eq!(planned.len(), 1);
+        assert_eq!(
+            problems[0].to_string(),
+            "base/a.properties.tmpl: renders to a.properties.X, as a.properties.X.tmpl does; rename one of them"
+        );
+    }
+
+    #[test]
+    fn unparsable_overlay_is_located_and_marks_the_file_incomplete() {
+        let base = src("base", "c.properties.tmpl", "A=1\n");
+        let uat = src("uat", "c.properties.tmpl", "ok=1\nk\\u12=x\n");
+        let (planned, problems) = merge(vec![vec![base], vec![uat]], "X");
+        assert_eq!(problems[0].to_string(), "uat/c.properties.tmpl:2:2: malformed \\uXXXX escape");
+        assert!(planned[0].incomplete);
     }
 
     #[test]

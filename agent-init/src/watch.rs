@@ -45,6 +45,7 @@ pub async fn watch(
                 match event {
                     None => return Err("the file watcher stopped".into()),
                     Some(Err(e)) => tracing::warn!(error = %e, "file watcher error"),
+                    Some(Ok(e)) if !is_change(&e) => continue,
                     Some(Ok(_)) => {}
                 }
             }
@@ -57,7 +58,15 @@ pub async fn watch(
     }
 }
 
-/// Drains events until none came for `quiet`; `Some(signal)` when stopped meanwhile.
+/// Whether an event can change what renders. Reads are not: inotify reports our own reads of the
+/// templates and secrets (IN_OPEN, IN_ACCESS), which would otherwise trigger a re-render after
+/// every re-render, forever.
+fn is_change(event: &notify::Event) -> bool {
+    !matches!(event.kind, notify::EventKind::Access(_))
+}
+
+/// Drains events until none came for `quiet`; `Some(signal)` when stopped meanwhile. Reads are
+/// not drained here: any event in the quiet time only delays the re-render, which is harmless.
 async fn settle<T>(
     rx: &mut mpsc::UnboundedReceiver<T>,
     quiet: Duration,
@@ -76,6 +85,7 @@ async fn settle<T>(
 
 /// One re-render: the new files when written, else the old ones (which stay on disk).
 fn rerender(config: &Config, output: &Path, values: &impl Values, old: Vec<Rendered>) -> Vec<Rendered> {
+    tracing::debug!("a template or secret changed: re-rendering");
     let new = match render(config, values) {
         Ok(new) => new,
         Err(failure) => {
@@ -105,8 +115,10 @@ fn rerender(config: &Config, output: &Path, values: &impl Values, old: Vec<Rende
 /// `keys changed: DBPASSWORD, LOG_LEVEL` for properties files, else what changed in general.
 fn describe_change(before: Option<&Rendered>, after: Option<&Rendered>) -> String {
     let (Some(before), Some(after)) = (before, after) else { return "new file".into() };
+    let mode =
+        if before.mode() == after.mode() { String::new() } else { format!("; mode {:04o}", after.mode()) };
     let (Some(old), Some(new)) = (pairs(before), pairs(after)) else {
-        return if before.mode() == after.mode() { "contents changed".into() } else { "mode changed".into() };
+        return format!("contents changed{mode}");
     };
     let keys: Vec<&str> = old
         .keys()
@@ -116,7 +128,11 @@ fn describe_change(before: Option<&Rendered>, after: Option<&Rendered>) -> Strin
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    if keys.is_empty() { "mode changed".into() } else { format!("keys changed: {}", keys.join(", ")) }
+    if keys.is_empty() {
+        format!("comments or layout changed{mode}")
+    } else {
+        format!("keys changed: {}{mode}", keys.join(", "))
+    }
 }
 
 fn pairs(file: &Rendered) -> Option<BTreeMap<String, String>> {
@@ -124,4 +140,38 @@ fn pairs(file: &Rendered) -> Option<BTreeMap<String, String>> {
         return None;
     }
     Some(Document::parse(&file.text).ok()?.pairs().ok()?.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_no_changes() {
+        use notify::event::{AccessKind, CreateKind, ModifyKind, RenameMode};
+        let ev = |kind| notify::Event::new(kind);
+        assert!(!is_change(&ev(notify::EventKind::Access(AccessKind::Any))));
+        assert!(is_change(&ev(notify::EventKind::Create(CreateKind::Any))));
+        assert!(is_change(&ev(notify::EventKind::Modify(ModifyKind::Name(RenameMode::Both)))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settle_waits_for_quiet() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let quiet = Duration::from_millis(500);
+        let started = tokio::time::Instant::now();
+        // Events at 0.3 s and 0.6 s: quiet from 0.6 s, so settled at 1.1 s.
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = tx.send(());
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let mut never = std::pin::pin!(std::future::pending::<&'static str>());
+        assert_eq!(settle(&mut rx, quiet, &mut never).await, None);
+        assert_eq!(started.elapsed(), Duration::from_millis(1100));
+        let mut stop = std::pin::pin!(async { "SIGTERM" });
+        assert_eq!(settle(&mut rx, quiet, &mut stop).await, Some("SIGTERM"));
+    }
 }

@@ -68,13 +68,19 @@ fn hostile_values_through_the_process_read_back_exactly_by_java() {
             expected.insert(format!("S{i}"), v.clone());
         } else {
             cmd.env(format!("V{i}"), v);
-            template.push_str(&format!("K{i}=${{V{i}}}\nP{i} = prefix ${{V{i}}} suffix\n"));
+            // Alone; after a literal; after a continuation line break; after an empty value.
+            template.push_str(&format!(
+                "K{i}=${{V{i}}}\nP{i} = prefix ${{V{i}}} suffix\nC{i}=x\\\n    ${{V{i}}}\nE{i}=${{EMPTY}}${{V{i}}}\n"
+            ));
             expected.insert(format!("K{i}"), v.clone());
             expected.insert(format!("P{i}"), format!("prefix {v} suffix"));
+            expected.insert(format!("C{i}"), format!("x{v}"));
+            expected.insert(format!("E{i}"), v.clone());
         }
     }
     std::fs::write(dir.path().join("t/hostile.properties.tmpl"), template).expect("template");
     let out = cmd
+        .env("EMPTY", "")
         .env("AGENT_INIT_TEMPLATES", dir.path().join("t"))
         .env("AGENT_INIT_ENV", "UAT1")
         .env("AGENT_INIT_SECRETS_DIR", dir.path().join("s"))
@@ -93,8 +99,8 @@ fn hostile_values_through_the_process_read_back_exactly_by_java() {
 struct Map(HashMap<String, String>);
 
 impl Values for Map {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+    fn var(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.0.get(name).cloned())
     }
     fn secret(&self, _: &str) -> Result<Option<String>, String> {
         Ok(None)

@@ -270,11 +270,42 @@ fn owner_is_applied() {
     } else {
         (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
     };
+    // First without an owner: a re-run with one must change the owner of unchanged files too.
+    assert!(s.run(&[], ENV).status.success());
     let owner = format!("{uid}:{gid}");
     let o = s.run(&[], &[ENV, &[("AGENT_INIT_OWNER", owner.as_str())]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = fs::metadata(s.path("out").join("log4j2.xml")).expect("meta");
     assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+}
+
+#[test]
+fn a_value_that_is_not_utf8_is_named_as_such() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Setup::new();
+    s.template("base", "a.tmpl", "x=${LATIN1}\n");
+    let o =
+        s.command(&[], &[]).env("LATIN1", std::ffi::OsStr::from_bytes(b"caf\xe9")).output().expect("runs");
+    assert_eq!(o.status.code(), Some(65));
+    assert!(s.termination().contains("a.tmpl:1:3: variable LATIN1 is not UTF-8 text"), "{}", s.termination());
+}
+
+#[test]
+fn empty_environment_name_is_refused() {
+    let s = Setup::new();
+    standard(&s);
+    let o = s.run(&["--env", ""], ENV);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(s.outputs().is_empty());
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Waits for `path` to contain `needle`.
@@ -294,11 +325,16 @@ async fn watch_rerenders_on_a_secret_swap_and_keeps_files_on_failure() {
     let mut s = Setup::new();
     standard(&s);
     let log = s.path("agent.log");
-    let mut child = s
-        .command(&["--watch", "--debounce", "100ms"], ENV)
+    let child = s
+        .command(
+            &["--watch", "--debounce", "100ms"],
+            &[ENV, &[("AGENT_LOG", "info,agent_init=debug")]].concat(),
+        )
         .stderr(fs::File::create(&log).expect("log"))
         .spawn()
         .expect("starts");
+    // Killed if the test fails half-way, so no watcher outlives it.
+    let mut child = KillOnDrop(child);
     let system = s.path("out").join("calypsosystem.properties.UAT1");
     wait_for_content(&system, "DBPASSWORD=s3cr");
     wait_for_content(&log, "watching the templates and secrets");
@@ -306,6 +342,12 @@ async fn watch_rerenders_on_a_secret_swap_and_keeps_files_on_failure() {
     s.secrets(&[("db-password", "n3w-pass")]);
     wait_for_content(&system, "DBPASSWORD=n3w-pass");
     wait_for_content(&log, "keys changed: DBPASSWORD");
+    // Our own reads of the templates are no changes: once settled, no re-render follows. (A
+    // wait to show that nothing happens; with the bug it re-rendered every debounce period.)
+    let renders = || fs::read_to_string(&log).expect("log").matches("re-rendering").count();
+    let settled = renders();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(renders(), settled, "re-rendered without a change");
 
     // A broken template: the re-render fails, the files stay.
     s.template("uat", "calypsosystem.properties.tmpl", "LOG_LEVEL=${BROKEN\n");
@@ -314,8 +356,8 @@ async fn watch_rerenders_on_a_secret_swap_and_keeps_files_on_failure() {
 
     let logged = fs::read_to_string(&log).expect("log");
     assert!(!logged.contains("s3cr") && !logged.contains("n3w-pass"), "values never logged: {logged}");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
-    let status = eventually("agent-init to exit", PATIENCE, async || child.try_wait().expect("wait")).await;
+    let status = eventually("agent-init to exit", PATIENCE, async || child.0.try_wait().expect("wait")).await;
     assert_eq!(status.code(), Some(0), "a stopped watcher exits 0");
 }

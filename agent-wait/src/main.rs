@@ -3,45 +3,29 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use agent_core::config::{Problems, process_vars};
+use agent_core::Exit;
 use agent_core::http::HttpClient;
-use agent_core::logging::Logging;
 use agent_core::shutdown::Signals;
-use agent_core::{Exit, termination};
+use agent_core::startup::Startup;
 use agent_wait::check::Checker;
 use agent_wait::{Cli, Config, Outcome, USER_AGENT, wait_all};
 
 fn main() -> ExitCode {
-    let vars = process_vars();
-    let pairs = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let term_log = termination::path_from_env(pairs());
-    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(stop) => {
-            if stop.exit != Exit::Ok {
-                termination::write(term_log.as_deref(), &stop.message);
-            }
-            return stop.exit.into();
+    let mut start = match Startup::<Cli>::begin() {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
+    let mut problems = std::mem::take(&mut start.problems);
+    let config = match Config::from_parts(std::mem::take(&mut start.cli), &start.vars) {
+        Ok(c) if problems.is_empty() => c,
+        Ok(_) => return start.bad_config(problems),
+        Err(mut p) => {
+            problems.append(&mut p);
+            return start.bad_config(problems);
         }
     };
-    let fail = |exit: Exit, message: &str| {
-        tracing::error!("{message}");
-        termination::write(term_log.as_deref(), message);
-        exit.into()
-    };
 
-    let mut problems = Vec::new();
-    let logging = Logging::from_vars(pairs()).unwrap_or_else(|mut p| {
-        problems.append(&mut p);
-        Logging::default()
-    });
-    logging.init();
-    let config = Config::from_parts(cli, &vars).map_err(|mut p| problems.append(&mut p)).ok();
-    let config = match config {
-        Some(c) if problems.is_empty() => c,
-        _ => return fail(Exit::Usage, &Problems(problems).to_string()),
-    };
-
+    let fail = |exit: Exit, message: &str| start.fail(exit, message);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(Exit::Software, &format!("cannot start the runtime: {e}")),

@@ -46,6 +46,24 @@ pub enum PropertiesError {
     LoneSurrogate { line: usize, column: usize },
 }
 
+impl PropertiesError {
+    /// Where: `(line, column)`, 1-based.
+    pub fn position(&self) -> (usize, usize) {
+        match self {
+            PropertiesError::MalformedUnicode { line, column }
+            | PropertiesError::LoneSurrogate { line, column } => (*line, *column),
+        }
+    }
+
+    /// What, without the position.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PropertiesError::MalformedUnicode { .. } => "malformed \\uXXXX escape",
+            PropertiesError::LoneSurrogate { .. } => "\\uXXXX escape is an unpaired UTF-16 surrogate",
+        }
+    }
+}
+
 // ---- encoding -----------------------------------------------------------------------------------
 
 /// Escapes a key: `\` first, then `=`, `:`, `#`, `!`, every space, tab/newline/CR/form-feed as

@@ -1,0 +1,69 @@
+//! The first steps of every agent's `main`, in the same order: read the environment, find the
+//! termination-message path, parse the flags (a usage error is reported there too), start
+//! logging. Bad logging settings do not stop the start: they are handed over to be reported
+//! with the agent's own configuration problems, all at once.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Problem, Problems, process_vars};
+use crate::logging::Logging;
+use crate::{Exit, termination};
+
+pub struct Startup<C> {
+    pub cli: C,
+    /// The environment, UTF-8 variables only.
+    pub vars: Vec<(String, String)>,
+    /// Problems with the common settings, to report with the agent's own.
+    pub problems: Vec<Problem>,
+    termination: Option<PathBuf>,
+}
+
+impl<C: clap::Parser> Startup<C> {
+    /// From the process's arguments and environment. `Err` is the exit code for `--help`,
+    /// `--version` or a usage error (already printed and written as the termination message).
+    pub fn begin() -> Result<Self, ExitCode> {
+        Self::from(std::env::args_os(), process_vars())
+    }
+
+    fn from(args: impl IntoIterator<Item = OsString>, vars: Vec<(String, String)>) -> Result<Self, ExitCode> {
+        let pairs = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let termination = termination::path_from_env(pairs());
+        let cli = match crate::cli::parse::<C>(args) {
+            Ok(cli) => cli,
+            Err(stop) => {
+                if stop.exit != Exit::Ok {
+                    termination::write(termination.as_deref(), &stop.message);
+                }
+                return Err(stop.exit.into());
+            }
+        };
+        let mut problems = Vec::new();
+        let logging = Logging::from_vars(pairs()).unwrap_or_else(|mut p| {
+            problems.append(&mut p);
+            Logging::default()
+        });
+        logging.init();
+        Ok(Startup { cli, vars, problems, termination })
+    }
+}
+
+impl<C> Startup<C> {
+    /// Writes `message` as the termination message and gives `exit` as the exit code.
+    pub fn terminate(&self, exit: Exit, message: &str) -> ExitCode {
+        termination::write(self.termination.as_deref(), message);
+        exit.into()
+    }
+
+    /// Logs `message` as an error, then [`Startup::terminate`]s.
+    pub fn fail(&self, exit: Exit, message: &str) -> ExitCode {
+        tracing::error!("{message}");
+        self.terminate(exit, message)
+    }
+
+    /// Every configuration problem, as one message, exit 64.
+    pub fn bad_config(&self, problems: Vec<Problem>) -> ExitCode {
+        self.fail(Exit::Usage, &Problems(problems).to_string())
+    }
+}
