@@ -11,7 +11,8 @@ use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_init::config::Action;
 use agent_init::output::write_all;
-use agent_init::run::{Failure, render};
+use agent_init::render::built_in_requirements;
+use agent_init::run::{Failure, render_from_dirs};
 use agent_init::sources::EnvAndSecrets;
 use agent_init::{Cli, Config, report, watch};
 
@@ -41,10 +42,19 @@ fn main() -> ExitCode {
         secrets_dir: config.secrets_dir.clone(),
     };
 
-    let rendered = match render(&config, &values) {
+    let rendered = match render_from_dirs(&config, &values) {
         Ok(r) => r,
         Err(failure) => return report_failure(&failure, &fail),
     };
+    // A user's required key for files that do not exist here is likely a typo in the prefix.
+    // (The built-in requirements come first and apply only where their files exist.)
+    for req in config.require.iter().skip(built_in_requirements().len()) {
+        if let Some(prefix) = &req.file_prefix
+            && !rendered.iter().any(|f| f.output.starts_with(prefix.as_str()))
+        {
+            tracing::warn!(prefix = %prefix, key = %req.key, "no rendered file starts with this required-key prefix");
+        }
+    }
     let output = match (config.action, &config.output) {
         (Action::Check, _) => {
             print!("{}", report::check(&rendered));

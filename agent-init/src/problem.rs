@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputProblem {
     /// `path`, `path:line:column`, or nothing for problems of no one file.
     pub at: Option<(PathBuf, Option<(usize, usize)>)>,

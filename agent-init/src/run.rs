@@ -57,7 +57,7 @@ impl Failure {
 }
 
 /// Reads every template directory and renders every file, in memory.
-pub fn render(config: &Config, values: &impl Values) -> Result<Vec<Rendered>, Failure> {
+pub fn render_from_dirs(config: &Config, values: &impl Values) -> Result<Vec<Rendered>, Failure> {
     let mut dirs = Vec::new();
     let mut unreadable = Vec::new();
     let mut problems = Vec::new();

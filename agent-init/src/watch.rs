@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::output::write_all;
 use crate::render::{Rendered, Values};
-use crate::run::render;
+use crate::run::render_from_dirs;
 
 /// Watches until `stop` resolves. `files` is what was last written. Errors only when the
 /// directories cannot be watched at all.
@@ -86,7 +86,7 @@ async fn settle<T>(
 /// One re-render: the new files when written, else the old ones (which stay on disk).
 fn rerender(config: &Config, output: &Path, values: &impl Values, old: Vec<Rendered>) -> Vec<Rendered> {
     tracing::debug!("a template or secret changed: re-rendering");
-    let new = match render(config, values) {
+    let new = match render_from_dirs(config, values) {
         Ok(new) => new,
         Err(failure) => {
             for item in failure.items() {
