@@ -24,7 +24,7 @@ const SOURCE: &str = include_str!("jvm/PropertiesDump.java");
 const CLASS: &str = "PropertiesDump";
 const DIR_PREFIX: &str = "calypso-testkit-jvm-";
 /// The environment variable listing tools whose tests must not be skipped.
-pub const REQUIRE_VAR: &str = "AGENT_TESTS_REQUIRE";
+pub use crate::tools::REQUIRE_VAR;
 
 /// A compiled loader, ready to run.
 #[derive(Debug)]
@@ -116,8 +116,7 @@ impl Jvm {
 }
 
 fn required() -> bool {
-    std::env::var(REQUIRE_VAR)
-        .is_ok_and(|list| list.split(',').any(|tool| tool.trim().eq_ignore_ascii_case("java")))
+    crate::tools::required("java")
 }
 
 /// `Ok` with the compiled loader, `Err` saying what is missing.

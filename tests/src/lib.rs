@@ -18,8 +18,10 @@ pub mod dns;
 pub mod jvm;
 pub mod logwriter;
 pub mod sim;
+pub mod tools;
 
 pub use sim::{Control, Mode, Sim, SimConfig, SimHandle};
+pub use tools::require_tool;
 
 use std::time::{Duration, Instant};
 

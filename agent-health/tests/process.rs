@@ -1,0 +1,235 @@
+//! agent-health as a process against calypso-sim: the failover that must never restart a
+//! server, a hung JVM, bad payloads, draining on SIGTERM, and its metrics checked by promtool.
+//! Durations are configured short; every wait polls with a deadline.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use calypso::Component;
+use calypso_testkit::client;
+use calypso_testkit::{Mode, Sim, SimConfig, SimHandle, eventually};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Agent {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    base: String,
+}
+
+impl Agent {
+    /// Starts agent-health on a free port with short durations, and waits until it serves.
+    async fn start(upstream: &str, extra: &[&str]) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-health"));
+        cmd.args(["--upstream", upstream, "--listen", "127.0.0.1:0", "--interval", "100ms"])
+            .args(["--attempt-timeout", "80ms", "--liveness-grace", "1s", "--shutdown-delay", "1s"])
+            .args(extra)
+            .env_clear()
+            .env("AGENT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("agent-health starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("piped");
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().expect("lock").push_str(&(line + "\n"));
+            }
+        });
+        let log = stderr.clone();
+        let addr = eventually("the listen address in the log", PATIENCE, async || {
+            let text = log.lock().expect("lock").clone();
+            let at = text.find("listen=")?;
+            Some(text[at + 7..].split_whitespace().next()?.to_string())
+        })
+        .await;
+        Agent { child, stderr, base: format!("http://{addr}") }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = client::get(&format!("{}{path}", self.base), Duration::from_secs(2))
+            .await
+            .expect("agent answers");
+        (r.status, r.text())
+    }
+
+    /// Waits until `path` answers `status`; returns the body.
+    async fn until(&self, path: &str, status: u16) -> String {
+        eventually(&format!("{path} to answer {status}"), PATIENCE, async || {
+            let (s, body) = self.get(path).await;
+            (s == status).then_some(body)
+        })
+        .await
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+}
+
+async fn sim(component: Component, upstream: Option<String>) -> SimHandle {
+    let mut cfg = SimConfig::new(component);
+    cfg.upstream = upstream;
+    cfg.upstream_interval = Duration::from_millis(50);
+    Sim::start(cfg).await.expect("sim")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataserver_failover_makes_the_engine_not_ready_but_never_not_alive() {
+    let ds = sim(Component::DataServer, None).await;
+    let ds_addr = ds.addr();
+    let engine = sim(Component::EngineServer, Some(ds.health_url())).await;
+    let agent = Agent::start(&engine.health_url(), &[]).await;
+    agent.until("/readyz", 200).await;
+    assert_eq!(agent.get("/startupz").await.0, 200);
+
+    ds.shutdown().await;
+    let reason = agent.until("/readyz", 503).await;
+    assert!(reason.contains("Calypso/DataServerConnection: RED"), "{reason}");
+    // Longer than the liveness grace (1s): liveness holds the whole outage.
+    let outage = tokio::time::Instant::now();
+    while outage.elapsed() < Duration::from_millis(1500) {
+        let (status, body) = agent.get("/livez").await;
+        assert_eq!(status, 200, "liveness failed during a failover: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut cfg = SimConfig::new(Component::DataServer);
+    cfg.listen = ds_addr;
+    let _ds = Sim::start(cfg).await.expect("DataServer back on its address");
+    agent.until("/readyz", 200).await;
+
+    let status = agent.get("/status").await.1;
+    let json: serde_json::Value = serde_json::from_str(&status).expect("status is JSON");
+    let ready: Vec<bool> = json["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter(|t| t["probe"] == "ready")
+        .map(|t| t["ok"].as_bool().expect("ok"))
+        .collect();
+    assert_eq!(ready, [true, false, true], "{status}");
+    let metrics = agent.get("/metrics").await.1;
+    assert!(metrics.contains("agent_health_transitions_total{probe=\"ready\",to=\"fail\"} 1"), "{metrics}");
+    assert!(metrics.contains("agent_health_transitions_total{probe=\"live\",to=\"fail\"} 0"), "{metrics}");
+    assert!(metrics.contains("agent_health_ready 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_fails_liveness_only_after_the_grace() {
+    let ds = sim(Component::DataServer, None).await;
+    let agent = Agent::start(&ds.health_url(), &[]).await;
+    agent.until("/readyz", 200).await;
+    ds.control().set_mode(Mode::Hang);
+    let reason = agent.until("/readyz", 503).await;
+    assert!(reason.contains("unreachable: no answer within 80ms"), "{reason}");
+    assert_eq!(agent.get("/livez").await.0, 200, "not before the grace");
+    let reason = agent.until("/livez", 503).await;
+    assert!(reason.starts_with("no answer from Calypso for 1"), "{reason}");
+    ds.control().set_mode(Mode::Normal);
+    agent.until("/livez", 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payloads_are_answers_not_ready_but_alive() {
+    let ds = sim(Component::DataServer, None).await;
+    let agent = Agent::start(&ds.health_url(), &[]).await;
+    agent.until("/readyz", 200).await;
+    ds.control().set_mode(Mode::Garbage);
+    let reason = agent.until("/readyz", 503).await;
+    assert!(reason.contains("bad health payload"), "{reason}");
+    ds.control().set_mode(Mode::EmptyUnavailable);
+    let reason = agent.until("/readyz?verbose", 503).await;
+    assert!(reason.contains("readyz check failed"), "{reason}");
+    ds.control().set_mode(Mode::Slow(Duration::from_millis(300)));
+    eventually("a slow answer to count as none", PATIENCE, async || {
+        agent.get("/readyz").await.1.contains("no answer within 80ms").then_some(())
+    })
+    .await;
+    // Whole seconds of all three: never an HTTP answer missing for the grace... except slow.
+    ds.control().set_mode(Mode::Normal);
+    agent.until("/readyz", 200).await;
+    assert_eq!(agent.get("/livez").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_readiness_first_then_exits_0() {
+    let ds = sim(Component::DataServer, None).await;
+    let mut agent = Agent::start(&ds.health_url(), &[]).await;
+    agent.until("/readyz", 200).await;
+    let pid = nix::unistd::Pid::from_raw(agent.child.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let reason = agent.until("/readyz", 503).await;
+    assert_eq!(reason.trim(), "shutting down");
+    assert_eq!(agent.get("/livez").await.0, 200, "liveness keeps answering while draining");
+    let status = tokio::time::timeout(PATIENCE, agent.child.wait()).await.expect("exits").expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", agent.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_subcommand_exit_codes() {
+    let ds = sim(Component::DataServer, None).await;
+    let agent = Agent::start(&ds.health_url(), &[]).await;
+    agent.until("/readyz", 200).await;
+    let run = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agent-health")).args(args).output().expect("runs")
+    };
+    let out = run(vec!["check".into(), "--live".into(), agent.base.clone()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    ds.control().set_sensor("Calypso/DatabaseConnection", calypso::State::Red, None, Some("db down"));
+    agent.until("/readyz", 503).await;
+    let out = run(vec!["check".into(), agent.base.clone()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Calypso/DatabaseConnection"));
+    let out = run(vec!["check".into(), "http://127.0.0.1:1".into()]);
+    assert_eq!(out.status.code(), Some(69));
+}
+
+#[test]
+fn connection_sensors_as_liveness_sensors_are_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-health"))
+        .args(["--upstream", "http://127.0.0.1:1/health", "--liveness-sensors", "Calypso/DatabaseConnection"])
+        .env_clear()
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cascading-restart"));
+}
+
+/// The exposition format checked by Prometheus' own parser (`promtool check metrics`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool() {
+    let Some(promtool) = calypso_testkit::require_tool("promtool") else { return };
+    let ds = sim(Component::EngineServer, None).await;
+    let agent = Agent::start(&ds.health_url(), &[]).await;
+    agent.until("/readyz", 200).await;
+    let metrics = agent.get("/metrics").await.1;
+    assert!(
+        metrics.contains(
+            "calypso_health_state{subsystem=\"TransferEngine\",sensor=\"UnconsumedEvents\",state=\"GREEN\"} 1"
+        ),
+        "{metrics}"
+    );
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), metrics.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
