@@ -159,9 +159,15 @@ impl Config {
         let pick = |flag: Option<String>, flag_name: &str, env: Option<String>, key: &str| {
             Setting::pick(flag, flag_name, env, &format!("{PREFIX}{key}"))
         };
+        // Bounded so that sums of them cannot overflow, and no setting is absurd.
+        const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
         let duration = |s: Option<Setting>, default: Duration, problems: &mut Vec<Problem>| match s {
             None => (default, None),
             Some(s) => match s.duration() {
+                Ok(d) if d > MAX_DURATION => {
+                    problems.push(s.problem("must be at most 24h"));
+                    (default, None)
+                }
                 Ok(d) => (d, Some(s)),
                 Err(p) => {
                     problems.push(p);
@@ -254,8 +260,8 @@ impl Config {
             for p in &liveness_sensors {
                 if let Some(conn) = CONNECTION_SENSORS.iter().find(|c| p.matches(c)) {
                     problems.push(s.problem(format!(
-                        "{p} matches {conn}: a connection to another server goes RED in a failover that no \\
-                         restart fixes, and restarting every client makes it worse (the cascading-restart \\
+                        "{p} matches {conn}: a connection to another server goes RED in a failover that no \
+                         restart fixes, and restarting every client makes it worse (the cascading-restart \
                          anti-pattern); use it for readiness only"
                     )));
                 }
@@ -369,7 +375,12 @@ mod tests {
         ]);
         let problems = Config::from_parts(Cli::default(), &v).expect_err("refused");
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].reason.contains("cascading-restart"), "{}", problems[0].reason);
+        assert!(problems[0].reason.contains("the cascading-restart anti-pattern"), "{}", problems[0].reason);
+        assert!(
+            !problems[0].reason.contains('\\') && !problems[0].reason.contains("  "),
+            "{}",
+            problems[0].reason
+        );
         let v = vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/"), ("AGENT_HEALTH_LIVENESS_SENSORS", "*")]);
         assert!(Config::from_parts(Cli::default(), &v).is_err(), "a wildcard that covers them too");
         let v = vars(&[
@@ -377,6 +388,14 @@ mod tests {
             ("AGENT_HEALTH_LIVENESS_SENSORS", "*/EngineRunning"),
         ]);
         assert!(Config::from_parts(Cli::default(), &v).is_ok());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused() {
+        let v =
+            vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/"), ("AGENT_HEALTH_INTERVAL", "500000000000years")]);
+        let problems = Config::from_parts(Cli::default(), &v).expect_err("refused");
+        assert_eq!(problems[0].name, "AGENT_HEALTH_INTERVAL");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_health::app::App;
 use agent_health::config::{CheckArgs, Cli, Command, Config};
+use agent_health::poller;
+use agent_health::probe_client::{self, CheckError};
 use agent_health::server::{Limits, serve};
-use agent_health::{poller, probe_client};
 use tokio::net::TcpListener;
 
 const USER_AGENT: &str = concat!("agent-health/", env!("CARGO_PKG_VERSION"));
@@ -113,8 +114,12 @@ async fn check(args: CheckArgs) -> ExitCode {
             println!("{line}");
             ExitCode::from(1)
         }
-        Err(e) => {
-            eprintln!("agent-health check: {url}: {e}");
+        Err(CheckError::BadUrl(why)) => {
+            eprintln!("agent-health check: {url}: {why}");
+            Exit::Usage.into()
+        }
+        Err(CheckError::Unreachable(why)) => {
+            eprintln!("agent-health check: {url}: {why}");
             Exit::Unavailable.into()
         }
     }

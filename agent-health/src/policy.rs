@@ -34,7 +34,7 @@ pub struct Policy {
 impl Policy {
     /// No completed poll for this long makes the data stale: 3 x interval + attempt timeout.
     pub fn stale_after(&self) -> Duration {
-        self.interval * 3 + self.attempt_timeout
+        self.interval.saturating_mul(3).saturating_add(self.attempt_timeout)
     }
 }
 
@@ -162,6 +162,12 @@ impl Tracker {
 
     /// Takes one completed poll into account.
     pub fn observe(&mut self, poll: Poll, now: Instant, wall: SystemTime) {
+        // After a stale spell the old polls say nothing: readiness starts over.
+        if self.last.as_ref().is_some_and(|(_, at, _)| now.duration_since(*at) > self.policy.stale_after()) {
+            self.ready = false;
+            self.good_in_a_row = 0;
+            self.bad_in_a_row = 0;
+        }
         // Readiness, with hysteresis.
         match self.judge_readiness(&poll) {
             Ok(()) => {
@@ -189,6 +195,9 @@ impl Tracker {
         // Liveness: how long without any answer, how long each liveness sensor has been RED.
         match &poll {
             Poll::NoAnswer(why) => {
+                // Without an answer nothing is known of the sensors: the unreachable clock alone
+                // decides, and a sensor's RED spell starts over when answers return.
+                self.red_since.clear();
                 if self.unreachable_since.is_none() {
                     self.unreachable_since = Some((now, why.clone()));
                 } else if let Some((_, last_why)) = &mut self.unreachable_since {
@@ -200,8 +209,12 @@ impl Tracker {
                 let red: Vec<String> = report
                     .nodes()
                     .into_iter()
+                    // Sensors are leaves: a sub-system (`Calypso`) is no sensor, and matching it
+                    // would let a connection sensor decide liveness through its parent.
                     .filter(|(path, n)| {
-                        n.state == State::Red && self.policy.liveness_sensors.iter().any(|p| p.matches(path))
+                        n.children.is_empty()
+                            && n.state == State::Red
+                            && self.policy.liveness_sensors.iter().any(|p| p.matches(path))
                     })
                     .map(|(path, _)| path)
                     .collect();
@@ -298,8 +311,9 @@ impl Tracker {
             .iter()
             .filter(|c| !self.policy.readiness_ignore.iter().any(|p| p.matches(&c.path)))
             .collect();
-        // Ignored sensors are never the only cause; with no cause named, the server's own state.
-        let state = if causes.is_empty() {
+        // The server's own state, unless ignored sensors are among its causes: then the worst
+        // of the others (ignored sensors are never the only cause).
+        let state = if counted.len() == causes.len() {
             report.state
         } else {
             counted.iter().map(|c| c.node.state).max().unwrap_or(State::Green)
@@ -569,6 +583,37 @@ mod tests {
         polls.extend((0..20).map(|_| engine(State::Green, State::Red)));
         let (t, at) = feed(p, polls);
         assert!(ok(&t, Probe::Live, at), "a GREEN answer restarts the sensor's grace");
+    }
+
+    #[test]
+    fn the_servers_own_state_counts_when_nothing_is_ignored() {
+        // A payload may say RED above an AMBER sensor.
+        let Poll::Answer(mut report) = engine(State::Amber, State::Green) else { unreachable!() };
+        report.state = State::Red;
+        let (t, at) = feed(policy(), vec![Poll::Answer(report.clone()), Poll::Answer(report)]);
+        assert!(!ok(&t, Probe::Ready, at));
+    }
+
+    #[test]
+    fn a_subsystem_is_no_liveness_sensor() {
+        let p = Policy { liveness_sensors: vec![Pattern::new("Calypso")], ..policy() };
+        let mut polls = vec![green(), green()];
+        polls.extend((0..40).map(|_| engine(State::Red, State::Green)));
+        let (t, at) = feed(p, polls);
+        assert!(ok(&t, Probe::Live, at));
+    }
+
+    #[test]
+    fn readiness_starts_over_after_stale_data() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(policy());
+        t.observe(green(), t0, SystemTime::now());
+        t.observe(green(), t0 + 2 * S, SystemTime::now());
+        assert!(ok(&t, Probe::Ready, t0 + 2 * S));
+        t.observe(green(), t0 + 60 * S, SystemTime::now());
+        assert!(!ok(&t, Probe::Ready, t0 + 60 * S), "one fresh poll after a stale spell is not enough");
+        t.observe(green(), t0 + 62 * S, SystemTime::now());
+        assert!(ok(&t, Probe::Ready, t0 + 62 * S));
     }
 
     #[test]

@@ -244,16 +244,9 @@ fn check_line(check: &Check) -> String {
 /// At most this many characters of a reason on one line.
 const MAX_REASON_CHARS: usize = 300;
 
-/// A reason on one line: control characters (a stack trace's newlines) become spaces, runs of
-/// white space one space, and long reasons are cut.
+/// A reason on one line, cut at [`MAX_REASON_CHARS`].
 fn one_line(text: &str) -> String {
-    let words: Vec<&str> =
-        text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
-    let flat = words.join(" ");
-    match flat.char_indices().nth(MAX_REASON_CHARS) {
-        Some((cut, _)) => format!("{}...", &flat[..cut]),
-        None => flat,
-    }
+    calypso::health::one_line(text, MAX_REASON_CHARS)
 }
 
 fn answer(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
@@ -535,20 +528,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_slowloris_client_stalls_nobody_and_is_dropped_after_the_header_timeout() {
-        let limits = Limits { header_read_timeout: Duration::from_millis(200), ..Limits::default() };
+        // Generous times: the other client must be answered well before the slow one is dropped,
+        // even on a loaded machine.
+        let limits = Limits { header_read_timeout: Duration::from_secs(2), ..Limits::default() };
         let server = start(app_with([green()]), limits).await;
         let mut slow = TcpStream::connect(server.addr).await.unwrap();
         let began = Instant::now();
         slow.write_all(b"GET /livez HTTP/1.1\r\nHost: t\r\nX-Slow: aaa").await.unwrap();
 
-        // Another client is answered at once.
-        let other = tokio::time::timeout(Duration::from_millis(150), request(server.addr, "GET", "/livez"))
+        // Another client is answered while the slow one hangs.
+        let other = tokio::time::timeout(Duration::from_secs(1), request(server.addr, "GET", "/livez"))
             .await
             .expect("a probe is answered while a slow client hangs");
         assert_eq!(other.status, 200);
 
-        let seen = closed_within(&mut slow, Duration::from_secs(3)).await;
-        assert!(began.elapsed() >= Duration::from_millis(190), "dropped too early: {:?}", began.elapsed());
+        let seen = closed_within(&mut slow, Duration::from_secs(10)).await;
+        assert!(began.elapsed() >= Duration::from_millis(1990), "dropped too early: {:?}", began.elapsed());
         assert!(!String::from_utf8_lossy(&seen).contains("200 OK"));
     }
 

@@ -110,7 +110,7 @@ impl HealthReport {
         let mut parts: Vec<String> = causes
             .iter()
             .take(MAX_CAUSES)
-            .map(|c| match c.node.details.as_deref().map(one_line) {
+            .map(|c| match c.node.details.as_deref().map(|d| one_line(d, MAX_DETAILS_CHARS)) {
                 Some(d) if !d.is_empty() => format!("{}: {} '{}'", c.path, c.node.state, d),
                 _ => format!("{}: {}", c.path, c.node.state),
             })
@@ -149,13 +149,14 @@ impl HealthReport {
     }
 }
 
-/// Details on one line, at most [`MAX_DETAILS_CHARS`] characters: a stack trace in a sensor's
-/// details must not turn a log line or a termination message into many.
-fn one_line(details: &str) -> String {
+/// Text on one line, at most `max_chars` characters (then `...`): control characters (a stack
+/// trace's newlines) become spaces and runs of white space one space, so sensor details never
+/// turn a log line, a probe answer or a termination message into many.
+pub fn one_line(text: &str, max_chars: usize) -> String {
     let flat: Vec<&str> =
-        details.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
+        text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
     let flat = flat.join(" ");
-    match flat.char_indices().nth(MAX_DETAILS_CHARS) {
+    match flat.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}...", &flat[..cut]),
         None => flat,
     }
