@@ -49,6 +49,25 @@ impl<C: clap::Parser> Startup<C> {
     }
 }
 
+impl<C: Default> Startup<C> {
+    /// Builds the agent's configuration from the flags and the environment; `Err` is exit 64
+    /// after every problem — the common settings' and the agent's own — was reported.
+    pub fn config<T>(
+        &mut self,
+        build: impl FnOnce(C, &[(String, String)]) -> Result<T, Vec<Problem>>,
+    ) -> Result<T, ExitCode> {
+        let mut problems = std::mem::take(&mut self.problems);
+        match build(std::mem::take(&mut self.cli), &self.vars) {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(self.bad_config(problems)),
+            Err(mut own) => {
+                problems.append(&mut own);
+                Err(self.bad_config(problems))
+            }
+        }
+    }
+}
+
 impl<C> Startup<C> {
     /// Writes `message` as the termination message and gives `exit` as the exit code.
     pub fn terminate(&self, exit: Exit, message: &str) -> ExitCode {

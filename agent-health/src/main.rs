@@ -32,17 +32,16 @@ fn main() -> ExitCode {
     if let Some(Command::Check(args)) = start.cli.command.take() {
         return runtime.block_on(check(args));
     }
-    let mut problems = std::mem::take(&mut start.problems);
-    let dns = Dns::from_vars(start.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|p| problems.push(p))
-        .unwrap_or_default();
-    let config = match Config::from_parts(std::mem::take(&mut start.cli), &start.vars) {
-        Ok(c) if problems.is_empty() => c,
-        Ok(_) => return start.bad_config(problems),
-        Err(mut p) => {
-            problems.append(&mut p);
-            return start.bad_config(problems);
+    let built = start.config(|cli, vars| {
+        let pairs = vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        match (Dns::from_vars(pairs), Config::from_parts(cli, vars)) {
+            (Ok(dns), Ok(config)) => Ok((config, dns)),
+            (dns, config) => Err(dns.err().into_iter().chain(config.err().into_iter().flatten()).collect()),
         }
+    });
+    let (config, dns) = match built {
+        Ok(c) => c,
+        Err(exit) => return exit,
     };
     match runtime.block_on(run(config, dns)) {
         Ok(()) => Exit::Ok.into(),

@@ -21,19 +21,19 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(exit) => return exit,
     };
-    let mut problems = std::mem::take(&mut start.problems);
-    let config = Config::from_parts(std::mem::take(&mut start.cli), &start.vars)
-        .map_err(|mut p| problems.append(&mut p))
-        .ok();
-    // Only a write needs the directory; --check and --print may run anywhere.
-    if let Some(Some(dir)) = config.as_ref().filter(|c| c.action == Action::Write).map(|c| c.output.as_ref())
-        && !dir.is_dir()
-    {
-        problems.push(Problem::new("AGENT_INIT_OUTPUT", dir.display().to_string(), "no such directory"));
-    }
+    let config = start.config(|cli, vars| {
+        let config = Config::from_parts(cli, vars)?;
+        // Only a write needs the directory; --check and --print may run anywhere.
+        match &config.output {
+            Some(dir) if config.action == Action::Write && !dir.is_dir() => {
+                Err(vec![Problem::new("AGENT_INIT_OUTPUT", dir.display().to_string(), "no such directory")])
+            }
+            _ => Ok(config),
+        }
+    });
     let config = match config {
-        Some(c) if problems.is_empty() => c,
-        _ => return start.bad_config(problems),
+        Ok(c) => c,
+        Err(exit) => return exit,
     };
     let fail = |exit: Exit, message: &str| start.terminate(exit, message);
     let values = EnvAndSecrets {

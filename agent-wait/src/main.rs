@@ -15,16 +15,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(exit) => return exit,
     };
-    let mut problems = std::mem::take(&mut start.problems);
-    let config = match Config::from_parts(std::mem::take(&mut start.cli), &start.vars) {
-        Ok(c) if problems.is_empty() => c,
-        Ok(_) => return start.bad_config(problems),
-        Err(mut p) => {
-            problems.append(&mut p);
-            return start.bad_config(problems);
-        }
+    let config = match start.config(Config::from_parts) {
+        Ok(c) => c,
+        Err(exit) => return exit,
     };
-
     let fail = |exit: Exit, message: &str| start.fail(exit, message);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
