@@ -1,6 +1,7 @@
-//! The README's demo as a cross-agent end-to-end test: real agent-init, agent-wait and
-//! calypso-sim processes — the configuration rendered first, then the servers gated in the
-//! Calypso startup order, each reading the rendered file.
+//! The README's demo as a cross-agent end-to-end test: real agent-init, agent-wait, agent-health
+//! and calypso-sim processes — the configuration rendered first, then the servers gated in the
+//! Calypso startup order, each reading the rendered file, then a DataServer failover during which
+//! the EngineServer's agent-health takes it out of service (readyz) but keeps it live (livez).
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +16,7 @@ const DB_URL: &str = "jdbc:oracle:thin:@calypso-db.demo:1521:DEMO";
 fn demo_renders_the_config_then_starts_servers_in_dependency_order_and_survives_failover() {
     let demo = Path::new(env!("CARGO_BIN_EXE_calypso-demo"));
     let bin_dir = demo.parent().expect("bin dir");
-    for agent in ["agent-wait", "agent-init"] {
+    for agent in ["agent-wait", "agent-init", "agent-health"] {
         assert!(
             bin_dir.join(agent).exists(),
             "{agent} is not built in {}: run the workspace's tests (cargo test --workspace), or \
@@ -57,7 +58,7 @@ cargo build -p {agent}",
         }
     }
     // The rendered file is shown, its secret redacted, and the password appears nowhere.
-    assert!(stdout.contains("agent-init --print   | DBPASSWORD=<redacted>"), "{stdout}");
+    assert!(stdout.contains("agent-init --print    | DBPASSWORD=<redacted>"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     for shown in [&stdout, &stderr] {
         assert!(
@@ -78,5 +79,52 @@ cargo build -p {agent}",
             .any(|l| l.contains("] dataserver health")
                 && l.contains(&format!("connected to {DB_URL} as calypso"))),
         "the DataServer's details show the rendered DBURL:\n{stdout}"
+    );
+
+    // agent-health, beside the EngineServer: it speaks in the timeline, and during the failover
+    // readyz goes 503 and comes back 200, while livez never answers anything but 200.
+    assert!(first("agent-health").is_some(), "agent-health said nothing:\n{stdout}");
+    assert!(
+        lines.iter().any(|l| l.contains("] agent-health ") && l.contains("serving /livez /readyz")),
+        "{stdout}"
+    );
+    let probe = |name: &str| -> Vec<(usize, &str)> {
+        let who = format!("] engineserver {name} ");
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(&who))
+            .map(|(i, l)| (i, l.split_once(" | ").map_or("", |(_, said)| said)))
+            .collect()
+    };
+    let failover = lines
+        .iter()
+        .position(|l| l.contains(">>> failover: the DataServer loses its database"))
+        .unwrap_or_else(|| panic!("no failover:\n{stdout}"));
+    let readyz = probe("readyz");
+    assert!(
+        readyz.iter().any(|(i, said)| *i < failover && *said == "200 ok"),
+        "readyz 200 before the failover:\n{stdout}"
+    );
+    let unready = readyz
+        .iter()
+        .find(|(i, said)| *i > failover && said.starts_with("503 ") && said.contains("DataServerConnection"))
+        .unwrap_or_else(|| panic!("readyz never went 503 during the failover:\n{stdout}"))
+        .0;
+    assert!(
+        readyz.iter().any(|(i, said)| *i > unready && *said == "200 ok"),
+        "readyz not 200 again after the failover:\n{stdout}"
+    );
+    assert_eq!(readyz.last().map(|(_, said)| *said), Some("200 ok"), "{stdout}");
+    let livez = probe("livez");
+    assert!(!livez.is_empty(), "livez never probed:\n{stdout}");
+    assert!(livez.iter().all(|(_, said)| *said == "200 ok"), "livez was not always 200:\n{stdout}");
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("agent-health: "))
+        .unwrap_or_else(|| panic!("no agent-health summary:\n{stdout}"));
+    assert!(
+        summary.starts_with("agent-health: readyz went 503 during the failover, livez stayed 200 ("),
+        "{summary}"
     );
 }

@@ -9,6 +9,12 @@
 //! each server's health as seen from outside, then a DataServer failover, then a summary of who
 //! waited for what.
 //!
+//! Beside the EngineServer runs agent-health, its probe sidecar, started when the engine's gate
+//! opens (a native sidecar listed after the agent-wait init container). The demo probes it as the
+//! kubelet would — `/startupz` until it passes, then `/readyz` and `/livez` — and shows that the
+//! DataServer failover makes the engine not ready (out of the Service) while its liveness holds
+//! (never restarted), although the outage lasts longer than agent-health's liveness grace.
+//!
 //! Run it with `./demo` (which builds the binaries first).
 
 // This binary's output is its stdout timeline.
@@ -17,6 +23,8 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use calypso::{Component, State};
@@ -27,13 +35,14 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// Renders the servers' configuration with agent-init, then runs Event, Auth, Data and Engine
-/// server simulators on it, each gated by agent-wait in component mode, and prints a timeline of
-/// who waited for what; then fails the DataServer over.
+/// server simulators on it, each gated by agent-wait in component mode, with agent-health as the
+/// EngineServer's probe sidecar, and prints a timeline of who waited for what; then fails the
+/// DataServer over: the engine turns not ready, and stays live.
 #[derive(Debug, Parser)]
 #[command(name = "calypso-demo", version)]
 struct Cli {
-    /// Directory holding the agent-init, agent-wait and calypso-sim binaries [default: this
-    /// binary's].
+    /// Directory holding the agent-init, agent-wait, agent-health and calypso-sim binaries
+    /// [default: this binary's].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
     /// How long the DataServer takes to start (RED "starting" until then).
@@ -53,6 +62,17 @@ const SERVERS: [(Component, &str); 4] = [
 ];
 
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long the DataServer's database stays down in the failover.
+const OUTAGE: Duration = Duration::from_secs(2);
+/// agent-health's settings beside the EngineServer: short, for the demo (defaults: 2s, 1s, 60s).
+const HEALTH_INTERVAL: &str = "200ms";
+const HEALTH_ATTEMPT_TIMEOUT: &str = "150ms";
+const LIVENESS_GRACE: Duration = Duration::from_secs(1);
+/// "Liveness holds" means something only if the outage outlasts the liveness grace.
+const _: () = assert!(OUTAGE.as_millis() > LIVENESS_GRACE.as_millis());
+/// How often the demo probes agent-health, as a kubelet would (every `periodSeconds`).
+const PROBE_PERIOD: Duration = Duration::from_millis(100);
 
 /// The environment agent-init renders for: `calypsosystem.properties.DEMO`.
 const ENV: &str = "DEMO";
@@ -126,17 +146,20 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let agent_init = bin_dir.join("agent-init");
     let agent_wait = bin_dir.join("agent-wait");
+    let agent_health = bin_dir.join("agent-health");
     let sim = bin_dir.join("calypso-sim");
-    for b in [&agent_init, &agent_wait, &sim] {
+    for b in [&agent_init, &agent_wait, &agent_health, &sim] {
         if !b.exists() {
             return Err(format!(
-                "{} is missing: build it first (cargo build --release -p agent-init -p agent-wait -p calypso-testkit)",
+                "{} is missing: build it first (cargo build --release -p agent-init -p agent-wait -p agent-health -p calypso-testkit)",
                 b.display()
             ));
         }
     }
 
-    let ports = free_ports(SERVERS.len())?;
+    // One port per server, and one for the EngineServer's agent-health.
+    let ports = free_ports(SERVERS.len() + 1)?;
+    let health_port = ports[SERVERS.len()];
     let url = |i: usize| format!("http://127.0.0.1:{}/health", ports[i]);
     let scratch = Scratch::create()?;
     let inputs = Inputs::write(&scratch.0)?;
@@ -146,7 +169,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     println!(
         "  Secret; then 4 Calypso servers, each gated by agent-wait in component mode, all start at once."
     );
-    println!("  startup order enforced: EventServer -> AuthServer -> DataServer -> EngineServer\n");
+    println!("  startup order enforced: EventServer -> AuthServer -> DataServer -> EngineServer");
+    println!("  agent-health, the EngineServer's probe sidecar, answers its kubelet probes\n");
     let config = render_config(start, &agent_init, &inputs, ports[0]).await?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
@@ -173,7 +197,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             cmd.env(format!("CALYPSO_{}_HEALTH_URL", dep.env_key()), url(j));
         }
         cmd.env("AGENT_LOG", "info");
-        children.push(spawn(cmd, &name, &tx)?);
+        children.push(spawn(cmd, &format!("{name} pod"), &tx)?);
     }
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<(usize, String)>();
     for (i, (component, _)) in SERVERS.iter().enumerate() {
@@ -181,15 +205,48 @@ async fn run(cli: Cli) -> Result<(), String> {
         tokio::spawn(watch(i, url(i), detail, watch_tx.clone()));
     }
     // What the DataServer's database sensor said before the failover, to say again after it.
-    let mut db_details = None;
+    let mut db_details: Option<String> = None;
+    // The EngineServer's probe sidecar, once its gate has opened, and what its probes answer.
+    let mut sidecar: Option<Child> = None;
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeAnswer>();
+    let live_checks = Arc::new(LiveChecks::default());
+    let mut ready_now = false;
+    let mut unready_in_failover = false;
+    let mut ready_after_failover = false;
 
-    // Print everything until the EngineServer is GREEN, remembering when each server was.
+    // Print everything until the EngineServer is GREEN and ready (after the failover, again),
+    // remembering when each server was first GREEN.
     let mut green_at: [Option<Duration>; 4] = [None; 4];
+    let mut engine_green = false;
+    // When the engine lost its DataServer and got it back; livez checks before the failover.
+    let mut outage: (Option<Duration>, Option<Duration>) = (None, None);
+    let mut live_before = 0;
     let mut failover = if cli.no_failover { Phase::Done } else { Phase::Pending };
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         tokio::select! {
-            Some(line) = rx.recv() => print(start, &line.who, &line.text),
+            Some(line) = rx.recv() => {
+                print(start, &line.who, &line.text);
+                // agent-wait has opened the EngineServer's gate: its sidecar starts with it.
+                let opened = line.who == "engineserver pod" && line.text.contains("starting the command");
+                if opened && sidecar.is_none() {
+                    sidecar = Some(start_sidecar(start, &agent_health, &url(3), health_port, &tx)?);
+                    tokio::spawn(probe(health_port, probe_tx.clone(), live_checks.clone()));
+                }
+            }
+            Some(answer) = probe_rx.recv() => {
+                print(start, &format!("engineserver {}", answer.probe), &answer.text);
+                if answer.probe == "readyz" {
+                    ready_now = answer.status == Some(200);
+                    let in_failover = matches!(failover, Phase::DataServerDown | Phase::Recovering);
+                    if !ready_now && in_failover {
+                        unready_in_failover = true;
+                    }
+                    if ready_now && unready_in_failover {
+                        ready_after_failover = true;
+                    }
+                }
+            }
             Some((i, state)) = watch_rx.recv() => {
                 let who = format!("{} health", SERVERS[i].0.name().to_ascii_lowercase());
                 print(start, &who, &state);
@@ -197,16 +254,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                 if green && green_at[i].is_none() {
                     green_at[i] = Some(start.elapsed());
                 }
+                if i == 3 {
+                    engine_green = green;
+                }
                 match (&failover, i, green) {
-                    (Phase::Pending, 3, true) => {
-                        failover = Phase::DataServerDown;
-                        db_details = sensor_details(&url(2), DATABASE_SENSOR).await;
-                        say(start, "failover: the DataServer loses its database");
-                        control(&ports[2], "state=RED&value=0&details=database%20failover%20in%20progress").await?;
-                    }
                     (Phase::DataServerDown, 3, false) => {
                         failover = Phase::Recovering;
-                        say(start, "failover: the engine is disconnected but alive (not restarted); the database returns in 2s");
+                        outage.0 = Some(start.elapsed());
+                        say(start, &format!(
+                            "failover: the engine is disconnected but alive (not restarted); the database returns in {}",
+                            humantime::format_duration(OUTAGE)
+                        ));
+                        say(start, &format!(
+                            "  longer than agent-health's liveness grace ({}): readyz must fail, livez must hold",
+                            humantime::format_duration(LIVENESS_GRACE)
+                        ));
                         let port = ports[2];
                         let mut query = url::form_urlencoded::Serializer::new(String::new());
                         query.append_pair("state", "GREEN").append_pair("value", "1");
@@ -216,20 +278,44 @@ async fn run(cli: Cli) -> Result<(), String> {
                         let query = query.finish();
                         tokio::spawn(async move {
                             // Pacing for the reader, not a wait for anything.
-                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            tokio::time::sleep(OUTAGE).await;
                             if let Err(e) = control(&port, &query).await {
                                 eprintln!("calypso-demo: cannot end the failover: {e}");
                             }
                         });
                     }
-                    (Phase::Recovering, 3, true) => failover = Phase::Done,
+                    (Phase::Recovering, 3, true) => {
+                        failover = Phase::Done;
+                        outage.1 = Some(start.elapsed());
+                    }
                     _ => {}
-                }
-                if failover == Phase::Done && green_at[3].is_some() && green {
-                    break;
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return Err(format!("not done within {PATIENCE:?}")),
+        }
+        // The engine is GREEN and in service (its readyz passes): now fail the DataServer over.
+        if failover == Phase::Pending && engine_green && ready_now {
+            failover = Phase::DataServerDown;
+            live_before = live_checks.checks.load(Ordering::Relaxed);
+            db_details = sensor_details(&url(2), DATABASE_SENSOR).await;
+            say(start, "failover: the DataServer loses its database");
+            control(&ports[2], "state=RED&value=0&details=database%20failover%20in%20progress").await?;
+        }
+        if failover == Phase::Done && engine_green && ready_now && (cli.no_failover || ready_after_failover) {
+            if let (Some(lost), Some(back)) = outage {
+                let checks = live_checks.checks.load(Ordering::Relaxed) - live_before;
+                let held =
+                    if live_checks.failed.load(Ordering::Relaxed) == 0 { "held" } else { "did NOT hold" };
+                say(
+                    start,
+                    &format!(
+                        "failover over: the engine is back in service after {:.1}s without its DataServer; \
+livez {held} ({checks} checks since the failover began): never restarted",
+                        (back - lost).as_secs_f64()
+                    ),
+                );
+            }
+            break;
         }
     }
 
@@ -240,11 +326,113 @@ async fn run(cli: Cli) -> Result<(), String> {
         let at = green_at[i].map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
         println!("  {:<13} GREEN at {at:>6}   waited for {waited}", component.name());
     }
-    for child in &mut children {
+    let (checks, failed) =
+        (live_checks.checks.load(Ordering::Relaxed), live_checks.failed.load(Ordering::Relaxed));
+    let live = if failed == 0 {
+        format!("livez stayed 200 ({checks} checks)")
+    } else {
+        format!("livez failed {failed} of {checks} checks")
+    };
+    if cli.no_failover {
+        println!("agent-health: readyz 200, {live}");
+    } else if unready_in_failover {
+        println!("agent-health: readyz went 503 during the failover, {live}");
+    } else {
+        println!("agent-health: readyz never went 503 during the failover, {live}");
+    }
+    for child in children.iter_mut().chain(sidecar.as_mut()) {
         stop(child).await;
     }
     drop(scratch);
+    if failed > 0 || !(cli.no_failover || unready_in_failover) {
+        return Err("agent-health did not keep the engine live while taking it out of service".into());
+    }
     Ok(())
+}
+
+/// Starts agent-health beside the EngineServer, with short settings for the demo.
+fn start_sidecar(
+    start: Instant,
+    bin: &Path,
+    upstream: &str,
+    port: u16,
+    tx: &mpsc::UnboundedSender<Line>,
+) -> Result<Child, String> {
+    let grace = humantime::format_duration(LIVENESS_GRACE).to_string();
+    say(
+        start,
+        &format!(
+            "the EngineServer's gate opened: its sidecar agent-health starts (--interval {HEALTH_INTERVAL}, \
+--liveness-grace {grace}); probed as the kubelet does: startupz, then readyz and livez"
+        ),
+    );
+    let mut cmd = Command::new(bin);
+    cmd.args(["--upstream", upstream, "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--interval", HEALTH_INTERVAL, "--attempt-timeout", HEALTH_ATTEMPT_TIMEOUT])
+        .args(["--liveness-grace", &grace, "--shutdown-delay", "100ms"])
+        .env("AGENT_LOG", "info")
+        .env("AGENT_LOG_FORMAT", "text");
+    spawn(cmd, "agent-health", tx)
+}
+
+/// What one of agent-health's probe endpoints answers now.
+struct ProbeAnswer {
+    probe: &'static str,
+    /// The HTTP status, if it answered.
+    status: Option<u16>,
+    text: String,
+}
+
+/// How many times livez was asked, and how many times it did not answer 200.
+#[derive(Default)]
+struct LiveChecks {
+    checks: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Probes agent-health as the kubelet does, every [`PROBE_PERIOD`]: `/startupz` until it passes
+/// (the kubelet holds the other probes back until then), then `/readyz` and `/livez`. Reports
+/// each change of what an endpoint answers.
+async fn probe(port: u16, tx: mpsc::UnboundedSender<ProbeAnswer>, live: Arc<LiveChecks>) {
+    let ask = |path: &'static str| async move {
+        let url = format!("http://127.0.0.1:{port}/{path}");
+        match client::get(&url, Duration::from_millis(500)).await {
+            Err(e) if e.is_refused() => (None, "not listening".to_string()),
+            Err(e) => (None, format!("unreachable: {e}")),
+            Ok(resp) => (Some(resp.status), format!("{} {}", resp.status, resp.text().trim_end())),
+        }
+    };
+    let mut last: [String; 3] = Default::default();
+    let mut report = |i: usize, probe: &'static str, (status, text): (Option<u16>, String)| {
+        if text == last[i] {
+            return true;
+        }
+        last[i] = text.clone();
+        tx.send(ProbeAnswer { probe, status, text }).is_ok()
+    };
+    loop {
+        let answer = ask("startupz").await;
+        let started = answer.0 == Some(200);
+        if !report(0, "startupz", answer) {
+            return;
+        }
+        if started {
+            break;
+        }
+        tokio::time::sleep(PROBE_PERIOD).await;
+    }
+    loop {
+        let ready = ask("readyz").await;
+        let alive = ask("livez").await;
+        live.checks.fetch_add(1, Ordering::Relaxed);
+        if alive.0 != Some(200) {
+            live.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if !report(1, "readyz", ready) || !report(2, "livez", alive) {
+            return;
+        }
+        tokio::time::sleep(PROBE_PERIOD).await;
+    }
 }
 
 /// The demo's scratch directory (templates, Secret, rendered files), removed when dropped.
@@ -393,7 +581,7 @@ fn say(start: Instant, text: &str) {
 }
 
 fn print(start: Instant, who: &str, text: &str) {
-    println!("[{:>5.1}s] {who:<20} | {text}", start.elapsed().as_secs_f64());
+    println!("[{:>5.1}s] {who:<21} | {text}", start.elapsed().as_secs_f64());
 }
 
 /// Sets the DataServer's database sensor through the simulator's control API.
@@ -441,10 +629,10 @@ fn spawn(mut cmd: Command, who: &str, tx: &mpsc::UnboundedSender<Line>) -> Resul
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {who}: {e}"))?;
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(forward(out, format!("{who} pod"), tx.clone()));
+        tokio::spawn(forward(out, who.to_string(), tx.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(forward(err, format!("{who} pod"), tx.clone()));
+        tokio::spawn(forward(err, who.to_string(), tx.clone()));
     }
     Ok(child)
 }
