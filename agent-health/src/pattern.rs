@@ -5,21 +5,26 @@
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern(String);
+pub struct Pattern {
+    /// As written, for messages.
+    text: String,
+    lower: String,
+}
 
 impl Pattern {
     pub fn new(text: &str) -> Self {
-        Pattern(text.trim().to_ascii_lowercase())
+        let text = text.trim().to_string();
+        Pattern { lower: text.to_ascii_lowercase(), text }
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        glob(self.0.as_bytes(), path.to_ascii_lowercase().as_bytes())
+        glob(self.lower.as_bytes(), path.to_ascii_lowercase().as_bytes())
     }
 }
 
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -61,5 +66,6 @@ mod tests {
         assert!(!m("Calypso/X", "Calypso/XY"));
         assert!(m("a*b*c", "a-b-b-c"));
         assert!(!m("a*b*c", "a-b-b-d"));
+        assert_eq!(Pattern::new(" Calypso/* ").to_string(), "Calypso/*", "shown as written");
     }
 }
