@@ -3,20 +3,17 @@
 //! Durations are configured short; every wait polls with a deadline.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use calypso::Component;
 use calypso_testkit::client;
+use calypso_testkit::process::{PATIENCE, Spawned};
 use calypso_testkit::{Mode, Sim, SimConfig, SimHandle, eventually};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const PATIENCE: Duration = Duration::from_secs(20);
+use nix::sys::signal::Signal;
+use tokio::process::Command;
 
 struct Agent {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
+    process: Spawned,
     base: String,
 }
 
@@ -36,31 +33,15 @@ impl Agent {
                 cmd.args([flag, value]);
             }
         }
-        cmd.args(extra)
-            .env_clear()
-            .env("AGENT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("agent-health starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("piped");
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().expect("lock").push_str(&(line + "\n"));
-            }
-        });
-        let log = stderr.clone();
-        let addr = eventually("the listen address in the log", PATIENCE, async || {
-            let text = log.lock().expect("lock").clone();
-            let at = text.find("listen=")?;
-            Some(text[at + 7..].split_whitespace().next()?.to_string())
-        })
-        .await;
-        Agent { child, stderr, base: format!("http://{addr}") }
+        cmd.args(extra).env_clear().env("AGENT_LOG", "info").stdout(Stdio::null());
+        let process = Spawned::start(cmd);
+        let addr = process
+            .find_in_stderr("the listen address in the log", |line| {
+                let at = line.find("listen=")?;
+                Some(line[at + 7..].split_whitespace().next()?.to_string())
+            })
+            .await;
+        Agent { process, base: format!("http://{addr}") }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -77,10 +58,6 @@ impl Agent {
             (s == status).then_some(body)
         })
         .await
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
     }
 }
 
@@ -186,14 +163,12 @@ async fn sigterm_drains_readiness_first_then_exits_0() {
     let ds = sim(Component::DataServer, None).await;
     let mut agent = Agent::start(&ds.health_url(), &["--shutdown-delay", "3s"]).await;
     agent.until("/readyz", 200).await;
-    let pid = nix::unistd::Pid::from_raw(agent.child.id().expect("pid") as i32);
     let signalled = tokio::time::Instant::now();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    agent.process.signal(Signal::SIGTERM);
     let reason = agent.until("/readyz", 503).await;
     assert_eq!(reason.trim(), "shutting down");
     assert_eq!(agent.get("/livez").await.0, 200, "liveness keeps answering while draining");
-    let status = tokio::time::timeout(PATIENCE, agent.child.wait()).await.expect("exits").expect("wait");
-    assert_eq!(status.code(), Some(0), "{}", agent.log());
+    assert_eq!(agent.process.exit_code().await, 0, "{}", agent.process.stderr());
     assert!(signalled.elapsed() >= Duration::from_secs(3), "exited before the shutdown delay");
 }
 
@@ -202,12 +177,10 @@ async fn a_second_signal_exits_143_at_once() {
     let ds = sim(Component::DataServer, None).await;
     let mut agent = Agent::start(&ds.health_url(), &["--shutdown-delay", "60s"]).await;
     agent.until("/readyz", 200).await;
-    let pid = nix::unistd::Pid::from_raw(agent.child.id().expect("pid") as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    agent.process.signal(Signal::SIGTERM);
     agent.until("/readyz", 503).await;
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
-    let status = tokio::time::timeout(PATIENCE, agent.child.wait()).await.expect("exits").expect("wait");
-    assert_eq!(status.code(), Some(143));
+    agent.process.signal(Signal::SIGTERM);
+    assert_eq!(agent.process.exit_code().await, 143);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,83 +3,24 @@
 //! deadline"; nothing sleeps a fixed time.
 
 use std::net::Ipv4Addr;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::Stdio;
 
 use calypso::{Component, State};
 use calypso_testkit::dns::DnsDouble;
+use calypso_testkit::process::{PATIENCE, Spawned};
 use calypso_testkit::{Mode, Sim, SimConfig, SimHandle, eventually};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpSocket;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A running agent-wait with its stderr collected.
-struct Agent {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Agent {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-wait"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("agent-wait starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr piped");
-        let sink = stderr.clone();
-        let reader = tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut s = sink.lock().expect("lock");
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Agent { child, stderr, reader: Some(reader) }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
-    }
-
-    /// Waits until stderr contains `needle`.
-    async fn said(&self, needle: &str) {
-        eventually(&format!("agent-wait to say {needle:?}"), PATIENCE, async || {
-            self.stderr().contains(needle).then_some(())
-        })
-        .await;
-    }
-
-    async fn exit(&mut self) -> ExitStatus {
-        tokio::time::timeout(PATIENCE, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("agent-wait did not exit; stderr:\n{}", self.stderr()))
-            .expect("wait")
-    }
-
-    async fn exit_code(&mut self) -> i32 {
-        let status = self.exit().await;
-        // The pipe closes with the process: let the reader take the last lines.
-        if let Some(reader) = self.reader.take() {
-            let _ = tokio::time::timeout(PATIENCE, reader).await;
-        }
-        status.code().unwrap_or_else(|| panic!("killed by a signal: {status:?}"))
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
+/// Starts agent-wait with only `env` (and PATH) in its environment; stdout piped.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-wait"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped());
+    Spawned::start(cmd)
 }
 
 async fn sim(component: Component) -> SimHandle {
@@ -97,7 +38,7 @@ async fn name_that_starts_resolving_late() {
     let port = listener.local_addr().expect("addr").port();
     let target = format!("tcp://dataserver.test:{port}");
     let servers = dns.addr().to_string();
-    let mut agent = Agent::start(&[&target], &[("AGENT_DNS_SERVERS", &servers)]);
+    let mut agent = start(&[&target], &[("AGENT_DNS_SERVERS", &servers)]);
     agent.said("dns: no such host \"dataserver.test\"").await;
     let before = dns.queries();
     eventually("another lookup", PATIENCE, async || (dns.queries() > before).then_some(())).await;
@@ -116,7 +57,7 @@ async fn calypso_target_by_late_name_ignoring_proxies() {
     let target = format!("calypso://dataserver.test:{}/health", ds.addr().port());
     let servers = dns.addr().to_string();
     let proxy = "http://127.0.0.1:9";
-    let mut agent = Agent::start(
+    let mut agent = start(
         &[&target],
         &[
             ("AGENT_DNS_SERVERS", &servers),
@@ -137,7 +78,7 @@ async fn refused_then_listening() {
     let socket = TcpSocket::new_v4().expect("socket");
     socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let target = format!("tcp://{}", socket.local_addr().expect("addr"));
-    let mut agent = Agent::start(&[&target], &[]);
+    let mut agent = start(&[&target], &[]);
     agent.said("connection refused").await;
     let _listener = socket.listen(8).expect("listen");
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
@@ -147,7 +88,7 @@ async fn refused_then_listening() {
 async fn http_503_then_200() {
     let ds = sim(Component::DataServer).await;
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some("db down"));
-    let mut agent = Agent::start(&[&ds.health_url()], &[]);
+    let mut agent = start(&[&ds.health_url()], &[]);
     agent.said("HTTP 503, want 200-299").await;
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Green, Some(1.0), None);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
@@ -159,7 +100,7 @@ async fn http_json_value_predicate() {
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Amber, None, None);
     let args =
         [ds.health_url(), "--json-path".into(), "$.state".into(), "--json-value".into(), "GREEN".into()];
-    let mut agent = Agent::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let mut agent = start(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     agent.said("HTTP 200, but $.state is \"AMBER\", want \"GREEN\"").await;
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Green, None, None);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
@@ -170,7 +111,7 @@ async fn calypso_red_amber_green_strict() {
     let ds = sim(Component::DataServer).await;
     let c = ds.control();
     c.set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some("db down"));
-    let mut agent = Agent::start(&["--strict", &calypso_url(&ds)], &[]);
+    let mut agent = start(&["--strict", &calypso_url(&ds)], &[]);
     agent.said("state RED (Calypso/DatabaseConnection: RED 'db down')").await;
     c.set_sensor("Calypso/DatabaseConnection", State::Amber, Some(1.0), Some("slow"));
     agent.said("state AMBER (Calypso/DatabaseConnection: AMBER 'slow')").await;
@@ -184,7 +125,7 @@ async fn calypso_amber_is_ready_unless_strict() {
     let ds = sim(Component::DataServer).await;
     let c = ds.control();
     c.set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some("db down"));
-    let mut agent = Agent::start(&[&calypso_url(&ds)], &[]);
+    let mut agent = start(&[&calypso_url(&ds)], &[]);
     agent.said("state RED").await;
     c.set_sensor("Calypso/DatabaseConnection", State::Amber, Some(1.0), Some("slow"));
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
@@ -194,7 +135,7 @@ async fn calypso_amber_is_ready_unless_strict() {
 async fn garbage_payload_is_not_ready_and_named() {
     let ds = sim(Component::DataServer).await;
     ds.control().set_mode(Mode::Garbage);
-    let mut agent = Agent::start(&[&calypso_url(&ds)], &[]);
+    let mut agent = start(&[&calypso_url(&ds)], &[]);
     agent.said("bad health payload (HTTP 200): invalid JSON at line 1").await;
     ds.control().set_mode(Mode::Normal);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
@@ -204,7 +145,7 @@ async fn garbage_payload_is_not_ready_and_named() {
 async fn hang_fires_the_attempt_timeout() {
     let ds = sim(Component::DataServer).await;
     ds.control().set_mode(Mode::Hang);
-    let mut agent = Agent::start(&["--attempt-timeout", "200ms", &calypso_url(&ds)], &[]);
+    let mut agent = start(&["--attempt-timeout", "200ms", &calypso_url(&ds)], &[]);
     agent.said("no answer within 200ms").await;
     let before = ds.control().received();
     // A hung attempt is abandoned and a new one made: the server sees new requests.
@@ -225,10 +166,8 @@ async fn deadline_expiry_writes_the_exact_termination_message() {
     socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let tcp = format!("tcp://{}", socket.local_addr().expect("addr"));
     let file = format!("file://{}", missing.display());
-    let mut agent = Agent::start(
-        &["--timeout", "1s", &tcp, &file],
-        &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))],
-    );
+    let mut agent =
+        start(&["--timeout", "1s", &tcp, &file], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
     assert_eq!(agent.exit_code().await, 124, "{}", agent.stderr());
     let expected =
         format!("deadline 1s passed; not ready: {tcp} (connection refused); {file} (no such file)\n");
@@ -241,10 +180,9 @@ async fn sigterm_while_waiting_exits_143() {
     let dir = tempfile::tempdir().expect("tempdir");
     let term = dir.path().join("termination-log");
     let file = format!("file://{}", dir.path().join("never").display());
-    let mut agent = Agent::start(&[&file], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
+    let mut agent = start(&[&file], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
     agent.said("no such file").await;
-    let pid = nix::unistd::Pid::from_raw(agent.child.id().expect("pid") as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 143, "{}", agent.stderr());
     let message = std::fs::read_to_string(&term).expect("termination message");
     assert_eq!(message, format!("SIGTERM while waiting; not ready: {file} (no such file)\n"));
@@ -257,7 +195,7 @@ async fn command_replaces_agent_wait() {
     std::fs::write(&ready, "yes").expect("write");
     let file = format!("file://{}", ready.display());
     // The same PID afterwards proves exec, not fork: the command replaced agent-wait.
-    let mut agent = Agent::start(&[&file, "--", "sh", "-c", "echo pid=$$; exit 7"], &[]);
+    let mut agent = start(&[&file, "--", "sh", "-c", "echo pid=$$; exit 7"], &[]);
     let pid = agent.child.id().expect("pid");
     let mut stdout = agent.child.stdout.take().expect("stdout");
     assert_eq!(agent.exit_code().await, 7, "the command's exit code is the container's");
@@ -272,7 +210,7 @@ async fn command_not_found_exits_127() {
     let ready = dir.path().join("ready");
     std::fs::write(&ready, "yes").expect("write");
     let file = format!("file://{}", ready.display());
-    let mut agent = Agent::start(&[&file, "--", "/no/such/program", "--password=x"], &[]);
+    let mut agent = start(&[&file, "--", "/no/such/program", "--password=x"], &[]);
     assert_eq!(agent.exit_code().await, 127);
     assert!(agent.stderr().contains("cannot run \"/no/such/program\""), "{}", agent.stderr());
     assert!(!agent.stderr().contains("password=x"), "arguments may hold secrets");
@@ -282,7 +220,7 @@ async fn command_not_found_exits_127() {
 async fn bad_configuration_lists_every_problem_and_exits_64() {
     let dir = tempfile::tempdir().expect("tempdir");
     let term = dir.path().join("termination-log");
-    let mut agent = Agent::start(
+    let mut agent = start(
         &["--timeout", "soon", "--component", "engineserver", "ftp://x"],
         &[
             ("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8")),
@@ -308,8 +246,7 @@ async fn bad_configuration_lists_every_problem_and_exits_64() {
 async fn unknown_flag_is_a_usage_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let term = dir.path().join("termination-log");
-    let mut agent =
-        Agent::start(&["--frobnicate"], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
+    let mut agent = start(&["--frobnicate"], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
     assert_eq!(agent.exit_code().await, 64);
     assert!(agent.stderr().contains("--frobnicate"), "{}", agent.stderr());
     let message = std::fs::read_to_string(&term).expect("termination message");
@@ -318,7 +255,7 @@ async fn unknown_flag_is_a_usage_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_exits_0_and_documents_the_environment() {
-    let mut agent = Agent::start(&["--help"], &[]);
+    let mut agent = start(&["--help"], &[]);
     let mut stdout = agent.child.stdout.take().expect("stdout");
     assert_eq!(agent.exit_code().await, 0);
     let mut out = String::new();
@@ -337,14 +274,10 @@ async fn component_mode_enforces_startup_order() {
     let ds = sim(Component::DataServer).await;
     auth.control().set_sensor("Calypso/EventServerConnection", State::Red, Some(0.0), Some("no broker"));
     ds.control().set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some("db down"));
-    let mut ds_wait = Agent::start(
-        &["--component", "dataserver"],
-        &[("CALYPSO_AUTHSERVER_HEALTH_URL", &auth.health_url())],
-    );
-    let mut es_wait = Agent::start(
-        &["--component", "EngineServer"],
-        &[("CALYPSO_DATASERVER_HEALTH_URL", &ds.health_url())],
-    );
+    let mut ds_wait =
+        start(&["--component", "dataserver"], &[("CALYPSO_AUTHSERVER_HEALTH_URL", &auth.health_url())]);
+    let mut es_wait =
+        start(&["--component", "EngineServer"], &[("CALYPSO_DATASERVER_HEALTH_URL", &ds.health_url())]);
     ds_wait.said("authserver: state RED (Calypso/EventServerConnection: RED 'no broker')").await;
     es_wait.said("dataserver: state RED (Calypso/DatabaseConnection: RED 'db down')").await;
 
@@ -360,7 +293,7 @@ async fn component_mode_enforces_startup_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn component_without_dependencies_is_ready_at_once() {
-    let mut agent = Agent::start(&["--component", "event-server"], &[]);
+    let mut agent = start(&["--component", "event-server"], &[]);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert!(agent.stderr().contains("0 targets ready"));
 }

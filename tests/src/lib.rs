@@ -17,6 +17,7 @@ pub mod client;
 pub mod dns;
 pub mod jvm;
 pub mod logwriter;
+pub mod process;
 pub mod sim;
 pub mod tools;
 

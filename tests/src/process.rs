@@ -1,0 +1,97 @@
+//! A binary under test as a process: started with its stderr collected line by line, so a test
+//! can wait for what it says and read all of it after it exits.
+
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use crate::eventually;
+
+/// How long a test waits for a process to say or do something.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running process (killed when dropped) with its stderr collected.
+pub struct Spawned {
+    pub child: Child,
+    name: String,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Spawned {
+    /// Starts `cmd` with stdin closed and stderr piped (stdout as the command set it).
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be started: the test has failed.
+    pub fn start(mut cmd: Command) -> Spawned {
+        let name =
+            cmd.as_std().get_program().to_string_lossy().rsplit('/').next().unwrap_or_default().to_string();
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{name} does not start: {e}"));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let reader = child.stderr.take().map(|pipe| {
+            let sink = stderr.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut s = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            })
+        });
+        Spawned { child, name, stderr, reader }
+    }
+
+    /// Everything it said on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub async fn said(&self, needle: &str) {
+        eventually(&format!("{} to say {needle:?}", self.name), PATIENCE, async || {
+            self.stderr().contains(needle).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until stderr has a line that `find` picks something from.
+    pub async fn find_in_stderr<T>(&self, what: &str, find: impl Fn(&str) -> Option<T>) -> T {
+        eventually(what, PATIENCE, async || self.stderr().lines().find_map(&find)).await
+    }
+
+    /// Waits for the exit, then for the last lines of stderr.
+    pub async fn exit(&mut self) -> ExitStatus {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit; stderr:\n{}", self.name, self.stderr()))
+            .unwrap_or_else(|e| panic!("cannot wait for {}: {e}", self.name));
+        // The pipe closes with the process: let the reader take the last lines.
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(PATIENCE, reader).await;
+        }
+        status
+    }
+
+    /// The exit code (a death by signal fails the test).
+    pub async fn exit_code(&mut self) -> i32 {
+        let status = self.exit().await;
+        status.code().unwrap_or_else(|| panic!("{} was killed by a signal: {status:?}", self.name))
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().is_ok_and(|s| s.is_none())
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().and_then(|p| i32::try_from(p).ok()).expect("a running process has a pid");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
+    }
+}
