@@ -106,6 +106,11 @@ pub fn process_vars() -> Vec<(String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
+/// An environment given by hand (tests, embedding), in the form the agents' config takes.
+pub fn vars_from(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 /// The names of the process's variables whose values are not UTF-8 (they are missing from
 /// [`process_vars`]), so an agent can say so rather than call them unset.
 pub fn non_utf8_var_names() -> Vec<String> {
@@ -153,9 +158,7 @@ mod tests {
         timeout: Option<String>,
     }
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::vars_from as vars;
 
     #[test]
     fn flag_wins_and_empty_env_is_unset() {

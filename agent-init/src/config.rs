@@ -227,9 +227,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use agent_core::config::vars_from as vars;
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("agent-init").chain(args.iter().copied())).expect("flags parse")

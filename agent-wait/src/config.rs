@@ -274,9 +274,7 @@ mod tests {
     use super::*;
     use crate::target::Kind;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use agent_core::config::vars_from as vars;
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("agent-wait").chain(args.iter().copied())).expect("flags parse")
