@@ -36,6 +36,11 @@ pub enum FetchError {
     Other(String),
 }
 
+/// The HTTP client could not be built (the TLS configuration was refused).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct BuildError(String);
+
 /// A client for health checks.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -43,7 +48,7 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(dns: Dns, user_agent: &str) -> Result<Self, String> {
+    pub fn new(dns: Dns, user_agent: &str) -> Result<Self, BuildError> {
         // reqwest is built without a default crypto provider so that only ring is linked; a
         // second install (another client in the process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -58,7 +63,7 @@ impl HttpClient {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", reason(&e)))?;
+            .map_err(|e| BuildError(reason(&e)))?;
         Ok(HttpClient { client })
     }
 

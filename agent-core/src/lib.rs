@@ -5,11 +5,13 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod env_check;
 pub mod exit;
 pub mod http;
 pub mod logging;
 pub mod redact;
 pub mod retry;
+pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod termination;

@@ -7,8 +7,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
 use crate::config::{Problem, Problems, process_vars};
 use crate::logging::Logging;
+use crate::settings::{Reader, Settings};
 use crate::{Exit, termination};
 
 pub struct Startup<C> {
@@ -17,21 +20,27 @@ pub struct Startup<C> {
     pub vars: Vec<(String, String)>,
     /// Problems with the common settings, to report with the agent's own.
     pub problems: Vec<Problem>,
+    settings: &'static Settings,
+    matches: ArgMatches,
     termination: Option<PathBuf>,
 }
 
-impl<C: clap::Parser> Startup<C> {
+impl<C: CommandFactory + FromArgMatches> Startup<C> {
     /// From the process's arguments and environment. `Err` is the exit code for `--help`,
     /// `--version` or a usage error (already printed and written as the termination message).
-    pub fn begin() -> Result<Self, ExitCode> {
-        Self::from(std::env::args_os(), process_vars())
+    pub fn begin(settings: &'static Settings) -> Result<Self, ExitCode> {
+        Self::from(settings, std::env::args_os(), process_vars())
     }
 
-    fn from(args: impl IntoIterator<Item = OsString>, vars: Vec<(String, String)>) -> Result<Self, ExitCode> {
+    fn from(
+        settings: &'static Settings,
+        args: impl IntoIterator<Item = OsString>,
+        vars: Vec<(String, String)>,
+    ) -> Result<Self, ExitCode> {
         let pairs = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let termination = termination::path_from_env(pairs());
-        let cli = match crate::cli::parse::<C>(args) {
-            Ok(cli) => cli,
+        let (cli, matches) = match crate::cli::parse_with(settings, args) {
+            Ok(parsed) => parsed,
             Err(stop) => {
                 if stop.exit != Exit::Ok {
                     termination::write(termination.as_deref(), &stop.message);
@@ -45,7 +54,7 @@ impl<C: clap::Parser> Startup<C> {
             Logging::default()
         });
         logging.init();
-        Ok(Startup { cli, vars, problems, termination })
+        Ok(Startup { cli, vars, problems, settings, matches, termination })
     }
 }
 
@@ -54,10 +63,11 @@ impl<C: Default> Startup<C> {
     /// after every problem — the common settings' and the agent's own — was reported.
     pub fn config<T>(
         &mut self,
-        build: impl FnOnce(C, &[(String, String)]) -> Result<T, Vec<Problem>>,
+        build: impl FnOnce(C, Reader) -> Result<T, Vec<Problem>>,
     ) -> Result<T, ExitCode> {
         let mut problems = std::mem::take(&mut self.problems);
-        match build(std::mem::take(&mut self.cli), &self.vars) {
+        let reader = Reader::new(self.settings, std::mem::take(&mut self.matches), &self.vars);
+        match build(std::mem::take(&mut self.cli), reader) {
             Ok(config) if problems.is_empty() => Ok(config),
             Ok(_) => Err(self.bad_config(problems)),
             Err(mut own) => {

@@ -3,29 +3,145 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agent_core::config::{Problem, Setting, from_env, split_list};
+use agent_core::config::{Problem, split_list};
+use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
 use url::Url;
 
 use crate::pattern::Pattern;
 use crate::policy::{CONNECTION_SENSORS, Policy};
 
-pub const PREFIX: &str = "AGENT_HEALTH_";
-const KNOWN: &[&str] = &[
-    "UPSTREAM",
-    "INTERVAL",
-    "ATTEMPT_TIMEOUT",
-    "LISTEN",
-    "AMBER",
-    "READINESS_IGNORE",
-    "READY_FAILURES",
-    "READY_SUCCESSES",
-    "LIVENESS_GRACE",
-    "LIVENESS_SENSORS",
-    "SHUTDOWN_DELAY",
-    "MAX_SENSOR_METRICS",
-];
+pub const UPSTREAM: Spec<Url> = Spec::new(
+    "upstream",
+    "AGENT_HEALTH_UPSTREAM",
+    "The Calypso health URL (required), e.g. http://127.0.0.1:8140/health",
+    upstream,
+)
+.value_name("URL")
+.url();
+pub const INTERVAL: Spec<Duration> =
+    Spec::new("interval", "AGENT_HEALTH_INTERVAL", "Poll interval", bounded_duration)
+        .value_name("DURATION")
+        .default("2s");
+pub const ATTEMPT_TIMEOUT: Spec<Duration> = Spec::new(
+    "attempt-timeout",
+    "AGENT_HEALTH_ATTEMPT_TIMEOUT",
+    "One poll's deadline (below the interval)",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("1s");
+pub const LISTEN: Spec<SocketAddr> = Spec::new(
+    "listen",
+    "AGENT_HEALTH_LISTEN",
+    "Address to serve the probes and /metrics on (kubelet probes the pod IP)",
+    |s| s.trim().parse().map_err(|_| "not ip:port, e.g. 0.0.0.0:8081".to_string()),
+)
+.value_name("ADDR")
+.default("0.0.0.0:8081");
+pub const AMBER: Spec<bool> =
+    Spec::new("amber", "AGENT_HEALTH_AMBER", "Whether AMBER is ready or not-ready", |s| {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ready" => Ok(true),
+            "not-ready" | "not_ready" | "notready" => Ok(false),
+            _ => Err("must be ready or not-ready".into()),
+        }
+    })
+    .value_name("ready|not-ready")
+    .default("ready");
+pub const READINESS_IGNORE: Spec<Vec<Pattern>> = Spec::new(
+    "readiness-ignore",
+    "AGENT_HEALTH_READINESS_IGNORE",
+    "Sensor patterns (SubSystem/Sensor, * wildcard, comma separated) never alone to blame for not-ready",
+    patterns,
+)
+.value_name("PATTERNS");
+pub const READY_FAILURES: Spec<u32> = Spec::new(
+    "ready-failures",
+    "AGENT_HEALTH_READY_FAILURES",
+    "Bad polls in a row before not ready",
+    parse::count,
+)
+.value_name("N")
+.default("2");
+pub const READY_SUCCESSES: Spec<u32> = Spec::new(
+    "ready-successes",
+    "AGENT_HEALTH_READY_SUCCESSES",
+    "Good polls in a row before ready again",
+    parse::count,
+)
+.value_name("N")
+.default("2");
+pub const LIVENESS_GRACE: Spec<Duration> = Spec::new(
+    "liveness-grace",
+    "AGENT_HEALTH_LIVENESS_GRACE",
+    "How long without any answer before liveness fails",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("60s");
+pub const LIVENESS_SENSORS: Spec<Vec<Pattern>> = Spec::new(
+    "liveness-sensors",
+    "AGENT_HEALTH_LIVENESS_SENSORS",
+    "Sensor patterns whose RED, for the grace, fails liveness (never connection sensors)",
+    patterns,
+)
+.value_name("PATTERNS");
+pub const SHUTDOWN_DELAY: Spec<Duration> = Spec::new(
+    "shutdown-delay",
+    "AGENT_HEALTH_SHUTDOWN_DELAY",
+    "After SIGTERM: not ready at once, exit after this",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("5s");
+pub const MAX_SENSOR_METRICS: Spec<u32> = Spec::new(
+    "max-sensor-metrics",
+    "AGENT_HEALTH_MAX_SENSOR_METRICS",
+    "Most sensors exported as metrics",
+    parse::count,
+)
+.value_name("N")
+.default("200");
+
+pub static SETTINGS: Settings = Settings {
+    prefix: "AGENT_HEALTH_",
+    specs: &[
+        &UPSTREAM.meta,
+        &INTERVAL.meta,
+        &ATTEMPT_TIMEOUT.meta,
+        &LISTEN.meta,
+        &AMBER.meta,
+        &READINESS_IGNORE.meta,
+        &READY_FAILURES.meta,
+        &READY_SUCCESSES.meta,
+        &LIVENESS_GRACE.meta,
+        &LIVENESS_SENSORS.meta,
+        &SHUTDOWN_DELAY.meta,
+        &MAX_SENSOR_METRICS.meta,
+    ],
+};
+
+/// Bounded so that sums of durations cannot overflow, and no setting is absurd.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+fn bounded_duration(text: &str) -> Result<Duration, String> {
+    match parse::duration(text)? {
+        d if d > MAX_DURATION => Err("must be at most 24h".into()),
+        d => Ok(d),
+    }
+}
+
+fn upstream(text: &str) -> Result<Url, String> {
+    match Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
+        _ => Err("must be an http:// or https:// URL with a host".into()),
+    }
+}
+
+fn patterns(text: &str) -> Result<Vec<Pattern>, String> {
+    Ok(split_list(text).map(Pattern::new).collect())
+}
 
 const AFTER_HELP: &str = "\
 ENDPOINTS (answered from the last poll, never by calling Calypso):
@@ -42,19 +158,8 @@ POLICY:
              failover never restarts the servers. Connection sensors cannot be liveness sensors.
   startup    passes at the first answer that is not RED, and stays passed
 
-ENVIRONMENT (flags win):
-  AGENT_HEALTH_UPSTREAM            the Calypso health URL (required), e.g. http://127.0.0.1:8140/health
-  AGENT_HEALTH_INTERVAL            poll interval (default 2s)
-  AGENT_HEALTH_ATTEMPT_TIMEOUT     one poll's deadline, below the interval (default 1s)
-  AGENT_HEALTH_LISTEN              address to serve on (default 0.0.0.0:8081: kubelet probes the pod IP)
-  AGENT_HEALTH_AMBER               ready | not-ready (default ready)
-  AGENT_HEALTH_READINESS_IGNORE    sensor patterns (SubSystem/Sensor, * wildcard), comma separated
-  AGENT_HEALTH_READY_FAILURES      bad polls in a row before not ready (default 2)
-  AGENT_HEALTH_READY_SUCCESSES     good polls in a row before ready again (default 2)
-  AGENT_HEALTH_LIVENESS_GRACE      how long without an answer before liveness fails (default 60s)
-  AGENT_HEALTH_LIVENESS_SENSORS    sensor patterns whose RED (for the grace) fails liveness (default none)
-  AGENT_HEALTH_SHUTDOWN_DELAY      after SIGTERM: not ready at once, exit after this (default 5s)
-  AGENT_HEALTH_MAX_SENSOR_METRICS  sensors exported as metrics at most (default 200)
+ENVIRONMENT:
+  Every flag above has a variable, named after it; flags win.
   AGENT_DNS_SERVERS, AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG: see docs/configuration.md
 
 EXIT CODES:
@@ -62,47 +167,12 @@ EXIT CODES:
   check: 0 the probe passes, 1 it fails, 69 the sidecar cannot be reached";
 
 /// Serves kubelet probes for a Calypso server from its Health Check API.
+/// (The settings' flags are added from [`SETTINGS`].)
 #[derive(Debug, Parser, Default)]
 #[command(name = "agent-health", version, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// The Calypso health URL.
-    #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
-    /// Poll interval.
-    #[arg(long, value_name = "DURATION")]
-    pub interval: Option<String>,
-    /// One poll's deadline (below the interval).
-    #[arg(long, value_name = "DURATION")]
-    pub attempt_timeout: Option<String>,
-    /// Address to serve the probes on.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Whether AMBER is ready or not-ready.
-    #[arg(long, value_name = "ready|not-ready")]
-    pub amber: Option<String>,
-    /// Sensor patterns never alone to blame for not-ready.
-    #[arg(long, value_name = "PATTERNS")]
-    pub readiness_ignore: Option<String>,
-    /// Bad polls in a row before not ready.
-    #[arg(long, value_name = "N")]
-    pub ready_failures: Option<String>,
-    /// Good polls in a row before ready again.
-    #[arg(long, value_name = "N")]
-    pub ready_successes: Option<String>,
-    /// How long without any answer before liveness fails.
-    #[arg(long, value_name = "DURATION")]
-    pub liveness_grace: Option<String>,
-    /// Sensor patterns whose RED, for the grace, fails liveness.
-    #[arg(long, value_name = "PATTERNS")]
-    pub liveness_sensors: Option<String>,
-    /// After SIGTERM: not ready at once, exit after this.
-    #[arg(long, value_name = "DURATION")]
-    pub shutdown_delay: Option<String>,
-    /// Most sensors exported as metrics.
-    #[arg(long, value_name = "N")]
-    pub max_sensor_metrics: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,22 +197,6 @@ pub struct CheckArgs {
     pub url: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct Raw {
-    upstream: Option<String>,
-    interval: Option<String>,
-    attempt_timeout: Option<String>,
-    listen: Option<String>,
-    amber: Option<String>,
-    readiness_ignore: Option<String>,
-    ready_failures: Option<String>,
-    ready_successes: Option<String>,
-    liveness_grace: Option<String>,
-    liveness_sensors: Option<String>,
-    shutdown_delay: Option<String>,
-    max_sensor_metrics: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub upstream: Url,
@@ -153,170 +207,55 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_parts(cli: Cli, vars: &[(String, String)]) -> Result<Config, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let raw: Raw = from_env(PREFIX, KNOWN, vars, &mut problems);
-        let pick = |flag: Option<String>, flag_name: &str, env: Option<String>, key: &str| {
-            Setting::pick(flag, flag_name, env, &format!("{PREFIX}{key}"))
-        };
-        // Bounded so that sums of them cannot overflow, and no setting is absurd.
-        const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
-        let duration = |s: Option<Setting>, default: Duration, problems: &mut Vec<Problem>| match s {
-            None => (default, None),
-            Some(s) => match s.duration() {
-                Ok(d) if d > MAX_DURATION => {
-                    problems.push(s.problem("must be at most 24h"));
-                    (default, None)
-                }
-                Ok(d) => (d, Some(s)),
-                Err(p) => {
-                    problems.push(p);
-                    (default, None)
-                }
-            },
-        };
-        let count = |s: Option<Setting>, default: u32, problems: &mut Vec<Problem>| match s {
-            None => default,
-            Some(s) => match s.value.trim().parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    problems.push(s.problem("must be a whole number of at least 1"));
-                    default
-                }
-            },
-        };
-
-        let upstream = match pick(cli.upstream, "--upstream", raw.upstream, "UPSTREAM") {
-            None => {
-                problems.push(Problem::without_value(
-                    "AGENT_HEALTH_UPSTREAM",
-                    "missing: the Calypso health URL, e.g. http://127.0.0.1:8140/health",
-                ));
-                None
-            }
-            Some(s) => match Url::parse(&s.value) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
-                _ => {
-                    let shown = agent_core::redact::url(&s.value);
-                    problems.push(Problem::new(
-                        &s.name,
-                        shown,
-                        "must be an http:// or https:// URL with a host",
-                    ));
-                    None
-                }
-            },
-        };
-        let (interval, _) = duration(
-            pick(cli.interval, "--interval", raw.interval, "INTERVAL"),
-            Duration::from_secs(2),
-            &mut problems,
-        );
-        let (attempt_timeout, timeout_setting) = duration(
-            pick(cli.attempt_timeout, "--attempt-timeout", raw.attempt_timeout, "ATTEMPT_TIMEOUT"),
-            Duration::from_secs(1),
-            &mut problems,
-        );
-        if attempt_timeout >= interval {
+    pub fn from_parts(_cli: Cli, mut read: Reader) -> Result<Config, Vec<Problem>> {
+        let upstream = read.required(&UPSTREAM);
+        let (interval, attempt_timeout) = (read.opt(&INTERVAL), read.opt(&ATTEMPT_TIMEOUT));
+        if let (Some(interval), Some(timeout)) = (interval, attempt_timeout)
+            && timeout >= interval
+        {
             let reason = format!("must be below the interval ({})", humantime::format_duration(interval));
-            problems.push(match timeout_setting {
-                Some(s) => s.problem(reason),
-                None => {
-                    Problem::without_value("AGENT_HEALTH_ATTEMPT_TIMEOUT", format!("the default 1s {reason}"))
-                }
-            });
+            read.push(read.problem(&ATTEMPT_TIMEOUT, reason));
         }
-        let listen = match pick(cli.listen, "--listen", raw.listen, "LISTEN") {
-            None => SocketAddr::from(([0, 0, 0, 0], 8081)),
-            Some(s) => s.value.trim().parse().unwrap_or_else(|_| {
-                problems.push(s.problem("not ip:port, e.g. 0.0.0.0:8081"));
-                SocketAddr::from(([0, 0, 0, 0], 8081))
-            }),
-        };
-        let amber_ready = match pick(cli.amber, "--amber", raw.amber, "AMBER") {
-            None => true,
-            Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
-                "ready" => true,
-                "not-ready" | "not_ready" | "notready" => false,
-                _ => {
-                    problems.push(s.problem("must be ready or not-ready"));
-                    true
-                }
-            },
-        };
-        let patterns = |s: Option<Setting>| -> Vec<Pattern> {
-            s.map(|s| split_list(&s.value).map(Pattern::new).collect()).unwrap_or_default()
-        };
-        let readiness_ignore = patterns(pick(
-            cli.readiness_ignore,
-            "--readiness-ignore",
-            raw.readiness_ignore,
-            "READINESS_IGNORE",
-        ));
-        let liveness_setting =
-            pick(cli.liveness_sensors, "--liveness-sensors", raw.liveness_sensors, "LIVENESS_SENSORS");
-        let liveness_sensors = patterns(liveness_setting.clone());
-        if let Some(s) = &liveness_setting {
-            for p in &liveness_sensors {
-                if let Some(conn) = CONNECTION_SENSORS.iter().find(|c| p.matches(c)) {
-                    problems.push(s.problem(format!(
+        let (interval, attempt_timeout) = (interval.unwrap_or_default(), attempt_timeout.unwrap_or_default());
+        let listen = read.opt(&LISTEN);
+        let amber_ready = read.get(&AMBER);
+        let readiness_ignore = read.get(&READINESS_IGNORE);
+        let liveness_sensors = read.get(&LIVENESS_SENSORS);
+        for p in &liveness_sensors {
+            if let Some(conn) = CONNECTION_SENSORS.iter().find(|c| p.matches(c)) {
+                read.push(read.problem(
+                    &LIVENESS_SENSORS,
+                    format!(
                         "{p} matches {conn}: a connection to another server goes RED in a failover that no \
                          restart fixes, and restarting every client makes it worse (the cascading-restart \
                          anti-pattern); use it for readiness only"
-                    )));
-                }
+                    ),
+                ));
             }
         }
-        let ready_failures = count(
-            pick(cli.ready_failures, "--ready-failures", raw.ready_failures, "READY_FAILURES"),
-            2,
-            &mut problems,
-        );
-        let ready_successes = count(
-            pick(cli.ready_successes, "--ready-successes", raw.ready_successes, "READY_SUCCESSES"),
-            2,
-            &mut problems,
-        );
-        let (liveness_grace, _) = duration(
-            pick(cli.liveness_grace, "--liveness-grace", raw.liveness_grace, "LIVENESS_GRACE"),
-            Duration::from_secs(60),
-            &mut problems,
-        );
-        let (shutdown_delay, _) = duration(
-            pick(cli.shutdown_delay, "--shutdown-delay", raw.shutdown_delay, "SHUTDOWN_DELAY"),
-            Duration::from_secs(5),
-            &mut problems,
-        );
-        let max_sensor_metrics = count(
-            pick(
-                cli.max_sensor_metrics,
-                "--max-sensor-metrics",
-                raw.max_sensor_metrics,
-                "MAX_SENSOR_METRICS",
-            ),
-            200,
-            &mut problems,
-        ) as usize;
+        let ready_failures = read.get(&READY_FAILURES);
+        let ready_successes = read.get(&READY_SUCCESSES);
+        let liveness_grace = read.get(&LIVENESS_GRACE);
+        let shutdown_delay = read.get(&SHUTDOWN_DELAY);
+        let max_sensor_metrics = read.get(&MAX_SENSOR_METRICS) as usize;
 
-        match upstream {
-            Some(upstream) if problems.is_empty() => Ok(Config {
-                upstream,
-                listen,
-                policy: Policy {
-                    interval,
-                    attempt_timeout,
-                    amber_ready,
-                    readiness_ignore,
-                    ready_failures,
-                    ready_successes,
-                    liveness_grace,
-                    liveness_sensors,
-                },
-                shutdown_delay,
-                max_sensor_metrics,
-            }),
-            _ => Err(problems),
-        }
+        let (Some(upstream), Some(listen)) = (upstream, listen) else { return Err(read.into_problems()) };
+        read.finish(Config {
+            upstream,
+            listen,
+            policy: Policy {
+                interval,
+                attempt_timeout,
+                amber_ready,
+                readiness_ignore,
+                ready_failures,
+                ready_successes,
+                liveness_grace,
+                liveness_sensors,
+            },
+            shutdown_delay,
+            max_sensor_metrics,
+        })
     }
 }
 
@@ -326,13 +265,14 @@ mod tests {
 
     use agent_core::config::vars_from as vars;
 
+    fn config(vars: &[(String, String)]) -> Result<Config, Vec<Problem>> {
+        let (cli, read) = Reader::from_args::<Cli>(&SETTINGS, &[], vars).expect("flags parse");
+        Config::from_parts(cli, read)
+    }
+
     #[test]
     fn defaults() {
-        let c = Config::from_parts(
-            Cli::default(),
-            &vars(&[("AGENT_HEALTH_UPSTREAM", "http://127.0.0.1:8140/health")]),
-        )
-        .expect("valid");
+        let c = config(&vars(&[("AGENT_HEALTH_UPSTREAM", "http://127.0.0.1:8140/health")])).expect("valid");
         assert_eq!(c.listen, "0.0.0.0:8081".parse().expect("addr"));
         assert_eq!(c.policy.interval, Duration::from_secs(2));
         assert_eq!(c.policy.attempt_timeout, Duration::from_secs(1));
@@ -351,7 +291,7 @@ mod tests {
             ("AGENT_HEALTH_READY_FAILURES", "0"),
             ("AGENT_HEALTH_LISTEN", "everywhere"),
         ]);
-        let problems = Config::from_parts(Cli::default(), &v).expect_err("invalid");
+        let problems = config(&v).expect_err("invalid");
         let names: Vec<&str> = problems.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
@@ -371,7 +311,7 @@ mod tests {
             ("AGENT_HEALTH_UPSTREAM", "http://x/"),
             ("AGENT_HEALTH_LIVENESS_SENSORS", "*/EngineRunning, Calypso/DataServerConnection"),
         ]);
-        let problems = Config::from_parts(Cli::default(), &v).expect_err("refused");
+        let problems = config(&v).expect_err("refused");
         assert_eq!(problems.len(), 1);
         assert!(problems[0].reason.contains("the cascading-restart anti-pattern"), "{}", problems[0].reason);
         assert!(
@@ -380,26 +320,26 @@ mod tests {
             problems[0].reason
         );
         let v = vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/"), ("AGENT_HEALTH_LIVENESS_SENSORS", "*")]);
-        assert!(Config::from_parts(Cli::default(), &v).is_err(), "a wildcard that covers them too");
+        assert!(config(&v).is_err(), "a wildcard that covers them too");
         let v = vars(&[
             ("AGENT_HEALTH_UPSTREAM", "http://x/"),
             ("AGENT_HEALTH_LIVENESS_SENSORS", "*/EngineRunning"),
         ]);
-        assert!(Config::from_parts(Cli::default(), &v).is_ok());
+        assert!(config(&v).is_ok());
     }
 
     #[test]
     fn absurd_durations_are_refused() {
         let v =
             vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/"), ("AGENT_HEALTH_INTERVAL", "500000000000years")]);
-        let problems = Config::from_parts(Cli::default(), &v).expect_err("refused");
+        let problems = config(&v).expect_err("refused");
         assert_eq!(problems[0].name, "AGENT_HEALTH_INTERVAL");
     }
 
     #[test]
     fn upstream_secrets_are_not_repeated() {
         let v = vars(&[("AGENT_HEALTH_UPSTREAM", "ftp://u:s3cret@x/")]);
-        let problems = Config::from_parts(Cli::default(), &v).expect_err("invalid");
+        let problems = config(&v).expect_err("invalid");
         assert!(!problems[0].to_string().contains("s3cret"));
     }
 }

@@ -12,7 +12,7 @@ use agent_core::http::HttpClient;
 use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_health::app::App;
-use agent_health::config::{CheckArgs, Cli, Command, Config};
+use agent_health::config::{CheckArgs, Cli, Command, Config, SETTINGS};
 use agent_health::poller;
 use agent_health::probe_client::{self, CheckError};
 use agent_health::server::{Limits, serve};
@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 const USER_AGENT: &str = concat!("agent-health/", env!("CARGO_PKG_VERSION"));
 
 fn main() -> ExitCode {
-    let mut start = match Startup::<Cli>::begin() {
+    let mut start = match Startup::<Cli>::begin(&SETTINGS) {
         Ok(s) => s,
         Err(exit) => return exit,
     };
@@ -32,9 +32,9 @@ fn main() -> ExitCode {
     if let Some(Command::Check(args)) = start.cli.command.take() {
         return runtime.block_on(check(args));
     }
-    let built = start.config(|cli, vars| {
-        let pairs = vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        match (Dns::from_vars(pairs), Config::from_parts(cli, vars)) {
+    let built = start.config(|cli, read| {
+        let dns = Dns::from_vars(read.vars().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match (dns, Config::from_parts(cli, read)) {
             (Ok(dns), Ok(config)) => Ok((config, dns)),
             (dns, config) => Err(dns.err().into_iter().chain(config.err().into_iter().flatten()).collect()),
         }
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, dns: Dns) -> Result<(), String> {
     let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let http = HttpClient::new(dns, USER_AGENT)?;
+    let http = HttpClient::new(dns, USER_AGENT).map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

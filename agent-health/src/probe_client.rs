@@ -26,7 +26,7 @@ pub async fn check(url: &Url, timeout: Duration) -> Result<(bool, String), Check
         ));
     }
     let client = HttpClient::new(Dns::system(), concat!("agent-health-check/", env!("CARGO_PKG_VERSION")))
-        .map_err(CheckError::Unreachable)?;
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?;
     let got = client
         .get(url, timeout, MAX_ANSWER_BYTES)
         .await

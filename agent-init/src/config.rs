@@ -3,17 +3,106 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_core::config::{Problem, Setting, from_env, split_list};
+use agent_core::config::{Problem, split_list};
+use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::Parser;
-use serde::Deserialize;
 
 use crate::output::Owner;
 use crate::render::{Requirement, built_in_requirements};
 
-pub const PREFIX: &str = "AGENT_INIT_";
-const KNOWN: &[&str] =
-    &["TEMPLATES", "ENV", "SECRETS_DIR", "OUTPUT", "REQUIRE", "OWNER", "WATCH", "DEBOUNCE"];
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
+pub const TEMPLATES: Spec<Vec<PathBuf>> = Spec::new(
+    "templates",
+    "AGENT_INIT_TEMPLATES",
+    "Template directories, colon separated, base first then overlays",
+    |s| {
+        if s.split(':').any(str::is_empty) {
+            return Err("an empty directory in the list (a stray or doubled colon?)".into());
+        }
+        Ok(s.split(':').map(PathBuf::from).collect())
+    },
+)
+.value_name("DIRS");
+pub const ENV: Spec<String> = Spec::new(
+    "env",
+    "AGENT_INIT_ENV",
+    "Environment name, e.g. UAT1: NAME.properties.tmpl becomes NAME.properties.<ENV>",
+    |s| {
+        if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            Ok(s.to_string())
+        } else {
+            Err("only letters, digits, '_', '-' and '.' (it becomes part of file names)".into())
+        }
+    },
+)
+.value_name("ENV");
+pub const SECRETS_DIR: Spec<PathBuf> = Spec::new(
+    "secrets-dir",
+    "AGENT_INIT_SECRETS_DIR",
+    "The mounted Secret's directory (one file per key) for ${secret:KEY}",
+    |s| Ok(PathBuf::from(s)),
+)
+.value_name("DIR");
+pub const OUTPUT: Spec<PathBuf> =
+    Spec::new("output", "AGENT_INIT_OUTPUT", "Where to write the files, e.g. the emptyDir", |s| {
+        Ok(PathBuf::from(s))
+    })
+    .value_name("DIR");
+pub const REQUIRE: Spec<Vec<Requirement>> = Spec::new(
+    "require",
+    "AGENT_INIT_REQUIRE",
+    "More required keys: [FILE_PREFIX:]KEY, comma separated (built in: \
+     calypsosystem.properties:DRIVER,DBURL,DBUSER,DBPASSWORD)",
+    requirements,
+)
+.value_name("KEYS");
+pub const OWNER: Spec<Owner> =
+    Spec::new("owner", "AGENT_INIT_OWNER", "uid:gid to give the written files", |s| {
+        s.split_once(':')
+            .and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }))
+            .ok_or_else(|| "must be numeric uid:gid, e.g. 1000:1000".to_string())
+    })
+    .value_name("UID:GID");
+pub const WATCH: Spec<bool> =
+    Spec::switch("watch", "AGENT_INIT_WATCH", "Keep running and re-render when a template or secret changes");
+pub const DEBOUNCE: Spec<Duration> = Spec::new(
+    "debounce",
+    "AGENT_INIT_DEBOUNCE",
+    "Quiet time after a change before re-rendering (watch mode)",
+    parse::duration,
+)
+.value_name("DURATION")
+.default("500ms");
+
+pub static SETTINGS: Settings = Settings {
+    prefix: "AGENT_INIT_",
+    specs: &[
+        &TEMPLATES.meta,
+        &ENV.meta,
+        &SECRETS_DIR.meta,
+        &OUTPUT.meta,
+        &REQUIRE.meta,
+        &OWNER.meta,
+        &WATCH.meta,
+        &DEBOUNCE.meta,
+    ],
+};
+
+/// The user's required keys (the built-in ones are added by [`Config::from_parts`]).
+fn requirements(text: &str) -> Result<Vec<Requirement>, String> {
+    split_list(text)
+        .map(|item| {
+            let (file_prefix, key) = match item.rsplit_once(':') {
+                Some((f, k)) => (Some(f.to_string()), k),
+                None => (None, item),
+            };
+            if key.is_empty() || file_prefix.as_deref() == Some("") {
+                Err(format!("{item:?} is not [FILE_PREFIX:]KEY"))
+            } else {
+                Ok(Requirement { file_prefix, key: key.to_string() })
+            }
+        })
+        .collect()
+}
 
 const AFTER_HELP: &str = "\
 TEMPLATES:
@@ -25,17 +114,9 @@ TEMPLATES:
   Placeholders: ${NAME}  ${NAME:-default}  ${NAME:?message}  ${secret:KEY}  and $${ for a literal ${
   (in .properties templates: in values only; comment lines are copied as they are).
 
-ENVIRONMENT (flags win):
-  AGENT_INIT_TEMPLATES    template directories, colon separated, base first (as --templates)
-  AGENT_INIT_ENV          environment name, e.g. UAT1 (as --env)
-  AGENT_INIT_SECRETS_DIR  the mounted Secret: one file per key (as --secrets-dir)
-  AGENT_INIT_OUTPUT       output directory, e.g. the emptyDir (as --output)
-  AGENT_INIT_REQUIRE      more required keys: [FILE_PREFIX:]KEY, comma/space separated; built in:
-                          calypsosystem.properties:DRIVER,DBURL,DBUSER,DBPASSWORD
-  AGENT_INIT_OWNER        uid:gid to give the files (as --owner)
-  AGENT_INIT_WATCH        true: keep running and re-render on changes (as --watch)
-  AGENT_INIT_DEBOUNCE     quiet time before a re-render in watch mode (default 500ms)
-  AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG   see docs/configuration.md
+ENVIRONMENT:
+  Every flag above but --check and --print has a variable, named after it; flags win.
+  AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG: see docs/configuration.md
 
 FILES:
   Written 0640, or 0600 when they hold a secret value; each through a temporary file in the
@@ -46,51 +127,16 @@ EXIT CODES:
   (every problem listed, file:line:column)   70 the files could not be written";
 
 /// Renders Calypso configuration files from templates, env values and mounted Secrets.
+/// (The settings' flags are added from [`SETTINGS`].)
 #[derive(Debug, Parser, Default)]
 #[command(name = "agent-init", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Template directories, colon separated, base first then overlays.
-    #[arg(long, value_name = "DIRS")]
-    pub templates: Option<String>,
-    /// Environment name: NAME.properties.tmpl becomes NAME.properties.<ENV>.
-    #[arg(long, value_name = "ENV")]
-    pub env: Option<String>,
-    /// The mounted Secret's directory (one file per key) for ${secret:KEY}.
-    #[arg(long, value_name = "DIR")]
-    pub secrets_dir: Option<String>,
-    /// Where to write the files.
-    #[arg(long, value_name = "DIR")]
-    pub output: Option<String>,
-    /// More required keys: [FILE_PREFIX:]KEY, comma separated.
-    #[arg(long, value_name = "KEYS")]
-    pub require: Option<String>,
-    /// uid:gid to give the written files.
-    #[arg(long, value_name = "UID:GID")]
-    pub owner: Option<String>,
     /// Validate and print what would be written and where each value comes from; write nothing.
     #[arg(long, conflicts_with_all = ["print", "watch"])]
     pub check: bool,
     /// Print the rendered files with secret values redacted; write nothing.
     #[arg(long, conflicts_with = "watch")]
     pub print: bool,
-    /// Keep running and re-render when a template or secret changes.
-    #[arg(long)]
-    pub watch: bool,
-    /// Quiet time after a change before re-rendering (watch mode).
-    #[arg(long, value_name = "DURATION")]
-    pub debounce: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Raw {
-    templates: Option<String>,
-    env: Option<String>,
-    secrets_dir: Option<String>,
-    output: Option<String>,
-    require: Option<String>,
-    owner: Option<String>,
-    watch: Option<String>,
-    debounce: Option<String>,
 }
 
 /// What to do with the rendered files.
@@ -116,12 +162,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_parts(cli: Cli, vars: &[(String, String)]) -> Result<Config, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let raw: Raw = from_env(PREFIX, KNOWN, vars, &mut problems);
-        let pick = |flag: Option<String>, flag_name: &str, env: Option<String>, key: &str| {
-            Setting::pick(flag, flag_name, env, &format!("{PREFIX}{key}"))
-        };
+    pub fn from_parts(cli: Cli, mut read: Reader) -> Result<Config, Vec<Problem>> {
         let action = if cli.check {
             Action::Check
         } else if cli.print {
@@ -129,97 +170,23 @@ impl Config {
         } else {
             Action::Write
         };
-
-        let templates = match pick(cli.templates, "--templates", raw.templates, "TEMPLATES") {
-            None => {
-                problems.push(Problem::without_value(
-                    "AGENT_INIT_TEMPLATES",
-                    "missing: the template directories",
-                ));
-                Vec::new()
-            }
-            Some(s) if s.value.split(':').any(str::is_empty) => {
-                problems.push(s.problem("an empty directory in the list (a stray or doubled colon?)"));
-                Vec::new()
-            }
-            Some(s) => s.value.split(':').map(PathBuf::from).collect(),
-        };
-        let env = match pick(cli.env, "--env", raw.env, "ENV") {
-            None => {
-                problems.push(Problem::without_value(
-                    "AGENT_INIT_ENV",
-                    "missing: the environment name, e.g. UAT1",
-                ));
-                String::new()
-            }
-            Some(s)
-                if !s.value.is_empty()
-                    && s.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
-            {
-                s.value
-            }
-            Some(s) => {
-                problems.push(
-                    s.problem("only letters, digits, '_', '-' and '.' (it becomes part of file names)"),
-                );
-                String::new()
-            }
-        };
-        let secrets_dir =
-            pick(cli.secrets_dir, "--secrets-dir", raw.secrets_dir, "SECRETS_DIR").map(|s| s.value.into());
-        let output = match pick(cli.output, "--output", raw.output, "OUTPUT") {
-            Some(s) => Some(PathBuf::from(s.value)),
-            None if action == Action::Write => {
-                problems
-                    .push(Problem::without_value("AGENT_INIT_OUTPUT", "missing: the directory to write to"));
-                None
-            }
-            None => None,
+        let templates = read.required(&TEMPLATES).unwrap_or_default();
+        let env = read.required(&ENV).unwrap_or_default();
+        let secrets_dir = read.opt(&SECRETS_DIR);
+        // Only a write needs the directory; --check and --print may run anywhere.
+        let output = match action {
+            Action::Write => read.required(&OUTPUT),
+            Action::Check | Action::Print => read.opt(&OUTPUT),
         };
         let mut require = built_in_requirements();
-        if let Some(s) = pick(cli.require, "--require", raw.require, "REQUIRE") {
-            for item in split_list(&s.value) {
-                let (file_prefix, key) = match item.rsplit_once(':') {
-                    Some((f, k)) => (Some(f.to_string()), k),
-                    None => (None, item),
-                };
-                if key.is_empty() || file_prefix.as_deref() == Some("") {
-                    problems.push(s.problem(format!("{item:?} is not [FILE_PREFIX:]KEY")));
-                } else {
-                    require.push(Requirement { file_prefix, key: key.to_string() });
-                }
-            }
-        }
-        let owner = pick(cli.owner, "--owner", raw.owner, "OWNER").and_then(|s| {
-            let parsed = s
-                .value
-                .split_once(':')
-                .and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
-            parsed.or_else(|| {
-                problems.push(s.problem("must be numeric uid:gid, e.g. 1000:1000"));
-                None
-            })
-        });
-        let watch = cli.watch
-            || pick(None, "--watch", raw.watch, "WATCH")
-                .map(|s| s.boolean().map_err(|p| problems.push(p)).unwrap_or(false))
-                .unwrap_or(false);
+        require.extend(read.get(&REQUIRE));
+        let owner = read.opt(&OWNER);
+        let watch = read.get(&WATCH);
         if watch && action != Action::Write {
-            problems.push(Problem::without_value("--watch", "cannot be combined with --check or --print"));
+            read.push(read.problem(&WATCH, "cannot be combined with --check or --print"));
         }
-        let debounce = match pick(cli.debounce, "--debounce", raw.debounce, "DEBOUNCE").map(|s| s.duration())
-        {
-            None => DEFAULT_DEBOUNCE,
-            Some(Ok(d)) => d,
-            Some(Err(p)) => {
-                problems.push(p);
-                DEFAULT_DEBOUNCE
-            }
-        };
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Config { templates, env, secrets_dir, output, require, owner, action, watch, debounce })
+        let debounce = read.get(&DEBOUNCE);
+        read.finish(Config { templates, env, secrets_dir, output, require, owner, action, watch, debounce })
     }
 }
 
@@ -229,8 +196,9 @@ mod tests {
 
     use agent_core::config::vars_from as vars;
 
-    fn cli(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("agent-init").chain(args.iter().copied())).expect("flags parse")
+    fn config(args: &[&str], vars: &[(String, String)]) -> Result<Config, Vec<Problem>> {
+        let (cli, read) = Reader::from_args::<Cli>(&SETTINGS, args, vars).expect("flags parse");
+        Config::from_parts(cli, read)
     }
 
     #[test]
@@ -242,7 +210,7 @@ mod tests {
             ("AGENT_INIT_REQUIRE", "calypsouser.properties:CLIENTUSER, LOG_LEVEL"),
             ("AGENT_INIT_OWNER", "1000:2000"),
         ]);
-        let c = Config::from_parts(Cli::default(), &v).expect("valid");
+        let c = config(&[], &v).expect("valid");
         assert_eq!(c.templates, [PathBuf::from("/t/base"), PathBuf::from("/t/uat")]);
         assert_eq!(c.env, "UAT1");
         assert_eq!(c.output, Some(PathBuf::from("/out")));
@@ -253,7 +221,7 @@ mod tests {
             Requirement { file_prefix: Some("calypsouser.properties".into()), key: "CLIENTUSER".into() }
         );
         assert_eq!(c.require[5], Requirement { file_prefix: None, key: "LOG_LEVEL".into() });
-        assert_eq!((c.action, c.watch, c.debounce), (Action::Write, false, DEFAULT_DEBOUNCE));
+        assert_eq!((c.action, c.watch, c.debounce), (Action::Write, false, Duration::from_millis(500)));
     }
 
     #[test]
@@ -263,7 +231,7 @@ mod tests {
             ("AGENT_INIT_OWNER", "calypso"),
             ("AGENT_INIT_DEBOUNCE", "soon"),
         ]);
-        let problems = Config::from_parts(Cli::default(), &v).expect_err("invalid");
+        let problems = config(&[], &v).expect_err("invalid");
         let names: Vec<&str> = problems.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
@@ -279,8 +247,8 @@ mod tests {
 
     #[test]
     fn empty_names_are_refused() {
-        let problems = Config::from_parts(cli(&["--env", "", "--templates", "a:", "--output", "/o"]), &[])
-            .expect_err("invalid");
+        let problems =
+            config(&["--env", "", "--templates", "a:", "--output", "/o"], &[]).expect_err("invalid");
         let names: Vec<&str> = problems.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["--templates", "--env"]);
         assert!(problems[0].reason.contains("empty directory"));
@@ -288,8 +256,8 @@ mod tests {
 
     #[test]
     fn check_needs_no_output() {
-        let c = Config::from_parts(cli(&["--check", "--templates", "/t", "--env", "X"]), &[]).expect("valid");
+        let c = config(&["--check", "--templates", "/t", "--env", "X"], &[]).expect("valid");
         assert_eq!((c.action, c.output), (Action::Check, None));
-        assert!(Cli::try_parse_from(["agent-init", "--check", "--watch"]).is_err());
+        assert!(Reader::from_args::<Cli>(&SETTINGS, &["--check", "--watch"], &[]).is_err());
     }
 }

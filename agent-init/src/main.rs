@@ -9,7 +9,7 @@ use agent_core::Exit;
 use agent_core::config::{Problem, non_utf8_var_names};
 use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
-use agent_init::config::Action;
+use agent_init::config::{Action, SETTINGS};
 use agent_init::output::write_all;
 use agent_init::render::built_in_requirements;
 use agent_init::run::{Failure, render_from_dirs};
@@ -17,12 +17,12 @@ use agent_init::sources::EnvAndSecrets;
 use agent_init::{Cli, Config, report, watch};
 
 fn main() -> ExitCode {
-    let mut start = match Startup::<Cli>::begin() {
+    let mut start = match Startup::<Cli>::begin(&SETTINGS) {
         Ok(s) => s,
         Err(exit) => return exit,
     };
-    let config = start.config(|cli, vars| {
-        let config = Config::from_parts(cli, vars)?;
+    let config = start.config(|cli, read| {
+        let config = Config::from_parts(cli, read)?;
         // Only a write needs the directory; --check and --print may run anywhere.
         match &config.output {
             Some(dir) if config.action == Action::Write && !dir.is_dir() => {

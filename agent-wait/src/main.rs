@@ -8,10 +8,11 @@ use agent_core::http::HttpClient;
 use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_wait::check::Checker;
+use agent_wait::config::SETTINGS;
 use agent_wait::{Cli, Config, Outcome, USER_AGENT, wait_all};
 
 fn main() -> ExitCode {
-    let mut start = match Startup::<Cli>::begin() {
+    let mut start = match Startup::<Cli>::begin(&SETTINGS) {
         Ok(s) => s,
         Err(exit) => return exit,
     };
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        let http = HttpClient::new(config.dns.clone(), USER_AGENT)?;
+        let http = HttpClient::new(config.dns.clone(), USER_AGENT).map_err(|e| e.to_string())?;
         let checker = Checker::new(config.dns.clone(), http, config.rules.clone());
         if let Some(c) = config.component {
             tracing::info!(component = %c, "waiting for the dependencies of the {c}");

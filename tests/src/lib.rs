@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod docs;
 pub mod jvm;
 pub mod logwriter;
 pub mod process;
