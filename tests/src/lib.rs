@@ -17,6 +17,7 @@ pub mod client;
 pub mod dns;
 pub mod docs;
 pub mod jvm;
+pub mod kube_env;
 pub mod logwriter;
 pub mod process;
 pub mod sim;
