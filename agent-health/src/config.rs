@@ -167,7 +167,7 @@ EXIT CODES:
   check: 0 the probe passes, 1 it fails, 69 the sidecar cannot be reached";
 
 /// Serves kubelet probes for a Calypso server from its Health Check API.
-/// (The settings' flags are added from [`SETTINGS`].)
+// The settings' flags are added from SETTINGS (agent_core::settings::parse_args).
 #[derive(Debug, Parser, Default)]
 #[command(name = "agent-health", version, after_help = AFTER_HELP)]
 pub struct Cli {

@@ -127,7 +127,7 @@ EXIT CODES:
   (every problem listed, file:line:column)   70 the files could not be written";
 
 /// Renders Calypso configuration files from templates, env values and mounted Secrets.
-/// (The settings' flags are added from [`SETTINGS`].)
+// The settings' flags are added from SETTINGS (agent_core::settings::parse_args).
 #[derive(Debug, Parser, Default)]
 #[command(name = "agent-init", version, after_help = AFTER_HELP)]
 pub struct Cli {

@@ -112,7 +112,8 @@ COMPONENT MODE:
   CalculationServer), each at CALYPSO_<COMPONENT>_HEALTH_URL, e.g. CALYPSO_DATASERVER_HEALTH_URL.
 
 ENVIRONMENT:
-  Every flag above has a variable, named after it; flags win. In component mode the health URL of
+  Every flag above has a variable, named after it; flags win. AGENT_WAIT_TARGETS: targets,
+  separated by spaces or commas (TARGET arguments replace it). In component mode the health URL of
   each dependency comes from CALYPSO_<COMPONENT>_HEALTH_URL, e.g. CALYPSO_DATASERVER_HEALTH_URL.
   AGENT_DNS_SERVERS, AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG: see docs/configuration.md
 
@@ -122,7 +123,7 @@ EXIT CODES:
   126 COMMAND could not be executed   127 COMMAND not found";
 
 /// Blocks until every target is ready, then exits 0 or runs COMMAND in its place.
-/// (The settings' flags are added from [`SETTINGS`].)
+// The settings' flags are added from SETTINGS (agent_core::settings::parse_args).
 #[derive(Debug, Parser, Default)]
 #[command(name = "agent-wait", version, after_help = AFTER_HELP)]
 pub struct Cli {
