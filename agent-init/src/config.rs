@@ -9,10 +9,11 @@ use serde::Deserialize;
 
 use crate::output::Owner;
 use crate::render::{Requirement, built_in_requirements};
+use crate::secret_vars::SecretVars;
 
 pub const PREFIX: &str = "AGENT_INIT_";
 const KNOWN: &[&str] =
-    &["TEMPLATES", "ENV", "SECRETS_DIR", "OUTPUT", "REQUIRE", "OWNER", "WATCH", "DEBOUNCE"];
+    &["TEMPLATES", "ENV", "SECRETS_DIR", "OUTPUT", "REQUIRE", "OWNER", "WATCH", "DEBOUNCE", "SECRET_VARS"];
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
 
 const AFTER_HELP: &str = "\
@@ -35,10 +36,14 @@ ENVIRONMENT (flags win):
   AGENT_INIT_OWNER        uid:gid to give the files (as --owner)
   AGENT_INIT_WATCH        true: keep running and re-render on changes (as --watch)
   AGENT_INIT_DEBOUNCE     quiet time before a re-render in watch mode (default 500ms)
+  AGENT_INIT_SECRET_VARS  variables whose values are secret: name patterns, comma separated,
+                          case-insensitive (as --secret-vars); replaces the default list
+                          *PASSWORD*,*PASSWD*,*SECRET*,*TOKEN*,*PASSPHRASE*,*CREDENTIAL*,*_KEY
   AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG   see docs/configuration.md
 
 FILES:
-  Written 0640, or 0600 when they hold a secret value; each through a temporary file in the
+  Written 0640, or 0600 when they hold a secret value (${secret:KEY}, or a variable named like
+  a secret); each through a temporary file in the
   output directory, fsynced and renamed; nothing is written unless every file renders.
 
 EXIT CODES:
@@ -79,6 +84,10 @@ pub struct Cli {
     /// Quiet time after a change before re-rendering (watch mode).
     #[arg(long, value_name = "DURATION")]
     pub debounce: Option<String>,
+    /// Variables whose values are secret (redacted, files 0600): name patterns such as
+    /// *PASSWORD*, comma separated, case-insensitive; replaces the default list.
+    #[arg(long, value_name = "PATTERNS")]
+    pub secret_vars: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +100,7 @@ struct Raw {
     owner: Option<String>,
     watch: Option<String>,
     debounce: Option<String>,
+    secret_vars: Option<String>,
 }
 
 /// What to do with the rendered files.
@@ -113,6 +123,7 @@ pub struct Config {
     pub action: Action,
     pub watch: bool,
     pub debounce: Duration,
+    pub secret_vars: SecretVars,
 }
 
 impl Config {
@@ -216,10 +227,28 @@ impl Config {
                 DEFAULT_DEBOUNCE
             }
         };
+        let secret_vars = match pick(cli.secret_vars, "--secret-vars", raw.secret_vars, "SECRET_VARS") {
+            None => SecretVars::default(),
+            Some(s) => SecretVars::new(split_list(&s.value)).unwrap_or_else(|bad| {
+                problems.extend(bad.iter().map(|b| s.problem(b.to_string())));
+                SecretVars::default()
+            }),
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Config { templates, env, secrets_dir, output, require, owner, action, watch, debounce })
+        Ok(Config {
+            templates,
+            env,
+            secrets_dir,
+            output,
+            require,
+            owner,
+            action,
+            watch,
+            debounce,
+            secret_vars,
+        })
     }
 }
 
@@ -254,6 +283,21 @@ mod tests {
         );
         assert_eq!(c.require[5], Requirement { file_prefix: None, key: "LOG_LEVEL".into() });
         assert_eq!((c.action, c.watch, c.debounce), (Action::Write, false, DEFAULT_DEBOUNCE));
+        assert_eq!(c.secret_vars, SecretVars::default());
+    }
+
+    #[test]
+    fn secret_vars_replace_the_defaults() {
+        let base = [("AGENT_INIT_TEMPLATES", "/t"), ("AGENT_INIT_ENV", "X"), ("AGENT_INIT_OUTPUT", "/o")];
+        let v = vars(&[&base[..], &[("AGENT_INIT_SECRET_VARS", "*_PIN, otp")]].concat());
+        let c = Config::from_parts(Cli::default(), &v).expect("valid");
+        assert!(c.secret_vars.matches("CARD_PIN") && c.secret_vars.matches("OTP"));
+        assert!(!c.secret_vars.matches("DB_PASSWORD"), "replaced, not extended");
+        let v = vars(&[&base[..], &[("AGENT_INIT_SECRET_VARS", "DB-PASS,*KEY")]].concat());
+        let problems = Config::from_parts(Cli::default(), &v).expect_err("invalid");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].name, "AGENT_INIT_SECRET_VARS");
+        assert!(problems[0].reason.contains("\"DB-PASS\" is not a pattern"), "{}", problems[0]);
     }
 
     #[test]
