@@ -1,19 +1,36 @@
-//! Name resolution with hickory, so static binaries resolve without glibc's NSS. Every lookup
-//! builds a fresh resolver: it re-reads `/etc/resolv.conf` and `/etc/hosts` and keeps no cache,
-//! so a Service that does not exist yet is looked up anew on each attempt (the pain point of
-//! wait tools that resolve once).
+//! Name resolution with hickory, so static binaries resolve without glibc's NSS.
+//!
+//! The resolver is built from `/etc/resolv.conf` and `/etc/hosts` and kept while neither file
+//! changes: before each lookup both are `stat`ed, and a change of modification time, size or
+//! inode (the kubelet rewrites them, an operator may bind-mount new ones) rebuilds it. Reading
+//! and parsing the files happens off the runtime's threads (`spawn_blocking`). The `stat` itself
+//! stays on the lookup's thread: two metadata lookups of local files (the kubelet bind-mounts
+//! both from the node's disk), served from the kernel's inode cache, cost about a microsecond —
+//! less than handing them to a blocking thread, which is all `tokio::fs::metadata` would do.
+//!
+//! No answers are cached (`cache_size` 0): a Service that does not exist yet is looked up anew
+//! on each attempt (the pain point of wait tools that resolve once).
 
+use std::fmt;
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::system_conf::parse_resolv_conf;
+use hickory_resolver::{Hosts, TokioResolver};
 
 use crate::config::{Problem, split_list};
 
 /// Overrides the name servers for every agent: `ip[:port]`, comma or space separated.
 pub const SERVERS_ENV: &str = "AGENT_DNS_SERVERS";
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+pub const HOSTS: &str = "/etc/hosts";
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum DnsError {
@@ -23,21 +40,87 @@ pub enum DnsError {
     Failed { host: String, reason: String },
 }
 
-/// A resolver: the system's configuration, or explicit name servers.
-#[derive(Debug, Clone, Default)]
+/// A resolver: the system's configuration, or explicit name servers. Clones share the built
+/// resolver.
+#[derive(Clone)]
 pub struct Dns {
     servers: Option<Arc<[SocketAddr]>>,
+    files: Arc<Files>,
+    cache: Arc<Mutex<Option<Cached>>>,
+    /// How many times the resolver was built (the files read), for tests and debugging.
+    builds: Arc<AtomicUsize>,
+}
+
+/// Where the configuration is read from.
+#[derive(Debug)]
+struct Files {
+    resolv_conf: PathBuf,
+    hosts: PathBuf,
+}
+
+struct Cached {
+    stamp: Stamp,
+    resolver: TokioResolver,
+}
+
+/// What a file looked like when it was read; `None` when it could not be `stat`ed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    dev: u64,
+    ino: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    resolv_conf: Option<FileStamp>,
+    hosts: Option<FileStamp>,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let m = fs::metadata(path).ok()?;
+    Some(FileStamp { modified: m.modified().ok(), len: m.len(), dev: m.dev(), ino: m.ino() })
+}
+
+impl fmt::Debug for Dns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dns")
+            .field("servers", &self.servers)
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns::system()
+    }
 }
 
 impl Dns {
-    /// `/etc/resolv.conf` and `/etc/hosts`, re-read on every lookup.
+    fn new(servers: Option<Arc<[SocketAddr]>>, resolv_conf: PathBuf, hosts: PathBuf) -> Self {
+        Dns {
+            servers,
+            files: Arc::new(Files { resolv_conf, hosts }),
+            cache: Arc::default(),
+            builds: Arc::default(),
+        }
+    }
+
+    /// `/etc/resolv.conf` and `/etc/hosts`, re-read when they change.
     pub fn system() -> Self {
-        Dns { servers: None }
+        Dns::new(None, RESOLV_CONF.into(), HOSTS.into())
+    }
+
+    /// As [`Dns::system`], from other files (tests, embedding).
+    pub fn system_at(resolv_conf: impl Into<PathBuf>, hosts: impl Into<PathBuf>) -> Self {
+        Dns::new(None, resolv_conf.into(), hosts.into())
     }
 
     /// These name servers (hosts file still honoured).
     pub fn with_servers(servers: Vec<SocketAddr>) -> Self {
-        Dns { servers: Some(servers.into()) }
+        Dns::new(Some(servers.into()), RESOLV_CONF.into(), HOSTS.into())
     }
 
     /// From `AGENT_DNS_SERVERS` when set and non-empty, else the system configuration.
@@ -55,6 +138,11 @@ impl Dns {
         Ok(Dns::with_servers(servers))
     }
 
+    /// How many times the configuration files were read and the resolver built.
+    pub fn builds(&self) -> usize {
+        self.builds.load(Ordering::Relaxed)
+    }
+
     /// The addresses of `host` (a name or an IP literal), with `port`.
     pub async fn lookup(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -69,7 +157,7 @@ impl Dns {
             ]);
         }
         let failed = |reason: String| DnsError::Failed { host: host.to_string(), reason };
-        let resolver = self.resolver().map_err(failed)?;
+        let resolver = self.resolver().await.map_err(failed)?;
         match resolver.lookup_ip(host).await {
             Ok(found) => {
                 let addrs: Vec<SocketAddr> = found.iter().map(|ip| SocketAddr::new(ip, port)).collect();
@@ -82,31 +170,83 @@ impl Dns {
         }
     }
 
-    fn resolver(&self) -> Result<TokioResolver, String> {
-        let mut builder = match &self.servers {
-            None => TokioResolver::builder_tokio()
-                .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?,
-            Some(servers) => {
-                let name_servers = servers
-                    .iter()
-                    .map(|addr| {
-                        let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                        for c in &mut ns.connections {
-                            c.port = addr.port();
-                        }
-                        ns
-                    })
-                    .collect();
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(name_servers),
-                    TokioRuntimeProvider::default(),
-                )
-            }
-        };
-        let opts: &mut ResolverOpts = builder.options_mut();
-        opts.cache_size = 0;
-        builder.build().map_err(|e| e.to_string())
+    /// The cached resolver, or a new one when the files changed since it was built.
+    async fn resolver(&self) -> Result<TokioResolver, String> {
+        let stamp = self.stamp();
+        if let Some(cached) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && cached.stamp == stamp
+        {
+            return Ok(cached.resolver.clone());
+        }
+        // Stamped before reading: a change while reading leaves an older stamp than the content,
+        // so the next lookup reads again — never the other way round.
+        let (files, servers) = (self.files.clone(), self.servers.clone());
+        let (config, opts, hosts) = tokio::task::spawn_blocking(move || read(&files, servers.as_deref()))
+            .await
+            .map_err(|e| format!("reading the resolver configuration failed: {e}"))??;
+        let resolver = build(config, opts, hosts)?;
+        self.builds.fetch_add(1, Ordering::Relaxed);
+        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Cached { stamp, resolver: resolver.clone() });
+        Ok(resolver)
     }
+
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            // Explicit servers: resolv.conf is not read, so its changes do not matter.
+            resolv_conf: self.servers.is_none().then(|| stamp(&self.files.resolv_conf)).flatten(),
+            hosts: stamp(&self.files.hosts),
+        }
+    }
+}
+
+/// Reads and parses the configuration (blocking).
+fn read(
+    files: &Files,
+    servers: Option<&[SocketAddr]>,
+) -> Result<(ResolverConfig, ResolverOpts, Hosts), String> {
+    let (config, opts) = match servers {
+        None => {
+            let cannot = |e: &dyn fmt::Display| {
+                format!("cannot read the resolver configuration {}: {e}", files.resolv_conf.display())
+            };
+            let text = fs::read(&files.resolv_conf).map_err(|e| cannot(&e))?;
+            parse_resolv_conf(text).map_err(|e| cannot(&e))?
+        }
+        Some(servers) => {
+            let name_servers = servers
+                .iter()
+                .map(|addr| {
+                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                    for c in &mut ns.connections {
+                        c.port = addr.port();
+                    }
+                    ns
+                })
+                .collect();
+            (ResolverConfig::from_name_servers(name_servers), ResolverOpts::default())
+        }
+    };
+    // No hosts file (a scratch image) is no hosts entries, as hickory itself treats it.
+    let mut hosts = Hosts::default();
+    if let Err(e) = fs::File::open(&files.hosts).and_then(|f| hosts.read_hosts_conf(f)) {
+        tracing::debug!(path = %files.hosts.display(), error = %e, "no hosts file entries");
+        hosts = Hosts::default();
+    }
+    Ok((config, opts, hosts))
+}
+
+fn build(config: ResolverConfig, mut opts: ResolverOpts, hosts: Hosts) -> Result<TokioResolver, String> {
+    opts.cache_size = 0;
+    // The hosts file is read above, off the runtime's threads; left to hickory, `build` would
+    // read /etc/hosts itself, here.
+    opts.use_hosts_file = ResolveHosts::Never;
+    let mut resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(opts)
+        .build()
+        .map_err(|e| e.to_string())?;
+    resolver.set_hosts(Arc::new(hosts));
+    Ok(resolver)
 }
 
 impl reqwest::dns::Resolve for Dns {
@@ -130,6 +270,80 @@ mod tests {
         assert_eq!(dns.lookup("10.1.2.3", 80).await, Ok(vec!["10.1.2.3:80".parse().expect("addr")]));
         assert_eq!(dns.lookup("[::1]", 80).await, Ok(vec!["[::1]:80".parse().expect("addr")]));
         assert_eq!(dns.lookup("LOCALHOST", 1).await.map(|a| a.len()), Ok(2));
+    }
+
+    fn write_at(path: &Path, text: &str, modified: SystemTime) {
+        fs::write(path, text).expect("write");
+        fs::File::options().write(true).open(path).and_then(|f| f.set_modified(modified)).expect("mtime");
+    }
+
+    #[tokio::test]
+    async fn the_files_are_read_again_only_when_they_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (resolv, hosts) = (dir.path().join("resolv.conf"), dir.path().join("hosts"));
+        // No name server answers there: every name below comes from the hosts file, for both
+        // address families (else the AAAA query would wait for the server's timeout).
+        fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").expect("write");
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        write_at(&hosts, "10.1.1.1 svc.test\nfd00::1 svc.test\n", t0);
+        let dns = Dns::system_at(&resolv, &hosts);
+        let ip = |dns: &Dns, host: &'static str| {
+            let dns = dns.clone();
+            async move {
+                let found = dns.lookup(host, 80).await?;
+                Ok::<_, DnsError>(found.iter().find(|a| a.is_ipv4()).map(|a| a.ip().to_string()))
+            }
+        };
+        assert_eq!(ip(&dns, "svc.test").await, Ok(Some("10.1.1.1".into())));
+        assert_eq!(ip(&dns, "svc.test").await, Ok(Some("10.1.1.1".into())));
+        assert_eq!(dns.clone().builds(), 1, "unchanged files are not read again; clones share");
+
+        // A new entry (a longer file).
+        write_at(&hosts, "10.1.1.1 svc.test\nfd00::1 svc.test\n10.2.2.2 new.test\nfd00::2 new.test\n", t0);
+        assert_eq!(ip(&dns, "new.test").await, Ok(Some("10.2.2.2".into())));
+        assert_eq!(dns.builds(), 2);
+        // The same size, a new modification time.
+        write_at(
+            &hosts,
+            "10.1.1.1 svc.test\nfd00::1 svc.test\n10.3.3.3 new.test\nfd00::2 new.test\n",
+            t0 + std::time::Duration::from_secs(1),
+        );
+        assert_eq!(ip(&dns, "new.test").await, Ok(Some("10.3.3.3".into())));
+        // The same size and time, but a new file renamed into place (a new inode).
+        let next = dir.path().join("hosts.new");
+        write_at(
+            &next,
+            "10.1.1.1 svc.test\nfd00::1 svc.test\n10.4.4.4 new.test\nfd00::2 new.test\n",
+            t0 + std::time::Duration::from_secs(1),
+        );
+        fs::rename(&next, &hosts).expect("rename");
+        assert_eq!(ip(&dns, "new.test").await, Ok(Some("10.4.4.4".into())));
+        assert_eq!(dns.builds(), 4);
+        // resolv.conf counts too.
+        fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n").expect("write");
+        assert_eq!(ip(&dns, "svc.test").await, Ok(Some("10.1.1.1".into())));
+        assert_eq!(dns.builds(), 5);
+        assert_eq!(ip(&dns, "svc.test").await, Ok(Some("10.1.1.1".into())));
+        assert_eq!(dns.builds(), 5);
+    }
+
+    #[tokio::test]
+    async fn missing_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (resolv, hosts) = (dir.path().join("resolv.conf"), dir.path().join("hosts"));
+        let dns = Dns::system_at(&resolv, &hosts);
+        let e = dns.lookup("svc.test", 1).await.expect_err("no resolv.conf");
+        assert!(e.to_string().contains("cannot read the resolver configuration"), "{e}");
+        assert_eq!(dns.builds(), 0, "a failed read is tried again");
+        // Once it appears it is read; no hosts file is no entries, not an error.
+        fs::write(&resolv, "nameserver 127.0.0.1\n").expect("write");
+        assert!(dns.resolver().await.is_ok());
+        assert_eq!(dns.builds(), 1);
+        fs::write(&hosts, "10.9.9.9 svc.test\nfd00::9 svc.test\n").expect("write");
+        let mut found = dns.lookup("svc.test", 1).await.expect("found");
+        found.sort();
+        assert_eq!(found, ["10.9.9.9:1".parse().expect("addr"), "[fd00::9]:1".parse().expect("addr")]);
+        assert_eq!(dns.builds(), 2, "a hosts file that appears is read");
     }
 
     #[test]

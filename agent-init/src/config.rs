@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::output::Owner;
 use crate::render::{Requirement, built_in_requirements};
+use crate::secret_vars::SecretVars;
 
 pub const TEMPLATES: Spec<Vec<PathBuf>> = Spec::new(
     "templates",
@@ -73,6 +74,19 @@ pub const DEBOUNCE: Spec<Duration> = Spec::new(
 .value_name("DURATION")
 .default("500ms");
 
+pub const SECRET_VARS: Spec<SecretVars> = Spec::new(
+    "secret-vars",
+    "AGENT_INIT_SECRET_VARS",
+    "Variables whose values are secret (redacted, files 0600), as from a Secret's secretKeyRef: name \
+     patterns (* and ?), comma separated, case-insensitive; replaces the default list",
+    |s| {
+        SecretVars::new(split_list(s))
+            .map_err(|bad| bad.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    },
+)
+.value_name("PATTERNS")
+.default(crate::secret_vars::DEFAULT);
+
 pub static SETTINGS: Settings = Settings {
     prefix: "AGENT_INIT_",
     specs: &[
@@ -84,6 +98,7 @@ pub static SETTINGS: Settings = Settings {
         &OWNER.meta,
         &WATCH.meta,
         &DEBOUNCE.meta,
+        &SECRET_VARS.meta,
     ],
 };
 
@@ -159,6 +174,7 @@ pub struct Config {
     pub action: Action,
     pub watch: bool,
     pub debounce: Duration,
+    pub secret_vars: SecretVars,
 }
 
 impl Config {
@@ -186,7 +202,19 @@ impl Config {
             read.push(read.problem(&WATCH, "cannot be combined with --check or --print"));
         }
         let debounce = read.get(&DEBOUNCE);
-        read.finish(Config { templates, env, secrets_dir, output, require, owner, action, watch, debounce })
+        let secret_vars = read.get(&SECRET_VARS);
+        read.finish(Config {
+            templates,
+            env,
+            secrets_dir,
+            output,
+            require,
+            owner,
+            action,
+            watch,
+            debounce,
+            secret_vars,
+        })
     }
 }
 
@@ -222,6 +250,21 @@ mod tests {
         );
         assert_eq!(c.require[5], Requirement { file_prefix: None, key: "LOG_LEVEL".into() });
         assert_eq!((c.action, c.watch, c.debounce), (Action::Write, false, Duration::from_millis(500)));
+        assert_eq!(c.secret_vars, SecretVars::default(), "the documented default is the built-in list");
+    }
+
+    #[test]
+    fn secret_vars_replace_the_defaults() {
+        let base = [("AGENT_INIT_TEMPLATES", "/t"), ("AGENT_INIT_ENV", "X"), ("AGENT_INIT_OUTPUT", "/o")];
+        let v = vars(&[&base[..], &[("AGENT_INIT_SECRET_VARS", "*_PIN, otp")]].concat());
+        let c = config(&[], &v).expect("valid");
+        assert!(c.secret_vars.matches("CARD_PIN") && c.secret_vars.matches("OTP"));
+        assert!(!c.secret_vars.matches("DB_PASSWORD"), "replaced, not extended");
+        let v = vars(&[&base[..], &[("AGENT_INIT_SECRET_VARS", "DB-PASS,*KEY")]].concat());
+        let problems = config(&[], &v).expect_err("invalid");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].name, "AGENT_INIT_SECRET_VARS");
+        assert!(problems[0].reason.contains("\"DB-PASS\" is not a pattern"), "{}", problems[0]);
     }
 
     #[test]

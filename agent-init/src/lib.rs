@@ -9,7 +9,9 @@ pub mod problem;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod secret_vars;
 pub mod sources;
+pub mod stop;
 pub mod template;
 pub mod watch;
 

@@ -4,22 +4,34 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use agent_core::Exit;
 use agent_core::config::{Problem, non_utf8_var_names};
-use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_init::config::{Action, SETTINGS};
-use agent_init::output::write_all;
-use agent_init::render::built_in_requirements;
-use agent_init::run::{Failure, render_from_dirs};
+use agent_init::run::{Failure, once};
 use agent_init::sources::EnvAndSecrets;
+use agent_init::stop::{self, Gate, Guarded, Stops};
 use agent_init::{Cli, Config, report, watch};
 
 fn main() -> ExitCode {
+    // The signal handlers come first: as PID 1, a SIGTERM that arrives before them is dropped
+    // by the kernel. Their failure is reported once the termination-message path is known.
+    let setup = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
+        let stops = {
+            let _context = runtime.enter();
+            stop::install()?
+        };
+        Ok((runtime, stops))
+    });
     let mut start = match Startup::<Cli>::begin(&SETTINGS) {
         Ok(s) => s,
         Err(exit) => return exit,
+    };
+    let (runtime, stops) = match setup {
+        Ok(s) => s,
+        Err(e) => return start.fail(Exit::Software, &format!("cannot install the signal handlers: {e}")),
     };
     let config = start.config(|cli, read| {
         let config = Config::from_parts(cli, read)?;
@@ -35,80 +47,63 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let fail = |exit: Exit, message: &str| start.terminate(exit, message);
     let values = EnvAndSecrets {
         vars: start.vars.iter().cloned().collect::<HashMap<_, _>>(),
         not_utf8: non_utf8_var_names().into_iter().collect(),
         secrets_dir: config.secrets_dir.clone(),
     };
-
-    let rendered = match render_from_dirs(&config, &values) {
-        Ok(r) => r,
-        Err(failure) => return report_failure(&failure, &fail),
-    };
-    // A user's required key for files that do not exist here is likely a typo in the prefix.
-    // (The built-in requirements come first and apply only where their files exist.)
-    for req in config.require.iter().skip(built_in_requirements().len()) {
-        if let Some(prefix) = &req.file_prefix
-            && !rendered.iter().any(|f| f.output.starts_with(prefix.as_str()))
-        {
-            tracing::warn!(prefix = %prefix, key = %req.key, "no rendered file starts with this required-key prefix");
-        }
-    }
-    let output = match (config.action, &config.output) {
-        (Action::Check, _) => {
-            print!("{}", report::check(&rendered));
-            return Exit::Ok.into();
-        }
-        (Action::Print, _) => {
-            print!("{}", report::print(&rendered));
-            return Exit::Ok.into();
-        }
-        (Action::Write, Some(output)) => output.clone(),
-        (Action::Write, None) => return fail(Exit::Software, "no output directory"),
-    };
-    match write_all(&output, &rendered, config.owner) {
-        Ok(written) => {
-            let names: Vec<&str> = rendered.iter().map(|f| f.output.as_str()).collect();
-            tracing::info!(
-                written = written.len(),
-                unchanged = rendered.len() - written.len(),
-                dir = %output.display(),
-                "rendered {}",
-                names.join(", ")
-            );
-        }
-        Err(e) => return report_failure(&Failure::Write(e), &fail),
-    }
-    if !config.watch {
-        return Exit::Ok.into();
-    }
-
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(Exit::Software, &format!("cannot start the runtime: {e}")),
-    };
-    let result = runtime.block_on(async {
-        let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        watch::watch(&config, &output, &values, rendered, signals.first()).await
-    });
-    match result {
-        // A watcher told to stop has done its job.
-        Ok(signal) => {
-            tracing::info!("{signal}: stopped watching");
-            Exit::Ok.into()
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            fail(Exit::Software, &e)
-        }
-    }
+    let exit = runtime.block_on(run(&start, config, values, stops));
+    // A pass abandoned on a signal may still be blocked reading (a FIFO, a hung volume): do
+    // not wait for it.
+    runtime.shutdown_background();
+    exit
 }
 
-fn report_failure(failure: &Failure, fail: &dyn Fn(Exit, &str) -> ExitCode) -> ExitCode {
+async fn run(start: &Startup<Cli>, config: Config, values: EnvAndSecrets, mut stops: Stops) -> ExitCode {
+    let (config, values, gate) = (Arc::new(config), Arc::new(values), Arc::new(Gate::default()));
+    if config.watch {
+        return match watch::watch(config, values, gate, &mut stops).await {
+            // A watcher told to stop has done its job.
+            Ok(signal) => {
+                tracing::info!("{signal}: stopped watching");
+                Exit::Ok.into()
+            }
+            Err(failure) => report_failure(start, &failure),
+        };
+    }
+    let pass = {
+        let config = config.clone();
+        move |gate: &Gate| once(&config, &*values, gate)
+    };
+    let rendered = match stop::guarded(&gate, &mut stops, pass).await {
+        Guarded::Finished { result: Ok(rendered), stop } => {
+            if let Some(signal) = stop {
+                tracing::warn!("{signal} came while the files were renamed into place: they are all written");
+            }
+            rendered
+        }
+        Guarded::Finished { result: Err(failure), .. } => return report_failure(start, &failure),
+        Guarded::Abandoned(signal) => return report_failure(start, &Failure::Stopped(signal)),
+        Guarded::Died(e) => {
+            return report_failure(start, &Failure::Internal(format!("the rendering task died: {e}")));
+        }
+    };
+    match config.action {
+        Action::Check => print!("{}", report::check(&rendered)),
+        Action::Print => print!("{}", report::print(&rendered)),
+        Action::Write => {}
+    }
+    Exit::Ok.into()
+}
+
+/// Every problem on stderr (one log line each), then the summary as the termination message.
+fn report_failure(start: &Startup<Cli>, failure: &Failure) -> ExitCode {
     for item in failure.items() {
         tracing::error!("{item}");
     }
-    tracing::error!("{}", failure.headline());
-    fail(failure.exit(), &failure.summary())
+    match failure {
+        Failure::Stopped(_) => tracing::warn!("{}", failure.headline()),
+        _ => tracing::error!("{}", failure.headline()),
+    }
+    start.terminate(failure.exit(), &failure.summary())
 }

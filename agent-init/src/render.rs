@@ -7,6 +7,7 @@ use calypso::properties::{Document, Line, ascii_only, escape_value};
 
 use crate::placeholder::{self, Placeholder, Pos, Segment};
 use crate::problem::InputProblem;
+use crate::secret_vars::SecretVars;
 use crate::template::{Kind, Planned, SourcedLine, Template};
 
 /// Shown instead of a secret value by `--print`.
@@ -34,6 +35,9 @@ pub struct Resolution {
     /// As written: `${DBURL}`, `${secret:db-password}`.
     pub placeholder: String,
     pub origin: Origin,
+    /// Whether the value is secret: a `${secret:KEY}`, or a variable named like a secret
+    /// (its default too: a default password is still a password).
+    pub secret: bool,
     /// `path:line:column`.
     pub at: String,
 }
@@ -46,7 +50,8 @@ pub struct Rendered {
     pub text: String,
     /// The same with every secret value replaced by [`REDACTED`].
     pub redacted: String,
-    /// Whether any secret value is in it (it is then written 0600).
+    /// Whether any secret value is in it (it is then written 0600): a `${secret:KEY}`, or a
+    /// variable whose name is in [`SecretVars`].
     pub has_secret: bool,
     /// The keys of a properties file, in order; empty for other kinds.
     pub keys: Vec<String>,
@@ -75,16 +80,19 @@ pub fn built_in_requirements() -> Vec<Requirement> {
         .collect()
 }
 
-/// Renders every planned file, or reports every problem in all of them.
+/// Renders every planned file, or reports every problem in all of them. The values of
+/// `${secret:KEY}` and of variables named in `secret_vars` are secret.
 pub fn render_all(
     planned: &[Planned],
     values: &impl Values,
     require: &[Requirement],
+    secret_vars: &SecretVars,
 ) -> Result<Vec<Rendered>, Vec<InputProblem>> {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for p in planned {
-        let mut r = Renderer { values, problems: &mut problems, file: Rendered::empty(&p.output) };
+        let mut r =
+            Renderer { values, secret_vars, problems: &mut problems, file: Rendered::empty(&p.output) };
         match &p.body {
             Template::Properties { lines } => r.properties(lines, if p.incomplete { &[] } else { require }),
             Template::Text { kind, source } => r.text(*kind, &source.path, &source.text),
@@ -114,6 +122,7 @@ impl Rendered {
 
 struct Renderer<'a, V> {
     values: &'a V,
+    secret_vars: &'a SecretVars,
     problems: &'a mut Vec<InputProblem>,
     file: Rendered,
 }
@@ -201,12 +210,30 @@ impl<V: Values> Renderer<'_, V> {
                 }
                 Segment::Placeholder { placeholder, at } => {
                     let Some((value, origin)) = self.resolve(placeholder, path, *at) else { continue };
+                    let secret = match placeholder {
+                        Placeholder::Secret { .. } => true,
+                        Placeholder::Var { name }
+                        | Placeholder::Default { name, .. }
+                        | Placeholder::Required { name, .. } => self.secret_vars.matches(name),
+                    };
                     let escaped = match escape {
                         Escape::Properties => {
                             escape_value(&value, java_skips_whitespace_here(&self.file.text[value_start..]))
                         }
                         Escape::Xml => match xml_escape(&value) {
                             Ok(x) => x,
+                            Err(_) if secret => {
+                                // The reason would name the character: part of a secret.
+                                let reason = "the secret value holds a character that cannot be written \
+                                              in XML 1.0 (a control character)";
+                                self.problems.push(InputProblem::at(
+                                    path,
+                                    at.line,
+                                    at.column,
+                                    format!("{placeholder}: {reason}"),
+                                ));
+                                continue;
+                            }
                             Err(reason) => {
                                 self.problems.push(InputProblem::at(
                                     path,
@@ -220,7 +247,7 @@ impl<V: Values> Renderer<'_, V> {
                         Escape::Plain => value,
                     };
                     self.file.text.push_str(&escaped);
-                    if origin == Origin::Secret {
+                    if secret {
                         self.file.has_secret = true;
                         self.file.redacted.push_str(REDACTED);
                     } else {
@@ -230,6 +257,7 @@ impl<V: Values> Renderer<'_, V> {
                     self.file.resolutions.push(Resolution {
                         placeholder: placeholder.to_string(),
                         origin,
+                        secret,
                         at,
                     });
                 }
@@ -364,7 +392,8 @@ mod tests {
             .collect();
         let (planned, problems) = merge(vec![sources], "UAT1");
         assert!(problems.is_empty(), "{problems:?}");
-        render_all(&planned, v, require).map_err(|p| p.iter().map(|p| p.to_string()).collect())
+        render_all(&planned, v, require, &SecretVars::default())
+            .map_err(|p| p.iter().map(|p| p.to_string()).collect())
     }
 
     #[test]
@@ -449,6 +478,47 @@ mod tests {
         let v = values(&[("X", "a\u{1}b")], &[]);
         let problems = render(&[("l.xml.tmpl", "<a>${X}</a>")], &v, &[]).expect_err("invalid");
         assert_eq!(problems, ["t/l.xml.tmpl:1:4: ${X}: U+0001 cannot be written in XML 1.0"]);
+    }
+
+    #[test]
+    fn variables_named_like_secrets_are_secret() {
+        let v = values(&[("DB_PASSWORD", "hunter2"), ("DBURL", "jdbc:x"), ("X", "a\u{1}")], &[]);
+        let files = [
+            ("a.properties.tmpl", "URL=${DBURL}\nPW=${DB_PASSWORD}\n"),
+            ("b.tmpl", "${api_token:-changeme}"),
+            ("c.tmpl", "${DBURL}"),
+        ];
+        let r = render(&files, &v, &[]).expect("renders");
+        assert_eq!(r[0].text, "URL=jdbc\\:x\nPW=hunter2\n");
+        assert_eq!(r[0].redacted, "URL=jdbc\\:x\nPW=<redacted>\n");
+        assert_eq!((r[0].mode(), r[1].mode(), r[2].mode()), (0o600, 0o600, 0o640));
+        assert_eq!(r[1].redacted, "<redacted>", "a default of a secret variable is secret too");
+        let secret: Vec<bool> = r[0].resolutions.iter().map(|r| r.secret).collect();
+        assert_eq!(secret, [false, true]);
+        assert_eq!(r[0].resolutions[1].origin, Origin::Env);
+
+        // An error about a secret value does not show any of it, not even the bad character.
+        let v = values(&[("DB_PASSWORD", "hunter2\u{1}"), ("X", "a\u{1}")], &[]);
+        let problems =
+            render(&[("l.xml.tmpl", "<a p=\"${DB_PASSWORD}\">${X}</a>")], &v, &[]).expect_err("invalid");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("t/l.xml.tmpl:1:7: ${DB_PASSWORD}: the secret value holds"));
+        assert!(!problems[0].contains("U+0001") && !problems[0].contains("hunter2"), "{problems:?}");
+        assert_eq!(problems[1], "t/l.xml.tmpl:1:23: ${X}: U+0001 cannot be written in XML 1.0");
+
+        // Other patterns: the defaults no longer apply.
+        let (planned, _) = merge(
+            vec![vec![Source {
+                name: "p.tmpl".into(),
+                path: "t/p.tmpl".into(),
+                text: "${DB_PASSWORD}${PIN}".into(),
+            }]],
+            "UAT1",
+        );
+        let only_pin = SecretVars::new(["pin"]).expect("valid");
+        let v = values(&[("DB_PASSWORD", "shown"), ("PIN", "1234")], &[]);
+        let r = render_all(&planned, &v, &[], &only_pin).expect("renders");
+        assert_eq!(r[0].redacted, "shown<redacted>");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::render::{Origin, Rendered};
+use crate::render::{Origin, Rendered, Resolution};
 
 /// `--check`: each file with its mode and keys, each placeholder with its origin and position.
 pub fn check(files: &[Rendered]) -> String {
@@ -15,18 +15,25 @@ pub fn check(files: &[Rendered]) -> String {
             let _ = writeln!(out, "  keys: {}", f.keys.join(", "));
         }
         let width = f.resolutions.iter().map(|r| r.placeholder.chars().count()).max().unwrap_or(0);
+        let origin_width = f.resolutions.iter().map(|r| origin(r).len()).max().unwrap_or(0);
         for r in &f.resolutions {
-            let origin = match r.origin {
-                Origin::Env => "env",
-                Origin::Default => "default",
-                Origin::Secret => "secret",
-            };
-            let _ = writeln!(out, "  {:<width$}  {origin:<7}  {}", r.placeholder, r.at);
+            let _ = writeln!(out, "  {:<width$}  {:<origin_width$}  {}", r.placeholder, origin(r), r.at);
         }
     }
     let n = files.len();
     let _ = writeln!(out, "{n} file{} valid; nothing written (--check)", if n == 1 { "" } else { "s" });
     out
+}
+
+/// Where a value came from; `, secret` for a variable named like a secret.
+fn origin(r: &Resolution) -> &'static str {
+    match (r.origin, r.secret) {
+        (Origin::Secret, _) => "secret",
+        (Origin::Env, false) => "env",
+        (Origin::Env, true) => "env, secret",
+        (Origin::Default, false) => "default",
+        (Origin::Default, true) => "default, secret",
+    }
 }
 
 /// `--print`: the rendered files, secret values shown as `<redacted>`.

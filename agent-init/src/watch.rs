@@ -4,8 +4,8 @@
 //! re-render keeps the old files; the log names the keys that changed, never their values.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use calypso::properties::Document;
@@ -13,37 +13,54 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::output::write_all;
+use crate::output::{Checkpoint, WriteError, write_all};
 use crate::render::{Rendered, Values};
-use crate::run::render_from_dirs;
+use crate::run::{Failure, once, render_from_dirs};
+use crate::stop::{Gate, Guarded, Signal, Stops, guarded, next};
 
-/// Watches until `stop` resolves. `files` is what was last written. Errors only when the
-/// directories cannot be watched at all.
-pub async fn watch(
-    config: &Config,
-    output: &Path,
-    values: &impl Values,
-    mut files: Vec<Rendered>,
-    stop: impl Future<Output = &'static str>,
-) -> Result<&'static str, String> {
+/// Renders and writes, then re-renders on every change until a stop signal, which it returns.
+/// Fails as the first pass fails (a signal before its files are written is
+/// [`Failure::Stopped`]), or when the directories cannot be watched at all.
+///
+/// The watcher starts before the first render: a Secret or ConfigMap swap that lands while the
+/// first render reads the files is then an event and re-rendered. (Started after it, the
+/// watcher would miss such a swap for good.) Every pass runs off the runtime's threads.
+pub async fn watch<V: Values + Send + Sync + 'static>(
+    config: Arc<Config>,
+    values: Arc<V>,
+    gate: Arc<Gate>,
+    stops: &mut Stops,
+) -> Result<Signal, Failure> {
+    let output = config.output.clone().ok_or_else(|| Failure::Internal("no output directory".into()))?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = tx.send(event);
     })
-    .map_err(|e| format!("cannot watch: {e}"))?;
+    .map_err(|e| Failure::Internal(format!("cannot watch: {e}")))?;
     for dir in config.templates.iter().chain(&config.secrets_dir) {
         watcher
             .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+            .map_err(|e| Failure::Internal(format!("cannot watch {}: {e}", dir.display())))?;
     }
     tracing::info!(debounce = ?config.debounce, "watching the templates and secrets for changes");
-    tokio::pin!(stop);
+
+    let first = {
+        let (config, values) = (config.clone(), values.clone());
+        move |gate: &Gate| once(&config, &*values, gate)
+    };
+    let mut files = match guarded(&gate, stops, first).await {
+        Guarded::Finished { result: Ok(files), stop: None } => files,
+        Guarded::Finished { result: Ok(_), stop: Some(signal) } => return Ok(signal),
+        Guarded::Finished { result: Err(failure), .. } => return Err(failure),
+        Guarded::Abandoned(signal) => return Err(Failure::Stopped(signal)),
+        Guarded::Died(e) => return Err(Failure::Internal(format!("the rendering task died: {e}"))),
+    };
     loop {
         tokio::select! {
-            signal = &mut stop => return Ok(signal),
+            signal = next(stops) => return Ok(signal),
             event = rx.recv() => {
                 match event {
-                    None => return Err("the file watcher stopped".into()),
+                    None => return Err(Failure::Internal("the file watcher stopped".into())),
                     Some(Err(e)) => tracing::warn!(error = %e, "file watcher error"),
                     Some(Ok(e)) if !is_change(&e) => continue,
                     Some(Ok(_)) => {}
@@ -51,10 +68,19 @@ pub async fn watch(
             }
         }
         // Quiet for `debounce` before acting: the kubelet's swap is several events.
-        if let Some(signal) = settle(&mut rx, config.debounce, &mut stop).await {
+        if let Some(signal) = settle(&mut rx, config.debounce, stops).await {
             return Ok(signal);
         }
-        files = rerender(config, output, values, files);
+        let pass = {
+            let (config, values, output) = (config.clone(), values.clone(), output.clone());
+            let old = std::mem::take(&mut files);
+            move |gate: &Gate| rerender(&config, &output, &*values, old, gate)
+        };
+        files = match guarded(&gate, stops, pass).await {
+            Guarded::Finished { result, stop: None } => result,
+            Guarded::Finished { stop: Some(signal), .. } | Guarded::Abandoned(signal) => return Ok(signal),
+            Guarded::Died(e) => return Err(Failure::Internal(format!("a re-render died: {e}"))),
+        };
     }
 }
 
@@ -70,11 +96,11 @@ fn is_change(event: &notify::Event) -> bool {
 async fn settle<T>(
     rx: &mut mpsc::UnboundedReceiver<T>,
     quiet: Duration,
-    stop: &mut (impl Future<Output = &'static str> + Unpin),
-) -> Option<&'static str> {
+    stops: &mut Stops,
+) -> Option<Signal> {
     loop {
         tokio::select! {
-            signal = &mut *stop => return Some(signal),
+            signal = next(stops) => return Some(signal),
             more = rx.recv() => {
                 more.as_ref()?;
             }
@@ -84,7 +110,13 @@ async fn settle<T>(
 }
 
 /// One re-render: the new files when written, else the old ones (which stay on disk).
-fn rerender(config: &Config, output: &Path, values: &impl Values, old: Vec<Rendered>) -> Vec<Rendered> {
+fn rerender(
+    config: &Config,
+    output: &Path,
+    values: &impl Values,
+    old: Vec<Rendered>,
+    checkpoint: &impl Checkpoint,
+) -> Vec<Rendered> {
     tracing::debug!("a template or secret changed: re-rendering");
     let new = match render_from_dirs(config, values) {
         Ok(new) => new,
@@ -96,7 +128,7 @@ fn rerender(config: &Config, output: &Path, values: &impl Values, old: Vec<Rende
             return old;
         }
     };
-    match write_all(output, &new, config.owner) {
+    match write_all(output, &new, config.owner, checkpoint) {
         Ok(written) => {
             for name in written {
                 let before = old.iter().find(|f| f.output == name);
@@ -104,6 +136,10 @@ fn rerender(config: &Config, output: &Path, values: &impl Values, old: Vec<Rende
                 tracing::info!(file = %name, "re-rendered: {}", describe_change(before, after));
             }
             new
+        }
+        Err(e @ WriteError::Stopped(_)) => {
+            tracing::info!("{e}; the files stay as they were");
+            old
         }
         Err(e) => {
             tracing::error!("{e}; the other files stay as they were");
@@ -168,10 +204,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_secs(60)).await;
         });
-        let mut never = std::pin::pin!(std::future::pending::<&'static str>());
-        assert_eq!(settle(&mut rx, quiet, &mut never).await, None);
+        let (stop, mut stops) = mpsc::unbounded_channel();
+        assert_eq!(settle(&mut rx, quiet, &mut stops).await, None);
         assert_eq!(started.elapsed(), Duration::from_millis(1100));
-        let mut stop = std::pin::pin!(async { "SIGTERM" });
-        assert_eq!(settle(&mut rx, quiet, &mut stop).await, Some("SIGTERM"));
+        stop.send("SIGTERM").expect("send");
+        assert_eq!(settle(&mut rx, quiet, &mut stops).await, Some("SIGTERM"));
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use agent_init::render::{Values, render_all};
+use agent_init::secret_vars::SecretVars;
 use agent_init::template::{Source, merge};
 use calypso_testkit::jvm::Jvm;
 use proptest::prelude::*;
@@ -121,7 +122,7 @@ fn render_file(values: &[String]) -> (String, BTreeMap<String, String>) {
     let source = Source { name: "p.properties.tmpl".into(), path: PathBuf::from("p.properties.tmpl"), text };
     let (planned, problems) = merge(vec![vec![source]], "X");
     assert!(problems.is_empty());
-    let rendered = render_all(&planned, &Map(vars), &[]).expect("renders");
+    let rendered = render_all(&planned, &Map(vars), &[], &SecretVars::default()).expect("renders");
     (rendered[0].text.clone(), expected)
 }
 
