@@ -1,6 +1,5 @@
 //! agent-health's settings: flags overlaid on `AGENT_HEALTH_*` variables, validated at once.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_core::config::{Problem, Setting, from_env, split_list};
@@ -8,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use url::Url;
 
+use crate::listen::Listen;
 use crate::pattern::Pattern;
 use crate::policy::{CONNECTION_SENSORS, Policy};
 
@@ -17,6 +17,7 @@ const KNOWN: &[&str] = &[
     "INTERVAL",
     "ATTEMPT_TIMEOUT",
     "LISTEN",
+    "DEBUG_LISTEN",
     "AMBER",
     "READINESS_IGNORE",
     "READY_FAILURES",
@@ -32,6 +33,7 @@ ENDPOINTS (answered from the last poll, never by calling Calypso):
   GET|HEAD /livez /readyz /startupz   200 ok, or 503 and a one-line reason; ?verbose lists checks
   GET /metrics                        Prometheus text format 0.0.4
   GET /status                         JSON: last report, verdicts, timings, transitions
+  (with AGENT_HEALTH_DEBUG_LISTEN: /status and ?verbose only there, on loopback)
 
 POLICY:
   readiness  the last report GREEN (or AMBER unless AGENT_HEALTH_AMBER=not-ready), ignored sensors
@@ -46,7 +48,10 @@ ENVIRONMENT (flags win):
   AGENT_HEALTH_UPSTREAM            the Calypso health URL (required), e.g. http://127.0.0.1:8140/health
   AGENT_HEALTH_INTERVAL            poll interval (default 2s)
   AGENT_HEALTH_ATTEMPT_TIMEOUT     one poll's deadline, below the interval (default 1s)
-  AGENT_HEALTH_LISTEN              address to serve on (default 0.0.0.0:8081: kubelet probes the pod IP)
+  AGENT_HEALTH_LISTEN              address to serve on (default [::]:8081: IPv4 and IPv6, as kubelet
+                                   probes the pod IP; 0.0.0.0:8081 where the kernel has no IPv6)
+  AGENT_HEALTH_DEBUG_LISTEN        loopback address for /status and ?verbose (default: none, both on
+                                   the main address); e.g. 127.0.0.1:8082
   AGENT_HEALTH_AMBER               ready | not-ready (default ready)
   AGENT_HEALTH_READINESS_IGNORE    sensor patterns (SubSystem/Sensor, * wildcard), comma separated
   AGENT_HEALTH_READY_FAILURES      bad polls in a row before not ready (default 2)
@@ -58,7 +63,8 @@ ENVIRONMENT (flags win):
   AGENT_DNS_SERVERS, AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG: see docs/configuration.md
 
 EXIT CODES:
-  0 stopped by SIGTERM/SIGINT after the shutdown delay   64 bad configuration   70 cannot serve
+  0 stopped by SIGTERM/SIGINT after the shutdown delay   64 bad configuration (also: a listen address
+  in use or not on this host)   70 cannot serve   143 a second signal during the shutdown delay
   check: 0 the probe passes, 1 it fails, 69 the sidecar cannot be reached";
 
 /// Serves kubelet probes for a Calypso server from its Health Check API.
@@ -79,6 +85,9 @@ pub struct Cli {
     /// Address to serve the probes on.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Loopback address that alone serves /status and ?verbose.
+    #[arg(long, value_name = "ADDR")]
+    pub debug_listen: Option<String>,
     /// Whether AMBER is ready or not-ready.
     #[arg(long, value_name = "ready|not-ready")]
     pub amber: Option<String>,
@@ -133,6 +142,7 @@ struct Raw {
     interval: Option<String>,
     attempt_timeout: Option<String>,
     listen: Option<String>,
+    debug_listen: Option<String>,
     amber: Option<String>,
     readiness_ignore: Option<String>,
     ready_failures: Option<String>,
@@ -146,7 +156,9 @@ struct Raw {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub upstream: Url,
-    pub listen: SocketAddr,
+    pub listen: ListenOn,
+    /// Where `/status` and `?verbose` are served, if not on the main address.
+    pub debug_listen: Option<ListenOn>,
     pub policy: Policy,
     pub shutdown_delay: Duration,
     pub max_sensor_metrics: usize,
@@ -227,11 +239,31 @@ impl Config {
             });
         }
         let listen = match pick(cli.listen, "--listen", raw.listen, "LISTEN") {
-            None => SocketAddr::from(([0, 0, 0, 0], 8081)),
-            Some(s) => s.value.trim().parse().unwrap_or_else(|_| {
-                problems.push(s.problem("not ip:port, e.g. 0.0.0.0:8081"));
-                SocketAddr::from(([0, 0, 0, 0], 8081))
-            }),
+            None => ListenOn { at: Listen::DEFAULT, setting: format!("{PREFIX}LISTEN") },
+            Some(s) => match s.value.parse() {
+                Ok(at) => ListenOn { at, setting: s.name },
+                Err(e) => {
+                    problems.push(s.problem(e.to_string()));
+                    ListenOn { at: Listen::DEFAULT, setting: s.name }
+                }
+            },
+        };
+        let debug_listen = match pick(cli.debug_listen, "--debug-listen", raw.debug_listen, "DEBUG_LISTEN") {
+            None => None,
+            Some(s) => match s.value.parse::<Listen>() {
+                Ok(at) if at.is_loopback() => Some(ListenOn { at, setting: s.name }),
+                Ok(_) => {
+                    problems.push(s.problem(
+                        "must be a loopback address, e.g. 127.0.0.1:8082 or [::1]:8082: /status and \
+                         ?verbose show sensor details, for kubectl exec and port-forward only",
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(s.problem(e.to_string()));
+                    None
+                }
+            },
         };
         let amber_ready = match pick(cli.amber, "--amber", raw.amber, "AMBER") {
             None => true,
@@ -302,6 +334,7 @@ impl Config {
             Some(upstream) if problems.is_empty() => Ok(Config {
                 upstream,
                 listen,
+                debug_listen,
                 policy: Policy {
                     interval,
                     attempt_timeout,
@@ -320,6 +353,14 @@ impl Config {
     }
 }
 
+/// An address to listen on and the setting that gave it, for errors (`AGENT_HEALTH_LISTEN`,
+/// `--listen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenOn {
+    pub at: Listen,
+    pub setting: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,7 +374,8 @@ mod tests {
             &vars(&[("AGENT_HEALTH_UPSTREAM", "http://127.0.0.1:8140/health")]),
         )
         .expect("valid");
-        assert_eq!(c.listen, "0.0.0.0:8081".parse().expect("addr"));
+        assert_eq!(c.listen, ListenOn { at: Listen::DualStack(8081), setting: "AGENT_HEALTH_LISTEN".into() });
+        assert_eq!(c.debug_listen, None);
         assert_eq!(c.policy.interval, Duration::from_secs(2));
         assert_eq!(c.policy.attempt_timeout, Duration::from_secs(1));
         assert_eq!((c.policy.ready_failures, c.policy.ready_successes), (2, 2));
@@ -386,6 +428,24 @@ mod tests {
             ("AGENT_HEALTH_LIVENESS_SENSORS", "*/EngineRunning"),
         ]);
         assert!(Config::from_parts(Cli::default(), &v).is_ok());
+    }
+
+    #[test]
+    fn the_debug_address_must_be_loopback() {
+        let with = |debug: &str| {
+            let v = vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/"), ("AGENT_HEALTH_DEBUG_LISTEN", debug)]);
+            Config::from_parts(Cli::default(), &v)
+        };
+        let c = with("127.0.0.1:8082").expect("loopback");
+        assert_eq!(c.debug_listen.map(|d| d.at.to_string()), Some("127.0.0.1:8082".into()));
+        assert!(with("[::1]:0").is_ok());
+        for bad in ["0.0.0.0:8082", "[::]:8082", "10.1.2.3:8082", "localhost:8082"] {
+            let problems = with(bad).expect_err(bad);
+            assert_eq!(problems[0].name, "AGENT_HEALTH_DEBUG_LISTEN", "{bad}");
+        }
+        let cli = Cli { listen: Some("0.0.0.0:9".into()), ..Cli::default() };
+        let c = Config::from_parts(cli, &vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/")])).expect("valid");
+        assert_eq!(c.listen.setting, "--listen");
     }
 
     #[test]

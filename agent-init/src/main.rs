@@ -89,7 +89,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(Exit::Software, &format!("cannot start the runtime: {e}")),
     };
     let result = runtime.block_on(async {
-        let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let signals = Signals::install(start.termination_path())
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
         watch::watch(&config, &output, &values, rendered, signals.first()).await
     });
     match result {

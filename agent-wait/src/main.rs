@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(Exit::Software, &format!("cannot start the runtime: {e}")),
     };
     let outcome = runtime.block_on(async {
-        let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let signals = Signals::install(start.termination_path())
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let http = HttpClient::new(config.dns.clone(), USER_AGENT)?;
         let checker = Checker::new(config.dns.clone(), http, config.rules.clone());
         if let Some(c) = config.component {
