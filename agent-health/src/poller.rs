@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 
 use agent_core::http::{FetchError, HttpClient};
 use agent_core::redact;
-use calypso::{HealthNode, HealthReport};
 use tokio::time::{Instant, MissedTickBehavior};
 use url::Url;
 
@@ -82,7 +81,7 @@ async fn fetch(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, O
 pub fn redacted(poll: Poll) -> Poll {
     match poll {
         Poll::Answer(mut report) => {
-            redact_report(&mut report);
+            report.map_texts(redact::text);
             Poll::Answer(report)
         }
         Poll::BadAnswer(why) => Poll::BadAnswer(redact::text(&why)),
@@ -90,26 +89,11 @@ pub fn redacted(poll: Poll) -> Poll {
     }
 }
 
-fn redact_report(report: &mut HealthReport) {
-    for text in [&mut report.server, &mut report.server_type, &mut report.timestamp].into_iter().flatten() {
-        *text = redact::text(text);
-    }
-    fn walk(nodes: &mut [HealthNode]) {
-        for n in nodes {
-            n.name = redact::text(&n.name);
-            for text in [&mut n.unit, &mut n.details].into_iter().flatten() {
-                *text = redact::text(text);
-            }
-            walk(&mut n.children);
-        }
-    }
-    walk(&mut report.sub_systems);
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calypso::State;
+    use calypso::{HealthNode, HealthReport, State};
 
     const SECRET: &str = "hunter2";
 
