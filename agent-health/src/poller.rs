@@ -89,7 +89,6 @@ pub fn redacted(poll: Poll) -> Poll {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
