@@ -1,12 +1,27 @@
-//! Keeping secrets out of logs, errors and termination messages: URLs may carry credentials in
-//! their user info (`user:pass@`) or their query (`?token=...`).
+//! Keeping secrets out of logs, errors, answers, metrics and termination messages.
+//!
+//! Two functions, for two kinds of text:
+//! - [`url`] for a URL the agent was configured with: the password (or a lone user-info token)
+//!   and every query and fragment value are masked, whatever their names;
+//! - [`text`] for free text that came from elsewhere (a Calypso sensor's details, an upstream
+//!   error): credentials are found where they usually hide — `user:password@` in URLs,
+//!   `user/password@` in Oracle JDBC URLs, `password=...`, `token: ...` and the like — and
+//!   masked, the rest is left readable.
+//!
+//! Both work on any text, valid or not (they are used on bad input in errors), and mask with
+//! [`MASK`]. They prefer masking too much to too little.
 
-/// The URL text with the password (or a lone user-info token) and every query value replaced by
-/// `***`. Works on text that is not a valid URL too, since it is used on bad input in errors.
+use std::ops::Range;
+
+/// What a secret is replaced with.
+pub const MASK: &str = "***";
+
+/// The URL text with the password (or a lone user-info token) and every query and fragment
+/// value replaced by [`MASK`].
 pub fn url(text: &str) -> String {
     let (head, fragment) = match text.find('#') {
-        Some(i) => text.split_at(i),
-        None => (text, ""),
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
     };
     let (before_query, query) = match head.find('?') {
         Some(i) => (&head[..i], Some(&head[i + 1..])),
@@ -14,41 +29,284 @@ pub fn url(text: &str) -> String {
     };
     let mut out = match before_query.find("://") {
         Some(i) => {
-            let (scheme, rest) = before_query.split_at(i + 3);
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            match authority.rfind('@') {
-                Some(at) => {
-                    let userinfo = &authority[..at];
-                    let masked = match userinfo.split_once(':') {
-                        Some((user, _)) => format!("{user}:***"),
-                        None => "***".to_string(),
+            let start = i + 3;
+            match userinfo(&before_query[start..], false) {
+                Some(u) => {
+                    let (info, rest) = (&before_query[start..start + u.end], &before_query[start + u.end..]);
+                    let masked = match info.split_once(':') {
+                        Some((user, _)) => format!("{user}:{MASK}"),
+                        None => MASK.to_string(),
                     };
-                    format!("{scheme}{masked}{}{path}", &authority[at..])
+                    format!("{}{masked}{rest}", &before_query[..start])
                 }
                 None => before_query.to_string(),
             }
         }
         None => before_query.to_string(),
     };
-    if let Some(q) = query {
-        let masked: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) => format!("{k}=***"),
-                None => pair.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&masked.join("&"));
+    for (mark, part) in [('?', query), ('#', fragment)] {
+        if let Some(part) = part {
+            out.push(mark);
+            out.push_str(&mask_pair_values(part));
+        }
     }
-    out.push_str(fragment);
     out
+}
+
+/// `a=1&b&c=2` as `a=***&b&c=***`.
+fn mask_pair_values(pairs: &str) -> String {
+    let masked: Vec<String> = pairs
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) => format!("{k}={MASK}"),
+            None => pair.to_string(),
+        })
+        .collect();
+    masked.join("&")
+}
+
+/// The free text with the credentials it carries replaced by [`MASK`]:
+/// - the password of `scheme://user:password@host` (also `jdbc:postgresql://u:p@h/db`), a lone
+///   `scheme://token@host`, and a bare `user:password@host`;
+/// - the password of Oracle's `jdbc:oracle:thin:user/password@host:1521/SVC`;
+/// - the value of every `key=value` or `key: value` whose key names a secret (`password`,
+///   `pwd`, `passwd`, `secret`, `token`, `apikey`, `api_key`, `credential`...; any case, any
+///   prefix: `DBPASSWORD=`, `access_token=`), in URL queries and fragments too. A value ends at
+///   `;`, `&`, `,`, white space or a quote, or is quoted (`password="a b"`);
+///   `Authorization: Bearer x` masks the token.
+pub fn text(text: &str) -> String {
+    let mut masks = Vec::new();
+    url_userinfo(text, &mut masks);
+    oracle_credentials(text, &mut masks);
+    bare_userinfo(text, &mut masks);
+    secret_values(text, &mut masks);
+    apply(text, masks)
+}
+
+/// Replaces each range (merged where they overlap or touch) by [`MASK`].
+fn apply(text: &str, mut masks: Vec<Range<usize>>) -> String {
+    masks.retain(|r| !r.is_empty());
+    masks.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    let mut pending: Option<Range<usize>> = None;
+    for r in masks {
+        match &mut pending {
+            Some(p) if r.start <= p.end => p.end = p.end.max(r.end),
+            _ => {
+                if let Some(p) = pending.take() {
+                    out.push_str(&text[done..p.start]);
+                    out.push_str(MASK);
+                    done = p.end;
+                }
+                pending = Some(r);
+            }
+        }
+    }
+    if let Some(p) = pending {
+        out.push_str(&text[done..p.start]);
+        out.push_str(MASK);
+        done = p.end;
+    }
+    out.push_str(&text[done..]);
+    out
+}
+
+/// Where a URL (or URL-ish token) ends in free text.
+fn token_end(text: &str, from: usize) -> usize {
+    // Not at `'`: RFC 3986 allows it in user info.
+    text[from..]
+        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>'))
+        .map_or(text.len(), |i| from + i)
+}
+
+/// Where the user info ends in `rest`, the text after `scheme://` up to the end of the URL:
+/// `Some(range of the user info)` (its end is the `@`), or `None` when it has none.
+///
+/// The `@` that ends it is the last one before the host (`greedy`: the last one of all, for free
+/// text where a password may hold anything): so a password holding `@` is masked whole. A
+/// password holding `/`, `?` or `#` (invalid in a URL, but written by people) is taken as one
+/// when the text before them looks like `user:`, so `http://h/@x` keeps its path.
+fn userinfo(rest: &str, greedy: bool) -> Option<Range<usize>> {
+    let first_at = rest.find('@')?;
+    let before = &rest[..first_at];
+    if let Some(delim) = before.find(['/', '?', '#'])
+        && !before[..delim].contains(':')
+    {
+        return None;
+    }
+    // The host runs to the next `/`, `?` or `#` after the first `@`; the last `@` before it ends
+    // the user info.
+    let host_end = match greedy {
+        true => rest.len(),
+        false => rest[first_at..].find(['/', '?', '#']).map_or(rest.len(), |i| first_at + i),
+    };
+    let last_at = rest[..host_end].rfind('@').unwrap_or(first_at);
+    Some(0..last_at)
+}
+
+/// `scheme://user:password@` → mask the password; `scheme://token@` → mask the token.
+fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://") {
+        let start = from + i + 3;
+        let end = token_end(text, start);
+        if let Some(info) = userinfo(&text[start..end], true) {
+            let info = start + info.start..start + info.end;
+            match text[info.clone()].find(':') {
+                Some(colon) => masks.push(info.start + colon + 1..info.end),
+                None => masks.push(info),
+            }
+        }
+        from = start;
+    }
+}
+
+/// Oracle's `jdbc:oracle:thin:user/password@host...` (any driver type: `thin`, `oci`, `kprb`).
+fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
+    const PREFIX: &str = "jdbc:oracle:";
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(PREFIX) {
+        let after_prefix = from + i + PREFIX.len();
+        from = after_prefix;
+        // The driver type, then `:`.
+        let Some(colon) = text[after_prefix..].find(':') else { break };
+        let start = after_prefix + colon + 1;
+        let end = token_end(text, start);
+        let connect = &text[start..end];
+        let (Some(slash), Some(first_at)) = (connect.find('/'), connect.find('@')) else { continue };
+        if slash > first_at {
+            continue; // `thin:@host:1521/SVC`: no credentials.
+        }
+        // The last `@` ends the password (one with `@` must be quoted for Oracle, but mask
+        // too much rather than too little).
+        let last_at = connect.rfind('@').unwrap_or(first_at);
+        masks.push(start + slash + 1..start + last_at);
+    }
+}
+
+/// A bare `user:password@host` (a proxy setting, a connect string): a token that starts with a
+/// plain word, a `:` not followed by `//`, then an `@`.
+fn bare_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
+    let is_start = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ',' | ';' | '(' | '[' | '<');
+    let mut start = 0;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        if !is_start(c) {
+            continue;
+        }
+        let token = &text[start..i];
+        start = i + c.len_utf8();
+        let Some(colon) = token.find(':') else { continue };
+        let user = &token[..colon];
+        let rest = &token[colon + 1..];
+        if user.is_empty()
+            || !user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '~'))
+            || user.eq_ignore_ascii_case("jdbc")
+            || rest.starts_with("//")
+        {
+            continue;
+        }
+        if let Some(info) = userinfo(rest, true) {
+            let base = i - token.len() + colon + 1;
+            masks.push(base..base + info.end);
+        }
+    }
+}
+
+/// Key names (lower case) that hold a secret when they appear anywhere in a key.
+const SECRET_WORDS: [&str; 16] = [
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "accesskey",
+    "access_key",
+    "privatekey",
+    "private_key",
+    "credential",
+    "authorization",
+    "signature",
+];
+
+/// Key names (lower case) that hold a secret only as the whole key.
+const SECRET_KEYS: [&str; 4] = ["pass", "pw", "sig", "auth"];
+
+/// Whether a key names a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| key.contains(w)) || SECRET_KEYS.contains(&key.as_str())
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// `key=value`, `key: value`, `"key":"value"` with a secret key: mask the value.
+fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
+    let bytes = text.as_bytes();
+    for (sep, _) in text.match_indices(['=', ':']) {
+        // Backwards: spaces, a closing quote, the key.
+        let mut k_end = sep;
+        while k_end > 0 && bytes[k_end - 1] == b' ' {
+            k_end -= 1;
+        }
+        if k_end > 0 && matches!(bytes[k_end - 1], b'"' | b'\'') {
+            k_end -= 1;
+        }
+        let k_start = text[..k_end]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !is_key_char(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let key = &text[k_start..k_end];
+        if key.is_empty() || !is_secret_key(key) {
+            continue;
+        }
+        // Forwards: spaces, then a quoted value or one up to a terminator.
+        let mut v = sep + 1;
+        while v < text.len() && bytes[v] == b' ' {
+            v += 1;
+        }
+        let value = match bytes.get(v) {
+            Some(&q @ (b'"' | b'\'')) => {
+                let end = text[v + 1..].find(char::from(q)).map_or(text.len(), |i| v + 1 + i);
+                v + 1..end
+            }
+            _ => {
+                let end = value_end(text, v);
+                // `Authorization: Bearer <token>`: the scheme, then the secret.
+                let scheme = &text[v..end];
+                if ["bearer", "basic", "token", "negotiate"].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
+                    let mut t = end;
+                    while t < text.len() && bytes[t] == b' ' {
+                        t += 1;
+                    }
+                    t..value_end(text, t)
+                } else {
+                    v..end
+                }
+            }
+        };
+        masks.push(value);
+    }
+}
+
+/// Where an unquoted value starting at `from` ends.
+fn value_end(text: &str, from: usize) -> usize {
+    text[from..]
+        .find(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''))
+        .map_or(text.len(), |i| from + i)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::url;
+    use super::{text, url};
 
     #[test]
     fn masks_credentials_and_query_values() {
@@ -59,10 +317,195 @@ mod tests {
         assert_eq!(url("ftp://u:p@h:99999/bad"), "ftp://u:***@h:99999/bad", "not a valid URL");
         assert_eq!(url("db:1521"), "db:1521");
         assert_eq!(url("http://a@b:c@host/"), "http://a@b:***@host/", "the last @ ends the user info");
+        assert_eq!(url("http://u:p@ss@host/"), "http://u:***@host/");
         assert_eq!(url("http://:s3cret@ds/health"), "http://:***@ds/health");
         assert_eq!(url("http://ds/@not-userinfo"), "http://ds/@not-userinfo");
         assert_eq!(url("http://ds?token=abc"), "http://ds?token=***");
         assert_eq!(url("not a url?secret=1"), "not a url?secret=***");
         assert_eq!(url(""), "");
+    }
+
+    #[test]
+    fn masks_fragments() {
+        assert_eq!(
+            url("https://app/cb#access_token=abc&token_type=bearer"),
+            "https://app/cb#access_token=***&token_type=***"
+        );
+        assert_eq!(url("http://h/p?a=1#x=2"), "http://h/p?a=***#x=***");
+        assert_eq!(url("http://h/#section"), "http://h/#section");
+    }
+
+    #[test]
+    fn text_masks_url_credentials() {
+        assert_eq!(
+            text("cannot connect to jdbc:postgresql://calypso:hunter2@db:5432/cal: refused"),
+            "cannot connect to jdbc:postgresql://calypso:***@db:5432/cal: refused"
+        );
+        assert_eq!(text("via https://tok3n@host/x"), "via https://***@host/x");
+        assert_eq!(text("'http://u:p@ss@h/x'"), "'http://u:***@h/x'");
+        assert_eq!(text("http://u:pa/ss@h/x"), "http://u:***@h/x", "an unescaped / in a password");
+        assert_eq!(text("see http://ds/@user for more"), "see http://ds/@user for more");
+        assert_eq!(text("proxy=alice:hunter2@proxy:3128"), "proxy=alice:***@proxy:3128");
+        assert_eq!(text("Calypso/DataServerConnection: lost"), "Calypso/DataServerConnection: lost");
+    }
+
+    #[test]
+    fn text_masks_oracle_credentials() {
+        assert_eq!(
+            text("connected to jdbc:oracle:thin:calypso/hunter2@db:1521/CAL as calypso"),
+            "connected to jdbc:oracle:thin:calypso/***@db:1521/CAL as calypso"
+        );
+        assert_eq!(text("JDBC:Oracle:thin:u/p@ss@//db:1521/S"), "JDBC:Oracle:thin:u/***@//db:1521/S");
+        assert_eq!(text("jdbc:oracle:oci:u/x@CAL"), "jdbc:oracle:oci:u/***@CAL");
+        assert_eq!(
+            text("jdbc:oracle:thin:@calypso-db.demo:1521:DEMO"),
+            "jdbc:oracle:thin:@calypso-db.demo:1521:DEMO",
+            "no credentials: unchanged"
+        );
+    }
+
+    #[test]
+    fn text_masks_secret_values() {
+        assert_eq!(text("user=calypso;password=hunter2;x=1"), "user=calypso;password=***;x=1");
+        assert_eq!(text("PWD: hunter2, ok"), "PWD: ***, ok");
+        assert_eq!(text("DBPASSWORD = hunter2"), "DBPASSWORD = ***");
+        assert_eq!(text(r#"{"password":"hunter 2","user":"c"}"#), r#"{"password":"***","user":"c"}"#);
+        assert_eq!(text("passwd='a b'"), "passwd='***'");
+        assert_eq!(text("http://h/p?user=u&api_key=k1&Token=t2"), "http://h/p?user=u&api_key=***&Token=***");
+        assert_eq!(text("https://app/cb#access_token=abc"), "https://app/cb#access_token=***");
+        assert_eq!(text("client_secret=s sig=x"), "client_secret=*** sig=***");
+        assert_eq!(text("Authorization: Bearer eyJabc.def"), "Authorization: Bearer ***");
+        assert_eq!(text("secret=\"unterminated"), "secret=\"***");
+        assert_eq!(text("password="), "password=");
+        assert_eq!(
+            text("jdbc:sqlserver://db:1433;user=sa;password=hunter2;db=cal"),
+            "jdbc:sqlserver://db:1433;user=sa;password=***;db=cal"
+        );
+        assert_eq!(text("state RED (x: y)"), "state RED (x: y)");
+        assert_eq!(text("authserver: state RED"), "authserver: state RED");
+        assert_eq!(text(""), "");
+        assert_eq!(text("é=password:é"), "é=password:***");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! For generated URLs and details with an embedded password: the redacted form never
+    //! contains it.
+
+    use super::{text, url};
+    use proptest::prelude::*;
+
+    /// A password: no white space (it would end the token), at least 6 characters.
+    fn password() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9!$%()*+.:;=@/_~^-]{6,24}"
+    }
+
+    /// A password as a URL's user info may hold it unescaped (RFC 3986: no `/ ? # @`).
+    fn url_password() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9!$%'()*+,;=:._~-]{6,24}"
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9.-]{0,10}"
+    }
+
+    /// Text around the secret: anything printable, or nothing.
+    fn filler() -> impl Strategy<Value = String> {
+        "[ -~]{0,30}"
+    }
+
+    fn secret_key() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![
+                "password",
+                "PASSWORD",
+                "Passwd",
+                "pwd",
+                "secret",
+                "client_secret",
+                "token",
+                "access_token",
+                "apikey",
+                "api_key",
+                "API-KEY",
+                "dbPassword",
+                "credentials",
+            ]),
+            "[A-Za-z_]{0,4}",
+        )
+            .prop_map(|(k, prefix)| format!("{prefix}{k}"))
+    }
+
+    proptest! {
+        #[test]
+        fn urls_never_show_their_password(
+            scheme in prop::sample::select(vec!["http", "https", "tcp", "postgresql", "jdbc:mysql"]),
+            user in word(),
+            pw in url_password(),
+            host in word(),
+            port in 1u16..,
+            path in "(/[a-z0-9]{0,8}){0,3}",
+            query in prop::option::of(("[a-z]{1,6}", url_password())),
+        ) {
+            let mut u = format!("{scheme}://{user}:{pw}@{host}:{port}{path}");
+            if let Some((k, v)) = &query {
+                u.push_str(&format!("?{k}={v}"));
+            }
+            prop_assume!(u.matches(pw.as_str()).count() == 1);
+            prop_assert!(!url(&u).contains(pw.as_str()), "{}", url(&u));
+            prop_assert!(!text(&u).contains(pw.as_str()), "{}", text(&u));
+            if let Some((_, v)) = &query {
+                prop_assume!(u.matches(v.as_str()).count() == 1);
+                prop_assert!(!url(&u).contains(v.as_str()), "{}", url(&u));
+            }
+        }
+
+        #[test]
+        fn fragment_values_are_masked(host in word(), k in "[a-z_]{1,12}", v in url_password()) {
+            let u = format!("https://{host}/cb#{k}={v}");
+            prop_assume!(u.matches(v.as_str()).count() == 1);
+            prop_assert!(!url(&u).contains(v.as_str()), "{}", url(&u));
+        }
+
+        #[test]
+        fn details_never_show_a_password(
+            before in filler(),
+            after in filler(),
+            form in 0usize..7,
+            user in word(),
+            host in word(),
+            key in secret_key(),
+            sep in prop::sample::select(vec!["=", ":", " = ", ": "]),
+            pw in password(),
+        ) {
+            let secret = match form {
+                0 => format!("http://{user}:{pw}@{host}:8080/health"),
+                1 => format!("jdbc:oracle:thin:{user}/{pw}@{host}:1521/CAL"),
+                2 => format!("jdbc:oracle:thin:{user}/{pw}@//{host}:1521/CAL"),
+                3 => format!("jdbc:postgresql://{user}:{pw}@{host}/cal"),
+                4 => format!("{key}{sep}{}", pw.replace([';', '&', ','], "x")),
+                5 => format!("{key}{sep}\"{} and more\"", pw.replace('"', "")),
+                _ => format!("http://{host}/x?a=1&{key}={}#y", pw.replace(['&', '#', ';', ','], "x")),
+            };
+            let details = format!("{before} {secret} {after}");
+            let pw = match form {
+                4 => pw.replace([';', '&', ','], "x"),
+                5 => pw.replace('"', ""),
+                6 => pw.replace(['&', '#', ';', ','], "x"),
+                _ => pw,
+            };
+            prop_assume!(details.matches(pw.as_str()).count() == 1);
+            let shown = text(&details);
+            prop_assert!(!shown.contains(pw.as_str()), "{details:?} -> {shown:?}");
+        }
+
+        #[test]
+        fn text_never_panics_and_keeps_clean_text(s in "\\PC{0,80}") {
+            let shown = text(&s);
+            if !s.contains(['=', ':', '@']) {
+                prop_assert_eq!(shown, s);
+            }
+        }
     }
 }

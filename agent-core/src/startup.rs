@@ -4,7 +4,7 @@
 //! with the agent's own configuration problems, all at once.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
@@ -79,6 +79,11 @@ impl<C: Default> Startup<C> {
 }
 
 impl<C> Startup<C> {
+    /// Where the termination message goes (for [`crate::shutdown::Signals::install`]).
+    pub fn termination_path(&self) -> Option<&Path> {
+        self.termination.as_deref()
+    }
+
     /// Writes `message` as the termination message and gives `exit` as the exit code.
     pub fn terminate(&self, exit: Exit, message: &str) -> ExitCode {
         termination::write(self.termination.as_deref(), message);

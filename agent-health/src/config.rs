@@ -1,6 +1,5 @@
 //! agent-health's settings: flags overlaid on `AGENT_HEALTH_*` variables, validated at once.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_core::config::{Problem, split_list};
@@ -8,6 +7,7 @@ use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::listen::Listen;
 use crate::pattern::Pattern;
 use crate::policy::{CONNECTION_SENSORS, Policy};
 
@@ -31,14 +31,29 @@ pub const ATTEMPT_TIMEOUT: Spec<Duration> = Spec::new(
 )
 .value_name("DURATION")
 .default("1s");
-pub const LISTEN: Spec<SocketAddr> = Spec::new(
+pub const LISTEN: Spec<Listen> = Spec::new(
     "listen",
     "AGENT_HEALTH_LISTEN",
-    "Address to serve the probes and /metrics on (kubelet probes the pod IP)",
-    |s| s.trim().parse().map_err(|_| "not ip:port, e.g. 0.0.0.0:8081".to_string()),
+    "Address to serve the probes and /metrics on; the default takes IPv4 and IPv6 (kubelet probes \
+     the pod IP, IPv6 on IPv6-only clusters), or IPv4 only where the kernel has no IPv6",
+    |s| s.parse::<Listen>().map_err(|e| e.to_string()),
 )
 .value_name("ADDR")
-.default("0.0.0.0:8081");
+.default("[::]:8081");
+pub const DEBUG_LISTEN: Spec<Listen> = Spec::new(
+    "debug-listen",
+    "AGENT_HEALTH_DEBUG_LISTEN",
+    "A loopback address that alone serves /status and ?verbose (sensor details, for kubectl exec \
+     and port-forward only), e.g. 127.0.0.1:8082; unset: both on the main address",
+    |s| match s.parse::<Listen>() {
+        Ok(at) if at.is_loopback() => Ok(at),
+        Ok(_) => Err("must be a loopback address, e.g. 127.0.0.1:8082 or [::1]:8082: /status and ?verbose \
+                      show sensor details, for kubectl exec and port-forward only"
+            .into()),
+        Err(e) => Err(e.to_string()),
+    },
+)
+.value_name("ADDR");
 pub const AMBER: Spec<bool> =
     Spec::new("amber", "AGENT_HEALTH_AMBER", "Whether AMBER is ready or not-ready", |s| {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -111,6 +126,7 @@ pub static SETTINGS: Settings = Settings {
         &INTERVAL.meta,
         &ATTEMPT_TIMEOUT.meta,
         &LISTEN.meta,
+        &DEBUG_LISTEN.meta,
         &AMBER.meta,
         &READINESS_IGNORE.meta,
         &READY_FAILURES.meta,
@@ -200,7 +216,9 @@ pub struct CheckArgs {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub upstream: Url,
-    pub listen: SocketAddr,
+    pub listen: ListenOn,
+    /// Where `/status` and `?verbose` are served, if not on the main address.
+    pub debug_listen: Option<ListenOn>,
     pub policy: Policy,
     pub shutdown_delay: Duration,
     pub max_sensor_metrics: usize,
@@ -217,7 +235,8 @@ impl Config {
             read.push(read.problem(&ATTEMPT_TIMEOUT, reason));
         }
         let (interval, attempt_timeout) = (interval.unwrap_or_default(), attempt_timeout.unwrap_or_default());
-        let listen = read.opt(&LISTEN);
+        let listen = read.opt(&LISTEN).map(|at| ListenOn::new(&read, &LISTEN, at));
+        let debug_listen = read.opt(&DEBUG_LISTEN).map(|at| ListenOn::new(&read, &DEBUG_LISTEN, at));
         let amber_ready = read.get(&AMBER);
         let readiness_ignore = read.get(&READINESS_IGNORE);
         let liveness_sensors = read.get(&LIVENESS_SENSORS);
@@ -243,6 +262,7 @@ impl Config {
         read.finish(Config {
             upstream,
             listen,
+            debug_listen,
             policy: Policy {
                 interval,
                 attempt_timeout,
@@ -256,6 +276,21 @@ impl Config {
             shutdown_delay,
             max_sensor_metrics,
         })
+    }
+}
+
+/// An address to listen on and the setting that gave it, for errors (`AGENT_HEALTH_LISTEN`,
+/// `--listen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenOn {
+    pub at: Listen,
+    pub setting: String,
+}
+
+impl ListenOn {
+    fn new(read: &Reader, spec: &Spec<Listen>, at: Listen) -> Self {
+        let setting = read.setting(&spec.meta).map_or_else(|| spec.meta.env.to_string(), |s| s.name);
+        ListenOn { at, setting }
     }
 }
 
@@ -273,7 +308,8 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config(&vars(&[("AGENT_HEALTH_UPSTREAM", "http://127.0.0.1:8140/health")])).expect("valid");
-        assert_eq!(c.listen, "0.0.0.0:8081".parse().expect("addr"));
+        assert_eq!(c.listen, ListenOn { at: Listen::DualStack(8081), setting: "AGENT_HEALTH_LISTEN".into() });
+        assert_eq!(c.debug_listen, None);
         assert_eq!(c.policy.interval, Duration::from_secs(2));
         assert_eq!(c.policy.attempt_timeout, Duration::from_secs(1));
         assert_eq!((c.policy.ready_failures, c.policy.ready_successes), (2, 2));
@@ -326,6 +362,27 @@ mod tests {
             ("AGENT_HEALTH_LIVENESS_SENSORS", "*/EngineRunning"),
         ]);
         assert!(config(&v).is_ok());
+    }
+
+    #[test]
+    fn the_debug_address_must_be_loopback() {
+        let with = |debug: &str| {
+            config(&vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/"), ("AGENT_HEALTH_DEBUG_LISTEN", debug)]))
+        };
+        let c = with("127.0.0.1:8082").expect("loopback");
+        assert_eq!(c.debug_listen.map(|d| d.at.to_string()), Some("127.0.0.1:8082".into()));
+        assert!(with("[::1]:0").is_ok());
+        for bad in ["0.0.0.0:8082", "[::]:8082", "10.1.2.3:8082", "localhost:8082"] {
+            let problems = with(bad).expect_err(bad);
+            assert_eq!(problems[0].name, "AGENT_HEALTH_DEBUG_LISTEN", "{bad}");
+        }
+        let (cli, read) = Reader::from_args::<Cli>(
+            &SETTINGS,
+            &["--listen", "0.0.0.0:9"],
+            &vars(&[("AGENT_HEALTH_UPSTREAM", "http://x/")]),
+        )
+        .expect("flags parse");
+        assert_eq!(Config::from_parts(cli, read).expect("valid").listen.setting, "--listen");
     }
 
     #[test]

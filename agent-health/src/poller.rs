@@ -1,10 +1,15 @@
 //! The one background poller: fetches the Calypso health API every interval and feeds the
 //! tracker. Its own clock (a missed tick is delayed, not bunched), one attempt at a time.
+//!
+//! What it feeds the tracker is redacted first ([`agent_core::redact::text`]): sensor details
+//! carry JDBC URLs and credentials, and everything agent-health says — answers, `/status`,
+//! logs, metrics, the termination message — comes from the tracker, so no secret gets further.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use agent_core::http::{FetchError, HttpClient};
+use agent_core::redact;
 use tokio::time::{Instant, MissedTickBehavior};
 use url::Url;
 
@@ -42,8 +47,14 @@ pub async fn tick(app: Arc<App>) {
     }
 }
 
-/// One poll: an answer (a report, or a bad payload) or no answer, and the error label if any.
+/// One poll: an answer (a report, or a bad payload) or no answer, and the error label if any;
+/// redacted.
 pub async fn poll_once(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, Option<PollError>) {
+    let (poll, error) = fetch(http, upstream, timeout).await;
+    (redacted(poll), error)
+}
+
+async fn fetch(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, Option<PollError>) {
     match http.get(upstream, timeout, calypso::MAX_BODY_BYTES).await {
         Ok(got) => match calypso::parse_response(got.status, got.content_type.as_deref(), &got.body) {
             Ok(report) => (Poll::Answer(report), None),
@@ -61,6 +72,56 @@ pub async fn poll_once(http: &HttpClient, upstream: &Url, timeout: Duration) -> 
                 _ => PollError::Other,
             };
             (Poll::NoAnswer(e.to_string()), Some(label))
+        }
+    }
+}
+
+/// The poll with every text that came from upstream redacted: the report's names, units and
+/// details, the reason of a bad answer or of no answer.
+pub fn redacted(poll: Poll) -> Poll {
+    match poll {
+        Poll::Answer(mut report) => {
+            report.map_texts(redact::text);
+            Poll::Answer(report)
+        }
+        Poll::BadAnswer(why) => Poll::BadAnswer(redact::text(&why)),
+        Poll::NoAnswer(why) => Poll::NoAnswer(redact::text(&why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calypso::{HealthNode, HealthReport, State};
+
+    const SECRET: &str = "hunter2";
+
+    #[test]
+    fn what_upstream_says_is_redacted() {
+        let details = "cannot connect to jdbc:oracle:thin:calypso/hunter2@db:1521/CAL (password=hunter2)";
+        let report = HealthReport {
+            server: Some("ds token=hunter2".into()),
+            server_type: None,
+            timestamp: None,
+            state: State::Red,
+            sub_systems: vec![HealthNode::new("Calypso", State::Red).with_children(vec![
+                HealthNode::new("DatabaseConnection", State::Red).with_details(details),
+                HealthNode::new("pwd=hunter2", State::Green),
+            ])],
+        };
+        let Poll::Answer(r) = redacted(Poll::Answer(report)) else { panic!("an answer stays one") };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert_eq!(
+            r.sub_systems[0].children[0].details.as_deref(),
+            Some("cannot connect to jdbc:oracle:thin:calypso/***@db:1521/CAL (password=***")
+        );
+        assert_eq!(r.sub_systems[0].children[1].name, "pwd=***");
+        for poll in
+            [Poll::BadAnswer("at `secret: hunter2`".into()), Poll::NoAnswer("http://u:hunter2@x".into())]
+        {
+            let shown = format!("{:?}", redacted(poll));
+            assert!(!shown.contains(SECRET), "{shown}");
         }
     }
 }

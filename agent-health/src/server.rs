@@ -6,6 +6,10 @@
 //! connections), a client that stops taking its answer is dropped after the same time, heads
 //! over [`Limits::max_header_bytes`] get 431, and connections over
 //! [`Limits::max_connections`] are closed at once without ever blocking the accept loop.
+//!
+//! One server per listening address: the main one serves everything, unless `/status` and
+//! `?verbose` (sensor details, the topology) are served on a loopback address of their own
+//! ([`Scope`]).
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -49,6 +53,16 @@ impl Default for Limits {
     }
 }
 
+/// What one listening address serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: the probes with `?verbose`, `/metrics` and `/status`.
+    All,
+    /// The probes and `/metrics`: `/status` is 404 and `?verbose` is ignored, as they are
+    /// served on the debug address.
+    Probes,
+}
+
 /// How long connections in flight may take to finish once the server stops.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -67,6 +81,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     limits: Limits,
+    scope: Scope,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
@@ -86,7 +101,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        connections.spawn(connection(stream, app.clone(), limits, closing_rx.clone(), permit));
+                        connections.spawn(connection(stream, app.clone(), limits, scope, closing_rx.clone(), permit));
                     }
                     Err(_) => {
                         tracing::debug!(%peer, limit = limits.max_connections, "too many connections, closing");
@@ -119,6 +134,7 @@ async fn connection(
     stream: TcpStream,
     app: Arc<App>,
     limits: Limits,
+    scope: Scope,
     mut closing: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -127,7 +143,7 @@ async fn connection(
     let io = TokioIo::new(StallGuard::new(stream, limits.header_read_timeout));
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         // Answered at once, before any await: no lock is held across one.
-        let answer = respond(&app, req.method(), req.uri());
+        let answer = respond(&app, scope, req.method(), req.uri());
         async move { Ok::<_, Infallible>(answer) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -156,13 +172,17 @@ enum Route {
 }
 
 /// The answer to one request; request bodies are never read.
-pub fn respond(app: &App, method: &Method, uri: &Uri) -> Response<Body> {
+pub fn respond(app: &App, scope: Scope, method: &Method, uri: &Uri) -> Response<Body> {
     let route = match uri.path() {
         "/livez" => Route::Probe(Probe::Live),
         "/readyz" => Route::Probe(Probe::Ready),
         "/startupz" => Route::Probe(Probe::Startup),
         "/metrics" => Route::Metrics,
-        "/status" => Route::Status,
+        "/status" if scope == Scope::All => Route::Status,
+        "/status" => {
+            let body = "not found: /status is served on the debug address only\n";
+            return answer(StatusCode::NOT_FOUND, TEXT, body.into());
+        }
         _ => return answer(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
     };
     if method != Method::GET && method != Method::HEAD {
@@ -173,7 +193,7 @@ pub fn respond(app: &App, method: &Method, uri: &Uri) -> Response<Body> {
     // hyper sends no body for HEAD, keeping the content-length of the GET answer.
     let now = Instant::now();
     match route {
-        Route::Probe(probe) => probe_answer(app, probe, verbose(uri), now),
+        Route::Probe(probe) => probe_answer(app, probe, scope == Scope::All && verbose(uri), now),
         Route::Metrics => answer(StatusCode::OK, METRICS, metrics::render(app, now)),
         Route::Status => {
             let mut body = status::render(app, now).to_string();
@@ -343,7 +363,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
 mod tests {
     use super::*;
     use crate::policy::Poll;
-    use crate::testing::{app_with, raw_exchange, report, request, start};
+    use crate::testing::{app_with, raw_exchange, report, request, start, start_serving};
     use calypso::State;
     use std::time::SystemTime;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -512,6 +532,22 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&s.body).unwrap();
         assert_eq!(json["verdicts"]["ready"]["ok"], true);
         assert_eq!(json["report"]["state"], "GREEN");
+    }
+
+    #[tokio::test]
+    async fn the_probes_scope_serves_no_status_and_no_verbose() {
+        let server = start_serving(app_with([green(), red()]), Limits::default(), Scope::Probes).await;
+        let s = request(server.addr, "GET", "/status").await;
+        assert_eq!(s.status, 404);
+        assert_eq!(s.body, "not found: /status is served on the debug address only\n");
+        let ready = request(server.addr, "GET", "/readyz?verbose").await;
+        assert_eq!(
+            (ready.status, ready.body.as_str()),
+            (503, "state RED (Calypso/DataServerConnection: RED)\n")
+        );
+        let live = request(server.addr, "GET", "/livez?verbose").await;
+        assert_eq!((live.status, live.body.as_str()), (200, "ok\n"));
+        assert_eq!(request(server.addr, "GET", "/metrics").await.status, 200);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::policy::{Policy, Poll};
-use crate::server::{Limits, serve};
+use crate::server::{Limits, Scope, serve};
 
 /// One good or bad poll flips readiness; long grace.
 pub fn policy() -> Policy {
@@ -82,10 +82,14 @@ impl Drop for Running {
 }
 
 pub async fn start(app: Arc<App>, limits: Limits) -> Running {
+    start_serving(app, limits, Scope::All).await
+}
+
+pub async fn start_serving(app: Arc<App>, limits: Limits, scope: Scope) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, app, limits, async move {
+    let task = tokio::spawn(serve(listener, app, limits, scope, async move {
         let _ = rx.await;
     }));
     Running { addr, stop: Some(tx), task }

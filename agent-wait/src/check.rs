@@ -87,8 +87,10 @@ impl Checker {
                     }
                     Err(e) => return Err(e.to_string().into()),
                 };
-                let report = calypso::parse_response(got.status, got.content_type.as_deref(), &got.body)
+                let mut report = calypso::parse_response(got.status, got.content_type.as_deref(), &got.body)
                     .map_err(|e| NotReady::from(format!("bad health payload (HTTP {}): {e}", got.status)))?;
+                // Before the summary cuts the details short (and a secret in half).
+                report.map_texts(agent_core::redact::text);
                 match report.state {
                     State::Green => Ok(()),
                     State::Amber if !self.rules.strict => Ok(()),

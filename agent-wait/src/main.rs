@@ -26,7 +26,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(Exit::Software, &format!("cannot start the runtime: {e}")),
     };
     let outcome = runtime.block_on(async {
-        let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let signals = Signals::install(start.termination_path())
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let http = HttpClient::new(config.dns.clone(), USER_AGENT).map_err(|e| e.to_string())?;
         let checker = Checker::new(config.dns.clone(), http, config.rules.clone());
         if let Some(c) = config.component {

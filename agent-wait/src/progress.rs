@@ -1,6 +1,10 @@
 //! What the operator is told while waiting: each target's last reason, logged when it changes
 //! and at most every [`REPEAT_EVERY`] otherwise, how long each took, and what was still missing
 //! when the deadline passed. Pure: time comes in as arguments.
+//!
+//! Every reason is redacted as it comes in ([`agent_core::redact::text`]): a Calypso report's
+//! details may carry JDBC URLs and credentials, and the log lines and the termination message
+//! are all made from what is kept here.
 
 use std::time::Duration;
 
@@ -63,7 +67,8 @@ impl Progress {
     /// Records a failed attempt of target `i`; a note when the reason is new (by its
     /// signature) or was last said [`REPEAT_EVERY`] ago.
     pub fn not_ready(&mut self, i: usize, why: NotReady, now: Instant) -> Option<Note> {
-        let NotReady { reason, signature } = why;
+        let reason = agent_core::redact::text(&why.reason);
+        let signature = agent_core::redact::text(&why.signature);
         let e = &mut self.entries[i];
         e.attempts += 1;
         let changed = e.last_signature.as_deref() != Some(signature.as_str());
@@ -154,6 +159,21 @@ mod tests {
         assert!(p.not_ready(0, red(1), t0).is_some());
         assert!(p.not_ready(0, red(2), t0 + Duration::from_secs(1)).is_none());
         assert_eq!(p.pending(), "ds (state RED (attempt 2/20))", "the latest words are reported");
+    }
+
+    #[test]
+    fn reasons_are_redacted_in_notes_and_pending() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(["ds".to_string()], t0);
+        let details = "state RED (Calypso/DatabaseConnection: RED 'jdbc:oracle:thin:calypso/hunter2@db:1521/CAL \
+                       password=hunter2')";
+        let note = p.not_ready(0, NotReady::from(details.to_string()), t0);
+        let Some(Note::Waiting { reason, .. }) = note else { panic!("{note:?}") };
+        assert_eq!(
+            reason,
+            "state RED (Calypso/DatabaseConnection: RED 'jdbc:oracle:thin:calypso/***@db:1521/CAL password=***')"
+        );
+        assert!(!p.pending().contains("hunter2"), "{}", p.pending());
     }
 
     #[test]

@@ -166,13 +166,39 @@ async fn deadline_expiry_writes_the_exact_termination_message() {
     socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let tcp = format!("tcp://{}", socket.local_addr().expect("addr"));
     let file = format!("file://{}", missing.display());
+    // Seconds for the first attempts (instant here) to finish even on a starved machine.
     let mut agent =
-        start(&["--timeout", "1s", &tcp, &file], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
+        start(&["--timeout", "3s", &tcp, &file], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
     assert_eq!(agent.exit_code().await, 124, "{}", agent.stderr());
     let expected =
-        format!("deadline 1s passed; not ready: {tcp} (connection refused); {file} (no such file)\n");
+        format!("deadline 3s passed; not ready: {tcp} (connection refused); {file} (no such file)\n");
     assert_eq!(std::fs::read_to_string(&term).expect("termination message"), expected);
     assert!(agent.stderr().contains(expected.trim_end()), "{}", agent.stderr());
+}
+
+/// Calypso sensor details may carry JDBC URLs and credentials: the progress lines and the
+/// termination message show them redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_sensor_details_are_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let term = dir.path().join("termination-log");
+    let ds = sim(Component::DataServer).await;
+    let details = "cannot connect to jdbc:oracle:thin:calypso/hunter2@db:1521/CAL password=hunter2";
+    ds.control().set_sensor("Calypso/DatabaseConnection", State::Red, Some(0.0), Some(details));
+    let mut agent = start(
+        &["--timeout", "3s", &calypso_url(&ds)],
+        &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))],
+    );
+    assert_eq!(agent.exit_code().await, 124, "{}", agent.stderr());
+    let message = std::fs::read_to_string(&term).expect("termination message");
+    let shown = "'cannot connect to jdbc:oracle:thin:calypso/***@db:1521/CAL password=***'";
+    assert!(message.contains(shown), "{message}");
+    assert!(agent.stderr().contains(shown), "the progress line: {}", agent.stderr());
+    assert!(
+        !message.contains("hunter2") && !agent.stderr().contains("hunter2"),
+        "{message}{}",
+        agent.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

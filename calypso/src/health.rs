@@ -130,6 +130,26 @@ impl HealthReport {
         format!("{} {}", self.state, causes.join(" "))
     }
 
+    /// Replaces every text of the report that came from the server — its name, type and
+    /// timestamp, each node's name, unit and details — by `f` of it. For redaction: details
+    /// carry JDBC URLs and credentials, and must be cleaned before anything (a summary, which
+    /// cuts them short) is made of them.
+    pub fn map_texts(&mut self, f: impl Fn(&str) -> String) {
+        fn walk(nodes: &mut [HealthNode], f: &dyn Fn(&str) -> String) {
+            for n in nodes {
+                n.name = f(&n.name);
+                for text in [&mut n.unit, &mut n.details].into_iter().flatten() {
+                    *text = f(text);
+                }
+                walk(&mut n.children, f);
+            }
+        }
+        for text in [&mut self.server, &mut self.server_type, &mut self.timestamp].into_iter().flatten() {
+            *text = f(text);
+        }
+        walk(&mut self.sub_systems, &f);
+    }
+
     /// The canonical JSON shape of reference/calypso.md, as the simulator serves it.
     pub fn to_canonical_json(&self) -> Value {
         let mut root = Map::new();
@@ -240,6 +260,19 @@ mod tests {
         assert_eq!(a.signature(), "RED Calypso/DataServerConnection=RED Calypso/DatabaseConnection=AMBER");
         b.sub_systems[1].children[1].state = State::Green;
         assert_ne!(a.signature(), b.signature());
+    }
+
+    #[test]
+    fn map_texts_reaches_every_text() {
+        let mut r = report();
+        r.sub_systems[0].children[0].unit = Some("%".into());
+        r.map_texts(|t| t.to_uppercase());
+        assert_eq!(r.server.as_deref(), Some("ENGINESERVER-0"));
+        assert_eq!(r.server_type.as_deref(), Some("ENGINESERVER"));
+        assert_eq!(r.sub_systems[0].children[0].name, "MEMORYUSAGE");
+        assert_eq!(r.sub_systems[0].children[0].unit.as_deref(), Some("%"));
+        assert_eq!(r.sub_systems[1].children[0].details.as_deref(), Some("LOST"));
+        assert_eq!(r.sub_systems[1].name, "CALYPSO");
     }
 
     #[test]

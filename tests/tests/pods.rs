@@ -6,7 +6,9 @@
 //!
 //! Needs podman (and runc): skipped loudly without it (scripts/install-test-tools installs both
 //! and writes the containers.conf it needs). Builds the images with scripts/build-images first.
-//! The pods use the host's network, on the fixed ports 18141-18143.
+//! The pods use the host's network: the example's fixed ports (18141-18143, for use by hand) are
+//! replaced by free ones in copies of its manifests, so that a port taken on the machine (or a
+//! second run) cannot break the test.
 
 use calypso_testkit::client;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,10 @@ use std::time::{Duration, Instant};
 const DATASERVER_POD: &str = "calypso-dataserver";
 const ENGINESERVER_POD: &str = "calypso-engineserver";
 const CONFIGMAP_VOLUME: &str = "calypso-templates";
-const ENGINE_HEALTH: &str = "http://127.0.0.1:18142/health";
-const AGENT_HEALTH_READYZ: &str = "http://127.0.0.1:18143/readyz";
+/// The example's manifests, in the order they are played.
+const MANIFESTS: [&str; 2] = ["deploy/example/dataserver.yaml", "deploy/example/engineserver.yaml"];
+/// The example's ports: the DataServer's health, the EngineServer's, agent-health's.
+const EXAMPLE_PORTS: [u16; 3] = [18141, 18142, 18143];
 /// For everything after the images are built: the pods start in about 6 s here.
 const DEADLINE: Duration = Duration::from_secs(90);
 const EVERY: Duration = Duration::from_millis(200);
@@ -34,6 +38,10 @@ fn podman(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("podman {args:?}: {e}"))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
 }
 
 fn text(out: &Output) -> String {
@@ -56,13 +64,33 @@ fn state(pod: &str, container: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Free ports on 127.0.0.1, one for each of [`EXAMPLE_PORTS`]: bound together (so distinct),
+/// read, closed.
+fn free_ports() -> [u16; 3] {
+    let listeners = EXAMPLE_PORTS.map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"));
+    listeners.map(|l| l.local_addr().expect("addr").port())
+}
+
+/// Copies of the example's manifests in `dir`, their ports replaced by `ports`.
+fn manifests_on(dir: &Path, ports: [u16; 3]) -> [PathBuf; 2] {
+    MANIFESTS.map(|file| {
+        let mut text = std::fs::read_to_string(root().join(file)).expect("an example manifest");
+        for (example, port) in EXAMPLE_PORTS.iter().zip(ports) {
+            text = text.replace(&format!("127.0.0.1:{example}"), &format!("127.0.0.1:{port}"));
+        }
+        let copy = dir.join(Path::new(file).file_name().expect("a file name"));
+        std::fs::write(&copy, text).expect("write a manifest");
+        copy
+    })
+}
+
 /// Removes the example's pods and the ConfigMap's volume: before the test (a run that was killed)
 /// and after it, whatever happened; on a failure it first prints what every container said.
 struct Pods;
 
 impl Pods {
     fn clean() {
-        for file in ["deploy/example/engineserver.yaml", "deploy/example/dataserver.yaml"] {
+        for file in MANIFESTS.iter().rev() {
             let _ = podman(&["kube", "down", file]);
         }
         let _ = podman(&["pod", "rm", "-f", "--ignore", ENGINESERVER_POD, DATASERVER_POD]);
@@ -126,17 +154,28 @@ async fn example_pods_run_init_wait_sim_and_health_from_scratch_images() {
         );
     }
 
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports();
+    let [dataserver_yaml, engineserver_yaml] = manifests_on(dir.path(), ports);
+    for (file, port) in [(&dataserver_yaml, ports[0]), (&engineserver_yaml, ports[2])] {
+        let text = std::fs::read_to_string(file).expect("read");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "the example's ports changed? {text}");
+    }
+    let engine_health = format!("http://127.0.0.1:{}/health", ports[1]);
+    let agent_health_readyz = format!("http://127.0.0.1:{}/readyz", ports[2]);
+    eprintln!("ports: DataServer {}, EngineServer {}, agent-health {}", ports[0], ports[1], ports[2]);
+
     Pods::clean();
     let _pods = Pods;
     let t0 = Instant::now();
     let deadline = t0 + DEADLINE;
-    let play = podman(&["kube", "play", "--network", "host", "deploy/example/dataserver.yaml"]);
+    let play = podman(&["kube", "play", "--network", "host", path(&dataserver_yaml)]);
     assert!(play.status.success(), "kube play dataserver.yaml:\n{}", text(&play));
     // podman runs the init containers before `kube play` returns: this one blocks while agent-wait
     // waits for the DataServer (about its 5 s startup delay). Bounded by the deadline.
     let mut engine = Command::new("podman")
         .args(["--runtime", "runc", "--cgroup-manager=cgroupfs", "kube", "play", "--network", "host"])
-        .arg("deploy/example/engineserver.yaml")
+        .arg(&engineserver_yaml)
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -176,7 +215,7 @@ async fn example_pods_run_init_wait_sim_and_health_from_scratch_images() {
 
     // 3. The EngineServer sim, started on the rendered file, answers GREEN (its DataServer too).
     let report = until("the EngineServer sim to answer GREEN", deadline, async || {
-        let answer = client::get(ENGINE_HEALTH, Duration::from_secs(2)).await.ok()?;
+        let answer = client::get(&engine_health, Duration::from_secs(2)).await.ok()?;
         let json = answer.json().ok()?;
         (answer.status == 200 && json["state"] == "GREEN").then_some(json)
     })
@@ -190,7 +229,7 @@ async fn example_pods_run_init_wait_sim_and_health_from_scratch_images() {
 
     // 4. agent-health's /readyz, from its cache, says ready.
     until("agent-health /readyz to answer 200", deadline, async || {
-        let answer = client::get(AGENT_HEALTH_READYZ, Duration::from_secs(2)).await.ok()?;
+        let answer = client::get(&agent_health_readyz, Duration::from_secs(2)).await.ok()?;
         (answer.status == 200).then_some(())
     })
     .await;

@@ -278,7 +278,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cfg: SimConfig) -> Exit {
-    let signals = match Signals::install() {
+    let signals = match Signals::install(None) {
         Ok(signals) => signals,
         Err(error) => {
             tracing::error!(%error, "cannot install the signal handlers");
