@@ -24,6 +24,19 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every exit code, for the check that docs/exit-codes.md lists them all.
+    pub const ALL: [Exit; 9] = [
+        Exit::Ok,
+        Exit::Usage,
+        Exit::DataErr,
+        Exit::Unavailable,
+        Exit::Software,
+        Exit::Timeout,
+        Exit::CannotExecute,
+        Exit::CommandNotFound,
+        Exit::Terminated,
+    ];
+
     pub fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
@@ -42,5 +55,23 @@ impl Exit {
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+
+    #[test]
+    fn docs_list_every_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/exit-codes.md");
+        let doc = std::fs::read_to_string(path).expect("docs/exit-codes.md");
+        for e in Exit::ALL {
+            assert!(
+                doc.contains(&format!("\n| {} | ", e.code())),
+                "{e:?} ({}) missing from {path}",
+                e.code()
+            );
+        }
     }
 }

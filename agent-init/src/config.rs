@@ -139,7 +139,9 @@ FILES:
 
 EXIT CODES:
   0 rendered (or valid, with --check)   64 bad configuration   65 bad templates or values
-  (every problem listed, file:line:column)   70 the files could not be written";
+  (every problem listed, file:line:column)   70 the files could not be written
+  143 stopped by SIGTERM/SIGINT before any file was changed (once the files are being renamed
+  into place, the renames finish and the exit is 0)";
 
 /// Renders Calypso configuration files from templates, env values and mounted Secrets.
 // The settings' flags are added from SETTINGS (agent_core::settings::parse_args).

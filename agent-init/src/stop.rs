@@ -229,6 +229,62 @@ mod tests {
         assert_eq!(gate.stop("SIGTERM"), Verdict::Now);
     }
 
+    /// A signal while the pass reads abandons it at once, without waiting for it.
+    #[tokio::test]
+    async fn guarded_abandons_a_pass_that_has_not_written() {
+        let gate = Arc::new(Gate::default());
+        let (stop, mut stops) = mpsc::unbounded_channel();
+        let (reading_tx, reading) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let pass = move |gate: &Gate| {
+            let _ = reading_tx.send(());
+            let _ = released.recv(); // a read that blocks (a FIFO, a hung volume)
+            gate.proceed()
+        };
+        let run = guarded(&gate, &mut stops, pass);
+        let signal = async {
+            reading.await.expect("the pass runs");
+            stop.send("SIGTERM").expect("send");
+        };
+        let (ended, ()) = tokio::join!(run, signal);
+        assert!(matches!(ended, Guarded::Abandoned("SIGTERM")), "{ended:?}");
+        assert_eq!(gate.proceed(), Err("SIGTERM"), "the abandoned pass cannot start writing");
+        drop(release);
+    }
+
+    /// A signal while the pass stages lets it stop itself at its next checkpoint.
+    #[tokio::test]
+    async fn guarded_waits_for_a_pass_that_stages() {
+        let gate = Arc::new(Gate::default());
+        let (stop, mut stops) = mpsc::unbounded_channel();
+        let (staging_tx, staging) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let pass = move |gate: &Gate| {
+            gate.proceed().expect("nothing stopped yet");
+            let _ = staging_tx.send(());
+            let _ = released.recv();
+            gate.commit()
+        };
+        let run = guarded(&gate, &mut stops, pass);
+        let signal = async {
+            staging.await.expect("the pass stages");
+            stop.send("SIGTERM").expect("send");
+            // The pass goes on once the gate has the stop request; it must be waited for.
+            while gate.lock().stop.is_none() {
+                tokio::task::yield_now().await;
+            }
+            release.send(()).expect("release");
+        };
+        let (ended, ()) = tokio::join!(run, signal);
+        match ended {
+            Guarded::Finished { result, stop } => {
+                assert_eq!(result, Err("SIGTERM"), "the pass stops at its commit checkpoint");
+                assert_eq!(stop, Some("SIGTERM"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn passes_repeat_until_stopped() {
         let gate = Gate::default();

@@ -2,12 +2,14 @@
 //! (`..data` symlink swap) for --watch.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use calypso_testkit::eventually;
+use calypso_testkit::process::Spawned;
+use nix::sys::signal::Signal::SIGTERM;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -71,6 +73,31 @@ impl Setup {
             .envs(env.iter().copied())
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Replaces the current Secret volume's `key` with a FIFO: reading it blocks until the test
+    /// writes it, so the test knows where agent-init is.
+    fn fifo_secret(&self, key: &str) -> PathBuf {
+        let path = self.path("secrets").join("..data").join(key);
+        let _ = fs::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        path
+    }
+
+    fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+        Spawned::start(tokio::process::Command::from(self.command(args, env)))
+    }
+
+    /// Every file of the output directory with its contents and mode, hidden ones included.
+    fn snapshot(&self) -> Vec<(String, String, u32)> {
+        self.outputs()
+            .into_iter()
+            .map(|n| {
+                let path = self.path("out").join(&n);
+                let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+                (n, fs::read_to_string(&path).unwrap_or_default(), mode)
+            })
+            .collect()
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -360,4 +387,199 @@ async fn watch_rerenders_on_a_secret_swap_and_keeps_files_on_failure() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
     let status = eventually("agent-init to exit", PATIENCE, async || child.0.try_wait().expect("wait")).await;
     assert_eq!(status.code(), Some(0), "a stopped watcher exits 0");
+}
+
+/// Opens the FIFO for writing once agent-init has opened it for reading (which is when a
+/// non-blocking open stops failing): from then on agent-init is blocked reading it, until the
+/// returned writer writes or is closed.
+async fn writer_once_read(fifo: &Path) -> fs::File {
+    let nonblocking = nix::fcntl::OFlag::O_NONBLOCK.bits();
+    eventually("agent-init to open the FIFO", PATIENCE, async || {
+        fs::OpenOptions::new().write(true).custom_flags(nonblocking).open(fifo).ok()
+    })
+    .await
+}
+
+#[test]
+fn variables_named_like_secrets_are_secret() {
+    let s = Setup::new();
+    s.template(
+        "base",
+        "app.properties.tmpl",
+        "URL=${DBURL}\nPASSWORD=${DB_PASSWORD}\nPIN=${CARD_PIN:-0000}\n",
+    );
+    s.template("base", "app.xml.tmpl", "<db password=\"${db_password}\"/>\n");
+    let env = &[("DBURL", "jdbc:x"), ("DB_PASSWORD", "hunter2:pw"), ("db_password", "hunter3")];
+
+    let o = s.run(&["--print"], env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("==> app.properties.UAT1 (mode 0600) <==\nURL=jdbc\\:x\nPASSWORD=<redacted>\n"),
+        "{out}"
+    );
+    assert!(out.contains("<db password=\"<redacted>\"/>"), "case does not matter: {out}");
+    let o = s.run(&["--check"], env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let check = stdout(&o);
+    assert!(check.contains("app.properties.UAT1 (mode 0600, 3 keys)"), "{check}");
+    let line = |needle: &str| check.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
+    assert!(line("${DB_PASSWORD}").contains(" env, secret "), "{check}");
+    assert!(line("${CARD_PIN:-0000}").contains(" default "), "not secret by default: {check}");
+    assert!(line("${DBURL}").contains(" env "), "{check}");
+    let o = s.run(&[], env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.out("app.properties.UAT1"), "URL=jdbc\\:x\nPASSWORD=hunter2\\:pw\nPIN=0000\n");
+    assert_eq!((s.mode("app.properties.UAT1"), s.mode("app.xml")), (0o600, 0o600));
+    for text in [out, check, stderr(&o)] {
+        assert!(!text.contains("hunter"), "a secret shown: {text}");
+    }
+
+    // An error on the very line of the secret, and one about the secret value itself, show
+    // none of it (not even the character XML cannot hold).
+    s.template("base", "app.properties.tmpl", "PASSWORD=${DB_PASSWORD}${MISSING}\n");
+    let o = s.run(&[], &[("DB_PASSWORD", "hunter2"), ("db_password", "hunter3\u{1}")]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    let (err, message) = (stderr(&o), s.termination());
+    for text in [&err, &message] {
+        assert!(text.contains("app.properties.tmpl:1:24: variable MISSING is not set"), "{text}");
+        assert!(
+            text.contains("app.xml.tmpl:1:15: ${db_password}: the secret value holds a character"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter") && !text.contains("U+0001"), "a secret shown: {text}");
+    }
+
+    // AGENT_INIT_SECRET_VARS replaces the list.
+    s.template("base", "app.properties.tmpl", "PASSWORD=${DB_PASSWORD}\nPIN=${CARD_PIN:-0000}\n");
+    let o = s.run(
+        &["--print"],
+        &[("DB_PASSWORD", "hunter2"), ("AGENT_INIT_SECRET_VARS", "*_pin"), ("db_password", "x")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("PASSWORD=hunter2\nPIN=<redacted>\n"), "{}", stdout(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_rendering_exits_143_and_changes_nothing() {
+    let s = Setup::new();
+    standard(&s);
+    fs::write(s.path("out").join("jvm.options"), "old\n").expect("old file");
+    fs::write(s.path("out").join("calypsosystem.properties.UAT1"), "OLD=1\n").expect("old file");
+    let before = s.snapshot();
+    let fifo = s.fifo_secret("db-password");
+    let mut agent = s.spawn(&[], ENV);
+    let writer = writer_once_read(&fifo).await;
+    agent.signal(SIGTERM);
+    assert_eq!(agent.exit_code().await, 143, "{}", agent.stderr());
+    drop(writer);
+    assert_eq!(s.termination(), "stopped by SIGTERM; no file was changed\n");
+    assert!(agent.stderr().contains("stopped by SIGTERM; no file was changed"), "{}", agent.stderr());
+    assert_eq!(s.snapshot(), before, "the output directory is as it was");
+}
+
+/// As PID 1 (of a new PID namespace), where the kernel drops a signal that has no handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_as_pid_1_exits_143() {
+    let Some(unshare) = calypso_testkit::require_tool("unshare") else { return };
+    let mut args = vec!["--pid", "--fork", "--kill-child"];
+    if !nix::unistd::geteuid().is_root() {
+        args.push("--map-root-user");
+    }
+    let probe = Command::new(&unshare).args(&args).arg("true").output().expect("unshare runs");
+    if !probe.status.success() {
+        assert!(
+            !calypso_testkit::tools::required("unshare"),
+            "cannot make a PID namespace: {}",
+            stderr(&probe)
+        );
+        eprintln!("SKIPPED: cannot make a PID namespace here: {}", stderr(&probe).trim());
+        return;
+    }
+    let s = Setup::new();
+    standard(&s);
+    let fifo = s.fifo_secret("db-password");
+    let agent_init = s.command(&[], ENV);
+    let mut cmd = Command::new(&unshare);
+    cmd.args(&args).arg("--").arg(agent_init.get_program()).args(agent_init.get_args());
+    cmd.env_clear().envs(agent_init.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let mut wrapper = Spawned::start(tokio::process::Command::from(cmd));
+    let writer = writer_once_read(&fifo).await;
+    // The wrapper's child is agent-init, PID 1 in its namespace.
+    let wrapper_pid = wrapper.child.id().expect("pid");
+    let children = format!("/proc/{wrapper_pid}/task/{wrapper_pid}/children");
+    let pid: i32 = fs::read_to_string(&children).expect("children").trim().parse().expect("one child");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(status.lines().any(|l| l.starts_with("NSpid:") && l.trim_end().ends_with("\t1")), "{status}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), SIGTERM).expect("kill");
+    assert_eq!(wrapper.exit_code().await, 143, "{}", wrapper.stderr());
+    drop(writer);
+    assert_eq!(s.termination(), "stopped by SIGTERM; no file was changed\n");
+    assert!(s.outputs().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_a_swap_that_lands_during_the_first_render() {
+    let mut s = Setup::new();
+    standard(&s);
+    let fifo = s.fifo_secret("db-password");
+    let mut agent = s.spawn(&["--watch", "--debounce", "100ms"], ENV);
+    // agent-init is inside its first render, reading the old Secret, when the new one lands.
+    let mut writer = writer_once_read(&fifo).await;
+    s.secrets(&[("db-password", "n3w-pass")]);
+    std::io::Write::write_all(&mut writer, b"old-pass").expect("write fifo");
+    drop(writer);
+    let system = s.path("out").join("calypsosystem.properties.UAT1");
+    wait_for_content(&system, "DBPASSWORD=n3w-pass");
+    agent.said("keys changed: DBPASSWORD").await;
+    agent.signal(SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!agent.stderr().contains("pass"), "values never logged: {}", agent.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_the_first_render_of_watch_exits_143() {
+    let s = Setup::new();
+    standard(&s);
+    let fifo = s.fifo_secret("db-password");
+    let mut agent = s.spawn(&["--watch"], ENV);
+    let writer = writer_once_read(&fifo).await;
+    agent.signal(SIGTERM);
+    assert_eq!(agent.exit_code().await, 143, "{}", agent.stderr());
+    drop(writer);
+    assert_eq!(s.termination(), "stopped by SIGTERM; no file was changed\n");
+    assert!(s.outputs().is_empty());
+}
+
+/// Each failure class: the reason on stderr and as the termination message.
+#[test]
+fn every_failure_is_on_stderr_and_in_the_termination_message() {
+    let s = Setup::new();
+    standard(&s);
+    let tmp_taken = s.path("out").join(".calypsosystem.properties.UAT1.agent-init.tmp");
+    let out = s.path("out").join("calypsosystem.properties.UAT1");
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Vars, i32, String); 4] = [
+        (&[("AGENT_INIT_OWNER", "me")], 64, "AGENT_INIT_OWNER=\"me\": must be numeric uid:gid".into()),
+        (
+            &[("AGENT_INIT_TEMPLATES", "/no/such/dir")],
+            64,
+            "cannot read template directory /no/such/dir".into(),
+        ),
+        (&[("CATEGORY", "c")], 65, "calypsosystem.properties.tmpl:3:7: variable DBURL is not set".into()),
+        (ENV, 70, format!("cannot write {}: ", out.display())),
+    ];
+    for (env, code, reason) in cases {
+        if code == 70 {
+            // The staging file's name is taken by a directory: the write fails, changing nothing.
+            fs::create_dir(&tmp_taken).expect("mkdir");
+        }
+        let _ = fs::remove_file(s.path("termination-log"));
+        let o = s.run(&[], env);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&reason), "{reason:?} not on stderr: {}", stderr(&o));
+        assert!(s.termination().contains(&reason), "{reason:?} not in {:?}", s.termination());
+    }
+    assert!(s.termination().ends_with("; no file was changed\n"), "{}", s.termination());
+    assert_eq!(s.outputs(), [".calypsosystem.properties.UAT1.agent-init.tmp"], "nothing written");
 }
