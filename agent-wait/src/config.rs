@@ -58,7 +58,8 @@ pub const STATUS: Spec<StatusRanges> =
 pub const JSON_PATH: Spec<String> = Spec::new(
     "json-path",
     "AGENT_WAIT_JSON_PATH",
-    "For http targets: a JSON value that must be present, e.g. $.status or components.db.status",
+    "For http targets: a JSON value that must be present, e.g. $.status, components.db.status or \
+     items[0].ok; without --json-value it must not be null or false",
     parse::text,
 )
 .value_name("PATH");
