@@ -222,19 +222,15 @@ impl<V: Values> Renderer<'_, V> {
                         }
                         Escape::Xml => match xml_escape(&value) {
                             Ok(x) => x,
-                            Err(_) if secret => {
-                                // The reason would name the character: part of a secret.
-                                let reason = "the secret value holds a character that cannot be written \
-                                              in XML 1.0 (a control character)";
-                                self.problems.push(InputProblem::at(
-                                    path,
-                                    at.line,
-                                    at.column,
-                                    format!("{placeholder}: {reason}"),
-                                ));
-                                continue;
-                            }
                             Err(reason) => {
+                                // For a secret the reason would name the character: part of it.
+                                let reason = if secret {
+                                    "the secret value holds a character that cannot be written in XML \
+                                     1.0 (a control character)"
+                                        .to_string()
+                                } else {
+                                    reason.to_string()
+                                };
                                 self.problems.push(InputProblem::at(
                                     path,
                                     at.line,
