@@ -47,8 +47,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let termination = start.termination_path().map(Path::to_path_buf);
-    match runtime.block_on(run(config, dns, termination.as_deref())) {
+    match runtime.block_on(run(config, dns, start.termination_path())) {
         Ok(()) => Exit::Ok.into(),
         // An address in use or not on this host: the setting is wrong, not the program.
         Err(Failure::Bind(on, e)) if e.is_configuration() => {

@@ -120,7 +120,7 @@ fn last_failed_at(status: &Value, probe: &str) -> SystemTime {
         .rev()
         .find(|(ok, ..)| !ok)
         .map(|(_, at, _)| *at)
-        .expect("a failing transition")
+        .unwrap_or_else(|| panic!("no failing transition of {probe}: {status}"))
 }
 
 /// Waits until agent-health has completed polls with `outcome` for at least `span` after `since`
@@ -199,8 +199,13 @@ async fn a_hung_server_fails_liveness_only_after_the_grace() {
         reason.trim_start_matches("no answer from Calypso for ").split(" (").next().unwrap_or_default();
     let took = humantime::parse_duration(took).unwrap_or_else(|e| panic!("{reason}: {e}"));
     assert!(took >= GRACE, "{reason}");
-    // Readiness went first (after two polls); liveness only after the grace, seconds later.
-    let status = agent.status().await;
+    // Readiness went first (after two polls); liveness only after the grace, seconds later. (The
+    // log of transitions is written at the next poll or tick after the verdict changed.)
+    let status = eventually("liveness's transition in /status", PATIENCE, async || {
+        let status = agent.status().await;
+        transitions(&status, "live").iter().any(|(ok, ..)| !ok).then_some(status)
+    })
+    .await;
     let (unready, dead) = (last_failed_at(&status, "ready"), last_failed_at(&status, "live"));
     let gap = dead.duration_since(unready).unwrap_or_default();
     assert!(gap >= GRACE - Duration::from_secs(2), "liveness failed {gap:?} after readiness: {status}");
