@@ -1,5 +1,8 @@
-//! Logging for every agent: `tracing` to stderr, filtered by `AGENT_LOG` (an `EnvFilter`
-//! directive, default `info`), as text or as ECS-friendly JSON (`AGENT_LOG_FORMAT=json`).
+//! Logging for every agent: `tracing` to stderr, filtered by `AGENT_LOG` (a level, or
+//! `target=level` pairs: `warn,agent_wait=debug`; default `info`), as text or as ECS-friendly
+//! JSON (`AGENT_LOG_FORMAT=json`). The filter is tracing-subscriber's `Targets`, not `EnvFilter`:
+//! the same syntax for what the agents log, without the regex engine `EnvFilter` links in for
+//! span and field filters nobody needs here.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -7,10 +10,12 @@ use std::io::IsTerminal;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::Problem;
 
@@ -26,14 +31,14 @@ pub enum Format {
 /// Validated logging settings.
 #[derive(Debug)]
 pub struct Logging {
-    filter: EnvFilter,
+    filter: Targets,
     format: Format,
 }
 
 impl Default for Logging {
     /// `info`, as text: what an agent uses when its logging settings are themselves bad.
     fn default() -> Self {
-        Logging { filter: EnvFilter::new("info"), format: Format::Text }
+        Logging { filter: info(), format: Format::Text }
     }
 }
 
@@ -46,8 +51,9 @@ impl Logging {
         let get = |name: &str| vars.clone().find(|(k, _)| *k == name).map(|(_, v)| v);
         let mut problems = Vec::new();
         let filter = match get(LOG_ENV).filter(|v| !v.is_empty()) {
-            None => Some(EnvFilter::new("info")),
-            Some(v) => EnvFilter::try_new(v)
+            None => Some(info()),
+            Some(v) => v
+                .parse::<Targets>()
                 .map_err(|e| problems.push(Problem::new(LOG_ENV, v, format!("not a log filter: {e}"))))
                 .ok(),
         };
@@ -67,11 +73,16 @@ impl Logging {
 
     /// Installs the global subscriber. Called once, first thing, by each binary.
     pub fn init(self) {
-        let builder = tracing_subscriber::fmt().with_env_filter(self.filter).with_writer(std::io::stderr);
+        let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
         // A second init (tests) is harmless: the first subscriber stays.
         let _ = match self.format {
-            Format::Text => builder.with_ansi(std::io::stderr().is_terminal()).with_target(false).try_init(),
-            Format::Json => builder.event_format(EcsJson).try_init(),
+            Format::Text => builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false)
+                .finish()
+                .with(self.filter)
+                .try_init(),
+            Format::Json => builder.event_format(EcsJson).finish().with(self.filter).try_init(),
         };
     }
 }
@@ -126,6 +137,11 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
+/// Everything at `info` and above.
+fn info() -> Targets {
+    Targets::new().with_default(tracing::Level::INFO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +154,7 @@ mod tests {
 
     #[test]
     fn every_bad_value_reported() {
-        let vars = [("AGENT_LOG", "info,=[x"), ("AGENT_LOG_FORMAT", "xml")];
+        let vars = [("AGENT_LOG", "info,agent_wait=loud"), ("AGENT_LOG_FORMAT", "xml")];
         let problems = Logging::from_vars(vars.iter().copied()).expect_err("both bad");
         let names: Vec<_> = problems.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["AGENT_LOG", "AGENT_LOG_FORMAT"]);

@@ -179,7 +179,7 @@ pub static COMMON: Settings = Settings {
     specs: &[
         &Meta::env(
             crate::logging::LOG_ENV,
-            "log filter (`tracing` EnvFilter syntax: `debug`, `warn,agent_wait=debug`)",
+            "log filter: a level, or `target=level` pairs (`debug`, `warn,agent_wait=debug`)",
             Some("info"),
         ),
         &Meta::env(
