@@ -73,7 +73,10 @@ impl Logging {
 
     /// Installs the global subscriber. Called once, first thing, by each binary.
     pub fn init(self) {
-        let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+        // The builder's own level (INFO unless set) would filter before the targets do.
+        let builder = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with_writer(std::io::stderr);
         // A second init (tests) is harmless: the first subscriber stays.
         let _ = match self.format {
             Format::Text => builder
