@@ -325,9 +325,14 @@ fn ends_in_open_escape(literal: &str) -> bool {
     literal.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
 }
 
+/// A character that XML 1.0 cannot hold, not even as a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("U+{:04X} cannot be written in XML 1.0", *.0 as u32)]
+pub struct NotXml(pub char);
+
 /// Escapes text for XML content and attribute values. Control characters other than tab, line
 /// feed and carriage return cannot be written in XML 1.0 at all, not even as references.
-pub fn xml_escape(s: &str) -> Result<String, String> {
+pub fn xml_escape(s: &str) -> Result<String, NotXml> {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -338,7 +343,7 @@ pub fn xml_escape(s: &str) -> Result<String, String> {
             '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if c.is_control() && (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
-                return Err(format!("U+{:04X} cannot be written in XML 1.0", c as u32));
+                return Err(NotXml(c));
             }
             c => out.push(c),
         }
@@ -424,6 +429,10 @@ mod tests {
         assert_eq!(r[0].text, "-Dx=<debug & \"more\">");
         assert_eq!(r[1].text, "<L v=\"&lt;debug &amp; &quot;more&quot;&gt;\"/>");
         assert_eq!(xml_escape("tab\tok\n"), Ok("tab\tok\n".into()));
+        assert_eq!(
+            xml_escape("a\u{1}").map_err(|e| e.to_string()),
+            Err("U+0001 cannot be written in XML 1.0".into())
+        );
         assert!(!r[1].has_secret);
     }
 
