@@ -7,6 +7,7 @@ pub mod config;
 pub mod dns;
 pub mod env_check;
 pub mod exit;
+pub mod glob;
 pub mod http;
 pub mod logging;
 pub mod redact;

@@ -1,6 +1,7 @@
 //! Sensor patterns (`AGENT_HEALTH_READINESS_IGNORE`, `AGENT_HEALTH_LIVENESS_SENSORS`): globs
-//! over a sensor's path `SubSystem/Sensor`, `*` matching any run of characters (`/` included),
-//! letter case ignored. `TransferEngine/*`, `*/UnconsumedEvents`, `Calypso/DataServerConnection`.
+//! over a sensor's path `SubSystem/Sensor` ([`agent_core::glob`]: `*` any run of characters,
+//! `/` included, `?` any one; letter case ignored). `TransferEngine/*`, `*/UnconsumedEvents`,
+//! `Calypso/DataServerConnection`.
 
 use std::fmt;
 
@@ -8,17 +9,15 @@ use std::fmt;
 pub struct Pattern {
     /// As written, for messages.
     text: String,
-    lower: String,
 }
 
 impl Pattern {
     pub fn new(text: &str) -> Self {
-        let text = text.trim().to_string();
-        Pattern { lower: text.to_ascii_lowercase(), text }
+        Pattern { text: text.trim().to_string() }
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        glob(self.lower.as_bytes(), path.to_ascii_lowercase().as_bytes())
+        agent_core::glob::matches(&self.text, path)
     }
 }
 
@@ -26,28 +25,6 @@ impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
-}
-
-/// `*`-only glob, iterative with one backtrack point (linear enough for sensor paths).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]

@@ -165,29 +165,27 @@ impl Gate {
         // The state is two plain fields, consistent whatever a panicking holder did.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl Checkpoint for Gate {
-    fn proceed(&self) -> Result<(), Signal> {
+    /// Moves on to `phase` unless a stop was asked for.
+    fn enter(&self, phase: Phase) -> Result<(), Signal> {
         let mut state = self.lock();
         match state.stop {
             Some(signal) => Err(signal),
             None => {
-                state.phase = Phase::Staging;
+                state.phase = phase;
                 Ok(())
             }
         }
     }
+}
+
+impl Checkpoint for Gate {
+    fn proceed(&self) -> Result<(), Signal> {
+        self.enter(Phase::Staging)
+    }
 
     fn commit(&self) -> Result<(), Signal> {
-        let mut state = self.lock();
-        match state.stop {
-            Some(signal) => Err(signal),
-            None => {
-                state.phase = Phase::Committing;
-                Ok(())
-            }
-        }
+        self.enter(Phase::Committing)
     }
 
     fn done(&self) {

@@ -176,8 +176,12 @@ impl Config {
         let component = read.opt(&COMPONENT);
         if let Some(c) = component {
             let named_by = read.setting(&COMPONENT.meta).map(|s| s.name).unwrap_or_default();
-            let vars = read.vars().to_vec();
-            targets.extend(dependency_targets(c, &named_by, &vars, &mut read));
+            for dependency in dependency_targets(c, &named_by, read.vars()) {
+                match dependency {
+                    Ok(t) => targets.push(t),
+                    Err(p) => read.push(p),
+                }
+            }
         }
         let listed: Vec<(String, String)> = if cli.targets.is_empty() {
             match read.setting(&TARGETS.meta) {
@@ -226,26 +230,22 @@ fn dependency_targets(
     component: Component,
     named_by: &str,
     vars: &[(String, String)],
-    read: &mut Reader,
-) -> Vec<Target> {
-    let mut targets = Vec::new();
-    for dep in component.dependencies() {
+) -> Vec<Result<Target, Problem>> {
+    let dependency = |dep: Component| {
         let var = format!("CALYPSO_{}_HEALTH_URL", dep.env_key());
         let label = dep.name().to_ascii_lowercase();
         match vars.iter().find(|(k, v)| *k == var && !v.trim().is_empty()) {
-            None => read.push(Problem::without_value(
+            None => Err(Problem::without_value(
                 &var,
                 format!(
                     "missing: {named_by}={component} waits for the {dep}, whose health URL this must give"
                 ),
             )),
-            Some((_, url)) => match Target::calypso_health(&label, url) {
-                Ok(t) => targets.push(t),
-                Err(e) => read.push(Problem::new(&var, redact::url(url), e.to_string())),
-            },
+            Some((_, url)) => Target::calypso_health(&label, url)
+                .map_err(|e| Problem::new(&var, redact::url(url), e.to_string())),
         }
-    }
-    targets
+    };
+    component.dependencies().iter().copied().map(dependency).collect()
 }
 
 #[cfg(test)]
