@@ -1,0 +1,85 @@
+//! The two things that connect the sources and the sink: a [`Budget`] of in-flight bytes (read
+//! but not yet acknowledged; when spent, reading pauses — backpressure, not buffering) and the
+//! [`Ack`] each document carries back to its source.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The in-flight byte budget shared by every source.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    bytes: Arc<Semaphore>,
+    max: u32,
+}
+
+/// A share of the [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Budget {
+    /// A budget of `max` bytes (capped at `u32::MAX`).
+    pub fn new(max: u64) -> Self {
+        let max = u32::try_from(max).unwrap_or(u32::MAX).max(1);
+        Budget { bytes: Arc::new(Semaphore::new(max as usize)), max }
+    }
+
+    /// Takes `bytes` from the budget, waiting while it is spent. A record larger than the whole
+    /// budget takes all of it rather than waiting forever.
+    pub async fn take(&self, bytes: usize) -> Permit {
+        let n = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
+        match self.bytes.clone().acquire_many_owned(n).await {
+            Ok(p) => Permit(p),
+            // The semaphore is never closed; were it, nothing would wait.
+            Err(_) => unreachable_closed(),
+        }
+    }
+
+    /// Bytes read but not yet acknowledged.
+    pub fn in_flight(&self) -> u64 {
+        u64::from(self.max) - self.bytes.available_permits() as u64
+    }
+
+    pub fn max(&self) -> u64 {
+        u64::from(self.max)
+    }
+}
+
+#[cold]
+fn unreachable_closed() -> ! {
+    // The semaphore lives as long as the budget and is never closed.
+    std::process::abort()
+}
+
+/// Who wants to hear that a document was delivered: a file's acknowledgement tracker, say.
+pub trait Acknowledge: Send + Sync + std::fmt::Debug {
+    /// The document with this source-assigned sequence number is stored (or dead-lettered, so
+    /// never coming back): the source may move its checkpoint past it once all earlier ones are.
+    fn acknowledge(&self, seq: u64);
+}
+
+/// A document's way back to its source, holding its share of the budget.
+#[derive(Debug)]
+pub struct Ack {
+    to: Option<Arc<dyn Acknowledge>>,
+    seq: u64,
+    _permit: Option<Permit>,
+}
+
+impl Ack {
+    pub fn new(to: Arc<dyn Acknowledge>, seq: u64, permit: Permit) -> Self {
+        Ack { to: Some(to), seq, _permit: Some(permit) }
+    }
+
+    /// An acknowledgement nobody waits for (stdout sink tests, documents built in tests).
+    pub fn none() -> Self {
+        Ack { to: None, seq: 0, _permit: None }
+    }
+
+    /// Delivered: tell the source, give the bytes back.
+    pub fn done(self) {
+        if let Some(to) = &self.to {
+            to.acknowledge(self.seq);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! agent-logship's edge (being built: issue 8).
+
+fn main() {}
