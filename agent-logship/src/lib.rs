@@ -10,5 +10,6 @@
 //! [`flow::Budget`] of in-flight bytes connects them: when it is spent, reading pauses.
 
 pub mod flow;
+pub mod frame;
 pub mod metrics;
 pub mod record;

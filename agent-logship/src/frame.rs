@@ -1,0 +1,40 @@
+//! The seam between a file source and the framing of its bytes into records: the source reads
+//! bytes and knows nothing of formats; a [`Frame`] knows formats and nothing of files.
+
+use tokio::time::Instant;
+
+use crate::record::Record;
+
+/// Where a file's next record starts, and the hash chain up to there: enough to resume framing
+/// (after a restart, or on a copy of the file) and produce the same records with the same ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub offset: u64,
+    pub chain: u128,
+}
+
+/// Cuts one file's bytes into records. The source feeds bytes in file order, starting at the
+/// [`Position`] the frame was made for.
+pub trait Frame: Send {
+    /// Feeds the next bytes of the file. Records that are complete (the line after them has
+    /// begun a new record) are pushed to `out`; a pending record waits for more.
+    fn push(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<Record>);
+
+    /// No new bytes: emits the pending record if no line came for the flush timeout. A line
+    /// without its newline is never emitted here (the writer may not have finished it).
+    fn idle(&mut self, now: Instant, out: &mut Vec<Record>);
+
+    /// The file is let go (rotated away and read to its end, or deleted): emits everything
+    /// pending, a last line without newline included.
+    fn finish(&mut self, out: &mut Vec<Record>);
+
+    /// Where the next record will start: the end of the last record pushed to `out`.
+    fn position(&self) -> Position;
+
+    /// Bytes taken in but not yet in an emitted record (pending record and partial line).
+    fn pending_bytes(&self) -> usize;
+}
+
+/// Makes a frame for a file, starting at a position; the file's path is given for formats
+/// that read something from it (CRI: the pod).
+pub type MakeFrame = std::sync::Arc<dyn Fn(Position) -> Box<dyn Frame> + Send + Sync>;
