@@ -35,6 +35,5 @@ pub trait Frame: Send {
     fn pending_bytes(&self) -> usize;
 }
 
-/// Makes a frame for a file, starting at a position; the file's path is given for formats
-/// that read something from it (CRI: the pod).
+/// Makes a frame for a file, starting at a position.
 pub type MakeFrame = std::sync::Arc<dyn Fn(Position) -> Box<dyn Frame> + Send + Sync>;
