@@ -9,6 +9,7 @@ pub mod env_check;
 pub mod exit;
 pub mod glob;
 pub mod http;
+pub mod listen;
 pub mod logging;
 pub mod redact;
 pub mod retry;

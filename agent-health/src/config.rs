@@ -7,7 +7,7 @@ use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
-use crate::listen::Listen;
+use agent_core::listen::Listen;
 use crate::pattern::Pattern;
 use crate::policy::{CONNECTION_SENSORS, Policy};
 

@@ -4,7 +4,6 @@
 
 pub mod app;
 pub mod config;
-pub mod listen;
 pub mod metrics;
 pub mod pattern;
 pub mod policy;

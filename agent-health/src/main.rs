@@ -15,7 +15,7 @@ use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_health::app::App;
 use agent_health::config::{CheckArgs, Cli, Command, Config, ListenOn, SETTINGS};
-use agent_health::listen::BindError;
+use agent_core::listen::BindError;
 use agent_health::poller;
 use agent_health::probe_client::{self, CheckError};
 use agent_health::server::{Limits, Scope, serve};

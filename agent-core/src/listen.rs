@@ -1,5 +1,5 @@
-//! Where the probe server listens. The kubelet probes the pod IP, which is IPv6 on IPv6-only
-//! clusters and may be either on dual-stack ones: by default agent-health listens on `[::]` as
+//! Where an agent's HTTP server (probes, metrics) listens. The kubelet probes the pod IP, which
+//! is IPv6 on IPv6-only clusters and may be either on dual-stack ones: `[::]:PORT` listens as
 //! a dual-stack socket (`IPV6_V6ONLY` off, set explicitly rather than left to the
 //! `net.ipv6.bindv6only` sysctl), and on `0.0.0.0` where the kernel has no IPv6.
 //!
@@ -28,9 +28,6 @@ pub enum Listen {
 }
 
 impl Listen {
-    /// The default: every address, IPv4 and IPv6, port 8081.
-    pub const DEFAULT: Listen = Listen::DualStack(8081);
-
     /// Whether only this host can connect.
     pub fn is_loopback(&self) -> bool {
         matches!(self, Listen::Addr(a) if a.ip().is_loopback())
@@ -148,7 +145,7 @@ mod tests {
         assert_eq!(parse("[::1]:9"), Listen::Addr("[::1]:9".parse().expect("addr")));
         assert!("everywhere".parse::<Listen>().is_err());
         assert!("8081".parse::<Listen>().is_err());
-        assert_eq!(Listen::DEFAULT.to_string(), "[::]:8081");
+        assert_eq!(Listen::DualStack(8081).to_string(), "[::]:8081");
         assert!(parse("127.0.0.2:1").is_loopback() && parse("[::1]:1").is_loopback());
         assert!(!parse("[::]:1").is_loopback() && !parse("10.0.0.1:1").is_loopback());
     }
