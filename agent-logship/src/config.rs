@@ -1,0 +1,621 @@
+//! agent-logship's settings: flags overlaid on `AGENT_LOGSHIP_*` variables, validated at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent_core::config::{Problem, split_list};
+use agent_core::listen::Listen;
+use agent_core::settings::{Reader, Settings, Spec, parse};
+use clap::{Args, Parser, Subcommand};
+use url::Url;
+
+pub const PATHS: Spec<Vec<String>> = Spec::new(
+    "paths",
+    "AGENT_LOGSHIP_PATHS",
+    "Log files to ship: globs, comma separated (`*`, `?`); rotated names may match too",
+    globs,
+)
+.value_name("GLOBS")
+.default("/var/log/calypso/*.log");
+pub const EXCLUDE: Spec<Vec<String>> =
+    Spec::new("exclude", "AGENT_LOGSHIP_EXCLUDE", "Globs of files never to ship, e.g. *.gz", globs)
+        .value_name("GLOBS");
+pub const START_AT: Spec<StartAt> = Spec::new(
+    "start-at",
+    "AGENT_LOGSHIP_START_AT",
+    "Where to start in files present at the first start (no checkpoint yet); files that appear \
+     later are always read from their beginning",
+    |s| match s.trim().to_ascii_lowercase().as_str() {
+        "beginning" => Ok(StartAt::Beginning),
+        "end" => Ok(StartAt::End),
+        _ => Err("must be beginning or end".into()),
+    },
+)
+.value_name("beginning|end")
+.default("beginning");
+pub const FORMAT: Spec<Format> = Spec::new(
+    "format",
+    "AGENT_LOGSHIP_FORMAT",
+    "log4j: Calypso's `yyyy-MM-dd HH:mm:ss,SSS LEVEL [thread] [Category] message` with stack \
+     traces; json: one JSON object per line (log4j2 EcsLayout); cri: container runtime files \
+     under /var/log/containers",
+    |s| match s.trim().to_ascii_lowercase().as_str() {
+        "log4j" => Ok(Format::Log4j),
+        "json" => Ok(Format::Json),
+        "cri" => Ok(Format::Cri),
+        _ => Err("must be log4j, json or cri".into()),
+    },
+)
+.value_name("log4j|json|cri")
+.default("log4j");
+pub const RECORD_START: Spec<String> = Spec::new(
+    "record-start",
+    "AGENT_LOGSHIP_RECORD_START",
+    "A regular expression matching the first line of a record; other lines continue it \
+     (default: the Calypso timestamp at the start of the line)",
+    parse::text,
+)
+.value_name("REGEX");
+pub const FLUSH_TIMEOUT: Spec<Duration> = Spec::new(
+    "flush-timeout",
+    "AGENT_LOGSHIP_FLUSH_TIMEOUT",
+    "Ship the last record after this long without a following line",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("2s");
+pub const MAX_RECORD_BYTES: Spec<u64> = Spec::new(
+    "max-record-bytes",
+    "AGENT_LOGSHIP_MAX_RECORD_BYTES",
+    "Longer records are cut into pieces of this size and flagged, never dropped",
+    bytes,
+)
+.value_name("BYTES")
+.default("1MiB");
+pub const TIMEZONE: Spec<String> = Spec::new(
+    "timezone",
+    "AGENT_LOGSHIP_TIMEZONE",
+    "Time zone of the log's timestamps: UTC, an offset like +01:00, or a name like Europe/London",
+    parse::text,
+)
+.value_name("ZONE")
+.default("UTC");
+pub const COMPONENT: Spec<String> = Spec::new(
+    "component",
+    "AGENT_LOGSHIP_COMPONENT",
+    "The Calypso server whose logs these are (service.name, event.dataset calypso.<component>), \
+     e.g. dataserver",
+    name,
+)
+.value_name("NAME")
+.default("calypso");
+pub const ENVIRONMENT: Spec<String> = Spec::new(
+    "environment",
+    "AGENT_LOGSHIP_ENVIRONMENT",
+    "The Calypso environment name (calypso.environment), e.g. uat",
+    parse::text,
+)
+.value_name("ENV");
+pub const INDEX: Spec<String> = Spec::new(
+    "index",
+    "AGENT_LOGSHIP_INDEX",
+    "Write to this index or data stream instead of logs-calypso.<component>-<namespace>",
+    name,
+)
+.value_name("NAME");
+pub const NAMESPACE: Spec<String> = Spec::env_only(
+    "AGENT_LOGSHIP_NAMESPACE",
+    "The pod's namespace (Downward API metadata.namespace): kubernetes.namespace, data stream namespace",
+    parse::text,
+);
+pub const POD_NAME: Spec<String> = Spec::env_only(
+    "AGENT_LOGSHIP_POD_NAME",
+    "The pod's name (Downward API metadata.name): kubernetes.pod.name, part of every _id",
+    parse::text,
+);
+pub const NODE_NAME: Spec<String> =
+    Spec::env_only("AGENT_LOGSHIP_NODE_NAME", "The node (Downward API spec.nodeName)", parse::text);
+pub const CONTAINER_NAME: Spec<String> = Spec::env_only(
+    "AGENT_LOGSHIP_CONTAINER_NAME",
+    "The Calypso container whose logs these are: kubernetes.container.name, part of every _id",
+    parse::text,
+);
+pub const ES_URL: Spec<Vec<Url>> = Spec::new(
+    "es-url",
+    "AGENT_LOGSHIP_ES_URL",
+    "Elasticsearch/OpenSearch URLs, comma separated, tried in turn; unset: documents on stdout",
+    urls,
+)
+.value_name("URLS")
+.url();
+pub const CA_FILE: Spec<PathBuf> = Spec::new(
+    "ca-file",
+    "AGENT_LOGSHIP_CA_FILE",
+    "PEM certificates trusted for https:// besides the system roots",
+    path,
+)
+.value_name("PATH");
+pub const USERNAME_FILE: Spec<PathBuf> = Spec::new(
+    "username-file",
+    "AGENT_LOGSHIP_USERNAME_FILE",
+    "File holding the basic-auth user (a mounted Secret; re-read when it changes)",
+    path,
+)
+.value_name("PATH");
+pub const PASSWORD_FILE: Spec<PathBuf> = Spec::new(
+    "password-file",
+    "AGENT_LOGSHIP_PASSWORD_FILE",
+    "File holding the basic-auth password (a mounted Secret; re-read when it changes)",
+    path,
+)
+.value_name("PATH");
+pub const API_KEY_FILE: Spec<PathBuf> = Spec::new(
+    "api-key-file",
+    "AGENT_LOGSHIP_API_KEY_FILE",
+    "File holding an API key, sent as `Authorization: ApiKey` (instead of basic auth)",
+    path,
+)
+.value_name("PATH");
+pub const GZIP: Spec<bool> = Spec::new("gzip", "AGENT_LOGSHIP_GZIP", "Compress _bulk requests", parse::boolean)
+    .value_name("true|false")
+    .default("true");
+pub const BATCH_DOCS: Spec<u32> =
+    Spec::new("batch-docs", "AGENT_LOGSHIP_BATCH_DOCS", "Most documents in one _bulk request", parse::count)
+        .value_name("N")
+        .default("2000");
+pub const BATCH_BYTES: Spec<u64> =
+    Spec::new("batch-bytes", "AGENT_LOGSHIP_BATCH_BYTES", "Most bytes in one _bulk request (before gzip)", bytes)
+        .value_name("BYTES")
+        .default("5MiB");
+pub const BATCH_AGE: Spec<Duration> = Spec::new(
+    "batch-age",
+    "AGENT_LOGSHIP_BATCH_AGE",
+    "Send a batch at the latest this long after its first document",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("1s");
+pub const REQUEST_TIMEOUT: Spec<Duration> = Spec::new(
+    "request-timeout",
+    "AGENT_LOGSHIP_REQUEST_TIMEOUT",
+    "One _bulk request's deadline (then it is retried)",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("30s");
+pub const MAX_INFLIGHT_BYTES: Spec<u64> = Spec::new(
+    "max-inflight-bytes",
+    "AGENT_LOGSHIP_MAX_INFLIGHT_BYTES",
+    "Log bytes read but not yet acknowledged; when reached, reading pauses (memory stays bounded \
+     however long Elasticsearch is away)",
+    bytes,
+)
+.value_name("BYTES")
+.default("8MiB");
+pub const DATA_DIR: Spec<PathBuf> = Spec::new(
+    "data-dir",
+    "AGENT_LOGSHIP_DATA_DIR",
+    "Writable directory for checkpoints and the dead-letter file; keep it across restarts \
+     (an emptyDir of the pod)",
+    path,
+)
+.value_name("PATH")
+.default("/var/lib/agent-logship");
+pub const RESCAN_INTERVAL: Spec<Duration> = Spec::new(
+    "rescan-interval",
+    "AGENT_LOGSHIP_RESCAN_INTERVAL",
+    "Look for new files this often besides inotify",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("10s");
+pub const LISTEN: Spec<Listen> = Spec::new(
+    "listen",
+    "AGENT_LOGSHIP_LISTEN",
+    "Address to serve /livez, /readyz and /metrics on (IPv4 and IPv6 by default)",
+    |s| s.parse::<Listen>().map_err(|e| e.to_string()),
+)
+.value_name("ADDR")
+.default("[::]:8082");
+pub const SHUTDOWN_GRACE: Spec<Duration> = Spec::new(
+    "shutdown-grace",
+    "AGENT_LOGSHIP_SHUTDOWN_GRACE",
+    "After SIGTERM: stop reading, ship what was read and checkpoint within this (below the pod's \
+     terminationGracePeriodSeconds)",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("20s");
+pub const RETENTION: Spec<u32> = Spec::new(
+    "retention-days",
+    "AGENT_LOGSHIP_RETENTION_DAYS",
+    "setup: also install a retention policy deleting data older than this many days (ILM on \
+     Elasticsearch, ISM on OpenSearch)",
+    parse::count,
+)
+.value_name("DAYS");
+
+pub static SETTINGS: Settings = Settings {
+    prefix: "AGENT_LOGSHIP_",
+    specs: &[
+        &PATHS.meta,
+        &EXCLUDE.meta,
+        &START_AT.meta,
+        &FORMAT.meta,
+        &RECORD_START.meta,
+        &FLUSH_TIMEOUT.meta,
+        &MAX_RECORD_BYTES.meta,
+        &TIMEZONE.meta,
+        &COMPONENT.meta,
+        &ENVIRONMENT.meta,
+        &INDEX.meta,
+        &NAMESPACE.meta,
+        &POD_NAME.meta,
+        &NODE_NAME.meta,
+        &CONTAINER_NAME.meta,
+        &ES_URL.meta,
+        &CA_FILE.meta,
+        &USERNAME_FILE.meta,
+        &PASSWORD_FILE.meta,
+        &API_KEY_FILE.meta,
+        &GZIP.meta,
+        &BATCH_DOCS.meta,
+        &BATCH_BYTES.meta,
+        &BATCH_AGE.meta,
+        &REQUEST_TIMEOUT.meta,
+        &MAX_INFLIGHT_BYTES.meta,
+        &DATA_DIR.meta,
+        &RESCAN_INTERVAL.meta,
+        &LISTEN.meta,
+        &SHUTDOWN_GRACE.meta,
+        &RETENTION.meta,
+    ],
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Log4j,
+    Json,
+    Cri,
+}
+
+/// Bounded so that sums of durations cannot overflow, and no setting is absurd.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+fn bounded_duration(text: &str) -> Result<Duration, String> {
+    match parse::duration(text)? {
+        d if d > MAX_DURATION => Err("must be at most 24h".into()),
+        d => Ok(d),
+    }
+}
+
+/// A size: a number of bytes with an optional unit `KiB`, `MiB`, `GiB` (or `k`, `M`, `G`,
+/// also taken as binary units, as Kubernetes quantities `Ki`, `Mi`, `Gi`).
+fn bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" | "kb" => 1 << 10,
+        "m" | "mi" | "mib" | "mb" => 1 << 20,
+        "g" | "gi" | "gib" | "gb" => 1 << 30,
+        _ => return Err("not a size like 1048576, 512KiB, 5MiB or 1GiB".into()),
+    };
+    match number.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(n) if n > 0 => Ok(n),
+        Some(_) => Err("must be more than zero".into()),
+        None => Err("not a size like 1048576, 512KiB, 5MiB or 1GiB".into()),
+    }
+}
+
+fn globs(text: &str) -> Result<Vec<String>, String> {
+    let globs: Vec<String> = split_list(text).map(str::to_string).collect();
+    match globs.iter().find(|g| !g.starts_with('/')) {
+        Some(g) => Err(format!("{g}: must be an absolute path (the working directory of a container is arbitrary)")),
+        None => Ok(globs),
+    }
+}
+
+fn urls(text: &str) -> Result<Vec<Url>, String> {
+    let mut urls = Vec::new();
+    for item in split_list(text) {
+        match Url::parse(item) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => urls.push(u),
+            _ => {
+                return Err(format!(
+                    "{}: must be an http:// or https:// URL with a host",
+                    agent_core::redact::url(item)
+                ));
+            }
+        }
+    }
+    if urls.is_empty() { Err("no URL given".into()) } else { Ok(urls) }
+}
+
+fn path(text: &str) -> Result<PathBuf, String> {
+    match text.trim() {
+        "" => Err("empty path".into()),
+        t => Ok(PathBuf::from(t)),
+    }
+}
+
+/// A name that becomes part of an index name: lowercase letters, digits, `-`, `_`, `.`.
+fn name(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty".into());
+    }
+    if let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("{c:?} is not allowed in an index name (letters, digits, - _ . only)"));
+    }
+    Ok(t.to_ascii_lowercase())
+}
+
+const AFTER_HELP: &str = "\
+PIPELINE:
+  files (globs, inotify + rescan) -> records (multi-line stack traces whole) -> ECS documents with
+  deterministic _ids -> _bulk create. Checkpoints advance only after Elasticsearch acknowledged
+  everything before them; after a crash the overlap is re-sent and answered 409 (already stored).
+
+ENDPOINTS:
+  GET /livez /readyz   200 ok or 503 with a reason     GET /metrics   Prometheus text 0.0.4
+
+ENVIRONMENT:
+  Every flag above has a variable, named after it; flags win.
+  AGENT_DNS_SERVERS, AGENT_LOG, AGENT_LOG_FORMAT, AGENT_TERMINATION_LOG: see docs/configuration.md
+
+EXIT CODES:
+  0 stopped by SIGTERM/SIGINT after shipping what was read   64 bad configuration
+  69 setup: Elasticsearch unreachable or refused   70 internal error
+  143 a second signal during the graceful stop";
+
+/// Ships Calypso log files to Elasticsearch / OpenSearch, nothing lost, nothing duplicated.
+// The settings' flags are added from SETTINGS (agent_core::settings::parse_args).
+#[derive(Debug, Parser, Default)]
+#[command(name = "agent-logship", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install the index template for the data streams (and with --retention-days a retention
+    /// policy) into Elasticsearch/OpenSearch, idempotently, then exit.
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct SetupArgs {}
+
+/// Where documents go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// NDJSON on stdout (no URL configured).
+    Stdout,
+    Elasticsearch(Elasticsearch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elasticsearch {
+    pub urls: Vec<Url>,
+    pub ca_file: Option<PathBuf>,
+    pub auth: Auth,
+    pub gzip: bool,
+    pub request_timeout: Duration,
+}
+
+/// Credentials, as files to read (mounted Secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Basic { username_file: PathBuf, password_file: PathBuf },
+    ApiKey { file: PathBuf },
+}
+
+/// What the documents say about where they come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    pub component: String,
+    pub environment: Option<String>,
+    pub index: Option<String>,
+    pub namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub node_name: Option<String>,
+    pub container_name: Option<String>,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub paths: Vec<String>,
+    pub exclude: Vec<String>,
+    pub start_at: StartAt,
+    pub format: Format,
+    pub record_start: Option<String>,
+    pub flush_timeout: Duration,
+    pub max_record_bytes: u64,
+    pub origin: Origin,
+    pub output: Output,
+    pub batch_docs: u32,
+    pub batch_bytes: u64,
+    pub batch_age: Duration,
+    pub max_inflight_bytes: u64,
+    pub data_dir: PathBuf,
+    pub rescan_interval: Duration,
+    pub listen: Listen,
+    pub listen_setting: String,
+    pub shutdown_grace: Duration,
+    pub retention_days: Option<u32>,
+}
+
+impl Config {
+    pub fn from_parts(_cli: &Cli, mut read: Reader) -> Result<Config, Vec<Problem>> {
+        let paths = read.get(&PATHS);
+        let exclude = read.get(&EXCLUDE);
+        let start_at = read.opt(&START_AT).unwrap_or(StartAt::Beginning);
+        let format = read.opt(&FORMAT).unwrap_or(Format::Log4j);
+        let record_start = read.opt(&RECORD_START);
+        let flush_timeout = read.get(&FLUSH_TIMEOUT);
+        let max_record_bytes = read.get(&MAX_RECORD_BYTES);
+        let origin = Origin {
+            component: read.get(&COMPONENT),
+            environment: read.opt(&ENVIRONMENT),
+            index: read.opt(&INDEX),
+            namespace: read.opt(&NAMESPACE),
+            pod_name: read.opt(&POD_NAME),
+            node_name: read.opt(&NODE_NAME),
+            container_name: read.opt(&CONTAINER_NAME),
+            timezone: read.get(&TIMEZONE),
+        };
+        let urls = read.opt(&ES_URL);
+        let ca_file = read.opt(&CA_FILE);
+        let (user, password, api_key) = (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
+        let auth = match (user, password, api_key) {
+            (None, None, None) => Auth::None,
+            (Some(username_file), Some(password_file), None) => Auth::Basic { username_file, password_file },
+            (None, None, Some(file)) => Auth::ApiKey { file },
+            (_, _, Some(_)) => {
+                read.push(read.problem(&API_KEY_FILE, "give either an API key or a username and password, not both"));
+                Auth::None
+            }
+            (Some(_), None, None) => {
+                read.push(read.problem(&PASSWORD_FILE, "missing: basic auth needs a password file too"));
+                Auth::None
+            }
+            (None, Some(_), None) => {
+                read.push(read.problem(&USERNAME_FILE, "missing: basic auth needs a username file too"));
+                Auth::None
+            }
+        };
+        let gzip = read.get(&GZIP);
+        let request_timeout = read.get(&REQUEST_TIMEOUT);
+        let output = match urls {
+            None => {
+                if ca_file.is_some() || auth != Auth::None {
+                    read.push(read.problem(&ES_URL, "missing: a CA file or credentials were given but no URL"));
+                }
+                Output::Stdout
+            }
+            Some(urls) => Output::Elasticsearch(Elasticsearch { urls, ca_file, auth, gzip, request_timeout }),
+        };
+        let batch_docs = read.get(&BATCH_DOCS);
+        let batch_bytes = read.get(&BATCH_BYTES);
+        let batch_age = read.get(&BATCH_AGE);
+        let max_inflight_bytes = read.get(&MAX_INFLIGHT_BYTES);
+        let data_dir = read.opt(&DATA_DIR).unwrap_or_default();
+        let rescan_interval = read.get(&RESCAN_INTERVAL);
+        let listen = read.opt(&LISTEN);
+        let listen_setting = read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
+        let shutdown_grace = read.get(&SHUTDOWN_GRACE);
+        let retention_days = read.opt(&RETENTION);
+        let Some(listen) = listen else { return Err(read.into_problems()) };
+        read.finish(Config {
+            paths,
+            exclude,
+            start_at,
+            format,
+            record_start,
+            flush_timeout,
+            max_record_bytes,
+            origin,
+            output,
+            batch_docs,
+            batch_bytes,
+            batch_age,
+            max_inflight_bytes,
+            data_dir,
+            rescan_interval,
+            listen,
+            listen_setting,
+            shutdown_grace,
+            retention_days,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_core::config::vars_from as vars;
+
+    use super::*;
+
+    fn config(args: &[&str], pairs: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
+        let (cli, read) = Reader::from_args::<Cli>(&SETTINGS, args, &vars(pairs)).expect("parses");
+        Config::from_parts(&cli, read)
+    }
+
+    fn problems(args: &[&str], pairs: &[(&str, &str)]) -> String {
+        agent_core::config::Problems(config(args, pairs).expect_err("bad")).to_string()
+    }
+
+    #[test]
+    fn defaults_ship_calypso_logs_to_stdout() {
+        let c = config(&[], &[]).expect("defaults are valid");
+        assert_eq!(c.paths, ["/var/log/calypso/*.log"]);
+        assert_eq!(c.format, Format::Log4j);
+        assert_eq!(c.output, Output::Stdout);
+        assert_eq!(c.max_record_bytes, 1 << 20);
+        assert_eq!(c.batch_bytes, 5 << 20);
+        assert_eq!(c.batch_docs, 2000);
+        assert_eq!(c.start_at, StartAt::Beginning);
+        assert_eq!(c.listen.to_string(), "[::]:8082");
+        assert_eq!(c.origin.component, "calypso");
+    }
+
+    #[test]
+    fn elasticsearch_with_credentials_from_files() {
+        let c = config(
+            &["--es-url", "https://es-0:9200,https://es-1:9200"],
+            &[
+                ("AGENT_LOGSHIP_USERNAME_FILE", "/secrets/es/username"),
+                ("AGENT_LOGSHIP_PASSWORD_FILE", "/secrets/es/password"),
+                ("AGENT_LOGSHIP_GZIP", "false"),
+            ],
+        )
+        .expect("valid");
+        let Output::Elasticsearch(es) = c.output else { panic!("not elasticsearch") };
+        assert_eq!(es.urls.len(), 2);
+        assert!(!es.gzip);
+        assert!(matches!(es.auth, Auth::Basic { .. }));
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_once_without_secrets() {
+        let text = problems(
+            &["--paths", "logs/*.log", "--max-record-bytes", "lots"],
+            &[
+                ("AGENT_LOGSHIP_ES_URL", "ftp://elastic:hunter2@es:9200"),
+                ("AGENT_LOGSHIP_USERNAME_FILE", "/secrets/u"),
+                ("AGENT_LOGSHIP_COMPONENT", "Data Server"),
+                ("AGENT_LOGSHIP_FORMAT", "xml"),
+            ],
+        );
+        assert!(text.contains("--paths=\"logs/*.log\": logs/*.log: must be an absolute path"), "{text}");
+        assert!(text.contains("--max-record-bytes=\"lots\": not a size"), "{text}");
+        assert!(text.contains("must be an http:// or https:// URL"), "{text}");
+        assert!(text.contains("AGENT_LOGSHIP_PASSWORD_FILE: missing"), "{text}");
+        assert!(text.contains("' ' is not allowed in an index name"), "{text}");
+        assert!(text.contains("must be log4j, json or cri"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes("1048576"), Ok(1 << 20));
+        assert_eq!(bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(bytes("5Mi"), Ok(5 << 20));
+        assert_eq!(bytes("1 GiB"), Ok(1 << 30));
+        assert!(bytes("0").is_err());
+        assert!(bytes("-1").is_err());
+        assert!(bytes("5 furlongs").is_err());
+        assert!(bytes("99999999999999999999GiB").is_err());
+    }
+}
