@@ -14,3 +14,4 @@ pub mod flow;
 pub mod frame;
 pub mod metrics;
 pub mod record;
+pub mod server;

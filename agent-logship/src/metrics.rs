@@ -38,3 +38,118 @@ impl Metrics {
         counter.load(Ordering::Relaxed)
     }
 }
+
+/// One file's state for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLag {
+    pub path: String,
+    /// Bytes in the file past the committed checkpoint.
+    pub lag_bytes: u64,
+}
+
+/// What the sources can tell about themselves.
+pub trait SourceStatus: Send + Sync {
+    /// Per file, at most a bounded number of them.
+    fn files(&self) -> Vec<FileLag>;
+    /// Age of the oldest record read but not yet acknowledged.
+    fn oldest_unacknowledged(&self) -> Option<std::time::Duration>;
+}
+
+/// Files exported with a lag series at most; the rest are summed into `other`.
+const MAX_FILE_SERIES: usize = 50;
+
+/// Everything `/metrics`, `/livez` and `/readyz` read.
+pub struct Observed {
+    pub metrics: std::sync::Arc<Metrics>,
+    pub budget: crate::flow::Budget,
+    pub sources: Box<dyn SourceStatus>,
+    /// Set when a pipeline task ended unexpectedly: liveness fails with this reason.
+    pub broken: std::sync::Mutex<Option<String>>,
+    /// Set at SIGTERM: not ready any more.
+    pub stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Observed {
+    pub fn live(&self) -> Result<(), String> {
+        match self.broken.lock().map(|b| b.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => Err(reason),
+            Err(_) => Err("internal state poisoned".into()),
+        }
+    }
+
+    pub fn ready(&self) -> Result<(), String> {
+        self.live()?;
+        if self.stopping.load(Ordering::Relaxed) { Err("shutting down".into()) } else { Ok(()) }
+    }
+
+    /// Prometheus text exposition 0.0.4.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let m = &self.metrics;
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+        };
+        counter("agent_logship_records_read_total", "Records framed from log files.", Metrics::get(&m.records_read));
+        counter("agent_logship_read_bytes_total", "Bytes read from log files.", Metrics::get(&m.bytes_read));
+        counter("agent_logship_records_cut_total", "Record pieces cut at the size limit.", Metrics::get(&m.records_cut));
+        counter(
+            "agent_logship_timestamps_unparsed_total",
+            "Records shipped with the ingest time because their own could not be read.",
+            Metrics::get(&m.timestamps_unparsed),
+        );
+        counter("agent_logship_documents_stored_total", "Documents Elasticsearch stored.", Metrics::get(&m.docs_stored));
+        counter(
+            "agent_logship_documents_duplicate_total",
+            "Documents Elasticsearch already had (409 to create with our id): delivered.",
+            Metrics::get(&m.docs_duplicate),
+        );
+        counter("agent_logship_documents_retried_total", "Document sends retried (429 / 5xx items).", Metrics::get(&m.docs_retried));
+        counter(
+            "agent_logship_documents_dead_lettered_total",
+            "Documents Elasticsearch refused for good, kept in the dead-letter file.",
+            Metrics::get(&m.docs_dead_lettered),
+        );
+        counter("agent_logship_requests_total", "_bulk requests sent.", Metrics::get(&m.requests));
+        counter(
+            "agent_logship_requests_failed_total",
+            "_bulk requests that failed as a whole (connection, 429, 5xx, 401/403) and were retried.",
+            Metrics::get(&m.requests_failed),
+        );
+        counter("agent_logship_batches_split_total", "Batches split after a 413.", Metrics::get(&m.batches_split));
+        let _ = write!(
+            out,
+            "# HELP agent_logship_inflight_bytes Log bytes read but not yet acknowledged.\n\
+             # TYPE agent_logship_inflight_bytes gauge\nagent_logship_inflight_bytes {}\n\
+             # HELP agent_logship_inflight_max_bytes The in-flight budget; reading pauses at it.\n\
+             # TYPE agent_logship_inflight_max_bytes gauge\nagent_logship_inflight_max_bytes {}\n",
+            self.budget.in_flight(),
+            self.budget.max()
+        );
+        let age = self.sources.oldest_unacknowledged().map_or(0.0, |d| d.as_secs_f64());
+        let _ = write!(
+            out,
+            "# HELP agent_logship_oldest_unacknowledged_seconds Age of the oldest record read but not acknowledged (0: none).\n\
+             # TYPE agent_logship_oldest_unacknowledged_seconds gauge\nagent_logship_oldest_unacknowledged_seconds {age}\n"
+        );
+        let _ = write!(
+            out,
+            "# HELP agent_logship_file_lag_bytes Bytes of a file past its checkpoint.\n# TYPE agent_logship_file_lag_bytes gauge\n"
+        );
+        let files = self.sources.files();
+        for f in files.iter().take(MAX_FILE_SERIES) {
+            let _ = writeln!(out, "agent_logship_file_lag_bytes{{path=\"{}\"}} {}", label(&f.path), f.lag_bytes);
+        }
+        if files.len() > MAX_FILE_SERIES {
+            let rest: u64 = files[MAX_FILE_SERIES..].iter().map(|f| f.lag_bytes).sum();
+            let _ = writeln!(out, "agent_logship_file_lag_bytes{{path=\"other\"}} {rest}");
+        }
+        out
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

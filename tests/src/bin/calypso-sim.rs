@@ -175,6 +175,7 @@ Calypso/DataServerConnection sensor to drive",
             rate_per_sec: self.log_rate,
             max_bytes: self.log_max_size,
             backups: self.log_backups,
+            copy_truncate: false,
             seed: self.seed,
             ..LogConfig::new(path)
         });

@@ -32,6 +32,9 @@ pub struct LogConfig {
     pub max_bytes: u64,
     /// Backups kept (log4j's `MaxBackupIndex`); 0 truncates the file instead of renaming it.
     pub backups: u32,
+    /// Rotate as logrotate's `copytruncate` does: copy the active file to `X.log.1` (after
+    /// shifting the backups) and truncate it in place, the writer keeping its descriptor.
+    pub copy_truncate: bool,
     /// Seeds the record content.
     pub seed: u64,
 }
@@ -39,7 +42,14 @@ pub struct LogConfig {
 impl LogConfig {
     /// 10 records/s, 10 MiB files, 5 backups, seed 0.
     pub fn new(path: impl Into<PathBuf>) -> LogConfig {
-        LogConfig { path: path.into(), rate_per_sec: 10.0, max_bytes: 10 * 1024 * 1024, backups: 5, seed: 0 }
+        LogConfig {
+            path: path.into(),
+            rate_per_sec: 10.0,
+            max_bytes: 10 * 1024 * 1024,
+            backups: 5,
+            copy_truncate: false,
+            seed: 0,
+        }
     }
 }
 
@@ -122,7 +132,8 @@ impl LogWriter {
     }
 
     /// log4j's `RollingFileAppender.rollOver()`: shift the backups up by one, dropping the
-    /// oldest, move the active file to `.1`, and start an empty active file.
+    /// oldest, move the active file to `.1`, and start an empty active file. With
+    /// `copy_truncate`, logrotate's way instead: copy the active file to `.1`, truncate it.
     fn rotate(&mut self) -> io::Result<()> {
         if self.cfg.backups == 0 {
             self.file.set_len(0)?;
@@ -134,8 +145,14 @@ impl LogWriter {
                     fs::rename(&from, backup_path(&self.cfg.path, i + 1))?;
                 }
             }
-            fs::rename(&self.cfg.path, backup_path(&self.cfg.path, 1))?;
-            self.file = OpenOptions::new().create(true).write(true).truncate(true).open(&self.cfg.path)?;
+            if self.cfg.copy_truncate {
+                fs::copy(&self.cfg.path, backup_path(&self.cfg.path, 1))?;
+                // The descriptor is in append mode: the next write lands at the new end, 0.
+                self.file.set_len(0)?;
+            } else {
+                fs::rename(&self.cfg.path, backup_path(&self.cfg.path, 1))?;
+                self.file = OpenOptions::new().create(true).append(true).open(&self.cfg.path)?;
+            }
         }
         self.size = 0;
         Ok(())
@@ -166,6 +183,22 @@ mod tests {
     #[test]
     fn backup_names() {
         assert_eq!(backup_path(Path::new("/x/DataServer.log"), 3), PathBuf::from("/x/DataServer.log.3"));
+    }
+
+    #[test]
+    fn copy_truncate_keeps_every_record_once_across_the_copies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("A.log");
+        let cfg = LogConfig { max_bytes: 8192, backups: 50, copy_truncate: true, ..LogConfig::new(&path) };
+        let mut w = LogWriter::open(cfg).expect("open");
+        w.write_n(300).expect("write");
+        let text: String = w.files().iter().map(|f| fs::read_to_string(f).expect("read")).collect();
+        let seqs: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.rsplit_once(" seq=").and_then(|(_, n)| n.parse().ok()))
+            .collect();
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+        assert!(fs::metadata(&path).expect("active").len() <= 8192);
     }
 
     #[test]
