@@ -7,9 +7,9 @@ use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
-use agent_core::listen::Listen;
 use crate::pattern::Pattern;
 use crate::policy::{CONNECTION_SENSORS, Policy};
+use agent_core::listen::Listen;
 
 pub const UPSTREAM: Spec<Url> = Spec::new(
     "upstream",

@@ -156,17 +156,22 @@ pub const API_KEY_FILE: Spec<PathBuf> = Spec::new(
     path,
 )
 .value_name("PATH");
-pub const GZIP: Spec<bool> = Spec::new("gzip", "AGENT_LOGSHIP_GZIP", "Compress _bulk requests", parse::boolean)
-    .value_name("true|false")
-    .default("true");
+pub const GZIP: Spec<bool> =
+    Spec::new("gzip", "AGENT_LOGSHIP_GZIP", "Compress _bulk requests", parse::boolean)
+        .value_name("true|false")
+        .default("true");
 pub const BATCH_DOCS: Spec<u32> =
     Spec::new("batch-docs", "AGENT_LOGSHIP_BATCH_DOCS", "Most documents in one _bulk request", parse::count)
         .value_name("N")
         .default("2000");
-pub const BATCH_BYTES: Spec<u64> =
-    Spec::new("batch-bytes", "AGENT_LOGSHIP_BATCH_BYTES", "Most bytes in one _bulk request (before gzip)", bytes)
-        .value_name("BYTES")
-        .default("5MiB");
+pub const BATCH_BYTES: Spec<u64> = Spec::new(
+    "batch-bytes",
+    "AGENT_LOGSHIP_BATCH_BYTES",
+    "Most bytes in one _bulk request (before gzip)",
+    bytes,
+)
+.value_name("BYTES")
+.default("5MiB");
 pub const BATCH_AGE: Spec<Duration> = Spec::new(
     "batch-age",
     "AGENT_LOGSHIP_BATCH_AGE",
@@ -318,7 +323,9 @@ fn bytes(text: &str) -> Result<u64, String> {
 fn globs(text: &str) -> Result<Vec<String>, String> {
     let globs: Vec<String> = split_list(text).map(str::to_string).collect();
     match globs.iter().find(|g| !g.starts_with('/')) {
-        Some(g) => Err(format!("{g}: must be an absolute path (the working directory of a container is arbitrary)")),
+        Some(g) => {
+            Err(format!("{g}: must be an absolute path (the working directory of a container is arbitrary)"))
+        }
         None => Ok(globs),
     }
 }
@@ -477,13 +484,19 @@ impl Config {
         };
         let urls = read.opt(&ES_URL);
         let ca_file = read.opt(&CA_FILE);
-        let (user, password, api_key) = (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
+        let (user, password, api_key) =
+            (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
         let auth = match (user, password, api_key) {
             (None, None, None) => Auth::None,
             (Some(username_file), Some(password_file), None) => Auth::Basic { username_file, password_file },
             (None, None, Some(file)) => Auth::ApiKey { file },
             (_, _, Some(_)) => {
-                read.push(read.problem(&API_KEY_FILE, "give either an API key or a username and password, not both"));
+                read.push(
+                    read.problem(
+                        &API_KEY_FILE,
+                        "give either an API key or a username and password, not both",
+                    ),
+                );
                 Auth::None
             }
             (Some(_), None, None) => {
@@ -500,7 +513,9 @@ impl Config {
         let output = match urls {
             None => {
                 if ca_file.is_some() || auth != Auth::None {
-                    read.push(read.problem(&ES_URL, "missing: a CA file or credentials were given but no URL"));
+                    read.push(
+                        read.problem(&ES_URL, "missing: a CA file or credentials were given but no URL"),
+                    );
                 }
                 Output::Stdout
             }
@@ -513,7 +528,8 @@ impl Config {
         let data_dir = read.opt(&DATA_DIR).unwrap_or_default();
         let rescan_interval = read.get(&RESCAN_INTERVAL);
         let listen = read.opt(&LISTEN);
-        let listen_setting = read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
+        let listen_setting =
+            read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
         let shutdown_grace = read.get(&SHUTDOWN_GRACE);
         let retention_days = read.opt(&RETENTION);
         let Some(listen) = listen else { return Err(read.into_problems()) };

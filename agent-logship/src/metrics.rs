@@ -91,21 +91,37 @@ impl Observed {
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
         };
-        counter("agent_logship_records_read_total", "Records framed from log files.", Metrics::get(&m.records_read));
+        counter(
+            "agent_logship_records_read_total",
+            "Records framed from log files.",
+            Metrics::get(&m.records_read),
+        );
         counter("agent_logship_read_bytes_total", "Bytes read from log files.", Metrics::get(&m.bytes_read));
-        counter("agent_logship_records_cut_total", "Record pieces cut at the size limit.", Metrics::get(&m.records_cut));
+        counter(
+            "agent_logship_records_cut_total",
+            "Record pieces cut at the size limit.",
+            Metrics::get(&m.records_cut),
+        );
         counter(
             "agent_logship_timestamps_unparsed_total",
             "Records shipped with the ingest time because their own could not be read.",
             Metrics::get(&m.timestamps_unparsed),
         );
-        counter("agent_logship_documents_stored_total", "Documents Elasticsearch stored.", Metrics::get(&m.docs_stored));
+        counter(
+            "agent_logship_documents_stored_total",
+            "Documents Elasticsearch stored.",
+            Metrics::get(&m.docs_stored),
+        );
         counter(
             "agent_logship_documents_duplicate_total",
             "Documents Elasticsearch already had (409 to create with our id): delivered.",
             Metrics::get(&m.docs_duplicate),
         );
-        counter("agent_logship_documents_retried_total", "Document sends retried (429 / 5xx items).", Metrics::get(&m.docs_retried));
+        counter(
+            "agent_logship_documents_retried_total",
+            "Document sends retried (429 / 5xx items).",
+            Metrics::get(&m.docs_retried),
+        );
         counter(
             "agent_logship_documents_dead_lettered_total",
             "Documents Elasticsearch refused for good, kept in the dead-letter file.",
@@ -117,7 +133,11 @@ impl Observed {
             "_bulk requests that failed as a whole (connection, 429, 5xx, 401/403) and were retried.",
             Metrics::get(&m.requests_failed),
         );
-        counter("agent_logship_batches_split_total", "Batches split after a 413.", Metrics::get(&m.batches_split));
+        counter(
+            "agent_logship_batches_split_total",
+            "Batches split after a 413.",
+            Metrics::get(&m.batches_split),
+        );
         let _ = write!(
             out,
             "# HELP agent_logship_inflight_bytes Log bytes read but not yet acknowledged.\n\
@@ -139,7 +159,8 @@ impl Observed {
         );
         let files = self.sources.files();
         for f in files.iter().take(MAX_FILE_SERIES) {
-            let _ = writeln!(out, "agent_logship_file_lag_bytes{{path=\"{}\"}} {}", label(&f.path), f.lag_bytes);
+            let _ =
+                writeln!(out, "agent_logship_file_lag_bytes{{path=\"{}\"}} {}", label(&f.path), f.lag_bytes);
         }
         if files.len() > MAX_FILE_SERIES {
             let rest: u64 = files[MAX_FILE_SERIES..].iter().map(|f| f.lag_bytes).sum();

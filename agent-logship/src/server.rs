@@ -29,7 +29,11 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 type Body = Full<Bytes>;
 
 /// Serves until `stop` completes.
-pub async fn serve(listener: TcpListener, observed: Arc<Observed>, stop: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    observed: Arc<Observed>,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     let mut stop = pin!(stop);
@@ -74,7 +78,11 @@ pub fn respond(observed: &Observed, method: &Method, path: &str) -> Response<Bod
         return answer(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n".into());
     }
     if method != Method::GET && method != Method::HEAD {
-        let mut a = answer(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n".into());
+        let mut a = answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n".into(),
+        );
         a.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return a;
     }
@@ -85,7 +93,9 @@ pub fn respond(observed: &Observed, method: &Method, path: &str) -> Response<Bod
     };
     match verdict {
         Ok(()) => answer(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
-        Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", format!("{reason}\n")),
+        Err(reason) => {
+            answer(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", format!("{reason}\n"))
+        }
     }
 }
 

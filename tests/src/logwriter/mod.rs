@@ -193,10 +193,8 @@ mod tests {
         let mut w = LogWriter::open(cfg).expect("open");
         w.write_n(300).expect("write");
         let text: String = w.files().iter().map(|f| fs::read_to_string(f).expect("read")).collect();
-        let seqs: Vec<u64> = text
-            .lines()
-            .filter_map(|l| l.rsplit_once(" seq=").and_then(|(_, n)| n.parse().ok()))
-            .collect();
+        let seqs: Vec<u64> =
+            text.lines().filter_map(|l| l.rsplit_once(" seq=").and_then(|(_, n)| n.parse().ok())).collect();
         assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
         assert!(fs::metadata(&path).expect("active").len() <= 8192);
     }
