@@ -1,3 +1,55 @@
-//! agent-logship's edge (being built: issue 8).
+//! agent-logship's edge: flags and environment in; a pipeline, a probe server and an exit code.
 
-fn main() {}
+#![allow(clippy::print_stdout)] // `setup` reports on stdout; without a URL documents go there.
+
+use std::process::ExitCode;
+
+use agent_core::Exit;
+use agent_core::dns::Dns;
+use agent_core::shutdown::Signals;
+use agent_core::startup::Startup;
+use agent_logship::config::{Cli, Command, Config, SETTINGS};
+use agent_logship::run::{self, Failure};
+
+fn main() -> ExitCode {
+    let mut start = match Startup::<Cli>::begin(&SETTINGS) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
+    // Two workers: reading and encoding on one, compressing and sending on the other.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return start.fail(Exit::Software, &format!("cannot start the runtime: {e}")),
+    };
+    let command = start.cli.command.take();
+    let built = start.config(|cli, read| {
+        let dns = Dns::from_vars(read.vars().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match (dns, Config::from_parts(cli, read)) {
+            (Ok(dns), Ok(config)) => Ok((config, dns)),
+            (dns, config) => Err(dns.err().into_iter().chain(config.err().into_iter().flatten()).collect()),
+        }
+    });
+    let (config, dns) = match built {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    if let Some(Command::Setup(_)) = command {
+        return match runtime.block_on(run::setup(&config, dns)) {
+            Ok(report) => {
+                print!("{report}");
+                Exit::Ok.into()
+            }
+            Err(Failure::Config(problems)) => start.bad_config(problems),
+            Err(e) => start.fail(Exit::Unavailable, &e.to_string()),
+        };
+    }
+    let signals = match Signals::install(start.termination_path()) {
+        Ok(s) => s,
+        Err(e) => return start.fail(Exit::Software, &format!("cannot install signal handlers: {e}")),
+    };
+    match runtime.block_on(run::run(config, dns, signals)) {
+        Ok(()) => Exit::Ok.into(),
+        Err(Failure::Config(problems)) => start.bad_config(problems),
+        Err(e) => start.fail(Exit::Software, &e.to_string()),
+    }
+}
