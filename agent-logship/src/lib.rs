@@ -13,3 +13,5 @@ pub mod flow;
 pub mod frame;
 pub mod metrics;
 pub mod record;
+pub mod setup;
+pub mod sink;
