@@ -9,6 +9,8 @@ use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::sink::client::Auth;
+
 pub const PATHS: Spec<Vec<String>> = Spec::new(
     "paths",
     "AGENT_LOGSHIP_PATHS",
@@ -417,14 +419,6 @@ pub struct Elasticsearch {
     pub auth: Auth,
     pub gzip: bool,
     pub request_timeout: Duration,
-}
-
-/// Credentials, as files to read (mounted Secrets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Auth {
-    None,
-    Basic { username_file: PathBuf, password_file: PathBuf },
-    ApiKey { file: PathBuf },
 }
 
 /// What the documents say about where they come from.

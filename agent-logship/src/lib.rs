@@ -15,3 +15,5 @@ pub mod frame;
 pub mod metrics;
 pub mod record;
 pub mod server;
+pub mod setup;
+pub mod sink;

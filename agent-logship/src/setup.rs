@@ -1,0 +1,413 @@
+//! `agent-logship setup`: prepares the cluster for our data streams, like `filebeat setup`.
+//! Detects the flavour (`GET /`: Elasticsearch says so in `X-Elastic-Product`, OpenSearch in
+//! `version.distribution`), then installs — idempotently — the index template `logs-calypso` for
+//! `logs-calypso.*-*` with `data_stream: {}` and ECS mappings for the fields the encoder writes,
+//! and, when asked, a retention policy (ILM on Elasticsearch, ISM on OpenSearch). OpenSearch has
+//! no built-in `logs-*-*` template: without this one, data streams do not exist there.
+//!
+//! Idempotence: each object we install carries a hash of its own content (`_meta.hash`, or in an
+//! ISM policy's description, which has no `_meta`); an existing object with the same hash is left
+//! alone ("unchanged"), another one is replaced ("updated").
+
+use std::fmt;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::sink::client::{Answer, Body, EsClient, SendError};
+
+/// The template's and the policies' name.
+pub const NAME: &str = "logs-calypso";
+/// The data streams the template covers (`logs-calypso.<component>-<namespace>`).
+pub const PATTERN: &str = "logs-calypso.*-*";
+/// Above Elasticsearch's built-in `logs` template (100) so ours wins for our data streams.
+pub const PRIORITY: u32 = 200;
+
+/// What `setup` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetupOptions {
+    /// Delete documents after this many days (ILM / ISM policy); `None`: no policy installed.
+    pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flavour {
+    Elasticsearch { version: String },
+    OpenSearch { version: String },
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flavour::Elasticsearch { version } => write!(f, "Elasticsearch {version}"),
+            Flavour::OpenSearch { version } => write!(f, "OpenSearch {version}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// What `setup` did, for the binary to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub flavour: Flavour,
+    /// (object, what happened), e.g. ("index template logs-calypso", Created).
+    pub objects: Vec<(String, Change)>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "cluster: {}", self.flavour)?;
+        for (what, change) in &self.objects {
+            writeln!(f, "{what}: {change}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("{what}: HTTP {status}: {reason}")]
+    Status { what: String, status: u16, reason: String },
+    #[error("{what}: the answer is not what Elasticsearch/OpenSearch sends")]
+    Unreadable { what: String },
+    #[error(
+        "the cluster is neither Elasticsearch nor OpenSearch (no X-Elastic-Product header, no version.distribution)"
+    )]
+    UnknownFlavour,
+}
+
+impl SetupError {
+    /// Whether the cluster could not be reached (exit 69) rather than refused (exit 65/64).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SetupError::Send(_))
+            || matches!(self, SetupError::Status { status, .. } if *status == 429 || *status >= 500)
+    }
+}
+
+/// Runs `setup` against the cluster.
+pub async fn setup(client: &EsClient, opts: &SetupOptions) -> Result<Report, SetupError> {
+    let root = call(client, Method::GET, "", None).await?;
+    if root.status != 200 {
+        return Err(status_error("GET /", &root));
+    }
+    let product = root.headers.get("x-elastic-product").and_then(|v| v.to_str().ok());
+    let info: Value =
+        serde_json::from_slice(&root.body).map_err(|_| SetupError::Unreadable { what: "GET /".into() })?;
+    let flavour = flavour(product, &info)?;
+    let mut objects = Vec::new();
+    let es = matches!(flavour, Flavour::Elasticsearch { .. });
+    if let Some(days) = opts.retention_days {
+        let change = if es {
+            put_if_changed(client, &format!("_ilm/policy/{NAME}"), ilm_policy(days), Existing::Ilm).await?
+        } else {
+            put_if_changed(client, &format!("_plugins/_ism/policies/{NAME}"), ism_policy(days), Existing::Ism)
+                .await?
+        };
+        let kind = if es { "ILM policy" } else { "ISM policy" };
+        objects.push((format!("{kind} {NAME} (delete after {days} days)"), change));
+    }
+    let template = index_template(&flavour, es && opts.retention_days.is_some());
+    let change =
+        put_if_changed(client, &format!("_index_template/{NAME}"), template, Existing::Template).await?;
+    objects.push((format!("index template {NAME} ({PATTERN}, priority {PRIORITY})"), change));
+    Ok(Report { flavour, objects })
+}
+
+/// Tells Elasticsearch from OpenSearch by what `GET /` answered.
+pub fn flavour(product_header: Option<&str>, info: &Value) -> Result<Flavour, SetupError> {
+    let version = info["version"]["number"].as_str().unwrap_or("unknown").to_string();
+    if info["version"]["distribution"].as_str() == Some("opensearch") {
+        return Ok(Flavour::OpenSearch { version });
+    }
+    if product_header == Some("Elasticsearch") {
+        return Ok(Flavour::Elasticsearch { version });
+    }
+    // Elasticsearch before 7.14 sent no header; its tagline says who it is.
+    if info["tagline"].as_str() == Some("You Know, for Search") && info["version"]["number"].is_string() {
+        return Ok(Flavour::Elasticsearch { version });
+    }
+    Err(SetupError::UnknownFlavour)
+}
+
+/// The index template, with the hash of its content in `_meta`.
+pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
+    let es = matches!(flavour, Flavour::Elasticsearch { .. });
+    let kw = || json!({"type": "keyword", "ignore_above": 1024});
+    // match_only_text (ES 7.14+) indexes no positions/frequencies: half the size for log
+    // messages, phrase queries still work. OpenSearch has no such type.
+    let message = if es { json!({"type": "match_only_text"}) } else { json!({"type": "text"}) };
+    // wildcard (ES 7.9+) finds substrings of long stack traces; OpenSearch 2.15+ has it too,
+    // but older ones do not: text works everywhere.
+    let stack = if es { json!({"type": "wildcard"}) } else { json!({"type": "text"}) };
+    let mut settings = json!({});
+    if with_ilm {
+        settings["index.lifecycle.name"] = json!(NAME);
+    }
+    let mappings = json!({
+        "dynamic_templates": [
+            {"kubernetes_keywords": {"path_match": "kubernetes.*", "match_mapping_type": "string", "mapping": kw()}}
+        ],
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "message": message,
+            "log": {"properties": {
+                "level": kw(),
+                "logger": kw(),
+                "offset": {"type": "long"},
+                "flags": kw(),
+                "file": {"properties": {"path": kw()}}
+            }},
+            "process": {"properties": {"thread": {"properties": {"name": kw()}}}},
+            "service": {"properties": {"name": kw()}},
+            "event": {"properties": {"dataset": kw()}},
+            "host": {"properties": {"name": kw()}},
+            "kubernetes": {"properties": {
+                "namespace": kw(),
+                "pod": {"properties": {"name": kw()}},
+                "node": {"properties": {"name": kw()}},
+                "container": {"properties": {"name": kw()}}
+            }},
+            "error": {"properties": {
+                "type": kw(),
+                "message": {"type": "text"},
+                "stack_trace": stack
+            }},
+            "calypso": {"properties": {"environment": kw()}}
+        }
+    });
+    let body = json!({
+        "index_patterns": [PATTERN],
+        "data_stream": {},
+        "priority": PRIORITY,
+        "template": {"settings": settings, "mappings": mappings}
+    });
+    with_meta(body)
+}
+
+/// ILM: roll over at 50gb per primary shard or 30 days, delete `days` after rollover.
+pub fn ilm_policy(days: u32) -> Value {
+    let policy = json!({
+        "phases": {
+            "hot": {"actions": {"rollover": {"max_primary_shard_size": "50gb", "max_age": "30d"}}},
+            "delete": {"min_age": format!("{days}d"), "actions": {"delete": {}}}
+        }
+    });
+    json!({"policy": with_meta(policy)})
+}
+
+/// ISM: the same on OpenSearch, attached to new backing indices by `ism_template`.
+pub fn ism_policy(days: u32) -> Value {
+    let policy = json!({
+        "default_state": "hot",
+        "states": [
+            {"name": "hot",
+             "actions": [{"rollover": {"min_primary_shard_size": "50gb", "min_index_age": "30d"}}],
+             "transitions": [{"state_name": "delete", "conditions": {"min_index_age": format!("{days}d")}}]},
+            {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
+        ],
+        // Backing indices of data streams are `.ds-<stream>-<generation>`.
+        "ism_template": [{"index_patterns": [PATTERN, format!(".ds-{PATTERN}")], "priority": PRIORITY}]
+    });
+    let h = hash(&policy);
+    let mut policy = policy;
+    policy["description"] = json!(format!("agent-logship retention for {PATTERN} (hash {h})"));
+    json!({"policy": policy})
+}
+
+/// Adds `_meta: {managed_by, hash}` to an object; the hash covers everything else.
+fn with_meta(mut v: Value) -> Value {
+    let h = hash(&v);
+    v["_meta"] = json!({"managed_by": "agent-logship", "hash": h});
+    v
+}
+
+/// A stable hash of a JSON value (serde_json's maps are sorted: the same content, the same text).
+fn hash(v: &Value) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(v.to_string().as_bytes()))
+}
+
+/// Where an existing object keeps our hash, and what an update needs.
+#[derive(Debug, Clone, Copy)]
+enum Existing {
+    Template,
+    Ilm,
+    Ism,
+}
+
+/// What we know of an object already in the cluster.
+#[derive(Debug, PartialEq, Eq)]
+struct Found {
+    hash: Option<String>,
+    /// ISM updates need the document's sequence number and primary term.
+    ism_version: Option<(u64, u64)>,
+}
+
+fn found(kind: Existing, v: &Value) -> Found {
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    match kind {
+        Existing::Template => {
+            Found { hash: s(&v["index_templates"][0]["index_template"]["_meta"]["hash"]), ism_version: None }
+        }
+        Existing::Ilm => Found { hash: s(&v[NAME]["policy"]["_meta"]["hash"]), ism_version: None },
+        Existing::Ism => Found {
+            hash: v["policy"]["description"]
+                .as_str()
+                .and_then(|d| d.rsplit_once("(hash "))
+                .map(|(_, h)| h.trim_end_matches(')').to_string()),
+            ism_version: v["_seq_no"].as_u64().zip(v["_primary_term"].as_u64()),
+        },
+    }
+}
+
+fn desired_hash(kind: Existing, desired: &Value) -> Option<String> {
+    found(
+        kind,
+        &match kind {
+            Existing::Template => json!({"index_templates": [{"index_template": desired}]}),
+            Existing::Ilm => json!({ NAME: desired }),
+            Existing::Ism => desired.clone(),
+        },
+    )
+    .hash
+}
+
+async fn put_if_changed(
+    client: &EsClient,
+    path: &str,
+    desired: Value,
+    kind: Existing,
+) -> Result<Change, SetupError> {
+    let got = call(client, Method::GET, path, None).await?;
+    let existing = match got.status {
+        404 => None,
+        200 => {
+            let v: Value = serde_json::from_slice(&got.body)
+                .map_err(|_| SetupError::Unreadable { what: format!("GET {path}") })?;
+            Some(found(kind, &v))
+        }
+        _ => return Err(status_error(&format!("GET {path}"), &got)),
+    };
+    if let Some(f) = &existing
+        && f.hash.is_some()
+        && f.hash == desired_hash(kind, &desired)
+    {
+        return Ok(Change::Unchanged);
+    }
+    let put_path = match existing.as_ref().and_then(|f| f.ism_version) {
+        Some((seq, term)) => format!("{path}?if_seq_no={seq}&if_primary_term={term}"),
+        None => path.to_string(),
+    };
+    let body = Body { bytes: desired.to_string().into(), content_type: "application/json", gzip: false };
+    let put = call(client, Method::PUT, &put_path, Some(&body)).await?;
+    if !(200..300).contains(&put.status) {
+        return Err(status_error(&format!("PUT {path}"), &put));
+    }
+    Ok(if existing.is_some() { Change::Updated } else { Change::Created })
+}
+
+/// One request, trying each configured URL once while they cannot be reached.
+async fn call(
+    client: &EsClient,
+    method: Method,
+    path: &str,
+    body: Option<&Body>,
+) -> Result<Answer, SetupError> {
+    let mut last = None;
+    for _ in 0..client.url_count() {
+        match client.send(method.clone(), path, body).await {
+            Ok(a) => return Ok(a),
+            // `send` moved to the next URL already.
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => SetupError::Send(e),
+        None => SetupError::Unreadable { what: path.to_string() },
+    })
+}
+
+fn status_error(what: &str, a: &Answer) -> SetupError {
+    let v: Option<Value> = serde_json::from_slice(&a.body).ok();
+    let reason = v
+        .as_ref()
+        .and_then(|v| v["error"]["reason"].as_str().or(v["error"].as_str()).map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&a.body[..a.body.len().min(200)]).trim().to_string());
+    SetupError::Status { what: what.to_string(), status: a.status, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavours() {
+        let es = json!({"name":"es-0","cluster_name":"c","version":{"number":"8.13.4","build_flavor":"default"},"tagline":"You Know, for Search"});
+        assert_eq!(
+            flavour(Some("Elasticsearch"), &es).expect("es"),
+            Flavour::Elasticsearch { version: "8.13.4".into() }
+        );
+        assert_eq!(flavour(None, &es).expect("old es"), Flavour::Elasticsearch { version: "8.13.4".into() });
+        let os = json!({"name":"os-0","version":{"distribution":"opensearch","number":"2.13.0"},"tagline":"The OpenSearch Project: https://opensearch.org/"});
+        assert_eq!(flavour(None, &os).expect("os"), Flavour::OpenSearch { version: "2.13.0".into() });
+        assert!(matches!(flavour(None, &json!({"hello":"world"})), Err(SetupError::UnknownFlavour)));
+    }
+
+    #[test]
+    fn template_per_flavour() {
+        let es = index_template(&Flavour::Elasticsearch { version: "8".into() }, true);
+        assert_eq!(es["index_patterns"][0], PATTERN);
+        assert_eq!(es["data_stream"], json!({}));
+        assert_eq!(es["priority"], 200);
+        assert_eq!(es["template"]["settings"]["index.lifecycle.name"], NAME);
+        let p = &es["template"]["mappings"]["properties"];
+        assert_eq!(p["message"]["type"], "match_only_text");
+        assert_eq!(p["error"]["properties"]["stack_trace"]["type"], "wildcard");
+        assert_eq!(p["log"]["properties"]["offset"]["type"], "long");
+        assert_eq!(p["kubernetes"]["properties"]["pod"]["properties"]["name"]["type"], "keyword");
+        let os = index_template(&Flavour::OpenSearch { version: "2".into() }, false);
+        let p = &os["template"]["mappings"]["properties"];
+        assert_eq!(p["message"]["type"], "text");
+        assert!(os["template"]["settings"].get("index.lifecycle.name").is_none());
+        assert_ne!(es["_meta"]["hash"], os["_meta"]["hash"]);
+    }
+
+    #[test]
+    fn hashes_are_stable_and_found_back() {
+        let a = index_template(&Flavour::OpenSearch { version: "2".into() }, false);
+        let b = index_template(&Flavour::OpenSearch { version: "2.1".into() }, false);
+        assert_eq!(a, b, "the version does not enter the template");
+        // As the cluster returns them.
+        let stored = json!({"index_templates": [{"name": NAME, "index_template": a.clone()}]});
+        assert_eq!(found(Existing::Template, &stored).hash, desired_hash(Existing::Template, &a));
+        let ilm = ilm_policy(30);
+        let stored = json!({ NAME: {"version": 1, "modified_date": "x", "policy": ilm["policy"].clone()} });
+        assert_eq!(found(Existing::Ilm, &stored).hash, desired_hash(Existing::Ilm, &ilm));
+        assert_ne!(desired_hash(Existing::Ilm, &ilm), desired_hash(Existing::Ilm, &ilm_policy(31)));
+        let ism = ism_policy(30);
+        let mut stored = json!({"_id": NAME, "_version": 1, "_seq_no": 7, "_primary_term": 1, "policy": ism["policy"].clone()});
+        stored["policy"]["policy_id"] = json!(NAME);
+        let f = found(Existing::Ism, &stored);
+        assert_eq!(f.hash, desired_hash(Existing::Ism, &ism));
+        assert_eq!(f.ism_version, Some((7, 1)));
+        assert_eq!(ilm["policy"]["phases"]["delete"]["min_age"], "30d");
+        assert_eq!(ism["policy"]["states"][0]["transitions"][0]["conditions"]["min_index_age"], "30d");
+    }
+}

@@ -1,0 +1,256 @@
+//! The pure judge of a `_bulk` answer: given its HTTP status, its body and how many documents
+//! were sent, what happens to the request as a whole and to each document in it. No IO, no
+//! time: unit-tested on recorded Elasticsearch 8 and OpenSearch 2 answers.
+
+use serde::Deserialize;
+
+/// What became of one document of an answered request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// 2xx: stored.
+    Stored,
+    /// 409 on `create` with our deterministic `_id`: it was stored before — delivered.
+    Duplicate,
+    /// 429 or 5xx for this item: send it (alone, not the whole batch) again after a backoff.
+    Retry,
+    /// Any other 4xx: will never succeed as it is; keep it in the dead-letter file.
+    DeadLetter(Rejection),
+}
+
+/// Why Elasticsearch refused a document or a request, as it said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    /// The error's `type` (`mapper_parsing_exception`...), `unknown` when the answer had none.
+    pub kind: String,
+    pub reason: String,
+}
+
+/// What to do with the request as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Answered item by item, in request order.
+    Items(Vec<Item>),
+    /// Send the same request again after a backoff (429, 5xx, or an answer we cannot trust).
+    RetryWhole(RetryReason),
+    /// 413: the request was too large; send each half on its own.
+    Split,
+    /// 401/403: the credentials are wrong or lack a privilege — a configuration problem. Keep
+    /// the data and try again slowly.
+    AuthProblem(u16),
+    /// Another 4xx for the whole request: it will never succeed (our bug, or a proxy's refusal).
+    Rejected(Rejection),
+}
+
+/// Why a whole request is to be sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryReason {
+    /// The server said so: 429, 408, 5xx.
+    Status(u16),
+    /// A 2xx whose body is not a `_bulk` answer (a proxy's page, a cut body).
+    Unreadable,
+    /// The answer lists a different number of items than we sent: never guess which is which.
+    ItemCount { sent: usize, answered: usize },
+}
+
+impl std::fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RetryReason::Status(s) => write!(f, "HTTP {s}"),
+            RetryReason::Unreadable => f.write_str("answer is not a _bulk response"),
+            RetryReason::ItemCount { sent, answered } => {
+                write!(f, "answer lists {answered} items for {sent} sent")
+            }
+        }
+    }
+}
+
+/// Judges one `_bulk` answer.
+pub fn classify(status: u16, body: &[u8], sent: usize) -> Verdict {
+    match status {
+        200..=299 => classify_items(body, sent),
+        413 => Verdict::Split,
+        401 | 403 => Verdict::AuthProblem(status),
+        // 408: the server gave up waiting for our body; a transient like 429.
+        408 | 429 | 500..=599 => Verdict::RetryWhole(RetryReason::Status(status)),
+        400..=499 => Verdict::Rejected(whole_rejection(status, body)),
+        // 1xx/3xx (redirects are not followed): nothing was stored that we know of.
+        _ => Verdict::RetryWhole(RetryReason::Status(status)),
+    }
+}
+
+/// The answer's shape, only what we read. `items` entries are one-key objects
+/// (`{"create": {...}}`), deserialized as an externally tagged enum without a map per item.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    errors: Option<bool>,
+    items: Vec<Action>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Action {
+    Create(Outcome),
+    Index(Outcome),
+    Update(Outcome),
+    Delete(Outcome),
+}
+
+#[derive(Deserialize)]
+struct Outcome {
+    status: u16,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+fn classify_items(body: &[u8], sent: usize) -> Verdict {
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        return Verdict::RetryWhole(RetryReason::Unreadable);
+    };
+    if answer.items.len() != sent {
+        return Verdict::RetryWhole(RetryReason::ItemCount { sent, answered: answer.items.len() });
+    }
+    // Fast path: the server says nothing failed; no need to look at each item.
+    if answer.errors == Some(false) {
+        return Verdict::Items(vec![Item::Stored; sent]);
+    }
+    let items = answer
+        .items
+        .into_iter()
+        .map(|a| {
+            let (Action::Create(o) | Action::Index(o) | Action::Update(o) | Action::Delete(o)) = a;
+            item(o)
+        })
+        .collect();
+    Verdict::Items(items)
+}
+
+fn item(o: Outcome) -> Item {
+    match o.status {
+        200..=299 => Item::Stored,
+        409 => Item::Duplicate,
+        408 | 429 | 500..=599 => Item::Retry,
+        s => {
+            let (kind, reason) = error_fields(o.error.as_ref());
+            Item::DeadLetter(Rejection { status: s, kind, reason })
+        }
+    }
+}
+
+/// The `type` and `reason` of an `error` object; older servers sent a plain string.
+fn error_fields(error: Option<&serde_json::Value>) -> (String, String) {
+    match error {
+        Some(serde_json::Value::Object(e)) => (
+            e.get("type").and_then(|t| t.as_str()).unwrap_or("unknown").to_string(),
+            e.get("reason").and_then(|t| t.as_str()).unwrap_or("").to_string(),
+        ),
+        Some(serde_json::Value::String(s)) => ("unknown".to_string(), s.clone()),
+        _ => ("unknown".to_string(), String::new()),
+    }
+}
+
+fn whole_rejection(status: u16, body: &[u8]) -> Rejection {
+    let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let (kind, mut reason) = error_fields(v.as_ref().and_then(|v| v.get("error")));
+    if v.is_none() {
+        // Not Elasticsearch talking (a proxy's page): keep a short, printable head of it.
+        reason = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
+    }
+    Rejection { status, kind, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> Vec<u8> {
+        let path = format!("{}/testdata/bulk/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn all_created_fast_path() {
+        assert_eq!(
+            classify(200, &data("es8-all-created.json"), 2),
+            Verdict::Items(vec![Item::Stored, Item::Stored])
+        );
+    }
+
+    #[test]
+    fn es8_mixed_items() {
+        let Verdict::Items(items) = classify(200, &data("es8-mixed.json"), 6) else { panic!("items") };
+        assert_eq!(items[0], Item::Stored);
+        assert_eq!(items[1], Item::Duplicate);
+        assert_eq!(items[2], Item::Retry);
+        let Item::DeadLetter(r) = &items[3] else { panic!("dead letter: {:?}", items[3]) };
+        assert_eq!((r.status, r.kind.as_str()), (400, "document_parsing_exception"));
+        assert!(r.reason.starts_with("[1:15] failed to parse field [log.offset]"), "{}", r.reason);
+        assert_eq!(items[4], Item::Retry);
+        assert_eq!(items[5], Item::Stored);
+    }
+
+    #[test]
+    fn opensearch2_mixed_items() {
+        let Verdict::Items(items) = classify(200, &data("os2-mixed.json"), 5) else { panic!("items") };
+        assert_eq!(items[0], Item::Stored);
+        assert_eq!(items[1], Item::Duplicate);
+        assert!(matches!(&items[2], Item::DeadLetter(r) if r.kind == "mapper_parsing_exception"));
+        assert_eq!(items[3], Item::Retry);
+        assert!(matches!(&items[4], Item::DeadLetter(r)
+            if r.kind == "illegal_argument_exception" && r.reason.contains("op_type of create")));
+    }
+
+    #[test]
+    fn item_count_mismatch_retries_whole() {
+        assert_eq!(
+            classify(200, &data("es8-mixed.json"), 7),
+            Verdict::RetryWhole(RetryReason::ItemCount { sent: 7, answered: 6 })
+        );
+        // Even on the fast path.
+        assert!(matches!(classify(200, &data("es8-all-created.json"), 3), Verdict::RetryWhole(_)));
+    }
+
+    #[test]
+    fn unreadable_2xx_retries_whole() {
+        assert_eq!(classify(200, b"<html>ok</html>", 1), Verdict::RetryWhole(RetryReason::Unreadable));
+        assert_eq!(
+            classify(200, b"{\"errors\":false,\"items\":[{\"create\":{\"status\":201}}", 1),
+            Verdict::RetryWhole(RetryReason::Unreadable)
+        );
+    }
+
+    #[test]
+    fn whole_request_statuses() {
+        assert_eq!(classify(413, b"", 3), Verdict::Split);
+        assert_eq!(classify(401, &data("es8-401.json"), 3), Verdict::AuthProblem(401));
+        assert_eq!(classify(403, b"", 3), Verdict::AuthProblem(403));
+        for s in [429, 500, 502, 503, 504, 507] {
+            assert_eq!(
+                classify(s, &data("es8-429-whole.json"), 3),
+                Verdict::RetryWhole(RetryReason::Status(s))
+            );
+        }
+        let Verdict::Rejected(r) = classify(400, &data("es8-400-whole.json"), 3) else { panic!("rejected") };
+        assert_eq!((r.status, r.kind.as_str()), (400, "illegal_argument_exception"));
+        assert!(r.reason.contains("terminated by a newline"));
+        let Verdict::Rejected(r) = classify(404, b"<html>Not Found</html>", 3) else { panic!("rejected") };
+        assert_eq!((r.kind.as_str(), r.reason.as_str()), ("unknown", "<html>Not Found</html>"));
+    }
+
+    #[test]
+    fn string_errors_and_missing_errors_flag() {
+        let body = br#"{"items":[{"index":{"status":400,"error":"MapperParsingException[failed]"}},{"index":{"status":201}}]}"#;
+        assert_eq!(
+            classify(200, body, 2),
+            Verdict::Items(vec![
+                Item::DeadLetter(Rejection {
+                    status: 400,
+                    kind: "unknown".into(),
+                    reason: "MapperParsingException[failed]".into()
+                }),
+                Item::Stored
+            ])
+        );
+    }
+}

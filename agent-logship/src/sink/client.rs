@@ -1,0 +1,319 @@
+//! The HTTP client that talks to Elasticsearch / OpenSearch, for the sender and for `setup`:
+//! reqwest on rustls like agent-core's, but keeping connections alive (a shipper sends a request
+//! a second to the same cluster), trusting an extra CA bundle, trying the configured URLs in
+//! turn, and reading credentials from files at every request — mounted Secrets are symlinks that
+//! Kubernetes swaps when the Secret changes, so nothing is cached. Credentials never appear in
+//! errors, logs or metrics: headers are marked sensitive and errors name files, not contents.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use agent_core::dns::Dns;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use url::Url;
+
+/// How to authenticate, each secret in a file of its own (a mounted Secret's key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    #[default]
+    None,
+    /// HTTP basic: the user name and the password, each read from its file.
+    Basic { username_file: PathBuf, password_file: PathBuf },
+    /// `Authorization: ApiKey <key>`: the file holds the encoded key as Elasticsearch returns it
+    /// (`encoded`), or `id:api_key`, which is encoded here.
+    ApiKey { file: PathBuf },
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// One or more base URLs (`https://es-0:9200`, or with a path prefix behind a proxy).
+    pub urls: Vec<Url>,
+    /// A PEM bundle of CA certificates trusted in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    pub auth: Auth,
+    /// The whole exchange (connect, send, answer) of one request.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no Elasticsearch URL configured")]
+    NoUrl,
+    #[error("cannot read the CA file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
+    #[error("the CA file {0} holds no certificate")]
+    CaFileEmpty(PathBuf),
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// Why a request got no answer. Display is a short reason for logs: no URL (it could carry
+/// user info), no credential.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot read the credential file {path}: {reason}")]
+    Credentials { path: PathBuf, reason: String },
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("no answer from {url} within {}", humantime::format_duration(*.timeout))]
+    Timeout { url: String, timeout: Duration },
+    #[error("request to {url} failed: {reason}")]
+    Other { url: String, reason: String },
+}
+
+/// An answer: status, the headers `setup` needs, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A request body and how it is encoded.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+    pub gzip: bool,
+}
+
+#[derive(Debug)]
+pub struct EsClient {
+    client: reqwest::Client,
+    urls: Vec<Url>,
+    current: AtomicUsize,
+    auth: Auth,
+    timeout: Duration,
+}
+
+impl EsClient {
+    pub fn new(opts: &ClientOptions, dns: Dns, user_agent: &str) -> Result<Self, ClientError> {
+        if opts.urls.is_empty() {
+            return Err(ClientError::NoUrl);
+        }
+        // reqwest is built without a default crypto provider so that only ring is linked.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config(opts.ca_file.as_deref())?)
+            .dns_resolver(Arc::new(dns))
+            .user_agent(user_agent)
+            // Keep-alive: one connection reused for every request to a node. Idle ones are
+            // closed before a load balancer's usual idle cut (60 s) could catch one mid-send.
+            .pool_max_idle_per_host(4)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .tcp_keepalive(Duration::from_secs(30))
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+            .timeout(opts.timeout)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ClientError::Build(reason(&e)))?;
+        Ok(EsClient {
+            client,
+            urls: opts.urls.clone(),
+            current: AtomicUsize::new(0),
+            auth: opts.auth.clone(),
+            timeout: opts.timeout,
+        })
+    }
+
+    /// The URL requests go to now, for logs (user info and query removed).
+    pub fn current_url(&self) -> String {
+        redact(&self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()])
+    }
+
+    /// Moves to the next URL (after a connection error or a whole-request retry).
+    pub fn rotate(&self) {
+        if self.urls.len() > 1 {
+            self.current.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn url_count(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// Sends one request to the current URL; `path` is relative to the base URL (`_bulk`,
+    /// `_index_template/x`, or empty for `GET /`). On a connection error moves to the next URL.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Body>,
+    ) -> Result<Answer, SendError> {
+        let base = &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()];
+        let url = join(base, path);
+        let shown = redact(base);
+        let mut req = self.client.request(method, url);
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::Basic { username_file, password_file } => {
+                let user = read_secret(username_file)?;
+                let pass = read_secret(password_file)?;
+                // reqwest marks the header sensitive.
+                req.basic_auth(user, Some(pass))
+            }
+            Auth::ApiKey { file } => {
+                let key = read_secret(file)?;
+                let encoded = if key.contains(':') { base64(key.as_bytes()) } else { key };
+                let mut v = HeaderValue::from_str(&format!("ApiKey {encoded}")).map_err(|_| {
+                    SendError::Credentials { path: file.clone(), reason: "not a valid header value".into() }
+                })?;
+                v.set_sensitive(true);
+                req.header(reqwest::header::AUTHORIZATION, v)
+            }
+        };
+        if let Some(b) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, b.content_type).body(b.bytes.clone());
+            if b.gzip {
+                req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
+            }
+        }
+        let result = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await?;
+            Ok::<_, reqwest::Error>(Answer { status, headers, body })
+        }
+        .await;
+        result.map_err(|e| {
+            let err = if e.is_timeout() {
+                SendError::Timeout { url: shown, timeout: self.timeout }
+            } else if e.is_connect() {
+                SendError::Connect { url: shown, reason: reason(&e.without_url()) }
+            } else {
+                SendError::Other { url: shown, reason: reason(&e.without_url()) }
+            };
+            self.rotate();
+            err
+        })
+    }
+}
+
+/// `base` + `path`, keeping a path prefix of the base (`https://proxy/es/` + `_bulk`).
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{path}"));
+    url
+}
+
+/// The URL without user info, query or fragment: safe for logs.
+pub fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// A secret file's content without the trailing newline editors and `echo` add.
+fn read_secret(path: &Path) -> Result<String, SendError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => Err(SendError::Credentials { path: path.to_path_buf(), reason: e.kind().to_string() }),
+    }
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "system CA certificates not loaded");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    tracing::debug!(added, ignored, "system CA certificates");
+    if let Some(path) = ca_file {
+        let bad = |reason: String| ClientError::CaFile { path: path.to_path_buf(), reason };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ClientError::CaFileEmpty(path.to_path_buf()));
+        }
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(bad("no usable certificate in it".into()));
+        }
+    }
+    Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The error chain on one line, each distinct message once.
+fn reason(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Standard base64 with padding (for `id:api_key` API keys; a dependency for 15 lines is not
+/// worth it).
+fn base64(input: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_known_values() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(
+            base64(b"VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw"),
+            "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+        );
+    }
+
+    #[test]
+    fn join_keeps_prefix_and_redact_hides_userinfo() {
+        let u: Url = "https://user:secret@proxy:9200/es/?x=1".parse().expect("url");
+        assert_eq!(join(&u, "_bulk").path(), "/es/_bulk");
+        let u: Url = "http://es:9200".parse().expect("url");
+        assert_eq!(join(&u, "_bulk").as_str(), "http://es:9200/_bulk");
+        assert_eq!(join(&u, "").as_str(), "http://es:9200/");
+        let shown = redact(&"https://user:secret@proxy:9200/es/?x=1".parse().expect("url"));
+        assert_eq!(shown, "https://proxy:9200/es/");
+    }
+
+    #[test]
+    fn ca_file_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "nothing here\n").expect("write");
+        assert!(matches!(tls_config(Some(&empty)), Err(ClientError::CaFileEmpty(_))));
+        assert!(matches!(tls_config(Some(&dir.path().join("missing.pem"))), Err(ClientError::CaFile { .. })));
+    }
+}

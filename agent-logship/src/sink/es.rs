@@ -1,0 +1,336 @@
+//! The `_bulk` sender: delivers one batch until every document in it is stored, known to be
+//! stored (409), or dead-lettered — and only then acknowledges them. Nothing is dropped:
+//! whole-request failures (connection, 429, 5xx) are retried forever with capped exponential
+//! backoff and jitter, moving to the next URL; 413 splits the batch in halves; 401/403 wait
+//! slowly for the credentials to be fixed; per-item 429/5xx are sent again alone, before any new
+//! document; other 4xx go to the dead-letter file, logged once per reason.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_core::dns::Dns;
+use tokio::time::Instant;
+
+use super::batch::BatchLimits;
+use super::classify::{Item, Rejection, Verdict, classify};
+use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
+use super::dead_letter::DeadLetterFile;
+use super::request::{self, BulkRequest};
+use crate::metrics::Metrics;
+use crate::record::Document;
+
+/// Everything the Elasticsearch sink needs (the lead's settings feed it).
+#[derive(Debug, Clone)]
+pub struct EsOptions {
+    pub urls: Vec<url::Url>,
+    pub ca_file: Option<PathBuf>,
+    pub auth: Auth,
+    /// Compress request bodies (default on).
+    pub gzip: bool,
+    /// One request's whole exchange (default 30 s).
+    pub timeout: Duration,
+    pub batch: BatchLimits,
+    /// `<data_dir>/dead-letter.ndjson`.
+    pub dead_letter_path: PathBuf,
+    /// Requests in flight at once (default 1).
+    pub max_in_flight: usize,
+    pub retry: RetryTiming,
+}
+
+/// How long to wait before sending again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryTiming {
+    /// First backoff delay (default 100 ms), doubling with jitter up to `max`.
+    pub min: Duration,
+    /// Backoff cap (default 30 s).
+    pub max: Duration,
+    /// While the server answers 401/403: try again this often (default 30 s).
+    pub auth: Duration,
+    /// Warnings about a lasting failure are repeated at most this often (default 60 s); in
+    /// between they are logged at debug.
+    pub warn_every: Duration,
+}
+
+impl Default for RetryTiming {
+    fn default() -> Self {
+        RetryTiming {
+            min: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            auth: Duration::from_secs(30),
+            warn_every: Duration::from_secs(60),
+        }
+    }
+}
+
+impl EsOptions {
+    /// Defaults for everything but where to send and where the data directory is.
+    pub fn new(urls: Vec<url::Url>, data_dir: &std::path::Path) -> Self {
+        EsOptions {
+            urls,
+            ca_file: None,
+            auth: Auth::None,
+            gzip: true,
+            timeout: Duration::from_secs(30),
+            batch: BatchLimits::default(),
+            dead_letter_path: data_dir.join(super::dead_letter::FILE_NAME),
+            max_in_flight: 1,
+            retry: RetryTiming::default(),
+        }
+    }
+}
+
+/// The Elasticsearch / OpenSearch sink. Shared by the tasks delivering batches.
+#[derive(Debug)]
+pub struct EsSink {
+    client: EsClient,
+    gzip: bool,
+    dead_letter: DeadLetterFile,
+    metrics: Arc<Metrics>,
+    retry: RetryTiming,
+    /// (status, error type) already reported at warn: later ones go to debug.
+    reported: Mutex<HashSet<(u16, String)>>,
+    /// When a lasting-failure warning was last logged.
+    last_warning: Mutex<Option<Instant>>,
+}
+
+const NDJSON: &str = "application/x-ndjson";
+
+impl EsSink {
+    pub fn new(opts: &EsOptions, dns: Dns, metrics: Arc<Metrics>) -> Result<Self, ClientError> {
+        let client = EsClient::new(
+            &ClientOptions {
+                urls: opts.urls.clone(),
+                ca_file: opts.ca_file.clone(),
+                auth: opts.auth.clone(),
+                timeout: opts.timeout,
+            },
+            dns,
+            concat!("agent-logship/", env!("CARGO_PKG_VERSION")),
+        )?;
+        Ok(EsSink {
+            client,
+            gzip: opts.gzip,
+            dead_letter: DeadLetterFile::new(&opts.dead_letter_path),
+            metrics,
+            retry: opts.retry,
+            reported: Mutex::new(HashSet::new()),
+            last_warning: Mutex::new(None),
+        })
+    }
+
+    /// Delivers `docs` and acknowledges each once it is stored, a duplicate or dead-lettered.
+    /// Returns only then: it retries forever (cancel the future to give up; what was not
+    /// acknowledged is then read again after a restart and absorbed by 409s).
+    pub async fn deliver(&self, docs: Vec<Document>) {
+        // Parts still to deliver: a 413 pushes the two halves of a part, item retries push the
+        // retried documents. Last in, first out: a part is finished before the next is begun.
+        let mut parts = vec![docs];
+        let mut backoff = self.backoff();
+        while let Some(part) = parts.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            let req = request::build(part, self.gzip);
+            if let Some(next) = self.deliver_request(req, &mut backoff).await {
+                parts.extend(next);
+            } else {
+                // Progress without trouble: the next trouble starts from the short delay.
+                backoff = self.backoff();
+            }
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        agent_core::retry::backoff(self.retry.min, self.retry.max)
+    }
+
+    /// Sends one request until it is answered item by item (or split, or rejected). Returns the
+    /// parts still to deliver (retried items, or the two halves), `None` when all is done.
+    async fn deliver_request(
+        &self,
+        req: BulkRequest,
+        backoff: &mut (impl Iterator<Item = Duration> + Send),
+    ) -> Option<Vec<Vec<Document>>> {
+        let body = Body { bytes: req.body.clone(), content_type: NDJSON, gzip: req.gzip };
+        let sent = req.docs.len();
+        loop {
+            Metrics::add(&self.metrics.requests, 1);
+            let answer = self.client.send(reqwest::Method::POST, "_bulk", Some(&body)).await;
+            let verdict = match answer {
+                Ok(a) => classify(a.status, &a.body, sent),
+                Err(e) => {
+                    Metrics::add(&self.metrics.requests_failed, 1);
+                    self.warn_lasting(&e, sent);
+                    self.sleep(backoff).await;
+                    continue;
+                }
+            };
+            match verdict {
+                Verdict::Items(items) => return self.settle(req.docs, items, backoff).await,
+                Verdict::RetryWhole(why) => {
+                    Metrics::add(&self.metrics.requests_failed, 1);
+                    self.warn_lasting(&format!("{} answered {why}", self.client.current_url()), sent);
+                    self.client.rotate();
+                    self.sleep(backoff).await;
+                }
+                Verdict::AuthProblem(status) => {
+                    Metrics::add(&self.metrics.requests_failed, 1);
+                    if self.warning_due() {
+                        tracing::warn!(
+                            status,
+                            url = %self.client.current_url(),
+                            documents = sent,
+                            "Elasticsearch refused our credentials: check the configured user / API key and its privileges (create_doc on the data streams); the data waits"
+                        );
+                    } else {
+                        tracing::debug!(status, "credentials still refused");
+                    }
+                    tokio::time::sleep(self.retry.auth).await;
+                }
+                Verdict::Split => {
+                    Metrics::add(&self.metrics.batches_split, 1);
+                    let mut docs = req.docs;
+                    if docs.len() == 1 {
+                        let why = Rejection {
+                            status: 413,
+                            kind: "request_too_large".into(),
+                            reason: "the document alone is larger than the server accepts".into(),
+                        };
+                        self.dead_letter_all(docs, &why, backoff).await;
+                        return None;
+                    }
+                    let second = docs.split_off(docs.len() / 2);
+                    tracing::debug!(first = docs.len(), second = second.len(), "413: batch split");
+                    // Popped last-in-first-out: the first half goes first.
+                    return Some(vec![second, docs]);
+                }
+                Verdict::Rejected(why) => {
+                    // A whole request refused for good: our bug (malformed body) or a proxy's
+                    // refusal. The documents are kept in the dead-letter file, not retried forever.
+                    self.dead_letter_all(req.docs, &why, backoff).await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Acknowledges stored and duplicate items, dead-letters the refused ones, and returns the
+    /// items to send again.
+    async fn settle(
+        &self,
+        docs: Vec<Document>,
+        items: Vec<Item>,
+        backoff: &mut (impl Iterator<Item = Duration> + Send),
+    ) -> Option<Vec<Vec<Document>>> {
+        let mut retry = Vec::new();
+        let mut dead: Vec<(Document, Rejection)> = Vec::new();
+        let (mut stored, mut duplicate) = (0u64, 0u64);
+        for (doc, item) in docs.into_iter().zip(items) {
+            match item {
+                Item::Stored => {
+                    stored += 1;
+                    doc.ack.done();
+                }
+                Item::Duplicate => {
+                    duplicate += 1;
+                    doc.ack.done();
+                }
+                Item::Retry => retry.push(doc),
+                Item::DeadLetter(why) => dead.push((doc, why)),
+            }
+        }
+        Metrics::add(&self.metrics.docs_stored, stored);
+        Metrics::add(&self.metrics.docs_duplicate, duplicate);
+        if !dead.is_empty() {
+            self.dead_letter(dead, backoff).await;
+        }
+        if retry.is_empty() {
+            return None;
+        }
+        Metrics::add(&self.metrics.docs_retried, retry.len() as u64);
+        tracing::debug!(documents = retry.len(), "items to retry (429/5xx)");
+        self.sleep(backoff).await;
+        Some(vec![retry])
+    }
+
+    async fn dead_letter_all(
+        &self,
+        docs: Vec<Document>,
+        why: &Rejection,
+        backoff: &mut (impl Iterator<Item = Duration> + Send),
+    ) {
+        let dead = docs.into_iter().map(|d| (d, why.clone())).collect();
+        self.dead_letter(dead, backoff).await;
+    }
+
+    /// Writes the documents to the dead-letter file (retrying while it cannot be written: they
+    /// are not acknowledged before they are on disk), then acknowledges them.
+    async fn dead_letter(
+        &self,
+        dead: Vec<(Document, Rejection)>,
+        backoff: &mut (impl Iterator<Item = Duration> + Send),
+    ) {
+        for (doc, why) in &dead {
+            let first =
+                self.reported.lock().map(|mut r| r.insert((why.status, why.kind.clone()))).unwrap_or(true);
+            if first {
+                tracing::warn!(
+                    status = why.status,
+                    error.type = %why.kind,
+                    error.reason = %why.reason,
+                    index = %doc.index,
+                    file = %self.dead_letter.path().display(),
+                    "Elasticsearch refused a document for good; it is kept in the dead-letter file (further refusals for this reason are logged at debug)"
+                );
+            } else {
+                tracing::debug!(status = why.status, error.type = %why.kind, id = %doc.id, "document dead-lettered");
+            }
+        }
+        loop {
+            let refs: Vec<(&Document, &Rejection)> = dead.iter().map(|(d, w)| (d, w)).collect();
+            match self.dead_letter.append(&refs).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, documents = dead.len(), "documents wait: they are acknowledged only once kept");
+                    self.sleep(backoff).await;
+                }
+            }
+        }
+        Metrics::add(&self.metrics.docs_dead_lettered, dead.len() as u64);
+        for (doc, _) in dead {
+            doc.ack.done();
+        }
+    }
+
+    /// Logs a failure that makes the data wait: at warn at most every `warn_every`, else debug.
+    fn warn_lasting(&self, e: &dyn std::fmt::Display, documents: usize) {
+        if self.warning_due() {
+            tracing::warn!(error = %e, documents, "cannot deliver to Elasticsearch; retrying with backoff, nothing is dropped");
+        } else {
+            tracing::debug!(error = %e, documents, "retrying");
+        }
+    }
+
+    fn warning_due(&self) -> bool {
+        let now = Instant::now();
+        let Ok(mut last) = self.last_warning.lock() else { return true };
+        match *last {
+            Some(t) if now.duration_since(t) < self.retry.warn_every => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    async fn sleep(&self, backoff: &mut (impl Iterator<Item = Duration> + Send)) {
+        tokio::time::sleep(backoff.next().unwrap_or(self.retry.max)).await;
+    }
+
+    /// The client, for `setup` to share.
+    pub fn client(&self) -> &EsClient {
+        &self.client
+    }
+}
