@@ -9,6 +9,7 @@
 //! [`flow::Ack`] to the sources, which only then advance their checkpoints. One bounded
 //! [`flow::Budget`] of in-flight bytes connects them: when it is spent, reading pauses.
 
+pub mod files;
 pub mod flow;
 pub mod frame;
 pub mod metrics;
