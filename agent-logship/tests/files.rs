@@ -462,3 +462,43 @@ async fn start_at_end_only_for_files_there_at_startup() {
     run.all(&b).await;
     exactly_once(&run.stop().await, &[more, b].concat());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_resumes_from_the_periodic_checkpoint() {
+    use agent_logship::files::checkpoint;
+    let env = Env::new();
+    let a = env.path("a.log");
+    let first = lines("a", 0..100);
+    append(&a, &first);
+    let mut run = Run::start(env.config("*.log"), 1 << 20);
+    run.all(&first).await;
+    let size = fs::metadata(&a).expect("stat").len();
+    // The periodic write (no explicit checkpoint) reaches the end of the file...
+    wait_for("periodic checkpoint", || {
+        checkpoint::load(&env.data).is_ok_and(|e| e.iter().any(|e| e.committed.offset == size))
+    })
+    .await;
+    // ...then a crash: no last checkpoint.
+    drop(run);
+    let more = lines("b", 0..10);
+    append(&a, &more);
+    let mut run = Run::start(env.config("*.log"), 1 << 20);
+    run.all(&more).await;
+    run.sync(&a, "marker-1").await;
+    exactly_once(&run.stop().await, &[more, vec!["marker-1".into()]].concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_checkpoint_is_set_aside_and_everything_read_again() {
+    let env = Env::new();
+    let a = env.path("a.log");
+    let all = lines("a", 0..20);
+    append(&a, &all);
+    fs::create_dir_all(&env.data).expect("mkdir");
+    fs::write(env.data.join("files-checkpoint.json"), "{not json").expect("write");
+    let cfg = FilesConfig { start_at: StartAt::End, ..env.config("*.log") };
+    let mut run = Run::start(cfg, 1 << 20);
+    run.all(&all).await;
+    assert!(env.data.join("files-checkpoint.json.corrupt").exists());
+    exactly_once(&run.stop().await, &all);
+}
