@@ -502,3 +502,25 @@ async fn corrupt_checkpoint_is_set_aside_and_everything_read_again() {
     assert!(env.data.join("files-checkpoint.json.corrupt").exists());
     exactly_once(&run.stop().await, &all);
 }
+
+/// The reader is paused by the budget while logrotate copies and truncates, and the file grows
+/// past the old offset: the unread tail is finished from the copy, which the glob does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_while_paused_finishes_from_the_copy() {
+    let env = Env::new();
+    let log = env.path("app.log");
+    let before = lines("old", 0..200);
+    append(&log, &before);
+    let mut run = Run::start(env.config("app.log"), 100);
+    wait_for("budget spent", || run.budget.in_flight() > 100 - 9).await;
+    let tail = lines("tail", 0..30);
+    append(&log, &tail);
+    fs::copy(&log, env.path("app.log.1")).expect("copy");
+    OpenOptions::new().write(true).open(&log).expect("open").set_len(0).expect("truncate");
+    let after = lines("new", 0..400);
+    append(&log, &after);
+    let want = [before, tail, after].concat();
+    run.all(&want).await;
+    run.sync(&log, "marker-1").await;
+    exactly_once(&run.stop().await, &[want, vec!["marker-1".into()]].concat());
+}
