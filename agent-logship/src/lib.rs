@@ -10,6 +10,7 @@
 //! [`flow::Budget`] of in-flight bytes connects them: when it is spent, reading pauses.
 
 pub mod config;
+pub mod files;
 pub mod flow;
 pub mod frame;
 pub mod metrics;

@@ -1,0 +1,149 @@
+//! Per-file acknowledgement tracking: records are numbered in file order as they are sent; acks
+//! may come back in any order; the committed position moves only over the contiguous prefix of
+//! acknowledged records. [`AckWindow`] is the pure core; [`Tracker`] shares it with the sink.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use crate::flow::Acknowledge;
+use crate::frame::Position;
+
+/// Sent records not yet all acknowledged, and the committed position before them.
+#[derive(Debug, Clone)]
+pub struct AckWindow {
+    committed: Position,
+    /// Sequence number of `pending[0]`.
+    first: u64,
+    /// Per sent record in order: the position just past it, when it was sent, acknowledged yet.
+    pending: VecDeque<(Position, Instant, bool)>,
+}
+
+impl AckWindow {
+    pub fn new(committed: Position) -> Self {
+        AckWindow { committed, first: 0, pending: VecDeque::new() }
+    }
+
+    /// A record ending at `end` is sent now: its sequence number.
+    pub fn sent(&mut self, end: Position, at: Instant) -> u64 {
+        self.pending.push_back((end, at, false));
+        self.first + self.pending.len() as u64 - 1
+    }
+
+    /// Record `seq` is acknowledged; returns whether the committed position moved. Unknown or
+    /// repeated sequence numbers change nothing.
+    pub fn ack(&mut self, seq: u64) -> bool {
+        let Some(i) = seq.checked_sub(self.first) else { return false };
+        let Some(slot) = usize::try_from(i).ok().and_then(|i| self.pending.get_mut(i)) else {
+            return false;
+        };
+        slot.2 = true;
+        let mut moved = false;
+        while let Some((end, _, true)) = self.pending.front() {
+            self.committed = *end;
+            self.pending.pop_front();
+            self.first += 1;
+            moved = true;
+        }
+        moved
+    }
+
+    pub fn committed(&self) -> Position {
+        self.committed
+    }
+
+    /// Records sent and not acknowledged (out-of-order acks included).
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// When the oldest unacknowledged record was sent.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.pending.iter().find(|p| !p.2).map(|p| p.1)
+    }
+}
+
+/// What the checkpoint needs to verify a file at an offset later: the hash of the window before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verify {
+    pub at: u64,
+    pub hash: u64,
+}
+
+/// One tracked file as the checkpoint and the status see it.
+#[derive(Debug)]
+pub struct TrackState {
+    pub fingerprint: u64,
+    pub path: Arc<str>,
+    pub dev: u64,
+    pub ino: u64,
+    /// Size at the last look (for the lag).
+    pub size: u64,
+    pub window: AckWindow,
+    /// The open file the committed bytes are in (to compute `verify`); kept until all is acked.
+    pub file: Option<Arc<File>>,
+    pub verify: Option<Verify>,
+    /// The reader still reads this file (not let go yet).
+    pub reading: bool,
+    pub seen: SystemTime,
+}
+
+/// A file's acknowledgement tracker, shared by its reader, its records' [`crate::flow::Ack`]s and
+/// the checkpoint writer.
+#[derive(Debug)]
+pub struct Tracker {
+    state: Mutex<TrackState>,
+    /// Set when a committed position moved: the checkpoint is due.
+    dirty: Arc<AtomicBool>,
+}
+
+impl Tracker {
+    pub fn new(state: TrackState, dirty: Arc<AtomicBool>) -> Self {
+        Tracker { state: Mutex::new(state), dirty }
+    }
+
+    /// The state, even if a panicking thread poisoned the lock (the state stays consistent: every
+    /// change is a single assignment or push).
+    pub fn lock(&self) -> MutexGuard<'_, TrackState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Acknowledge for Tracker {
+    fn acknowledge(&self, seq: u64) {
+        if self.lock().window.ack(seq) {
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(offset: u64) -> Position {
+        Position { offset, chain: u128::from(offset) * 7 }
+    }
+
+    #[test]
+    fn contiguous_prefix_only() {
+        let now = Instant::now();
+        let mut w = AckWindow::new(pos(5));
+        let s: Vec<u64> = [10, 20, 30, 40].iter().map(|e| w.sent(pos(*e), now)).collect();
+        assert_eq!(s, vec![0, 1, 2, 3]);
+        assert!(!w.ack(2), "a gap before it");
+        assert_eq!(w.committed(), pos(5));
+        assert!(!w.ack(9), "unknown");
+        assert!(w.ack(0));
+        assert_eq!(w.committed(), pos(10));
+        assert!(w.ack(1), "moves over the earlier out-of-order ack");
+        assert_eq!(w.committed(), pos(30));
+        assert!(!w.ack(1), "repeated");
+        assert_eq!(w.outstanding(), 1);
+        assert!(w.ack(3));
+        assert_eq!((w.committed(), w.outstanding(), w.oldest()), (pos(40), 0, None));
+        assert_eq!(w.sent(pos(50), now), 4, "numbers keep counting");
+    }
+}

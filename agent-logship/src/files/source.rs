@@ -1,0 +1,591 @@
+//! The files source's reading loop (a thread of its own: file IO blocks) and its handle.
+//!
+//! Each turn: rescan when the watcher saw names change or the rescan interval passed; then look at
+//! every open file: identify it (first-line fingerprint, checkpoint), check that what we read is
+//! still there (truncation, rewrite), read new bytes into its frame, send the records — each after
+//! taking its bytes from the budget, so a spent budget pauses reading — and let go of files that
+//! were rotated away or deleted once they gave nothing new for the grace period.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+
+use super::acks::{AckWindow, TrackState, Tracker, Verify};
+use super::checkpoint::{self, CheckpointError, Entry};
+use super::discover::{self, Wake};
+use super::pathglob::PathGlob;
+use super::tail::{Reader, Reading, dev_ino_size, file_fingerprint, file_window, last_line_end};
+use super::{FilesConfig, FilesError, StartAt};
+use crate::flow::{Ack, Budget};
+use crate::frame::{MakeFrame, Position};
+use crate::metrics::Metrics;
+use crate::record::{FileMeta, Record};
+
+/// What the source sends: a record, its file, its way back.
+pub type Item = (Record, Arc<FileMeta>, Ack);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One tracked file for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    pub path: String,
+    pub fingerprint: u64,
+    /// Size at the last look.
+    pub size: u64,
+    /// Offset up to which everything is acknowledged.
+    pub committed: u64,
+    /// `size - committed`.
+    pub lag_bytes: u64,
+    /// How long the oldest unacknowledged record of the file has been out.
+    pub oldest_unacked: Option<Duration>,
+    /// Still read (false: let go, waiting for its last acknowledgements).
+    pub reading: bool,
+}
+
+/// What the loop, the checkpoint writer and the handle share.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    forget_after: Duration,
+    trackers: Mutex<Vec<Arc<Tracker>>>,
+    /// Checkpoint entries of files not being read now (loaded at start, or let go and all acked).
+    table: Mutex<Vec<Entry>>,
+    dirty: Arc<AtomicBool>,
+    save_lock: Mutex<()>,
+}
+
+impl Shared {
+    /// The entry whose file this is (same fingerprint, same bytes before its verified offset),
+    /// taken out of the table: its reader now owns it. Several: the one of the same path, else
+    /// the furthest.
+    fn claim(&self, fingerprint: u64, size: u64, file: &File, path: &Path) -> Option<Entry> {
+        let mut table = lock(&self.table);
+        let path = path.to_string_lossy();
+        let matching = table
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.matches(fingerprint, size, |at| file_window(file, at)))
+            .max_by_key(|(_, e)| (e.path == path, e.committed.offset))
+            .map(|(i, _)| i)?;
+        Some(table.swap_remove(matching))
+    }
+
+    fn save(&self) -> Result<(), CheckpointError> {
+        let _one_at_a_time = lock(&self.save_lock);
+        let now = SystemTime::now();
+        let (mut all, mut retired) = (Vec::new(), Vec::new());
+        lock(&self.trackers).retain(|t| {
+            let mut s = t.lock();
+            let at = s.window.committed().offset;
+            if at > 0
+                && s.verify.map(|v| v.at) != Some(at)
+                && let Some(hash) = s.file.as_ref().and_then(|f| file_window(f, at))
+            {
+                s.verify = Some(Verify { at, hash });
+            }
+            if s.reading {
+                s.seen = now;
+            }
+            let e = Entry {
+                fingerprint: s.fingerprint,
+                committed: s.window.committed(),
+                verify: s.verify,
+                path: s.path.to_string(),
+                dev: s.dev,
+                ino: s.ino,
+                seen: s.seen,
+            };
+            let done = !s.reading && s.window.outstanding() == 0;
+            if done {
+                retired.push(e)
+            } else {
+                all.push(e)
+            }
+            !done
+        });
+        let mut table = lock(&self.table);
+        table.append(&mut retired);
+        checkpoint::prune(&mut table, now, self.forget_after);
+        all.extend(table.iter().cloned());
+        drop(table);
+        checkpoint::save(&self.dir, &all)
+    }
+}
+
+/// The running files source. Dropping it stops reading (without a last checkpoint: call
+/// [`FilesSource::checkpoint`] first for a graceful stop).
+#[derive(Debug)]
+pub struct FilesSource {
+    shared: Arc<Shared>,
+    /// Closed (true) by `stop_reading`; the loop sends only while it is open.
+    gate: Arc<Mutex<bool>>,
+    stop_tx: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    saver: tokio::task::JoinHandle<()>,
+}
+
+impl FilesSource {
+    /// Loads the checkpoint of `config.data_dir` (a corrupt one is moved aside with a warning and
+    /// the source starts fresh, from the beginning of every file) and starts reading.
+    pub fn start(
+        config: FilesConfig,
+        make_frame: MakeFrame,
+        budget: Budget,
+        out: mpsc::Sender<Item>,
+        metrics: Arc<Metrics>,
+    ) -> Result<FilesSource, FilesError> {
+        let handle = Handle::try_current().map_err(|_| FilesError::NoRuntime)?;
+        let globs: Vec<PathGlob> = config.paths.iter().filter_map(|g| PathGlob::parse(g)).collect();
+        if globs.is_empty() {
+            return Err(FilesError::NoPaths(config.paths.clone()));
+        }
+        let exclude = config.exclude.iter().filter_map(|g| PathGlob::parse(g)).collect();
+        let (table, fresh) = match checkpoint::load(&config.data_dir) {
+            Ok(t) => (t, false),
+            Err(error @ CheckpointError::Corrupt { .. }) => {
+                tracing::warn!(
+                    error = %error,
+                    "starting without a checkpoint: every file is read from its beginning \
+                     (Elasticsearch answers 409 for what it already has)"
+                );
+                (Vec::new(), true)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let shared = Arc::new(Shared {
+            dir: config.data_dir.clone(),
+            forget_after: config.forget_after,
+            trackers: Mutex::new(Vec::new()),
+            table: Mutex::new(table),
+            dirty: Arc::new(AtomicBool::new(false)),
+            save_lock: Mutex::new(()),
+        });
+        let gate = Arc::new(Mutex::new(false));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let saver = tokio::spawn(save_periodically(shared.clone(), config.checkpoint_interval));
+        let mut the_loop = Loop {
+            io: Io { handle, budget, out, metrics, gate: gate.clone(), stop_rx },
+            shared: shared.clone(),
+            make_frame,
+            globs,
+            exclude,
+            start_at: if fresh { StartAt::Beginning } else { config.start_at },
+            cfg: config,
+            readers: Vec::new(),
+            warned: HashSet::new(),
+            buf: vec![0; 64 * 1024],
+        };
+        let thread = std::thread::Builder::new()
+            .name("logship-files".into())
+            .spawn(move || the_loop.run())
+            .map_err(FilesError::Thread)?;
+        Ok(FilesSource { shared, gate, stop_tx, thread: Some(thread), saver })
+    }
+
+    /// No record is sent after this returns (the one being sent is dropped, not acknowledged:
+    /// it is read again after a restart).
+    pub fn stop_reading(&self) {
+        *lock(&self.gate) = true;
+        let _ = self.stop_tx.send(true);
+    }
+
+    /// Writes the checkpoint now (after the sink drained, at a graceful stop).
+    pub async fn checkpoint(&self) -> Result<(), FilesError> {
+        self.shared.dirty.store(false, Ordering::Release);
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.save()).await??;
+        Ok(())
+    }
+
+    /// The files tracked now, for `/metrics`.
+    pub fn status(&self) -> Vec<FileStatus> {
+        lock(&self.shared.trackers)
+            .iter()
+            .map(|t| {
+                let s = t.lock();
+                let committed = s.window.committed().offset;
+                FileStatus {
+                    path: s.path.to_string(),
+                    fingerprint: s.fingerprint,
+                    size: s.size,
+                    committed,
+                    lag_bytes: s.size.saturating_sub(committed),
+                    oldest_unacked: s.window.oldest().map(|t| t.elapsed()),
+                    reading: s.reading,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for FilesSource {
+    fn drop(&mut self) {
+        self.stop_reading();
+        self.saver.abort();
+        if let Some(t) = self.thread.take() {
+            // Prompt: the loop checks the stop flag every poll interval and its waits end on it.
+            let _ = t.join();
+        }
+    }
+}
+
+async fn save_periodically(shared: Arc<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if shared.dirty.swap(false, Ordering::AcqRel) {
+            let s = shared.clone();
+            match tokio::task::spawn_blocking(move || s.save()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "checkpoint not written; retrying");
+                    shared.dirty.store(true, Ordering::Release);
+                }
+                Err(error) => tracing::warn!(%error, "checkpoint writer failed"),
+            }
+        }
+    }
+}
+
+/// The loop was told to stop.
+#[derive(Debug)]
+struct Stopped;
+
+/// What sending needs, apart from the readers (so a reader can be borrowed while sending).
+struct Io {
+    handle: Handle,
+    budget: Budget,
+    out: mpsc::Sender<Item>,
+    metrics: Arc<Metrics>,
+    gate: Arc<Mutex<bool>>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+impl Io {
+    fn stopped(&self) -> bool {
+        *self.stop_rx.borrow()
+    }
+
+    /// Sends `records` of `reading` in order, each after taking its bytes from the budget.
+    fn send(&self, reading: &Reading, records: Vec<Record>) -> Result<(), Stopped> {
+        for rec in records {
+            Metrics::add(&self.metrics.records_read, 1);
+            if rec.cut {
+                Metrics::add(&self.metrics.records_cut, 1);
+            }
+            let mut stop = self.stop_rx.clone();
+            let (budget, out, len) = (&self.budget, &self.out, rec.bytes.len());
+            let got = self.handle.block_on(async move {
+                let permit = tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|s| *s) => None,
+                    p = budget.take(len) => Some(p),
+                }?;
+                let slot = tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|s| *s) => None,
+                    slot = out.reserve() => slot.ok(),
+                }?;
+                Some((permit, slot))
+            });
+            let Some((permit, slot)) = got else { return Err(Stopped) };
+            let gate = lock(&self.gate);
+            if *gate {
+                return Err(Stopped);
+            }
+            let end = Position { offset: rec.end, chain: rec.chain };
+            let seq = reading.tracker.lock().window.sent(end, Instant::now());
+            slot.send((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, permit)));
+        }
+        Ok(())
+    }
+}
+
+struct Loop {
+    io: Io,
+    shared: Arc<Shared>,
+    make_frame: MakeFrame,
+    cfg: FilesConfig,
+    globs: Vec<PathGlob>,
+    exclude: Vec<PathGlob>,
+    start_at: StartAt,
+    readers: Vec<Reader>,
+    /// Paths we could not open, warned about once.
+    warned: HashSet<PathBuf>,
+    buf: Vec<u8>,
+}
+
+impl Loop {
+    fn run(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _watcher = discover::watch(&self.globs, tx);
+        let mut first = true;
+        let mut names = true;
+        let mut next_scan = Instant::now();
+        while !self.io.stopped() {
+            if names || Instant::now() >= next_scan {
+                self.rescan(first);
+                first = false;
+                names = false;
+                next_scan = Instant::now() + self.cfg.rescan_interval;
+            }
+            let busy = match self.turn() {
+                Ok(busy) => busy,
+                Err(Stopped) => break,
+            };
+            let wait = if busy { Duration::ZERO } else { self.cfg.poll_interval };
+            match rx.recv_timeout(wait) {
+                Ok(w) => {
+                    names |= w == Wake::Names;
+                    names |= rx.try_iter().any(|w| w == Wake::Names);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+            }
+        }
+        tracing::debug!("file reading stopped");
+    }
+
+    /// Matches the globs' files against the open ones: renamed files get their new name, files
+    /// no longer found start their grace, new files are opened.
+    fn rescan(&mut self, at_startup: bool) {
+        let found = discover::scan(&self.globs, &self.exclude);
+        let now = Instant::now();
+        for r in &mut self.readers {
+            match found.iter().find(|f| (f.dev, f.ino) == (r.dev, r.ino)) {
+                Some(f) => {
+                    if f.path != r.path {
+                        tracing::debug!(from = %r.path.display(), to = %f.path.display(), "file renamed");
+                        r.path = f.path.clone();
+                    }
+                    r.gone_since = None;
+                }
+                None => {
+                    r.gone_since.get_or_insert(now);
+                }
+            }
+        }
+        for f in found {
+            if self.readers.iter().any(|r| (r.dev, r.ino) == (f.dev, f.ino)) {
+                continue;
+            }
+            match File::open(&f.path).and_then(|file| Reader::new(file, f.path.clone(), at_startup)) {
+                Ok(r) => {
+                    self.warned.remove(&f.path);
+                    tracing::debug!(path = %f.path.display(), "file found");
+                    self.readers.push(r);
+                }
+                Err(error) => {
+                    if self.warned.insert(f.path.clone()) {
+                        tracing::warn!(path = %f.path.display(), %error, "cannot open file; retrying at each rescan");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks at every open file once; whether one had more to read than a turn allows.
+    fn turn(&mut self) -> Result<bool, Stopped> {
+        let mut busy = false;
+        let mut i = 0;
+        while i < self.readers.len() {
+            busy |= self.step(i)?;
+            i += 1;
+        }
+        let grace = self.cfg.rotate_grace;
+        self.readers.retain(|r| !(r.reading.is_none() && r.gone_since.is_some_and(|g| g.elapsed() >= grace)));
+        Ok(busy)
+    }
+
+    fn step(&mut self, i: usize) -> Result<bool, Stopped> {
+        let grace = self.cfg.rotate_grace;
+        let r = &mut self.readers[i];
+        let Ok((_, _, size)) = dev_ino_size(&r.file) else { return Ok(false) };
+        let grew = size != r.size;
+        if grew {
+            r.size = size;
+            r.last_growth = Instant::now();
+        }
+        if r.reading.is_none() {
+            if r.alias_size == Some(size) || r.gone_since.is_some() {
+                return Ok(false);
+            }
+            self.identify(i);
+        }
+        let r = &mut self.readers[i];
+        let Some(reading) = r.reading.as_mut() else { return Ok(false) };
+        reading.tracker.lock().size = size;
+        if (size < reading.read || grew) && !reading.still_there(&r.file, size) {
+            self.replaced(i)?;
+            return Ok(true);
+        }
+        let r = &mut self.readers[i];
+        let Some(reading) = r.reading.as_mut() else { return Ok(false) };
+        let mut records = Vec::new();
+        let n = reading.read_new(&r.file, size, &mut self.buf, &mut records).unwrap_or_else(|error| {
+            tracing::warn!(path = %r.path.display(), %error, "read failed; retrying");
+            0
+        });
+        Metrics::add(&self.io.metrics.bytes_read, n);
+        if n == 0 {
+            reading.frame.idle(tokio::time::Instant::now(), &mut records);
+        }
+        self.io.send(reading, records)?;
+        let done =
+            n == 0 && r.gone_since.is_some_and(|g| g.elapsed() >= grace) && r.last_growth.elapsed() >= grace;
+        if done {
+            tracing::debug!(path = %r.path.display(), "rotated away or deleted, read to its end: let go");
+            if let Some(reading) = r.reading.take() {
+                self.finish(reading)?;
+            }
+        }
+        Ok(n >= super::tail::TURN)
+    }
+
+    /// Emits what the frame still holds and lets the tracker go once all is acknowledged.
+    fn finish(&self, mut reading: Reading) -> Result<(), Stopped> {
+        let mut records = Vec::new();
+        reading.frame.finish(&mut records);
+        self.io.send(&reading, records)?;
+        reading.tracker.lock().reading = false;
+        self.shared.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Gives reader `i` an identity once its first line is complete: the copy of a file being
+    /// read (not read itself), the file of a checkpoint entry (resumed there), or a new file.
+    fn identify(&mut self, i: usize) {
+        let r = &self.readers[i];
+        let Some(fp) = file_fingerprint(&r.file) else {
+            // Its first line is incomplete: `start_at` no longer applies once it is there.
+            self.readers[i].at_startup = false;
+            return;
+        };
+        let size = r.size;
+        // Same first line as a file being read: the same file only if the bytes agree up to where
+        // both go. When unsure, read it: a double read costs 409s, a wrong skip loses data.
+        let copy_of = self.readers.iter().enumerate().find(|(j, other)| {
+            other.reading.as_ref().is_some_and(|o| {
+                let x = size.min(o.read);
+                *j != i
+                    && o.fingerprint == fp
+                    && x > 0
+                    && file_window(&r.file, x).is_some_and(|h| file_window(&other.file, x) == Some(h))
+            })
+        });
+        if let Some((_, other)) = copy_of {
+            tracing::debug!(path = %r.path.display(), of = %other.path.display(), "a copy of a file being read");
+            self.readers[i].alias_size = Some(size);
+            return;
+        }
+        let start = match self.shared.claim(fp, size, &r.file, &r.path) {
+            Some(e) => e.committed,
+            None if r.at_startup && self.start_at == StartAt::End => {
+                Position { offset: last_line_end(&r.file, size), chain: 0 }
+            }
+            None => Position::default(),
+        };
+        tracing::debug!(path = %r.path.display(), fingerprint = fp, offset = start.offset, "reading file");
+        let path: Arc<str> = r.path.to_string_lossy().into();
+        let tracker = Arc::new(Tracker::new(
+            TrackState {
+                fingerprint: fp,
+                path: path.clone(),
+                dev: r.dev,
+                ino: r.ino,
+                size,
+                window: AckWindow::new(start),
+                file: Some(r.file.clone()),
+                verify: None,
+                reading: true,
+                seen: SystemTime::now(),
+            },
+            self.shared.dirty.clone(),
+        ));
+        lock(&self.shared.trackers).push(tracker.clone());
+        self.shared.dirty.store(true, Ordering::Release);
+        let reading = Reading {
+            fingerprint: fp,
+            frame: (self.make_frame)(start),
+            read: start.offset,
+            tail: Vec::new(),
+            tracker,
+            meta: Arc::new(FileMeta { path, fingerprint: fp, pod: None }),
+        };
+        let r = &mut self.readers[i];
+        r.reading = Some(reading);
+        r.alias_size = None;
+        r.at_startup = false;
+    }
+
+    /// Reader `i`'s file no longer holds what we read (copytruncate, or rewritten): finish the
+    /// old content from its copy if there is one (same first line, the bytes we read, at least as
+    /// long), else let it end; the file itself is then a new one, read from 0.
+    fn replaced(&mut self, i: usize) -> Result<(), Stopped> {
+        let Some(reading) = self.readers[i].reading.take() else { return Ok(()) };
+        let r = &mut self.readers[i];
+        r.alias_size = None;
+        r.at_startup = false;
+        let (path, dev, ino) = (r.path.clone(), r.dev, r.ino);
+        tracing::info!(path = %path.display(), read = reading.read, "file truncated or replaced: reading it again from 0");
+        let copy = self
+            .readers
+            .iter()
+            .position(|o| {
+                o.reading.is_none() && (o.dev, o.ino) != (dev, ino) && reading.continues_in(&o.file)
+            })
+            .or_else(|| self.copy_in_dir(&path, dev, ino, &reading));
+        match copy {
+            Some(j) => {
+                let c = &mut self.readers[j];
+                tracing::info!(copy = %c.path.display(), "finishing the truncated file's content from its copy");
+                {
+                    let mut s = reading.tracker.lock();
+                    s.file = Some(c.file.clone());
+                    (s.dev, s.ino) = (c.dev, c.ino);
+                    s.path = c.path.to_string_lossy().into();
+                }
+                c.reading = Some(reading);
+                c.alias_size = None;
+                Ok(())
+            }
+            None => self.finish(reading),
+        }
+    }
+
+    /// A file next to `path` (the glob may not match it) that continues `reading`: opened as a
+    /// reader of its own; its index.
+    fn copy_in_dir(&mut self, path: &Path, dev: u64, ino: u64, reading: &Reading) -> Option<usize> {
+        let dir = path.parent()?;
+        for entry in fs::read_dir(dir).ok()?.flatten() {
+            let p = entry.path();
+            let Ok(m) = fs::metadata(&p) else { continue };
+            if !m.is_file() || (m.dev(), m.ino()) == (dev, ino) || m.len() < reading.read {
+                continue;
+            }
+            if self.readers.iter().any(|r| (r.dev, r.ino) == (m.dev(), m.ino())) {
+                continue;
+            }
+            let Ok(file) = File::open(&p) else { continue };
+            if reading.continues_in(&file) {
+                let Ok(mut r) = Reader::new(file, p, false) else { continue };
+                // Not matched by the globs, perhaps: the rescan decides; until then it is read.
+                r.gone_since = None;
+                self.readers.push(r);
+                return Some(self.readers.len() - 1);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,205 @@
+//! One open file and what reading it needs: positional reads through the open fd (so a rename or
+//! a deletion does not stop us), the first-line fingerprint, the verification window, the check
+//! that the bytes we read are still there (truncation, or a rewrite grown past our offset), and
+//! framing of new bytes into records.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::acks::Tracker;
+use super::fingerprint::{FINGERPRINT_CAP, WINDOW, fingerprint, window_hash, window_start};
+use crate::frame::Frame;
+use crate::record::{FileMeta, Record};
+
+/// Bytes read per `pread`.
+const CHUNK: usize = 64 * 1024;
+/// Bytes read from one file per loop turn before the others get theirs.
+pub const TURN: u64 = 1024 * 1024;
+
+/// `pread` until `buf` is full or the file ends; the bytes read.
+pub fn read_at(file: &File, mut offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                offset += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The fingerprint of an open file now (`None`: no complete first line yet, or unreadable).
+pub fn file_fingerprint(file: &File) -> Option<u64> {
+    let mut head = vec![0; FINGERPRINT_CAP];
+    let n = read_at(file, 0, &mut head).ok()?;
+    fingerprint(&head[..n]).map(|f| f.0)
+}
+
+/// The hash of the window before `at` in `file`, if all of it is there.
+pub fn file_window(file: &File, at: u64) -> Option<u64> {
+    let start = window_start(at);
+    let mut buf = vec![0; (at - start) as usize];
+    let n = read_at(file, start, &mut buf).ok()?;
+    (n == buf.len()).then(|| window_hash(&buf))
+}
+
+/// The offset just past the last complete line before `size` (where `start_at=end` begins).
+pub fn last_line_end(file: &File, size: u64) -> u64 {
+    let mut end = size;
+    let mut buf = vec![0; CHUNK];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK as u64);
+        let len = (end - start) as usize;
+        match read_at(file, start, &mut buf[..len]) {
+            Ok(n) if n == len => {}
+            _ => return 0,
+        }
+        if let Some(i) = buf[..len].iter().rposition(|b| *b == b'\n') {
+            return start + i as u64 + 1;
+        }
+        end = start;
+    }
+    0
+}
+
+pub fn dev_ino_size(file: &File) -> io::Result<(u64, u64, u64)> {
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino(), m.len()))
+}
+
+/// A file being read under a known identity: its frame, how far it was read, its tracker.
+pub struct Reading {
+    pub fingerprint: u64,
+    pub frame: Box<dyn Frame>,
+    /// Bytes fed to the frame (the next byte to read).
+    pub read: u64,
+    /// The last (up to [`WINDOW`]) bytes fed, ending at `read`: they tell whether what we read is
+    /// still in the file, and find the copy of a truncated file.
+    pub tail: Vec<u8>,
+    pub tracker: Arc<Tracker>,
+    pub meta: Arc<FileMeta>,
+}
+
+impl std::fmt::Debug for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reading").field("fingerprint", &self.fingerprint).field("read", &self.read).finish()
+    }
+}
+
+/// What a look at a file found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Look {
+    /// Read this many new bytes (records may have been produced).
+    Read(u64),
+    /// Nothing new.
+    Idle,
+    /// The bytes we read are gone: truncated, or replaced by other content.
+    Replaced,
+}
+
+impl Reading {
+    /// Whether the bytes before `read` in `file` (of size `size`) are still the ones we read.
+    pub fn still_there(&self, file: &File, size: u64) -> bool {
+        if size < self.read {
+            return false;
+        }
+        if self.tail.is_empty() {
+            // Nothing read yet: the first line identifies it.
+            return file_fingerprint(file) == Some(self.fingerprint);
+        }
+        let start = self.read - self.tail.len() as u64;
+        let mut buf = vec![0; self.tail.len()];
+        matches!(read_at(file, start, &mut buf), Ok(n) if n == buf.len()) && buf == self.tail
+    }
+
+    /// Whether `file` holds the bytes we read, up to `read` (the copy of a truncated file).
+    pub fn continues_in(&self, file: &File) -> bool {
+        match dev_ino_size(file) {
+            Ok((_, _, size)) => {
+                size >= self.read
+                    && file_fingerprint(file) == Some(self.fingerprint)
+                    && self.still_there(file, size)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Reads up to [`TURN`] new bytes from `file` (of size `size`) into the frame.
+    pub fn read_new(
+        &mut self,
+        file: &File,
+        size: u64,
+        buf: &mut [u8],
+        out: &mut Vec<Record>,
+    ) -> io::Result<u64> {
+        let mut total = 0;
+        while self.read < size && total < TURN {
+            let want = ((size - self.read) as usize).min(buf.len());
+            let n = read_at(file, self.read, &mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            let bytes = &buf[..n];
+            self.frame.push(bytes, tokio::time::Instant::now(), out);
+            self.read += n as u64;
+            total += n as u64;
+            let keep = WINDOW as usize;
+            if n >= keep {
+                self.tail.clear();
+                self.tail.extend_from_slice(&bytes[n - keep..]);
+            } else {
+                self.tail.extend_from_slice(bytes);
+                let excess = self.tail.len().saturating_sub(keep);
+                self.tail.drain(..excess);
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// A file the source holds open.
+#[derive(Debug)]
+pub struct Reader {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+    /// Size at the last look.
+    pub size: u64,
+    /// `None` until identified (complete first line), or while it is a copy of a file another
+    /// reader reads (then `alias_size` says the size it had when judged so).
+    pub reading: Option<Reading>,
+    pub alias_size: Option<u64>,
+    /// Found by the first scan (where `start_at` applies).
+    pub at_startup: bool,
+    /// The globs still find it under some name; if not, since when they do not.
+    pub gone_since: Option<Instant>,
+    pub last_growth: Instant,
+}
+
+impl Reader {
+    pub fn new(file: File, path: PathBuf, at_startup: bool) -> io::Result<Reader> {
+        let (dev, ino, size) = dev_ino_size(&file)?;
+        Ok(Reader {
+            file: Arc::new(file),
+            path,
+            dev,
+            ino,
+            size,
+            reading: None,
+            alias_size: None,
+            at_startup,
+            gone_since: None,
+            last_growth: Instant::now(),
+        })
+    }
+}
