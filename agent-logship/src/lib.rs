@@ -9,7 +9,10 @@
 //! [`flow::Ack`] to the sources, which only then advance their checkpoints. One bounded
 //! [`flow::Budget`] of in-flight bytes connects them: when it is spent, reading pauses.
 
+pub mod encode;
 pub mod flow;
 pub mod frame;
+pub mod framing;
 pub mod metrics;
+pub mod parse;
 pub mod record;
