@@ -11,9 +11,12 @@
 
 pub mod config;
 pub mod files;
+pub mod encode;
 pub mod flow;
 pub mod frame;
+pub mod framing;
 pub mod metrics;
+pub mod parse;
 pub mod record;
 pub mod server;
 pub mod setup;

@@ -1,0 +1,319 @@
+//! Lines to records: the multi-line rules, the size cut, the tiling offsets and the hash chain.
+//!
+//! Rules (log4j and CRI payloads): a line the record-start matcher accepts begins a record;
+//! any other line continues the pending one (a Java stack trace: `java.lang.X: msg`,
+//! `\tat ...`, `Caused by: ...`, `\t... N more`); lines before any record start form a record
+//! of their own. A record is emitted when the next one begins, after the flush timeout without
+//! a byte, or when the file is let go. JSON: one record per line, blank lines skipped (covered
+//! by the next record's offsets). Whitespace-only groups are never shipped: the next record's
+//! range covers them.
+//!
+//! Every decision depends only on the bytes (and, for the flush, the clock), never on how the
+//! bytes were chunked; a frame resumed at an emitted position sees what the first one saw
+//! after it, so it yields the same records and chain.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::lines::{Line, Lines};
+use super::{Format, FramingOptions, cri};
+use crate::frame::{Frame, Position};
+use crate::record::{CriLine, Record, Stream};
+
+/// `xxh3_128(previous chain (16 LE bytes), offset (8 LE bytes), bytes)`.
+pub fn chain(previous: u128, offset: u64, bytes: &[u8]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&previous.to_le_bytes());
+    h.update(&offset.to_le_bytes());
+    h.update(bytes);
+    h.digest128()
+}
+
+/// What the group gets: one line, or a piece of one.
+#[derive(Debug, Clone, Copy)]
+struct Segment<'a> {
+    /// File offset of `text[0]`.
+    text_offset: u64,
+    text: &'a [u8],
+    /// File offset after this piece of the file.
+    end: u64,
+    /// Begins a logical line (joined to the record with `\n`), or glues on (no separator).
+    new_line: bool,
+    /// The line may begin a record (tested against the matcher).
+    may_start: bool,
+    /// The logical line is complete after this piece.
+    done: bool,
+    /// CRI: runtime time and stream of the line.
+    cri: Option<(&'a [u8], Stream)>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    text: Vec<u8>,
+    end: u64,
+    cut: bool,
+    cri: Option<CriLine>,
+    blank: bool,
+}
+
+#[derive(Debug)]
+struct Group {
+    format: Format,
+    options: Arc<FramingOptions>,
+    max: usize,
+    pos: Position,
+    pending: Option<Pending>,
+    /// The last piece left a logical line open: no flush on idle.
+    open: bool,
+    last_activity: Option<Instant>,
+}
+
+impl Group {
+    fn add(&mut self, seg: Segment<'_>, out: &mut Vec<Record>) {
+        self.open = !seg.done;
+        match self.format {
+            Format::Json => self.add_json(seg, out),
+            Format::Log4j | Format::Cri => self.add_multiline(seg, out),
+        }
+    }
+
+    fn add_json(&mut self, seg: Segment<'_>, out: &mut Vec<Record>) {
+        if seg.new_line && seg.done && is_blank(seg.text) {
+            return;
+        }
+        if seg.new_line {
+            // Cannot be pending here: a JSON record is emitted when its line is done.
+            self.start(seg, out);
+        } else {
+            self.append(false, seg, out);
+        }
+        if seg.done {
+            self.flush(out);
+        }
+    }
+
+    fn add_multiline(&mut self, seg: Segment<'_>, out: &mut Vec<Record>) {
+        let Some(p) = &self.pending else {
+            self.start(seg, out);
+            return;
+        };
+        if !seg.new_line {
+            self.append(false, seg, out);
+            return;
+        }
+        let other_stream = match (&p.cri, seg.cri) {
+            (Some(a), Some((_, b))) => a.stream != b,
+            _ => false,
+        };
+        let starts =
+            seg.may_start && self.options.record_start.matches(&seg.text[..seg.text.len().min(self.max)]);
+        if starts || other_stream {
+            self.flush(out);
+            self.start(seg, out);
+        } else {
+            self.append(true, seg, out);
+        }
+    }
+
+    fn start(&mut self, seg: Segment<'_>, out: &mut Vec<Record>) {
+        // A whitespace-only pending group (not emitted by `flush`) is folded into this record.
+        self.pending = Some(Pending {
+            text: Vec::with_capacity(seg.text.len().min(self.max) + 256),
+            end: seg.text_offset,
+            cut: false,
+            cri: seg
+                .cri
+                .map(|(time, stream)| CriLine { time: String::from_utf8_lossy(time).into_owned(), stream }),
+            blank: true,
+        });
+        self.append(false, seg, out);
+    }
+
+    /// Appends a piece to the pending record (there is one), cutting at the limit.
+    fn append(&mut self, newline: bool, seg: Segment<'_>, out: &mut Vec<Record>) {
+        let max = self.max;
+        let mut sep = usize::from(newline);
+        let mut text = seg.text;
+        let mut text_offset = seg.text_offset;
+        loop {
+            let Some(p) = self.pending.as_mut() else {
+                self.pending =
+                    Some(Pending { text: Vec::new(), end: text_offset, cut: false, cri: None, blank: true });
+                continue;
+            };
+            let room = max - p.text.len();
+            if sep + text.len() <= room {
+                if sep == 1 {
+                    p.text.push(b'\n');
+                }
+                p.text.extend_from_slice(text);
+                p.blank = p.blank && is_blank(text);
+                p.end = seg.end;
+                return;
+            }
+            // Over the limit: emit the first `max` bytes, the rest begins the next record.
+            let cri = p.cri.clone();
+            if room > sep {
+                let k = room - sep;
+                if sep == 1 {
+                    p.text.push(b'\n');
+                }
+                p.text.extend_from_slice(&text[..k]);
+                p.blank = p.blank && is_blank(&text[..k]);
+                p.end = text_offset + k as u64;
+                text = &text[k..];
+                text_offset += k as u64;
+            }
+            p.cut = true;
+            self.flush(out);
+            self.pending = Some(Pending {
+                text: Vec::with_capacity(text.len().min(max)),
+                end: text_offset,
+                cut: true,
+                cri,
+                blank: true,
+            });
+            sep = 0;
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Record>) {
+        let Some(p) = self.pending.take() else { return };
+        if p.blank {
+            // Not shipped (nothing to read); covered by the next record's range.
+            return;
+        }
+        let offset = self.pos.offset;
+        let chain = chain(self.pos.chain, offset, &p.text);
+        self.pos = Position { offset: p.end, chain };
+        out.push(Record { offset, end: p.end, bytes: p.text, cut: p.cut, cri: p.cri, chain });
+    }
+}
+
+fn is_blank(text: &[u8]) -> bool {
+    text.iter().all(u8::is_ascii_whitespace)
+}
+
+/// The [`Frame`] for every format: lines, the CRI prefix layer when asked, and the group.
+#[derive(Debug)]
+pub(crate) struct GroupFrame {
+    lines: Lines,
+    /// CRI only: the stream of an open `P` sequence.
+    cri: Option<Option<Stream>>,
+    group: Group,
+}
+
+impl GroupFrame {
+    pub fn new(format: Format, options: Arc<FramingOptions>, at: Position) -> Self {
+        let max = options.max_record_bytes.max(1);
+        GroupFrame {
+            lines: Lines::new(at.offset, max),
+            cri: (format == Format::Cri).then_some(None),
+            group: Group { format, options, max, pos: at, pending: None, open: false, last_activity: None },
+        }
+    }
+}
+
+/// One physical line to the group, through the CRI layer when there is one.
+fn feed(cri: &mut Option<Option<Stream>>, group: &mut Group, line: Line<'_>, out: &mut Vec<Record>) {
+    let Some(open) = cri else {
+        let seg = Segment {
+            text_offset: line.offset,
+            text: line.raw,
+            end: line.end,
+            new_line: !line.cont,
+            may_start: !line.cont,
+            done: line.done,
+            cri: None,
+        };
+        group.add(seg, out);
+        return;
+    };
+    if line.cont {
+        // The rest of an over-long physical line: payload bytes, whatever they look like.
+        let seg = Segment {
+            text_offset: line.offset,
+            text: line.raw,
+            end: line.end,
+            new_line: false,
+            may_start: false,
+            done: line.done && open.is_none(),
+            cri: None,
+        };
+        group.add(seg, out);
+        return;
+    }
+    let seg = match cri::parse(line.raw) {
+        Some(parts) => {
+            let glued = *open == Some(parts.stream);
+            *open = parts.partial.then_some(parts.stream);
+            Segment {
+                text_offset: line.offset + parts.text_at as u64,
+                text: &line.raw[parts.text_at..],
+                end: line.end,
+                new_line: !glued,
+                may_start: !glued,
+                done: line.done && !parts.partial,
+                cri: (!glued).then_some((parts.time, parts.stream)),
+            }
+        }
+        None => {
+            *open = None;
+            Segment {
+                text_offset: line.offset,
+                text: line.raw,
+                end: line.end,
+                new_line: true,
+                may_start: true,
+                done: line.done,
+                cri: None,
+            }
+        }
+    };
+    group.add(seg, out);
+}
+
+impl Frame for GroupFrame {
+    fn push(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<Record>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.group.last_activity = Some(now);
+        let (cri, group) = (&mut self.cri, &mut self.group);
+        self.lines.push(bytes, &mut |line| feed(cri, group, line, out));
+    }
+
+    fn idle(&mut self, now: Instant, out: &mut Vec<Record>) {
+        let g = &mut self.group;
+        // An unfinished line that is not part of the pending record does not hold it back: the
+        // writer may have stopped mid-line for good. One that is (an over-long line, an open
+        // CRI `P` sequence) does: emitting would end a record inside a line.
+        if g.open || g.pending.is_none() {
+            return;
+        }
+        let quiet =
+            g.last_activity.is_none_or(|t| now.saturating_duration_since(t) >= g.options.flush_timeout);
+        if quiet {
+            g.flush(out);
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Record>) {
+        let (cri, group) = (&mut self.cri, &mut self.group);
+        self.lines.finish(&mut |line| feed(cri, group, line, out));
+        if let Some(open) = &mut self.cri {
+            *open = None;
+        }
+        self.group.open = false;
+        self.group.flush(out);
+    }
+
+    fn position(&self) -> Position {
+        self.group.pos
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.lines.buffered() + self.group.pending.as_ref().map_or(0, |p| p.text.len())
+    }
+}
