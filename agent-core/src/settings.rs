@@ -138,7 +138,8 @@ impl Settings {
             if let (Some(d), Some(_)) = (m.default, m.value_name) {
                 let _ = write!(help, " [default: {d}]");
             }
-            let mut arg = Arg::new(flag).long(flag).help(help);
+            // Global: a subcommand (`agent-logship setup --es-url ...`) takes them too.
+            let mut arg = Arg::new(flag).long(flag).help(help).global(true);
             if let Some(c) = m.short {
                 arg = arg.short(c);
             }

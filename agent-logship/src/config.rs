@@ -9,6 +9,11 @@ use agent_core::settings::{Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use jiff::tz::TimeZone;
+
+use crate::files::StartAt;
+use crate::framing::{Format, RecordStart};
+use crate::parse::parse_time_zone;
 use crate::sink::client::Auth;
 
 pub const PATHS: Spec<Vec<String>> = Spec::new(
@@ -50,12 +55,12 @@ pub const FORMAT: Spec<Format> = Spec::new(
 )
 .value_name("log4j|json|cri")
 .default("log4j");
-pub const RECORD_START: Spec<String> = Spec::new(
+pub const RECORD_START: Spec<RecordStart> = Spec::new(
     "record-start",
     "AGENT_LOGSHIP_RECORD_START",
     "A regular expression matching the first line of a record; other lines continue it \
      (default: the Calypso timestamp at the start of the line)",
-    parse::text,
+    |s| RecordStart::regex(s).map_err(|e| e.to_string()),
 )
 .value_name("REGEX");
 pub const FLUSH_TIMEOUT: Spec<Duration> = Spec::new(
@@ -74,11 +79,11 @@ pub const MAX_RECORD_BYTES: Spec<u64> = Spec::new(
 )
 .value_name("BYTES")
 .default("1MiB");
-pub const TIMEZONE: Spec<String> = Spec::new(
+pub const TIMEZONE: Spec<TimeZone> = Spec::new(
     "timezone",
     "AGENT_LOGSHIP_TIMEZONE",
     "Time zone of the log's timestamps: UTC, an offset like +01:00, or a name like Europe/London",
-    parse::text,
+    |s| parse_time_zone(s).map_err(|e| e.to_string()),
 )
 .value_name("ZONE")
 .default("UTC");
@@ -279,19 +284,6 @@ pub static SETTINGS: Settings = Settings {
     ],
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
-    Beginning,
-    End,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Log4j,
-    Json,
-    Cri,
-}
-
 /// Bounded so that sums of durations cannot overflow, and no setting is absurd.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
@@ -422,7 +414,7 @@ pub struct Elasticsearch {
 }
 
 /// What the documents say about where they come from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone)]
 pub struct Origin {
     pub component: String,
     pub environment: Option<String>,
@@ -431,7 +423,7 @@ pub struct Origin {
     pub pod_name: Option<String>,
     pub node_name: Option<String>,
     pub container_name: Option<String>,
-    pub timezone: String,
+    pub timezone: TimeZone,
 }
 
 #[derive(Debug, Clone)]
@@ -440,7 +432,7 @@ pub struct Config {
     pub exclude: Vec<String>,
     pub start_at: StartAt,
     pub format: Format,
-    pub record_start: Option<String>,
+    pub record_start: RecordStart,
     pub flush_timeout: Duration,
     pub max_record_bytes: u64,
     pub origin: Origin,
@@ -458,12 +450,12 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_parts(_cli: &Cli, mut read: Reader) -> Result<Config, Vec<Problem>> {
+    pub fn from_parts(_cli: Cli, mut read: Reader) -> Result<Config, Vec<Problem>> {
         let paths = read.get(&PATHS);
         let exclude = read.get(&EXCLUDE);
         let start_at = read.opt(&START_AT).unwrap_or(StartAt::Beginning);
         let format = read.opt(&FORMAT).unwrap_or(Format::Log4j);
-        let record_start = read.opt(&RECORD_START);
+        let record_start = read.opt(&RECORD_START).unwrap_or_default();
         let flush_timeout = read.get(&FLUSH_TIMEOUT);
         let max_record_bytes = read.get(&MAX_RECORD_BYTES);
         let origin = Origin {
@@ -474,7 +466,7 @@ impl Config {
             pod_name: read.opt(&POD_NAME),
             node_name: read.opt(&NODE_NAME),
             container_name: read.opt(&CONTAINER_NAME),
-            timezone: read.get(&TIMEZONE),
+            timezone: read.opt(&TIMEZONE).unwrap_or(TimeZone::UTC),
         };
         let urls = read.opt(&ES_URL);
         let ca_file = read.opt(&CA_FILE);
@@ -559,7 +551,7 @@ mod tests {
 
     fn config(args: &[&str], pairs: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
         let (cli, read) = Reader::from_args::<Cli>(&SETTINGS, args, &vars(pairs)).expect("parses");
-        Config::from_parts(&cli, read)
+        Config::from_parts(cli, read)
     }
 
     fn problems(args: &[&str], pairs: &[(&str, &str)]) -> String {

@@ -10,14 +10,15 @@
 //! [`flow::Budget`] of in-flight bytes connects them: when it is spent, reading pauses.
 
 pub mod config;
-pub mod files;
 pub mod encode;
+pub mod files;
 pub mod flow;
 pub mod frame;
 pub mod framing;
 pub mod metrics;
 pub mod parse;
 pub mod record;
+pub mod run;
 pub mod server;
 pub mod setup;
 pub mod sink;

@@ -43,11 +43,13 @@ fn main() -> ExitCode {
             Err(e) => start.fail(Exit::Unavailable, &e.to_string()),
         };
     }
-    let signals = match Signals::install(start.termination_path()) {
-        Ok(s) => s,
-        Err(e) => return start.fail(Exit::Software, &format!("cannot install signal handlers: {e}")),
-    };
-    match runtime.block_on(run::run(config, dns, signals)) {
+    let termination = start.termination_path().map(std::path::Path::to_path_buf);
+    let ran = runtime.block_on(async {
+        let signals = Signals::install(termination.as_deref())
+            .map_err(|e| Failure::Broken(format!("cannot install signal handlers: {e}")))?;
+        run::run(config, dns, signals).await
+    });
+    match ran {
         Ok(()) => Exit::Ok.into(),
         Err(Failure::Config(problems)) => start.bad_config(problems),
         Err(e) => start.fail(Exit::Software, &e.to_string()),

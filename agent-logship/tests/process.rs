@@ -1,0 +1,436 @@
+//! agent-logship as a process against es-sim: every record exactly once through rotation (rename
+//! and copytruncate, under a glob that matches the rotated names), per-item 429s, whole-request
+//! 503s, an outage and two SIGKILLs; dead letters; a flat RSS through a long outage; the graceful
+//! flush on SIGTERM; `setup` against both flavours; configuration errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use calypso_testkit::es_sim::{EsOptions, EsSim, Flavour};
+use calypso_testkit::eventually;
+use calypso_testkit::logwriter::{LogConfig, LogWriter};
+use calypso_testkit::process::Spawned;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agent-logship");
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear().env("AGENT_LOG", "info").envs(env.iter().copied());
+    cmd
+}
+
+fn start(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let mut cmd = command(args, env);
+    cmd.stdout(Stdio::null());
+    Spawned::start(cmd)
+}
+
+/// The environment of a sidecar shipping `glob` to `es` with quick batches.
+fn sidecar_env<'a>(glob: &'a str, data: &'a str, es: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AGENT_LOGSHIP_PATHS", glob),
+        ("AGENT_LOGSHIP_DATA_DIR", data),
+        ("AGENT_LOGSHIP_ES_URL", es),
+        ("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0"),
+        ("AGENT_LOGSHIP_BATCH_AGE", "100ms"),
+        ("AGENT_LOGSHIP_FLUSH_TIMEOUT", "300ms"),
+        ("AGENT_LOGSHIP_RESCAN_INTERVAL", "500ms"),
+        ("AGENT_LOGSHIP_COMPONENT", "engineserver"),
+        ("AGENT_LOGSHIP_NAMESPACE", "calypso-uat"),
+        ("AGENT_LOGSHIP_POD_NAME", "engineserver-0"),
+        ("AGENT_LOGSHIP_CONTAINER_NAME", "calypso"),
+    ]
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// `A.log` for `A.log`, `A.log.3`.
+fn base_name(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match name.find(".log") {
+        Some(i) => name[..i + 4].to_string(),
+        None => name.to_string(),
+    }
+}
+
+/// The sequence number a logwriter record carries on its first line.
+fn seq_of(message: &str) -> Option<u64> {
+    message.lines().next()?.rsplit_once(" seq=").and_then(|(_, n)| n.trim().parse().ok())
+}
+
+/// Per base file name, the number of lines of each record (by seq) in the files written.
+fn written_records(dir: &Path) -> BTreeMap<String, BTreeMap<u64, usize>> {
+    let mut out: BTreeMap<String, BTreeMap<u64, usize>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read log");
+        let base = base_name(path_str(&path));
+        let mut current: Option<u64> = None;
+        for line in text.lines() {
+            if let Some(seq) = seq_of(line) {
+                current = Some(seq);
+                out.entry(base.clone()).or_default().insert(seq, 1);
+            } else if let Some(seq) = current {
+                *out.entry(base.clone()).or_default().entry(seq).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Per base file name, the seqs stored (with repeats) and each stored record's line count.
+fn stored_records(docs: &[Value]) -> BTreeMap<String, Vec<(u64, usize)>> {
+    let mut out: BTreeMap<String, Vec<(u64, usize)>> = BTreeMap::new();
+    for doc in docs {
+        let path = field(doc, "log.file.path").unwrap_or_default();
+        let message = field(doc, "message").unwrap_or_default();
+        let trace = field(doc, "error.stack_trace").unwrap_or_default();
+        let Some(seq) = seq_of(&message) else { panic!("a document without seq: {doc}") };
+        let lines = message.lines().count() + trace.lines().count();
+        out.entry(base_name(&path)).or_default().push((seq, lines));
+    }
+    out
+}
+
+/// A field by its dotted name, nested or flat.
+fn field(doc: &Value, name: &str) -> Option<String> {
+    if let Some(v) = doc.get(name) {
+        return v.as_str().map(str::to_string).or_else(|| Some(v.to_string()));
+    }
+    let mut v = doc;
+    for part in name.split('.') {
+        v = v.get(part)?;
+    }
+    v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))
+}
+
+/// Writes `n` records in small bursts so that the agent reads while rotations happen.
+async fn write(writer: &mut LogWriter, n: u64) {
+    for _ in 0..n / 25 {
+        writer.write_n(25).expect("write");
+        // Pacing the writer, not waiting for anything.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    writer.write_n(n % 25).expect("write");
+}
+
+async fn stored_at_least(es: &EsSim, n: u64) {
+    eventually(&format!("{n} documents stored"), Duration::from_secs(120), async || {
+        (es.count() >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_exactly_once_through_rotation_faults_and_kills() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    es.set_item_429_every(13);
+    es.set_request_503_share(0.1, 7);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let data = dir.path().join("data");
+    let glob = format!("{}/*.log*", path_str(&logs));
+    let url = es.url();
+    let env = sidecar_env(&glob, path_str(&data), &url);
+    let small = |name: &str, seed: u64, copy_truncate: bool| LogConfig {
+        max_bytes: 32 * 1024,
+        backups: 200,
+        copy_truncate,
+        seed,
+        ..LogConfig::new(logs.join(name))
+    };
+    let mut renamed = LogWriter::open(small("A.log", 1, false)).expect("A.log");
+    let mut copied = LogWriter::open(small("B.log", 2, true)).expect("B.log");
+    let per_phase = 400;
+
+    let mut agent = start(&[], &env);
+    agent.said("shipping").await;
+    write(&mut renamed, per_phase).await;
+    write(&mut copied, per_phase).await;
+    stored_at_least(&es, per_phase).await;
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+
+    // Written while the agent is dead, then an outage while it runs.
+    write(&mut renamed, per_phase).await;
+    write(&mut copied, per_phase).await;
+    let mut agent = start(&[], &env);
+    agent.said("shipping").await;
+    es.down().await;
+    write(&mut renamed, per_phase).await;
+    write(&mut copied, per_phase).await;
+    // The outage lasts 10 s (the time is the point of the test, not a wait for something).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    es.up().await.expect("es-sim back on its port");
+    stored_at_least(&es, 4 * per_phase).await;
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+
+    let mut agent = start(&[], &env);
+    write(&mut renamed, per_phase).await;
+    write(&mut copied, per_phase).await;
+    let total = 2 * 4 * per_phase;
+    stored_at_least(&es, total).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+
+    let written = written_records(&logs);
+    let stored = stored_records(&es.docs("*"));
+    assert_eq!(stored.keys().collect::<Vec<_>>(), ["A.log", "B.log"], "{:?}", stored.keys());
+    for (base, records) in &stored {
+        let seqs: BTreeSet<u64> = records.iter().map(|(s, _)| *s).collect();
+        assert_eq!(records.len(), seqs.len(), "{base}: a record stored twice");
+        assert_eq!(seqs, (1..=4 * per_phase).collect::<BTreeSet<u64>>(), "{base}: records lost");
+        for (seq, lines) in records {
+            assert_eq!(Some(lines), written[base].get(seq), "{base} seq={seq}: not stored whole");
+        }
+    }
+    let stats = es.stats();
+    assert!(stats.items_with(429) > 0 && stats.duplicates > 0, "the faults happened: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ships_what_was_read_then_checkpoints() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    // Batches wait long: only the graceful stop sends the last one.
+    env.push(("AGENT_LOGSHIP_BATCH_AGE", "1h"));
+    env.push(("AGENT_LOGSHIP_FLUSH_TIMEOUT", "1h"));
+    let mut writer = LogWriter::open(LogConfig::new(dir.path().join("S.log"))).expect("log");
+    writer.write_n(300).expect("write");
+    let mut agent = start(&[], &env);
+    agent.said("shipping").await;
+    eventually("all 300 records read", Duration::from_secs(20), async || {
+        metric(&agent, "agent_logship_records_read_total").await.filter(|n| *n >= 299.0)
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert_eq!(es.count(), 300, "the pending record and the open batch were shipped");
+    assert!(agent.stderr().contains("everything read was shipped"), "{}", agent.stderr());
+
+    // The checkpoint covers them all: a restart sends nothing again.
+    let before = es.stats().bulk_requests;
+    let mut agent = start(&[], &env);
+    agent.said("shipping").await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert_eq!(es.stats().bulk_requests, before, "nothing was re-sent");
+}
+
+/// A metric's value from the agent's /metrics, once it says where it listens.
+async fn metric(agent: &Spawned, name: &str) -> Option<f64> {
+    let addr = agent.stderr().lines().find_map(|l| {
+        l.split_whitespace().find_map(|w| w.strip_prefix("listen=")).map(|a| a.trim_matches('"').to_string())
+    })?;
+    let body = calypso_testkit::client::get(&format!("http://{addr}/metrics"), Duration::from_secs(2))
+        .await
+        .ok()?
+        .text();
+    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_documents_go_to_the_dead_letter_file_once_each() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("app.json.log");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.push(("AGENT_LOGSHIP_FORMAT", "json"));
+    // `user` is a string in the first document; as an object later it cannot be indexed (400).
+    let mut lines = String::new();
+    for i in 0..100 {
+        let user = if i % 25 == 24 { r#"{"id":7}"# } else { r#""alice""# };
+        lines.push_str(&format!(
+            r#"{{"@timestamp":"2026-11-27T10:00:{:02}.000Z","log.level":"INFO","message":"trade {i} booked","user":{user}}}"#,
+            i % 60
+        ));
+        lines.push('\n');
+    }
+    std::fs::write(&log, lines).expect("write");
+    let mut agent = start(&[], &env);
+    let dead = data.join("dead-letter.ndjson");
+    eventually("96 stored and 4 dead-lettered", Duration::from_secs(30), async || {
+        let dead_lines = std::fs::read_to_string(&dead).map(|t| t.lines().count()).unwrap_or(0);
+        (es.count() == 96 && dead_lines == 4).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let text = std::fs::read_to_string(&dead).expect("dead letters");
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).expect("a dead letter is JSON");
+        assert!(line.contains("document_parsing_exception"), "{line}");
+        assert!(v.to_string().contains("trade "), "the document is kept: {line}");
+    }
+    let warnings = agent.stderr().lines().filter(|l| l.contains("document_parsing_exception")).count();
+    assert_eq!(warnings, 1, "logged once per reason:\n{}", agent.stderr());
+}
+
+/// VmRSS of a process in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_through_a_long_outage() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.push(("AGENT_LOGSHIP_MAX_INFLIGHT_BYTES", "2MiB"));
+    let mut writer =
+        LogWriter::open(LogConfig { max_bytes: u64::MAX, ..LogConfig::new(dir.path().join("O.log")) })
+            .expect("log");
+    es.down().await;
+    let agent = start(&[], &env);
+    agent.said("shipping").await;
+    let pid = agent.child.id().expect("pid");
+    writer.write_n(20_000).expect("write");
+    eventually("the budget spent", Duration::from_secs(30), async || {
+        metric(&agent, "agent_logship_inflight_bytes").await.filter(|b| *b > 1_500_000.0)
+    })
+    .await;
+    let early = rss_kib(pid);
+    // Another ~12 MB while Elasticsearch stays away: reading stays paused, memory flat.
+    writer.write_n(50_000).expect("write");
+    let mut peak = early;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(rss_kib(pid));
+    }
+    assert!(peak < early + 4096, "RSS grew from {early} KiB to {peak} KiB during the outage");
+    es.up().await.expect("up");
+    stored_at_least(&es, 70_000).await;
+    assert_eq!(es.count(), 70_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_installs_the_template_once_on_both_flavours() {
+    for flavour in [Flavour::Elasticsearch, Flavour::OpenSearch] {
+        let es = EsSim::start(EsOptions::flavour(flavour)).await.expect("es-sim");
+        let url = es.url();
+        let env = [("AGENT_LOGSHIP_ES_URL", url.as_str())];
+        let run = |env: &[(&str, &str)]| {
+            let mut cmd = command(&["setup", "--retention-days", "30"], env);
+            cmd.stdout(Stdio::piped());
+            cmd
+        };
+        let first = run(&env).output().await.expect("setup runs");
+        let out = String::from_utf8_lossy(&first.stdout);
+        assert_eq!(
+            first.status.code(),
+            Some(0),
+            "{flavour:?}: {out}{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        assert!(out.contains("created"), "{flavour:?}: {out}");
+        let again = run(&env).output().await.expect("setup runs");
+        let out = String::from_utf8_lossy(&again.stdout);
+        assert_eq!(again.status.code(), Some(0), "{flavour:?}: {out}");
+        assert!(out.contains("unchanged") && !out.contains("created"), "{flavour:?}: idempotent: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_without_elasticsearch_exits_69_and_without_url_64() {
+    let unreachable = [("AGENT_LOGSHIP_ES_URL", "http://127.0.0.1:1")];
+    let out = command(&["setup"], &unreachable).output().await.expect("runs");
+    assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = command(&["setup"], &[]).output().await.expect("runs");
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AGENT_LOGSHIP_ES_URL"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_exit_64_naming_each_and_an_unwritable_data_dir_too() {
+    let out = command(
+        &["--format", "xml"],
+        &[("AGENT_LOGSHIP_ES_URL", "ftp://u:hunter2@es"), ("AGENT_LOGSHIP_BATCH_DOCS", "0")],
+    )
+    .output()
+    .await
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    for needle in ["--format", "AGENT_LOGSHIP_ES_URL", "AGENT_LOGSHIP_BATCH_DOCS"] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").expect("write");
+    let out = command(&["--listen", "127.0.0.1:0"], &[("AGENT_LOGSHIP_DATA_DIR", path_str(&file))])
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("AGENT_LOGSHIP_DATA_DIR"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_url_documents_go_to_stdout_stack_traces_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("DataServer.log");
+    std::fs::write(
+        &log,
+        "2026-11-27 13:53:32,123 INFO  [main] [com.calypso.Server] started\n\
+         2026-11-27 13:53:33,456 ERROR [RMI TCP Connection(2)-10.0.0.7] [com.calypso.engine.PositionEngine] cannot price trade 4711\n\
+         java.lang.IllegalStateException: no quote for EUR/USD\n\
+         \tat com.calypso.pricer.Quotes.get(Quotes.java:88)\n\
+         Caused by: java.io.IOException: timeout\n\
+         \t... 12 more\n",
+    )
+    .expect("write");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let data = dir.path().join("data");
+    let mut cmd = command(
+        &["--listen", "127.0.0.1:0", "--flush-timeout", "200ms", "--batch-age", "100ms"],
+        &[("AGENT_LOGSHIP_PATHS", &glob), ("AGENT_LOGSHIP_DATA_DIR", path_str(&data))],
+    );
+    let out_path = dir.path().join("stdout.ndjson");
+    cmd.stdout(std::fs::File::create(&out_path).expect("stdout file"));
+    let mut agent = Spawned::start(cmd);
+    let docs = eventually("two documents on stdout", Duration::from_secs(20), async || {
+        let text = std::fs::read_to_string(&out_path).ok()?;
+        let docs: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (docs.len() == 2).then_some(docs)
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let error = &docs[1]["_source"];
+    assert_eq!(field(error, "error.type").as_deref(), Some("java.lang.IllegalStateException"), "{error}");
+    assert_eq!(field(error, "log.level").as_deref(), Some("ERROR"));
+    assert_eq!(field(error, "@timestamp").as_deref(), Some("2026-11-27T13:53:33.456Z"));
+    let trace = field(error, "error.stack_trace").expect("a stack trace");
+    assert!(
+        trace.contains("Caused by: java.io.IOException: timeout") && trace.ends_with("... 12 more"),
+        "{trace}"
+    );
+    assert_eq!(docs[0]["_id"].as_str().map(str::len), Some(32));
+}
