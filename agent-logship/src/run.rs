@@ -171,15 +171,15 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
 
     let broken = tokio::select! {
         signal = signals.first() => {
-            tracing::info!("{signal}: stopping reading, shipping what was read, then checkpointing");
+            tracing::info!("{signal}: reading the files to their ends, shipping what was read, then checkpointing");
             None
         }
         ended = &mut encoding => Some(format!("the encoder stopped: {ended:?}")),
         ended = &mut shipping => Some(format!("the sink stopped: {ended:?}")),
     };
     observed.stopping.store(true, Ordering::Relaxed);
-    files.stop_reading();
     if let Some(reason) = broken {
+        files.stop_reading();
         if let Ok(mut b) = observed.broken.lock() {
             *b = Some(reason.clone());
         }
@@ -188,7 +188,9 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         let _ = stop_server.send(true);
         return Err(Failure::Broken(reason));
     }
-    // The source dropped its sender: the encoder ends, drops its own, and the sink drains.
+    // The source reads to the files' ends, flushes and drops its sender: the encoder ends,
+    // drops its own, and the sink drains.
+    files.drain();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         let _ = (&mut encoding).await;
         (&mut shipping).await
@@ -198,6 +200,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         Ok(Ok(Ok(sink::Ended::Drained))) => tracing::info!("everything read was shipped"),
         Ok(other) => tracing::warn!(?other, "the sink ended before draining"),
         Err(_) => {
+            files.stop_reading();
             let _ = abort_tx.send(true);
             tracing::warn!(
                 in_flight_bytes = budget.in_flight(),

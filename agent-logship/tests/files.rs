@@ -37,6 +37,7 @@ impl Frame for Lines {
         }
     }
     fn idle(&mut self, _now: Instant, _out: &mut Vec<Record>) {}
+    fn flush(&mut self, _out: &mut Vec<Record>) {}
     fn finish(&mut self, out: &mut Vec<Record>) {
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);

@@ -130,6 +130,8 @@ pub struct FilesSource {
     /// Closed (true) by `stop_reading`; the loop sends only while it is open.
     gate: Arc<Mutex<bool>>,
     stop_tx: watch::Sender<bool>,
+    /// Set by `drain`: the loop reads to the ends, flushes, sends and stops.
+    draining: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     saver: tokio::task::JoinHandle<()>,
 }
@@ -171,6 +173,7 @@ impl FilesSource {
             save_lock: Mutex::new(()),
         });
         let gate = Arc::new(Mutex::new(false));
+        let draining = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = watch::channel(false);
         let saver = tokio::spawn(save_periodically(shared.clone(), config.checkpoint_interval));
         let mut the_loop = Loop {
@@ -184,12 +187,21 @@ impl FilesSource {
             readers: Vec::new(),
             warned: HashSet::new(),
             buf: vec![0; 64 * 1024],
+            draining: draining.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("logship-files".into())
             .spawn(move || the_loop.run())
             .map_err(FilesError::Thread)?;
-        Ok(FilesSource { shared, gate, stop_tx, thread: Some(thread), saver })
+        Ok(FilesSource { shared, gate, stop_tx, draining, thread: Some(thread), saver })
+    }
+
+    /// The graceful stop: read every open file to its current end, emit the records the frames
+    /// hold (a line without its newline excepted), send them all, then stop and drop the
+    /// sender, so that the pipeline behind drains. Sending still waits for the budget:
+    /// [`FilesSource::stop_reading`] cuts a drain short.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 
     /// No record is sent after this returns (the one being sent is dropped, not acknowledged:
@@ -324,6 +336,7 @@ struct Loop {
     /// Paths we could not open, warned about once.
     warned: HashSet<PathBuf>,
     buf: Vec<u8>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Loop {
@@ -334,6 +347,12 @@ impl Loop {
         let mut names = true;
         let mut next_scan = Instant::now();
         while !self.io.stopped() {
+            if self.draining.load(Ordering::Acquire) {
+                if let Err(Stopped) = self.drain() {
+                    tracing::debug!("drain cut short");
+                }
+                break;
+            }
             if names || Instant::now() >= next_scan {
                 self.rescan(first);
                 first = false;
@@ -393,6 +412,19 @@ impl Loop {
                 }
             }
         }
+    }
+
+    /// Reads every open file to its end, then sends what the frames still hold.
+    fn drain(&mut self) -> Result<(), Stopped> {
+        while self.turn()? {}
+        for r in &mut self.readers {
+            if let Some(reading) = r.reading.as_mut() {
+                let mut records = Vec::new();
+                reading.frame.flush(&mut records);
+                self.io.send(reading, records)?;
+            }
+        }
+        Ok(())
     }
 
     /// Looks at every open file once; whether one had more to read than a turn allows.

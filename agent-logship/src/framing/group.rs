@@ -285,16 +285,20 @@ impl Frame for GroupFrame {
     }
 
     fn idle(&mut self, now: Instant, out: &mut Vec<Record>) {
+        let g = &self.group;
+        let quiet =
+            g.last_activity.is_none_or(|t| now.saturating_duration_since(t) >= g.options.flush_timeout);
+        if quiet {
+            self.flush(out);
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Record>) {
         let g = &mut self.group;
         // An unfinished line that is not part of the pending record does not hold it back: the
         // writer may have stopped mid-line for good. One that is (an over-long line, an open
         // CRI `P` sequence) does: emitting would end a record inside a line.
-        if g.open || g.pending.is_none() {
-            return;
-        }
-        let quiet =
-            g.last_activity.is_none_or(|t| now.saturating_duration_since(t) >= g.options.flush_timeout);
-        if quiet {
+        if !g.open && g.pending.is_some() {
             g.flush(out);
         }
     }
