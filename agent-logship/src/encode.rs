@@ -9,7 +9,6 @@ mod json;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
@@ -66,6 +65,9 @@ pub struct Encoder {
     ctx: EncodeContext,
     index: Arc<str>,
     dataset: String,
+    /// `data_stream.namespace` (when writing to a data stream).
+    ds_namespace: String,
+    line_time: parse::LineTime,
     /// `,"kubernetes":{...}` from the context (empty if nothing is known).
     kubernetes: Vec<u8>,
     /// `,"service":...,"host":...` and the data stream fields.
@@ -113,7 +115,8 @@ impl Encoder {
             json::string(&mut tail, host.as_bytes());
             tail.push(b'}');
         }
-        Encoder { ctx, index, dataset, kubernetes, tail }
+        let line_time = parse::LineTime::new(&ctx.time_zone);
+        Encoder { ctx, index, dataset, ds_namespace, line_time, kubernetes, tail }
     }
 
     /// The data stream or index every document goes to.
@@ -155,7 +158,7 @@ impl Encoder {
         let r = parse::parse_record(&record.bytes);
         let (ts, unparsed) = self.timestamp(r.header.map(|h| h.time), record, now);
         out.extend_from_slice(b"{\"@timestamp\":\"");
-        parse::write_rfc3339_millis(ts, out);
+        parse::write_unix_ms(ts, out);
         out.extend_from_slice(b"\",\"message\":");
         json::string(out, r.message);
         out.extend_from_slice(b",\"log\":{");
@@ -242,14 +245,18 @@ impl Encoder {
     }
 
     /// The line's time in the zone, else the runtime's, else now (flagged).
-    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: SystemTime) -> (Timestamp, bool) {
-        if let Some(ts) = line_time.and_then(|t| parse::parse_line_time(t, &self.ctx.time_zone)) {
-            return (ts, false);
+    /// As Unix milliseconds.
+    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: SystemTime) -> (i64, bool) {
+        if let Some(ms) = line_time.and_then(|t| self.line_time.unix_ms(t)) {
+            return (ms, false);
         }
         if let Some(ts) = record.cri.as_ref().and_then(|c| parse::parse_cri_time(&c.time)) {
-            return (ts, false);
+            return (ts.as_millisecond(), false);
         }
-        (Timestamp::try_from(now).unwrap_or(Timestamp::UNIX_EPOCH), true)
+        let ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        (ms, true)
     }
 
     fn encode_json(&self, record: &Record, file: &FileMeta, now: SystemTime, out: &mut Vec<u8>) -> bool {
@@ -258,7 +265,7 @@ impl Encoder {
             // Not a JSON object: kept as the message, flagged.
             let (ts, unparsed) = self.timestamp(None, record, now);
             out.extend_from_slice(b"{\"@timestamp\":\"");
-            parse::write_rfc3339_millis(ts, out);
+            parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",\"message\":");
             json::string(out, &record.bytes);
             out.extend_from_slice(b",\"log\":{");
@@ -281,7 +288,7 @@ impl Encoder {
         } else {
             let (ts, unparsed) = self.timestamp(None, record, now);
             out.extend_from_slice(b"\"@timestamp\":\"");
-            parse::write_rfc3339_millis(ts, out);
+            parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",");
             unparsed
         };
@@ -339,11 +346,10 @@ impl Encoder {
             json::string(out, host.as_bytes());
         }
         if let Target::DataStream = self.ctx.target {
-            let ns = self.index.rsplit('-').next().unwrap_or("default");
             out.extend_from_slice(b",\"data_stream.type\":\"logs\",\"data_stream.dataset\":");
             json::string(out, self.dataset.as_bytes());
             out.extend_from_slice(b",\"data_stream.namespace\":");
-            json::string(out, ns.as_bytes());
+            json::string(out, self.ds_namespace.as_bytes());
         }
         // Derived, unless the line has them.
         if !has_path(&obj, &["service", "name"]) {
