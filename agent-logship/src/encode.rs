@@ -142,7 +142,12 @@ impl Encoder {
                 self.ctx.container_name.as_deref().unwrap_or(""),
             ),
         };
-        format!("{:032x}", document_id(ns, pod, container, file.fingerprint, record.offset, record.chain))
+        let id = document_id(ns, pod, container, file.fingerprint, record.offset, record.chain);
+        let mut hex = String::with_capacity(32);
+        for i in (0..32).rev() {
+            hex.push(char::from(b"0123456789abcdef"[((id >> (i * 4)) & 15) as usize]));
+        }
+        hex
     }
 
     /// Appends the document to `out` (a `_bulk` body, say); returns whether `@timestamp` is the
@@ -489,6 +494,25 @@ pub fn document_id(
     offset: u64,
     chain: u128,
 ) -> u128 {
+    // One-shot over a stack buffer (the streaming hasher costs more to set up than to run);
+    // names longer than Kubernetes allows take the streaming path, same value.
+    let mut buf = [0u8; 512];
+    let len = 24 + namespace.len() + pod.len() + container.len() + 8 + 8 + 16;
+    if len <= buf.len() {
+        let mut at = 0;
+        let mut put = |b: &[u8]| {
+            buf[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        };
+        for s in [namespace, pod, container] {
+            put(&(s.len() as u64).to_le_bytes());
+            put(s.as_bytes());
+        }
+        put(&fingerprint.to_le_bytes());
+        put(&offset.to_le_bytes());
+        put(&chain.to_le_bytes());
+        return xxhash_rust::xxh3::xxh3_128(&buf[..len]);
+    }
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
     for s in [namespace, pod, container] {
         h.update(&(s.len() as u64).to_le_bytes());
