@@ -9,7 +9,6 @@ mod json;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
@@ -66,6 +65,9 @@ pub struct Encoder {
     ctx: EncodeContext,
     index: Arc<str>,
     dataset: String,
+    /// `data_stream.namespace` (when writing to a data stream).
+    ds_namespace: String,
+    line_time: parse::LineTime,
     /// `,"kubernetes":{...}` from the context (empty if nothing is known).
     kubernetes: Vec<u8>,
     /// `,"service":...,"host":...` and the data stream fields.
@@ -113,7 +115,8 @@ impl Encoder {
             json::string(&mut tail, host.as_bytes());
             tail.push(b'}');
         }
-        Encoder { ctx, index, dataset, kubernetes, tail }
+        let line_time = parse::LineTime::new(&ctx.time_zone);
+        Encoder { ctx, index, dataset, ds_namespace, line_time, kubernetes, tail }
     }
 
     /// The data stream or index every document goes to.
@@ -139,7 +142,12 @@ impl Encoder {
                 self.ctx.container_name.as_deref().unwrap_or(""),
             ),
         };
-        format!("{:032x}", document_id(ns, pod, container, file.fingerprint, record.offset, record.chain))
+        let id = document_id(ns, pod, container, file.fingerprint, record.offset, record.chain);
+        let mut hex = String::with_capacity(32);
+        for i in (0..32).rev() {
+            hex.push(char::from(b"0123456789abcdef"[((id >> (i * 4)) & 15) as usize]));
+        }
+        hex
     }
 
     /// Appends the document to `out` (a `_bulk` body, say); returns whether `@timestamp` is the
@@ -155,7 +163,7 @@ impl Encoder {
         let r = parse::parse_record(&record.bytes);
         let (ts, unparsed) = self.timestamp(r.header.map(|h| h.time), record, now);
         out.extend_from_slice(b"{\"@timestamp\":\"");
-        parse::write_rfc3339_millis(ts, out);
+        parse::write_unix_ms(ts, out);
         out.extend_from_slice(b"\",\"message\":");
         json::string(out, r.message);
         out.extend_from_slice(b",\"log\":{");
@@ -242,14 +250,18 @@ impl Encoder {
     }
 
     /// The line's time in the zone, else the runtime's, else now (flagged).
-    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: SystemTime) -> (Timestamp, bool) {
-        if let Some(ts) = line_time.and_then(|t| parse::parse_line_time(t, &self.ctx.time_zone)) {
-            return (ts, false);
+    /// As Unix milliseconds.
+    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: SystemTime) -> (i64, bool) {
+        if let Some(ms) = line_time.and_then(|t| self.line_time.unix_ms(t)) {
+            return (ms, false);
         }
         if let Some(ts) = record.cri.as_ref().and_then(|c| parse::parse_cri_time(&c.time)) {
-            return (ts, false);
+            return (ts.as_millisecond(), false);
         }
-        (Timestamp::try_from(now).unwrap_or(Timestamp::UNIX_EPOCH), true)
+        let ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        (ms, true)
     }
 
     fn encode_json(&self, record: &Record, file: &FileMeta, now: SystemTime, out: &mut Vec<u8>) -> bool {
@@ -258,7 +270,7 @@ impl Encoder {
             // Not a JSON object: kept as the message, flagged.
             let (ts, unparsed) = self.timestamp(None, record, now);
             out.extend_from_slice(b"{\"@timestamp\":\"");
-            parse::write_rfc3339_millis(ts, out);
+            parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",\"message\":");
             json::string(out, &record.bytes);
             out.extend_from_slice(b",\"log\":{");
@@ -281,7 +293,7 @@ impl Encoder {
         } else {
             let (ts, unparsed) = self.timestamp(None, record, now);
             out.extend_from_slice(b"\"@timestamp\":\"");
-            parse::write_rfc3339_millis(ts, out);
+            parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",");
             unparsed
         };
@@ -339,11 +351,10 @@ impl Encoder {
             json::string(out, host.as_bytes());
         }
         if let Target::DataStream = self.ctx.target {
-            let ns = self.index.rsplit('-').next().unwrap_or("default");
             out.extend_from_slice(b",\"data_stream.type\":\"logs\",\"data_stream.dataset\":");
             json::string(out, self.dataset.as_bytes());
             out.extend_from_slice(b",\"data_stream.namespace\":");
-            json::string(out, ns.as_bytes());
+            json::string(out, self.ds_namespace.as_bytes());
         }
         // Derived, unless the line has them.
         if !has_path(&obj, &["service", "name"]) {
@@ -483,6 +494,25 @@ pub fn document_id(
     offset: u64,
     chain: u128,
 ) -> u128 {
+    // One-shot over a stack buffer (the streaming hasher costs more to set up than to run);
+    // names longer than Kubernetes allows take the streaming path, same value.
+    let mut buf = [0u8; 512];
+    let len = 24 + namespace.len() + pod.len() + container.len() + 8 + 8 + 16;
+    if len <= buf.len() {
+        let mut at = 0;
+        let mut put = |b: &[u8]| {
+            buf[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        };
+        for s in [namespace, pod, container] {
+            put(&(s.len() as u64).to_le_bytes());
+            put(s.as_bytes());
+        }
+        put(&fingerprint.to_le_bytes());
+        put(&offset.to_le_bytes());
+        put(&chain.to_le_bytes());
+        return xxhash_rust::xxh3::xxh3_128(&buf[..len]);
+    }
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
     for s in [namespace, pod, container] {
         h.update(&(s.len() as u64).to_le_bytes());

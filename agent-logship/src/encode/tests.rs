@@ -72,6 +72,10 @@ fn calypso_record_with_stack_trace() {
     assert!(!enc.time_unparsed);
     assert_eq!(enc.id.len(), 32);
     assert!(enc.id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_eq!(
+        enc.id,
+        format!("{:032x}", document_id("calypso-uat", "dataserver-0", "dataserver", 7, 100, 42))
+    );
 }
 
 #[test]
@@ -185,6 +189,20 @@ fn fixed_index_and_names() {
 fn ids_differ_by_every_ingredient() {
     let base = document_id("ns", "pod", "c", 1, 2, 3);
     assert_eq!(base, document_id("ns", "pod", "c", 1, 2, 3));
+    let long = "p".repeat(600);
+    let streaming = |pod: &str| {
+        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+        for s in ["ns", pod, "c"] {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        h.update(&1u64.to_le_bytes());
+        h.update(&2u64.to_le_bytes());
+        h.update(&3u128.to_le_bytes());
+        h.digest128()
+    };
+    assert_eq!(base, streaming("pod"));
+    assert_eq!(document_id("ns", &long, "c", 1, 2, 3), streaming(&long), "both paths hash the same bytes");
     for other in [
         document_id("ns2", "pod", "c", 1, 2, 3),
         document_id("ns", "pod2", "c", 1, 2, 3),

@@ -378,6 +378,15 @@ proptest! {
 }
 
 #[test]
+fn chain_is_the_streaming_hash_of_its_parts() {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&7u128.to_le_bytes());
+    h.update(&9u64.to_le_bytes());
+    h.update(b"record");
+    assert_eq!(chain(7, 9, b"record"), h.digest128());
+}
+
+#[test]
 fn chain_links_records() {
     let rs = frame(Format::Log4j, &opts(1 << 20), CALYPSO.as_bytes());
     let mut prev = 0u128;

@@ -65,6 +65,96 @@ pub fn parse_line_time(b: &[u8], tz: &TimeZone) -> Option<Timestamp> {
     tz.to_ambiguous_timestamp(dt).compatible().ok()
 }
 
+/// Reads log4j times in one zone; fixed zones (UTC, `+02:00`) by arithmetic, without a
+/// time-zone lookup per line (the hot path: one call per record).
+#[derive(Debug, Clone)]
+pub enum LineTime {
+    /// Seconds east of UTC.
+    Fixed(i64),
+    Zone(TimeZone),
+}
+
+impl LineTime {
+    pub fn new(tz: &TimeZone) -> Self {
+        match tz.to_fixed_offset() {
+            Ok(offset) => LineTime::Fixed(i64::from(offset.seconds())),
+            Err(_) => LineTime::Zone(tz.clone()),
+        }
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss,SSS` (also `T`, `.`) as Unix milliseconds; `None` if no valid time.
+    pub fn unix_ms(&self, b: &[u8]) -> Option<i64> {
+        match self {
+            LineTime::Fixed(offset) => {
+                let b = b.get(..23)?;
+                let f = |r: std::ops::Range<usize>| num(&b[r]).map(i64::from);
+                let (y, m, d) = (f(0..4)?, f(5..7)?, f(8..10)?);
+                let (hh, mm, ss, ms) = (f(11..13)?, f(14..16)?, f(17..19)?, f(20..23)?);
+                if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || hh > 23 || mm > 59 || ss > 59
+                {
+                    return None;
+                }
+                let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss - offset;
+                Some(secs * 1000 + ms)
+            }
+            LineTime::Zone(tz) => parse_line_time(b, tz).map(|ts| ts.as_millisecond()),
+        }
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day since 1970-01-01 (`civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Appends Unix milliseconds as `2026-11-27T13:53:32.123Z`.
+pub fn write_unix_ms(ms: i64, out: &mut Vec<u8>) {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, m, d) = civil_from_days(days);
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y.clamp(0, 9999));
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, rem / 3_600_000);
+    put(14, 2, rem / 60_000 % 60);
+    put(17, 2, rem / 1000 % 60);
+    put(20, 3, rem % 1000);
+    out.extend_from_slice(&b);
+}
+
 /// A CRI runtime time (RFC 3339, nanoseconds, any offset).
 pub fn parse_cri_time(s: &str) -> Option<Timestamp> {
     s.parse().ok()
@@ -144,6 +234,44 @@ mod tests {
         assert_eq!(parse_line_time(b"2026-02-30 13:53:32,123", &utc), None);
         assert_eq!(parse_line_time(b"2026-11-27 25:53:32,123", &utc), None);
         assert_eq!(parse_line_time(b"2026-11-27 13:53", &utc), None);
+    }
+
+    proptest::proptest! {
+        /// The arithmetic path agrees with jiff for every valid time and fixed offset.
+        #[test]
+        fn fixed_offsets_agree_with_jiff(secs in 86_400i64..253_402_000_000, ms in 0i64..1000, off in -50_400i32..50_400) {
+            let off = off / 60 * 60;
+            let tz = TimeZone::fixed(Offset::from_seconds(off).expect("offset"));
+            let ts = Timestamp::from_second(secs).expect("ts");
+            let local = tz.to_datetime(ts);
+            let text = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02},{ms:03}", local.year(), local.month(), local.day(), local.hour(), local.minute(), local.second());
+            let fast = LineTime::new(&tz).unix_ms(text.as_bytes());
+            let slow = parse_line_time(text.as_bytes(), &tz).map(|t| t.as_millisecond());
+            proptest::prop_assert_eq!(fast, slow);
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            write_unix_ms(secs * 1000 + ms, &mut a);
+            write_rfc3339_millis(Timestamp::from_millisecond(secs * 1000 + ms).expect("ts"), &mut b);
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn fixed_path_rejects_bad_dates() {
+        let l = LineTime::new(&TimeZone::UTC);
+        assert!(matches!(l, LineTime::Fixed(0)));
+        for bad in [
+            &b"2026-02-29 00:00:00,000"[..],
+            b"2026-13-01 00:00:00,000",
+            b"2026-04-31 00:00:00,000",
+            b"2026-01-01 24:00:00,000",
+            b"2026-01-01 00:00:60,000",
+            b"2026-01-01",
+        ] {
+            assert_eq!(l.unix_ms(bad), None);
+        }
+        assert_eq!(l.unix_ms(b"2024-02-29 00:00:00,001"), Some(1_709_164_800_001));
+        assert!(matches!(LineTime::new(&parse_time_zone("Europe/London").expect("tz")), LineTime::Zone(_)));
     }
 
     #[test]
