@@ -309,10 +309,18 @@ async fn memory_stays_flat_through_a_long_outage() {
     agent.said("shipping").await;
     let pid = agent.child.id().expect("pid");
     writer.write_n(20_000).expect("write");
-    eventually("the budget spent", Duration::from_secs(30), async || {
-        metric(&agent, "agent_logship_inflight_bytes").await.filter(|b| *b > 1_500_000.0)
+    // Reading pauses once the budget (or the queues between the stages) are full.
+    let mut last = 0.0;
+    eventually("reading paused", Duration::from_secs(30), async || {
+        let read = metric(&agent, "agent_logship_records_read_total").await?;
+        let paused = read > 0.0 && read == last;
+        last = read;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        paused.then_some(())
     })
     .await;
+    let in_flight = metric(&agent, "agent_logship_inflight_bytes").await.expect("metric");
+    assert!(in_flight <= 2.0 * 1024.0 * 1024.0, "the budget holds: {in_flight}");
     let early = rss_kib(pid);
     // Another ~12 MB while Elasticsearch stays away: reading stays paused, memory flat.
     writer.write_n(50_000).expect("write");
