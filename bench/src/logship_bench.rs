@@ -248,7 +248,7 @@ fn run_in(
             Ok(args.agent_logship.clone())
         } else {
             Err(Skip(format!(
-                "{} does not exist yet (build it with scripts/build-static once agent-logship is on main)",
+                "{} does not exist (bench/run builds it: `bench/run logship`)",
                 args.agent_logship.display()
             )))
         }
@@ -669,7 +669,12 @@ fn version_line(bin: &Path, flag: &str) -> String {
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
+        // rsyslogd -v: "rsyslogd  8.2302.0 (aka 2023.02) compiled with:".
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.trim_end_matches("compiled with:").split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+        })
         .unwrap_or_else(|| format!("{} (version unknown)", bin.display()))
 }
 
