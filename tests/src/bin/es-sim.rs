@@ -1,0 +1,220 @@
+//! `es-sim`: the Elasticsearch / OpenSearch test double as a process, for process tests, the
+//! demo and the benchmark. Thin: parse the flags, start [`EsSim`], print the address, wait for
+//! `POST /_sim/exit` or a signal.
+
+use agent_core::Exit;
+use agent_core::config::{Problems, process_vars};
+use agent_core::logging::Logging;
+use agent_core::shutdown::Signals;
+use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Faults, Flavour};
+use clap::Parser;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "es-sim",
+    version,
+    about = "A test double of Elasticsearch / OpenSearch for log shippers (_bulk, data streams, templates, faults).",
+    long_about = "A test double of Elasticsearch / OpenSearch for log shippers: _bulk with its NDJSON \
+rules, create/index and _id conflicts, data streams, a minimal dynamic mapping, gzip, 413 over a size \
+limit, basic/API-key auth, index templates, ILM (elasticsearch) / ISM (opensearch) policies, \
+_count/_search/_doc read-back, and fault injection. Documents are kept in memory. See docs/es-sim.md.\n\n\
+Output: one line on stdout when it listens, `es-sim listening on http://ADDR`; logs on stderr \
+(AGENT_LOG, AGENT_LOG_FORMAT), never one per document.\n\n\
+Exit status: 0 after POST /_sim/exit or the first SIGTERM or SIGINT; 64 on bad flags; 70 when the \
+address cannot be bound.",
+    after_long_help = include_str!("../es_sim/control-api.md")
+)]
+struct Cli {
+    /// Address to bind; port 0 picks a free port (the stdout line tells which).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+
+    /// elasticsearch (8.x, X-Elastic-Product header, built-in logs-*-* data streams, ILM) or
+    /// opensearch (2.x, ISM, no built-in templates).
+    #[arg(long, default_value = "elasticsearch")]
+    flavour: Flavour,
+
+    /// Bodies over this many bytes (sent or decompressed) are answered 413 "Request size exceeded".
+    #[arg(long, default_value_t = calypso_testkit::es_sim::DEFAULT_MAX_CONTENT_LENGTH)]
+    max_content_length: u64,
+
+    /// Require basic auth: USER:PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "api_key")]
+    basic_auth: Option<String>,
+
+    /// Require `Authorization: ApiKey KEY`.
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+
+    /// No built-in data stream templates on the elasticsearch flavour.
+    #[arg(long)]
+    no_builtin_templates: bool,
+
+    /// Refuse every Nth bulk item with 429 (0: never).
+    #[arg(long, default_value_t = 0)]
+    item_429_every: u64,
+
+    /// Refuse this share (0..1) of bulk items with 429 (seeded by --seed).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    item_429_share: f64,
+
+    /// Answer the first N bulk requests 503.
+    #[arg(long, default_value_t = 0)]
+    fail_next: u64,
+
+    /// Answer this share (0..1) of bulk requests 503 (seeded by --seed).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    fail_share: f64,
+
+    /// Delay every answer of the Elasticsearch API (humantime: 50ms).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    latency: Duration,
+
+    /// Seed of the shares.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a share between 0 and 1".to_owned()),
+    }
+}
+
+impl Cli {
+    fn into_options(self) -> Result<EsOptions, String> {
+        let auth = match (self.basic_auth, self.api_key) {
+            (Some(pair), _) => {
+                let (user, password) = pair.split_once(':').ok_or("--basic-auth: expected USER:PASSWORD")?;
+                Some(Auth::Basic { user: user.to_owned(), password: password.to_owned() })
+            }
+            (None, Some(key)) => Some(Auth::ApiKey(key)),
+            (None, None) => None,
+        };
+        Ok(EsOptions {
+            listen: self.listen,
+            flavour: self.flavour,
+            max_content_length: self.max_content_length,
+            auth,
+            builtin_templates: !self.no_builtin_templates,
+            faults: Faults {
+                item_429_every: self.item_429_every,
+                item_429_share: self.item_429_share,
+                fail_next: self.fail_next,
+                fail_share: self.fail_share,
+                latency: self.latency,
+                seed: self.seed,
+            },
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(stop) => return stop.exit.into(),
+    };
+    let vars = process_vars();
+    match Logging::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(logging) => logging.init(),
+        Err(problems) => {
+            Logging::default().init();
+            tracing::error!("{}", Problems(problems));
+            return Exit::Usage.into();
+        }
+    }
+    let opts = match cli.into_options() {
+        Ok(opts) => opts,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Usage.into();
+        }
+    };
+    // Two threads: the benchmark pushes hundreds of MB through it while the shipper runs.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return Exit::Software.into();
+        }
+    };
+    runtime.block_on(run(opts)).into()
+}
+
+async fn run(opts: EsOptions) -> Exit {
+    let signals = match Signals::install(None) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot install the signal handlers");
+            return Exit::Software;
+        }
+    };
+    let listen = opts.listen;
+    let es = match EsSim::start(opts).await {
+        Ok(es) => es,
+        Err(error) => {
+            tracing::error!(%error, %listen, "cannot listen");
+            return Exit::Software;
+        }
+    };
+    // The one stdout line: tests, the demo and the benchmark read the address from it.
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "es-sim listening on {}", es.url()).and_then(|()| out.flush()).is_err() {
+        tracing::warn!("cannot write the listening line to stdout");
+    }
+    drop(out);
+    tokio::select! {
+        () = es.exit_requested() => tracing::info!("exit requested"),
+        signal = signals.first() => tracing::info!(signal, "stopping"),
+    }
+    let stats = es.stats();
+    tracing::info!(documents = es.count(), requests = stats.requests, items = stats.items(), "stopped");
+    es.shutdown().await;
+    Exit::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_make_options() {
+        let cli = Cli::try_parse_from([
+            "es-sim",
+            "--flavour",
+            "opensearch",
+            "--basic-auth",
+            "elastic:pa:ss",
+            "--item-429-every",
+            "5",
+            "--latency",
+            "20ms",
+            "--max-content-length",
+            "1000",
+        ])
+        .expect("valid flags");
+        let opts = cli.into_options().expect("valid");
+        assert_eq!(opts.flavour, Flavour::OpenSearch);
+        assert_eq!(opts.auth, Some(Auth::Basic { user: "elastic".into(), password: "pa:ss".into() }));
+        assert_eq!((opts.faults.item_429_every, opts.faults.latency), (5, Duration::from_millis(20)));
+        assert_eq!(opts.max_content_length, 1000);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        for args in [
+            &["es-sim", "--flavour", "solr"][..],
+            &["es-sim", "--item-429-share", "1.5"],
+            &["es-sim", "--basic-auth", "a:b", "--api-key", "k"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["es-sim", "--basic-auth", "nopassword"]).expect("parses");
+        assert!(cli.into_options().is_err());
+    }
+}

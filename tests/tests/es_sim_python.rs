@@ -1,0 +1,55 @@
+//! es-sim is conformant as far as the official clients can tell: `tests/python/es_sim_conformance.py`
+//! drives it with PyPI's `elasticsearch` (8.x) and `opensearch-py` (2.x) — `info()`, index
+//! templates with a data stream, `helpers.streaming_bulk` with `create` and our own `_id`s (201,
+//! then 409 on a re-send, 400 on a mapping conflict, injected 429s and the helper's own retry of
+//! them, 503s and the transport's retry of them), gzip, basic auth, `count()`, `search()`. The
+//! clients live in the venv `scripts/install-test-tools` makes; without it the test is skipped
+//! loudly, unless `AGENT_TESTS_REQUIRE` names `pyclients`.
+
+use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Flavour};
+use calypso_testkit::tools::require_pyclients;
+use std::path::PathBuf;
+use std::time::Duration;
+
+async fn conformance(flavour: Flavour) {
+    let Some(python) = require_pyclients() else { return };
+    let opts = EsOptions {
+        auth: Some(Auth::Basic { user: "elastic".into(), password: "changeme".into() }),
+        ..EsOptions::flavour(flavour)
+    };
+    let es = EsSim::start(opts).await.expect("es-sim starts");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/es_sim_conformance.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([&flavour.to_string(), &es.url(), "elastic", "changeme"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the script finishes")
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{flavour}: the conformance script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.lines().any(|l| l.ends_with(" passed, 0 failed")), "{stdout}");
+    // What the clients stored is what es-sim says it stored.
+    let stream = "logs-conformance.app-test";
+    let docs = es.docs(stream);
+    assert_eq!(docs.len() as u64, es.count_in(stream));
+    assert!(docs.iter().any(|d| d["_id"] == "id-0" && d["message"] == "record 0"));
+    assert!(docs.iter().all(|d| d["log"].is_object()), "the mapping conflict was not stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elasticsearch_client_finds_es_sim_conformant() {
+    conformance(Flavour::Elasticsearch).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opensearch_client_finds_es_sim_conformant() {
+    conformance(Flavour::OpenSearch).await;
+}
