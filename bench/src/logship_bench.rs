@@ -23,7 +23,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -397,13 +397,18 @@ fn result(runner: Runner, version: String, sink: String, facts: &LogFacts, m: &M
     r
 }
 
-/// agent-logship's environment: defaults, except what the benchmark must say.
+/// agent-logship's environment: defaults, except what the benchmark must say (the file, from
+/// its beginning, a scratch data directory, and a free loopback port for the probe server
+/// instead of the default `[::]:8082`, which another process on the machine may hold).
 fn agent_env(cmd: &mut Command, log: &Path, dir: &Path, es_url: Option<&str>) {
     let data = dir.join("agent-data");
     let _ = fs::create_dir_all(&data);
+    let port =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).map_or(0, |a| a.port());
     cmd.env("AGENT_LOGSHIP_PATHS", log)
         .env("AGENT_LOGSHIP_START_AT", "beginning")
         .env("AGENT_LOGSHIP_DATA_DIR", &data)
+        .env("AGENT_LOGSHIP_LISTEN", format!("127.0.0.1:{port}"))
         .env("AGENT_LOG", "info");
     if let Some(url) = es_url {
         cmd.env("AGENT_LOGSHIP_ES_URL", url);
