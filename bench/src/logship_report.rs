@@ -147,7 +147,7 @@ fn round(x: f64, digits: i32) -> f64 {
 /// The table, one row per runner (the last result of each runner wins).
 pub fn table(results: &[RunResult]) -> String {
     let mut out = format!(
-        "{:<22} {:>9} {:>9} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8} {:>7}  {}\n",
+        "{:<22} {:>9} {:>9} {:>7} {:>7} {:>10} {:>9} {:>10} {:>9} {:>8}  {}\n",
         "runner",
         "records",
         "stored",
@@ -166,7 +166,7 @@ pub fn table(results: &[RunResult]) -> String {
             continue;
         }
         out.push_str(&format!(
-            "{:<22} {:>9} {:>9} {:>7.1} {:>7.2} {:>10.0} {:>9.1} {:>10.1} {:>5.1} MiB {:>7.1}  {}{}\n",
+            "{:<22} {:>9} {:>9} {:>7.1} {:>7.2} {:>10.0} {:>9.1} {:>10.1} {:>5.1} MiB {:>8.1}  {}{}\n",
             r.runner,
             r.records,
             r.stored,
@@ -194,6 +194,12 @@ pub fn targets(results: &[RunResult]) -> String {
         String::from("targets (issue 8), agent-logship with default settings (gzip on, into es-sim):\n");
     let Some(agent) = find("agent-logship") else {
         out.push_str("  not judged: no agent-logship run\n");
+        if let Some(rs) = find("rsyslog") {
+            out.push_str(&format!(
+                "  (the bar: {:.0} records per CPU-second, 3x rsyslog's; 100 MiB per CPU-second; 32 MiB)\n",
+                3.0 * rs.records_per_cpu_s()
+            ));
+        }
         return out;
     };
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
@@ -294,6 +300,7 @@ mod tests {
         let text = targets(&[rs, slow]);
         assert_eq!(text.matches("MISSED").count(), 3, "{text}");
         assert!(targets(&[]).contains("not judged"));
+        assert!(targets(&[run("rsyslog", 1000, 2.0, 1)]).contains("the bar: 1500 records"));
     }
 
     #[test]
