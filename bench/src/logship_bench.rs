@@ -245,7 +245,9 @@ fn run_in(
 ) -> Result<RunResult, Skip> {
     let agent = || -> Result<PathBuf, Skip> {
         if args.agent_logship.is_file() {
-            Ok(args.agent_logship.clone())
+            // Absolute: the shippers run in their scratch directory.
+            fs::canonicalize(&args.agent_logship)
+                .map_err(|e| Skip(format!("{}: {e}", args.agent_logship.display())))
         } else {
             Err(Skip(format!(
                 "{} does not exist (bench/run builds it: `bench/run logship`)",
