@@ -29,7 +29,12 @@ fn main() {
         target: encode::Target::DataStream,
         format: framing::Format::Log4j,
     });
-    let file = record::FileMeta { path: "/var/log/calypso/ds.log".into(), fingerprint: 1, pod: None };
+    let file = record::FileMeta {
+        path: "/var/log/calypso/ds.log".into(),
+        fingerprint: 1,
+        name: "ds.log".into(),
+        pod: None,
+    };
     let now = std::time::SystemTime::now();
     let cpu0 = cpu();
     let t0 = std::time::Instant::now();
@@ -47,7 +52,7 @@ fn main() {
         framed += tf.elapsed();
         for r in recs.drain(..) {
             e.encode_into(&r, &file, now, &mut out);
-            ids ^= encode::document_id("a", "b", "c", 1, r.offset, r.chain);
+            ids ^= encode::document_id("a", "b", "c", "d", 1, r.offset, r.chain);
             out.push(b'\n');
             n += 1;
             if out.len() > 5 << 20 {

@@ -221,6 +221,30 @@ pub const RESCAN_INTERVAL: Spec<Duration> = Spec::new(
 )
 .value_name("DURATION")
 .default("10s");
+pub const POLL_INTERVAL: Spec<Duration> = Spec::new(
+    "poll-interval",
+    "AGENT_LOGSHIP_POLL_INTERVAL",
+    "Look at open files for new bytes this often when inotify said nothing",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("250ms");
+pub const ROTATE_GRACE: Spec<Duration> = Spec::new(
+    "rotate-grace",
+    "AGENT_LOGSHIP_ROTATE_GRACE",
+    "A file rotated away or deleted is let go once it gave no new bytes for this long",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("2s");
+pub const FORGET_AFTER: Spec<Duration> = Spec::new(
+    "forget-after",
+    "AGENT_LOGSHIP_FORGET_AFTER",
+    "Checkpoints of files not seen for this long are dropped",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("24h");
 pub const LISTEN: Spec<Listen> = Spec::new(
     "listen",
     "AGENT_LOGSHIP_LISTEN",
@@ -278,6 +302,9 @@ pub static SETTINGS: Settings = Settings {
         &MAX_INFLIGHT_BYTES.meta,
         &DATA_DIR.meta,
         &RESCAN_INTERVAL.meta,
+        &POLL_INTERVAL.meta,
+        &ROTATE_GRACE.meta,
+        &FORGET_AFTER.meta,
         &LISTEN.meta,
         &SHUTDOWN_GRACE.meta,
         &RETENTION.meta,
@@ -443,6 +470,9 @@ pub struct Config {
     pub max_inflight_bytes: u64,
     pub data_dir: PathBuf,
     pub rescan_interval: Duration,
+    pub poll_interval: Duration,
+    pub rotate_grace: Duration,
+    pub forget_after: Duration,
     pub listen: Listen,
     pub listen_setting: String,
     pub shutdown_grace: Duration,
@@ -513,6 +543,9 @@ impl Config {
         let max_inflight_bytes = read.get(&MAX_INFLIGHT_BYTES);
         let data_dir = read.opt(&DATA_DIR).unwrap_or_default();
         let rescan_interval = read.get(&RESCAN_INTERVAL);
+        let poll_interval = read.get(&POLL_INTERVAL);
+        let rotate_grace = read.get(&ROTATE_GRACE);
+        let forget_after = read.get(&FORGET_AFTER);
         let listen = read.opt(&LISTEN);
         let listen_setting =
             read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
@@ -535,6 +568,9 @@ impl Config {
             max_inflight_bytes,
             data_dir,
             rescan_interval,
+            poll_interval,
+            rotate_grace,
+            forget_after,
             listen,
             listen_setting,
             shutdown_grace,

@@ -142,7 +142,7 @@ impl Encoder {
                 self.ctx.container_name.as_deref().unwrap_or(""),
             ),
         };
-        let id = document_id(ns, pod, container, file.fingerprint, record.offset, record.chain);
+        let id = document_id(ns, pod, container, &file.name, file.fingerprint, record.offset, record.chain);
         let mut hex = String::with_capacity(32);
         for i in (0..32).rev() {
             hex.push(char::from(b"0123456789abcdef"[((id >> (i * 4)) & 15) as usize]));
@@ -483,13 +483,14 @@ fn render_kubernetes(
     v
 }
 
-/// xxh3-128 over the length-prefixed namespace, pod and container, the file fingerprint, the
-/// record's offset and its chain (which hashes the record's bytes and everything before it).
+/// xxh3-128 over the length-prefixed namespace, pod, container and file name (as first seen,
+/// rotation suffixes removed), the file fingerprint, the record's offset and its chain (which hashes the record's bytes and everything before it).
 /// `docs/agent-logship-ids.md` says why each is there.
 pub fn document_id(
     namespace: &str,
     pod: &str,
     container: &str,
+    name: &str,
     fingerprint: u64,
     offset: u64,
     chain: u128,
@@ -497,14 +498,14 @@ pub fn document_id(
     // One-shot over a stack buffer (the streaming hasher costs more to set up than to run);
     // names longer than Kubernetes allows take the streaming path, same value.
     let mut buf = [0u8; 512];
-    let len = 24 + namespace.len() + pod.len() + container.len() + 8 + 8 + 16;
+    let len = 32 + namespace.len() + pod.len() + container.len() + name.len() + 8 + 8 + 16;
     if len <= buf.len() {
         let mut at = 0;
         let mut put = |b: &[u8]| {
             buf[at..at + b.len()].copy_from_slice(b);
             at += b.len();
         };
-        for s in [namespace, pod, container] {
+        for s in [namespace, pod, container, name] {
             put(&(s.len() as u64).to_le_bytes());
             put(s.as_bytes());
         }
@@ -514,7 +515,7 @@ pub fn document_id(
         return xxhash_rust::xxh3::xxh3_128(&buf[..len]);
     }
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-    for s in [namespace, pod, container] {
+    for s in [namespace, pod, container, name] {
         h.update(&(s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     }

@@ -59,6 +59,10 @@ pub struct FileMeta {
     pub path: Arc<str>,
     /// The file's identity: a hash of its first line (see `files::fingerprint`).
     pub fingerprint: u64,
+    /// The file's name when first seen, rotation suffixes removed (`app.log` for `app.log.3`):
+    /// kept with the file's checkpoint, so its copies and renamed selves keep it. Part of the
+    /// ids, so that two files whose first records are identical (a banner line) stay distinct.
+    pub name: Arc<str>,
     /// For CRI files under `/var/log/containers` or `/var/log/pods`: the pod the kubelet named
     /// the file after.
     pub pod: Option<PodRef>,

@@ -130,6 +130,9 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         exclude: config.exclude.clone(),
         start_at: config.start_at,
         rescan_interval: config.rescan_interval,
+        poll_interval: config.poll_interval,
+        rotate_grace: config.rotate_grace,
+        forget_after: config.forget_after,
         ..FilesConfig::new(&config.data_dir)
     };
     let files = Arc::new(

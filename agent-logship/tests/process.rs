@@ -400,12 +400,36 @@ async fn bad_settings_exit_64_naming_each_and_an_unwritable_data_dir_too() {
     assert!(stderr.contains("AGENT_LOGSHIP_DATA_DIR"), "{stderr}");
 }
 
+/// Runs the agent without a URL on the files of `dir` (glob `pattern`) until `n` documents are
+/// on its stdout, stops it with SIGTERM (exit 0) and returns them.
+async fn stdout_docs(dir: &Path, pattern: &str, extra: &[(&str, &str)], n: usize) -> Vec<Value> {
+    let glob = format!("{}/{pattern}", path_str(dir));
+    let data = dir.join("data");
+    let mut env = vec![("AGENT_LOGSHIP_PATHS", glob.as_str()), ("AGENT_LOGSHIP_DATA_DIR", path_str(&data))];
+    env.extend_from_slice(extra);
+    let mut cmd =
+        command(&["--listen", "127.0.0.1:0", "--flush-timeout", "200ms", "--batch-age", "100ms"], &env);
+    let out_path = dir.join("stdout.ndjson");
+    cmd.stdout(std::fs::File::create(&out_path).expect("stdout file"));
+    let mut agent = Spawned::start(cmd);
+    let docs = eventually(&format!("{n} documents on stdout"), Duration::from_secs(20), async || {
+        let text = std::fs::read_to_string(&out_path).ok()?;
+        let docs: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (docs.len() >= n).then_some(docs)
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let text = std::fs::read_to_string(&out_path).expect("stdout");
+    assert_eq!(text.lines().count(), n, "no more than {n} documents:\n{text}");
+    docs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_url_documents_go_to_stdout_stack_traces_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("DataServer.log");
     std::fs::write(
-        &log,
+        dir.path().join("DataServer.log"),
         "2026-11-27 13:53:32,123 INFO  [main] [com.calypso.Server] started\n\
          2026-11-27 13:53:33,456 ERROR [RMI TCP Connection(2)-10.0.0.7] [com.calypso.engine.PositionEngine] cannot price trade 4711\n\
          java.lang.IllegalStateException: no quote for EUR/USD\n\
@@ -414,23 +438,7 @@ async fn without_a_url_documents_go_to_stdout_stack_traces_whole() {
          \t... 12 more\n",
     )
     .expect("write");
-    let glob = format!("{}/*.log", path_str(dir.path()));
-    let data = dir.path().join("data");
-    let mut cmd = command(
-        &["--listen", "127.0.0.1:0", "--flush-timeout", "200ms", "--batch-age", "100ms"],
-        &[("AGENT_LOGSHIP_PATHS", &glob), ("AGENT_LOGSHIP_DATA_DIR", path_str(&data))],
-    );
-    let out_path = dir.path().join("stdout.ndjson");
-    cmd.stdout(std::fs::File::create(&out_path).expect("stdout file"));
-    let mut agent = Spawned::start(cmd);
-    let docs = eventually("two documents on stdout", Duration::from_secs(20), async || {
-        let text = std::fs::read_to_string(&out_path).ok()?;
-        let docs: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        (docs.len() == 2).then_some(docs)
-    })
-    .await;
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let docs = stdout_docs(dir.path(), "*.log", &[], 2).await;
     let error = &docs[1]["_source"];
     assert_eq!(field(error, "error.type").as_deref(), Some("java.lang.IllegalStateException"), "{error}");
     assert_eq!(field(error, "log.level").as_deref(), Some("ERROR"));
@@ -441,4 +449,93 @@ async fn without_a_url_documents_go_to_stdout_stack_traces_whole() {
         "{trace}"
     );
     assert_eq!(docs[0]["_id"].as_str().map(str::len), Some(32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cri_files_join_partial_lines_and_name_the_pod() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = "0123456789abcdef".repeat(4);
+    std::fs::write(
+        dir.path().join(format!("engineserver-0_calypso-uat_calypso-{id}.log")),
+        "2026-11-27T13:53:32.123456789Z stdout F 2026-11-27 13:53:32,123 INFO  [main] [com.calypso.Server] started\n\
+         2026-11-27T13:53:33.000000001Z stderr P 2026-11-27 13:53:33,456 ERROR [main] [com.calypso.Engine] part one\n\
+         2026-11-27T13:53:33.000000002Z stderr F , part two\n\
+         2026-11-27T13:53:33.000000003Z stderr F java.lang.IllegalStateException: boom\n\
+         2026-11-27T13:53:33.000000004Z stderr F \tat com.calypso.Engine.run(Engine.java:1)\n",
+    )
+    .expect("write");
+    let docs = stdout_docs(dir.path(), "*.log", &[("AGENT_LOGSHIP_FORMAT", "cri")], 2).await;
+    let error = &docs[1]["_source"];
+    assert_eq!(field(error, "message").as_deref(), Some("part one, part two"), "{error}");
+    assert_eq!(field(error, "error.type").as_deref(), Some("java.lang.IllegalStateException"), "{error}");
+    assert_eq!(field(error, "kubernetes.pod.name").as_deref(), Some("engineserver-0"), "{error}");
+    assert_eq!(field(error, "kubernetes.namespace").as_deref(), Some("calypso-uat"), "{error}");
+    assert_eq!(field(error, "kubernetes.container.name").as_deref(), Some("calypso"), "{error}");
+    assert_eq!(field(error, "stream").as_deref(), Some("stderr"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_keep_their_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("app.log"),
+        r#"{"@timestamp":"2026-11-27T13:53:32.123Z","log.level":"WARN","message":"slow quote","process.thread.name":"main","log.logger":"com.calypso.Quotes","trade.id":4711}
+{"@timestamp":"2026-11-27T13:53:33.000Z","log.level":"ERROR","message":"failed","error.type":"java.lang.IllegalStateException","error.stack_trace":"java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)"}
+"#,
+    )
+    .expect("write");
+    let docs = stdout_docs(dir.path(), "*.log", &[("AGENT_LOGSHIP_FORMAT", "json")], 2).await;
+    let first = &docs[0]["_source"];
+    assert_eq!(field(first, "@timestamp").as_deref(), Some("2026-11-27T13:53:32.123Z"), "{first}");
+    assert_eq!(field(first, "log.level").as_deref(), Some("WARN"), "{first}");
+    assert_eq!(field(first, "trade.id").as_deref(), Some("4711"), "the line's own fields are kept: {first}");
+    let second = &docs[1]["_source"];
+    assert_eq!(field(second, "error.type").as_deref(), Some("java.lang.IllegalStateException"), "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_first_lines_and_a_file_deleted_while_read_lose_nothing() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    es.set_latency(Duration::from_millis(50));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let banner = "2026-11-27 08:00:00,000 INFO  [main] [com.calypso.Boot] Calypso starting\n";
+    for name in ["one.log", "two.log"] {
+        let mut text = banner.to_string();
+        for i in 1..=50 {
+            text.push_str(&format!(
+                "2026-11-27 08:00:01,000 INFO  [main] [com.calypso.{name}] record seq={i}\n"
+            ));
+        }
+        std::fs::write(logs.join(name), text).expect("write");
+    }
+    let mut gone =
+        LogWriter::open(LogConfig { max_bytes: u64::MAX, ..LogConfig::new(logs.join("gone.log")) })
+            .expect("log");
+    gone.write_n(3000).expect("write");
+    let data = dir.path().join("data");
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    // A small budget and a slow Elasticsearch: gone.log is mid-read when it is deleted.
+    env.push(("AGENT_LOGSHIP_MAX_INFLIGHT_BYTES", "32KiB"));
+    env.push(("AGENT_LOGSHIP_BATCH_DOCS", "50"));
+    let mut agent = start(&[], &env);
+    eventually("gone.log being read", Duration::from_secs(20), async || (es.count() > 10).then_some(()))
+        .await;
+    std::fs::remove_file(logs.join("gone.log")).expect("delete");
+    stored_at_least(&es, 3000 + 2 * 51).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let docs = es.docs("*");
+    assert_eq!(docs.len(), 3000 + 2 * 51, "every record of the three files, once");
+    for name in ["one.log", "two.log"] {
+        let banners = docs
+            .iter()
+            .filter(|d| field(d, "log.file.path").is_some_and(|p| p.ends_with(name)))
+            .filter(|d| field(d, "message").is_some_and(|m| m == "Calypso starting"))
+            .count();
+        assert_eq!(banners, 1, "{name}'s identical first line is its own record");
+    }
 }

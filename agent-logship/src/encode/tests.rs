@@ -21,7 +21,7 @@ fn ctx(format: Format) -> EncodeContext {
 }
 
 fn file() -> FileMeta {
-    FileMeta { path: "/var/log/calypso/ds.log".into(), fingerprint: 7, pod: None }
+    FileMeta { path: "/var/log/calypso/ds.log".into(), fingerprint: 7, name: "ds.log".into(), pod: None }
 }
 
 fn record(text: &str) -> Record {
@@ -74,7 +74,7 @@ fn calypso_record_with_stack_trace() {
     assert!(enc.id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     assert_eq!(
         enc.id,
-        format!("{:032x}", document_id("calypso-uat", "dataserver-0", "dataserver", 7, 100, 42))
+        format!("{:032x}", document_id("calypso-uat", "dataserver-0", "dataserver", "ds.log", 7, 100, 42))
     );
 }
 
@@ -187,12 +187,12 @@ fn fixed_index_and_names() {
 
 #[test]
 fn ids_differ_by_every_ingredient() {
-    let base = document_id("ns", "pod", "c", 1, 2, 3);
-    assert_eq!(base, document_id("ns", "pod", "c", 1, 2, 3));
+    let base = document_id("ns", "pod", "c", "f", 1, 2, 3);
+    assert_eq!(base, document_id("ns", "pod", "c", "f", 1, 2, 3));
     let long = "p".repeat(600);
     let streaming = |pod: &str| {
         let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-        for s in ["ns", pod, "c"] {
+        for s in ["ns", pod, "c", "f"] {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
@@ -202,15 +202,20 @@ fn ids_differ_by_every_ingredient() {
         h.digest128()
     };
     assert_eq!(base, streaming("pod"));
-    assert_eq!(document_id("ns", &long, "c", 1, 2, 3), streaming(&long), "both paths hash the same bytes");
+    assert_eq!(
+        document_id("ns", &long, "c", "f", 1, 2, 3),
+        streaming(&long),
+        "both paths hash the same bytes"
+    );
     for other in [
-        document_id("ns2", "pod", "c", 1, 2, 3),
-        document_id("ns", "pod2", "c", 1, 2, 3),
-        document_id("ns", "pod", "c2", 1, 2, 3),
-        document_id("nsp", "od", "c", 1, 2, 3),
-        document_id("ns", "pod", "c", 9, 2, 3),
-        document_id("ns", "pod", "c", 1, 9, 3),
-        document_id("ns", "pod", "c", 1, 2, 9),
+        document_id("ns2", "pod", "c", "f", 1, 2, 3),
+        document_id("ns", "pod2", "c", "f", 1, 2, 3),
+        document_id("ns", "pod", "c2", "f", 1, 2, 3),
+        document_id("nsp", "od", "c", "f", 1, 2, 3),
+        document_id("ns", "pod", "c", "g", 1, 2, 3),
+        document_id("ns", "pod", "c", "f", 9, 2, 3),
+        document_id("ns", "pod", "c", "f", 1, 9, 3),
+        document_id("ns", "pod", "c", "f", 1, 2, 9),
     ] {
         assert_ne!(base, other);
     }
@@ -247,7 +252,7 @@ fn encode_speed() {
     for r in &recs {
         out.clear();
         e.encode_into(r, &file(), now(), &mut out);
-        ids ^= document_id("a", "b", "c", 1, r.offset, r.chain) as u64;
+        ids ^= document_id("a", "b", "c", "d", 1, r.offset, r.chain) as u64;
     }
     let encoded = t1.elapsed();
     let mb = log.len() as f64 / 1e6;

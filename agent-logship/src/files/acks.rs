@@ -77,6 +77,8 @@ pub struct Verify {
 pub struct TrackState {
     pub fingerprint: u64,
     pub path: Arc<str>,
+    /// The name in the ids (see `FileMeta::name`).
+    pub name: Arc<str>,
     pub dev: u64,
     pub ino: u64,
     /// Size at the last look (for the lag).

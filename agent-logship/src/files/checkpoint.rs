@@ -35,6 +35,8 @@ pub struct Entry {
     /// committed yet).
     pub verify: Option<Verify>,
     pub path: String,
+    /// The name in the ids (see `FileMeta::name`); empty in checkpoints that predate it.
+    pub name: String,
     pub dev: u64,
     pub ino: u64,
     /// When the file was last seen (a file is dropped from the checkpoint some time after).
@@ -71,6 +73,7 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
                 "verify_at": e.verify.map(|v| v.at),
                 "verify_hash": e.verify.map(|v| format!("{:016x}", v.hash)),
                 "path": e.path,
+                "name": e.name,
                 "dev": e.dev,
                 "ino": e.ino,
                 "seen": secs(e.seen),
@@ -114,6 +117,7 @@ fn entry(f: &Value) -> Result<Entry, String> {
         committed: Position { offset: num("offset")?, chain },
         verify,
         path: f.get("path").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        name: f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
         dev: num("dev")?,
         ino: num("ino")?,
         seen: UNIX_EPOCH + Duration::from_secs(num("seen")?),
@@ -170,6 +174,7 @@ mod tests {
             committed: Position { offset: 1234, chain: u128::MAX - 5 },
             verify: Some(Verify { at: 1234, hash: 99 }),
             path: "/var/log/calypso/a.log".into(),
+            name: "a.log".into(),
             dev: 2049,
             ino: 77,
             seen: UNIX_EPOCH + Duration::from_secs(1_700_000_000),

@@ -25,6 +25,7 @@ use super::tail::{Reader, Reading, dev_ino_size, file_fingerprint, file_window, 
 use super::{FilesConfig, FilesError, StartAt};
 use crate::flow::{Ack, Budget};
 use crate::frame::{MakeFrame, Position};
+use crate::framing::pod_from_path;
 use crate::metrics::Metrics;
 use crate::record::{FileMeta, Record};
 
@@ -101,6 +102,7 @@ impl Shared {
                 committed: s.window.committed(),
                 verify: s.verify,
                 path: s.path.to_string(),
+                name: s.name.to_string(),
                 dev: s.dev,
                 ino: s.ino,
                 seen: s.seen,
@@ -521,7 +523,12 @@ impl Loop {
             self.readers[i].alias_size = Some(size);
             return;
         }
-        let start = match self.shared.claim(fp, size, &r.file, &r.path) {
+        let claimed = self.shared.claim(fp, size, &r.file, &r.path);
+        let name: Arc<str> = match &claimed {
+            Some(e) if !e.name.is_empty() => e.name.as_str().into(),
+            _ => stem(&r.path).into(),
+        };
+        let start = match claimed {
             Some(e) => e.committed,
             None if r.at_startup && self.start_at == StartAt::End => {
                 Position { offset: last_line_end(&r.file, size), chain: 0 }
@@ -534,6 +541,7 @@ impl Loop {
             TrackState {
                 fingerprint: fp,
                 path: path.clone(),
+                name: name.clone(),
                 dev: r.dev,
                 ino: r.ino,
                 size,
@@ -553,7 +561,7 @@ impl Loop {
             read: start.offset,
             tail: Vec::new(),
             tracker,
-            meta: Arc::new(FileMeta { path, fingerprint: fp, pod: None }),
+            meta: Arc::new(FileMeta { pod: pod_from_path(&r.path), path, fingerprint: fp, name }),
         };
         let r = &mut self.readers[i];
         r.reading = Some(reading);
@@ -619,5 +627,48 @@ impl Loop {
             }
         }
         None
+    }
+}
+
+/// A file's name without the suffixes rotation adds: `app.log` for `app.log.3`, `app.log.1.gz`,
+/// `app.log-20261127`, `0.log.20261127-101500` (the kubelet's).
+fn stem(path: &Path) -> String {
+    let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    loop {
+        let cut = name.strip_suffix(".gz").map(str::len).or_else(|| {
+            let at = name.rfind(['.', '-'])?;
+            let suffix = &name[at + 1..];
+            let rotation = !suffix.is_empty()
+                && suffix.bytes().any(|b| b.is_ascii_digit())
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'T' | b'Z' | b':'));
+            (rotation && at > 0).then_some(at)
+        });
+        match cut {
+            Some(at) => name.truncate(at),
+            None => return name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod stem_tests {
+    use super::*;
+
+    #[test]
+    fn rotation_suffixes_are_removed() {
+        for (path, stem_) in [
+            ("/l/app.log", "app.log"),
+            ("/l/app.log.3", "app.log"),
+            ("/l/app.log.1.gz", "app.log"),
+            ("/l/app.log-20261127", "app.log"),
+            ("/l/app.log-2026-11-27", "app.log"),
+            ("/var/log/pods/ns_p_u/c/0.log.20261127-101500", "0.log"),
+            ("/l/DataServer.log", "DataServer.log"),
+            ("/l/2026.log", "2026.log"),
+        ] {
+            assert_eq!(stem(Path::new(path)), stem_, "{path}");
+        }
     }
 }

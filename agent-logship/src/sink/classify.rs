@@ -35,9 +35,10 @@ pub enum Verdict {
     RetryWhole(RetryReason),
     /// 413: the request was too large; send each half on its own.
     Split,
-    /// 401/403: the credentials are wrong or lack a privilege — a configuration problem. Keep
-    /// the data and try again slowly.
-    AuthProblem(u16),
+    /// A configuration problem, not the data's: 401/403 (credentials wrong or lacking a
+    /// privilege), 404/405 (the URL does not lead to `_bulk`: a wrong path prefix or proxy).
+    /// Keep the data and try again slowly.
+    Misconfigured(u16),
     /// Another 4xx for the whole request: it will never succeed (our bug, or a proxy's refusal).
     Rejected(Rejection),
 }
@@ -70,7 +71,7 @@ pub fn classify(status: u16, body: &[u8], sent: usize) -> Verdict {
     match status {
         200..=299 => classify_items(body, sent),
         413 => Verdict::Split,
-        401 | 403 => Verdict::AuthProblem(status),
+        401 | 403 | 404 | 405 => Verdict::Misconfigured(status),
         // 408: the server gave up waiting for our body; a transient like 429.
         408 | 429 | 500..=599 => Verdict::RetryWhole(RetryReason::Status(status)),
         400..=499 => Verdict::Rejected(whole_rejection(status, body)),
@@ -223,8 +224,8 @@ mod tests {
     #[test]
     fn whole_request_statuses() {
         assert_eq!(classify(413, b"", 3), Verdict::Split);
-        assert_eq!(classify(401, &data("es8-401.json"), 3), Verdict::AuthProblem(401));
-        assert_eq!(classify(403, b"", 3), Verdict::AuthProblem(403));
+        assert_eq!(classify(401, &data("es8-401.json"), 3), Verdict::Misconfigured(401));
+        assert_eq!(classify(403, b"", 3), Verdict::Misconfigured(403));
         for s in [429, 500, 502, 503, 504, 507] {
             assert_eq!(
                 classify(s, &data("es8-429-whole.json"), 3),
@@ -234,8 +235,15 @@ mod tests {
         let Verdict::Rejected(r) = classify(400, &data("es8-400-whole.json"), 3) else { panic!("rejected") };
         assert_eq!((r.status, r.kind.as_str()), (400, "illegal_argument_exception"));
         assert!(r.reason.contains("terminated by a newline"));
-        let Verdict::Rejected(r) = classify(404, b"<html>Not Found</html>", 3) else { panic!("rejected") };
-        assert_eq!((r.kind.as_str(), r.reason.as_str()), ("unknown", "<html>Not Found</html>"));
+        let Verdict::Rejected(r) = classify(422, b"<html>Unprocessable</html>", 3) else {
+            panic!("rejected")
+        };
+        assert_eq!((r.kind.as_str(), r.reason.as_str()), ("unknown", "<html>Unprocessable</html>"));
+        assert_eq!(
+            classify(404, b"<html>Not Found</html>", 3),
+            Verdict::Misconfigured(404),
+            "the data waits"
+        );
     }
 
     #[test]

@@ -175,17 +175,19 @@ impl EsSink {
                     self.client.rotate();
                     self.sleep(backoff).await;
                 }
-                Verdict::AuthProblem(status) => {
+                Verdict::Misconfigured(status) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
                     if self.warning_due() {
-                        tracing::warn!(
-                            status,
-                            url = %self.client.current_url(),
-                            documents = sent,
-                            "Elasticsearch refused our credentials: check the configured user / API key and its privileges (create_doc on the data streams); the data waits"
-                        );
+                        let why = if matches!(status, 401 | 403) {
+                            "Elasticsearch refused our credentials: check the configured user / API key and its \
+                             privileges (create_doc on the data streams); the data waits"
+                        } else {
+                            "the URL does not lead to Elasticsearch's _bulk (a wrong path prefix or proxy?); \
+                             the data waits"
+                        };
+                        tracing::warn!(status, url = %self.client.current_url(), documents = sent, "{why}");
                     } else {
-                        tracing::debug!(status, "credentials still refused");
+                        tracing::debug!(status, "still refused: a configuration problem");
                     }
                     tokio::time::sleep(self.retry.auth).await;
                 }
