@@ -16,7 +16,7 @@ const DB_URL: &str = "jdbc:oracle:thin:@calypso-db.demo:1521:DEMO";
 fn demo_renders_the_config_then_starts_servers_in_dependency_order_and_survives_failover() {
     let demo = Path::new(env!("CARGO_BIN_EXE_calypso-demo"));
     let bin_dir = demo.parent().expect("bin dir");
-    for agent in ["agent-wait", "agent-init", "agent-health"] {
+    for agent in ["agent-wait", "agent-init", "agent-health", "agent-logship", "es-sim"] {
         assert!(
             bin_dir.join(agent).exists(),
             "{agent} is not built in {}: run the workspace's tests (cargo test --workspace), or \
@@ -44,6 +44,11 @@ cargo build -p {agent}",
     assert!(order.windows(2).all(|w| w[0] < w[1]), "not in startup order: {order:?}\n{stdout}");
     assert!(stdout.contains("engineserver pod") && stdout.contains("dataserver: ready after"), "{stdout}");
     assert!(stdout.contains("connection to DataServer lost"), "the failover is shown:\n{stdout}");
+    // agent-logship shipped every record the servers wrote, once, stack traces whole.
+    let shipped =
+        stdout.lines().find(|l| l.starts_with("agent-logship: ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(shipped.contains("(equal)") && shipped.contains("stack traces whole"), "{shipped}");
+    assert!(stdout.contains("a Java stack trace, stored as one document"), "{stdout}");
 
     // agent-init ran first: its lines (the render, then --print) come before any server's.
     let lines: Vec<&str> = stdout.lines().collect();

@@ -149,11 +149,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     let agent_init = bin_dir.join("agent-init");
     let agent_wait = bin_dir.join("agent-wait");
     let agent_health = bin_dir.join("agent-health");
+    let agent_logship = bin_dir.join("agent-logship");
     let sim = bin_dir.join("calypso-sim");
-    for b in [&agent_init, &agent_wait, &agent_health, &sim] {
+    let es_sim = bin_dir.join("es-sim");
+    for b in [&agent_init, &agent_wait, &agent_health, &agent_logship, &sim, &es_sim] {
         if !b.exists() {
             return Err(format!(
-                "{} is missing: build it first (cargo build --release -p agent-init -p agent-wait -p agent-health -p calypso-testkit)",
+                "{} is missing: build it first (cargo build --release -p agent-init -p agent-wait -p agent-health -p agent-logship -p calypso-testkit)",
                 b.display()
             ));
         }
@@ -172,10 +174,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         "  Secret; then 4 Calypso servers, each gated by agent-wait in component mode, all start at once."
     );
     println!("  startup order enforced: EventServer -> AuthServer -> DataServer -> EngineServer");
-    println!("  agent-health, the EngineServer's probe sidecar, answers its kubelet probes\n");
+    println!("  agent-health, the EngineServer's probe sidecar, answers its kubelet probes");
+    println!("  agent-logship, one beside each server, ships its rotating log4j logs into es-sim\n");
     let config = render_config(start, &agent_init, &inputs, ports[0]).await?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+    let (mut es, es_url) = start_es_sim(&es_sim).await?;
+    say(start, &format!("es-sim (the Elasticsearch double) listens on {es_url}"));
+    let mut shippers = Vec::new();
+    for (component, _) in &SERVERS {
+        let name = component.name().to_ascii_lowercase();
+        shippers.push(start_logship(&agent_logship, &name, &scratch.0, &es_url, &tx)?);
+    }
     say(start, &format!("all 4 servers start now, each sim with --config {}", config.display()));
     let mut children = Vec::new();
     for (i, (component, startup)) in SERVERS.iter().enumerate() {
@@ -191,7 +201,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             .args(["--component", component.name(), "--listen", &format!("127.0.0.1:{}", ports[i])])
             .args(["--startup-delay", &startup])
             .arg("--config")
-            .arg(&config);
+            .arg(&config)
+            .arg("--log-file")
+            .arg(log_dir(&scratch.0, &name).join(format!("{}.log", component.name())))
+            .args(["--log-rate", "40", "--log-max-size", "64K", "--log-backups", "100"]);
         if *component == Component::EngineServer {
             cmd.args(["--upstream", &url(2), "--upstream-interval", "200ms"]);
         }
@@ -225,8 +238,20 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut live_before = 0;
     let mut failover = if cli.no_failover { Phase::Done } else { Phase::Pending };
     let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut shipped_tick = tokio::time::interval(Duration::from_secs(2));
+    let mut trace_shown = false;
     loop {
         tokio::select! {
+            _ = shipped_tick.tick() => {
+                print(start, "es-sim", &format!("stored: {}", stored_counts(&es_url).await));
+                if !trace_shown && let Some(doc) = a_stack_trace(&es_url).await {
+                    trace_shown = true;
+                    say(start, "a Java stack trace, stored as one document:");
+                    for line in doc.lines() {
+                        print(start, "es-sim", line);
+                    }
+                }
+            }
             Some(line) = rx.recv() => {
                 print(start, &line.who, &line.text);
                 // agent-wait has opened the EngineServer's gate: its sidecar starts with it.
@@ -345,7 +370,35 @@ livez {held} ({checks} checks since the failover began): never restarted",
     for child in children.iter_mut().chain(sidecar.as_mut()) {
         stop(child).await;
     }
+    // The servers have stopped writing: every record they wrote must arrive, once.
+    let written: u64 = SERVERS
+        .iter()
+        .map(|(c, _)| records_written(&log_dir(&scratch.0, &c.name().to_ascii_lowercase())))
+        .sum();
+    let arrived = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if count(&es_url, "logs-calypso.*").await == Some(written) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    for shipper in &mut shippers {
+        stop(shipper).await;
+    }
+    let stored = count(&es_url, "logs-calypso.*").await.unwrap_or(0);
+    let traces = a_stack_trace(&es_url).await.is_some();
+    stop(&mut es).await;
+    println!(
+        "agent-logship: {written} records written by the servers, {stored} stored in es-sim{}{}",
+        if stored == written { " (equal)" } else { " (NOT equal)" },
+        if traces { ", stack traces whole" } else { "" }
+    );
     drop(scratch);
+    if arrived.is_err() || stored != written {
+        return Err(format!("agent-logship shipped {stored} of {written} records"));
+    }
     if failed > 0 || !(cli.no_failover || unready_in_failover) {
         return Err("agent-health did not keep the engine live while taking it out of service".into());
     }
@@ -664,6 +717,107 @@ async fn stop(child: &mut Child) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+}
+
+/// Where a server's log4j files are written (and its agent-logship reads them).
+fn log_dir(scratch: &Path, name: &str) -> PathBuf {
+    scratch.join("logs").join(name)
+}
+
+/// Starts es-sim on a free loopback port; its first stdout line says where.
+async fn start_es_sim(bin: &Path) -> Result<(Child, String), String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", "127.0.0.1:0"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start es-sim: {e}"))?;
+    let out = child.stdout.take().ok_or("es-sim has no stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+    let line = match first {
+        Ok(Ok(Some(line))) => line,
+        _ => return Err("es-sim did not say where it listens".into()),
+    };
+    let url = line.strip_prefix("es-sim listening on ").ok_or_else(|| format!("es-sim said {line:?}"))?;
+    Ok((child, url.to_string()))
+}
+
+/// A server's log shipper, as its pod's sidecar would be configured.
+fn start_logship(
+    bin: &Path,
+    name: &str,
+    scratch: &Path,
+    es_url: &str,
+    tx: &mpsc::UnboundedSender<Line>,
+) -> Result<Child, String> {
+    let logs = log_dir(scratch, name);
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.env("AGENT_LOGSHIP_PATHS", logs.join("*.log*"))
+        .env("AGENT_LOGSHIP_DATA_DIR", scratch.join("logship").join(name))
+        .env("AGENT_LOGSHIP_ES_URL", es_url)
+        .env("AGENT_LOGSHIP_COMPONENT", name)
+        .env("AGENT_LOGSHIP_ENVIRONMENT", "DEMO")
+        .env("AGENT_LOGSHIP_NAMESPACE", "calypso-demo")
+        .env("AGENT_LOGSHIP_POD_NAME", format!("{name}-0"))
+        .env("AGENT_LOGSHIP_CONTAINER_NAME", "calypso")
+        .env("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0")
+        .env("AGENT_LOGSHIP_BATCH_AGE", "300ms")
+        .env("AGENT_LOGSHIP_RESCAN_INTERVAL", "1s")
+        .env("AGENT_LOG", "warn");
+    spawn(cmd, &format!("{name} logship"), tx)
+}
+
+/// Documents es-sim holds in the indices `pattern` names.
+async fn count(es_url: &str, pattern: &str) -> Option<u64> {
+    let url = format!("{es_url}/_sim/count?index={pattern}");
+    let resp = client::get(&url, Duration::from_secs(2)).await.ok()?;
+    resp.json().ok()?.get("count")?.as_u64()
+}
+
+/// `eventserver 120 · authserver 118 · ...`: what es-sim stored per server so far.
+async fn stored_counts(es_url: &str) -> String {
+    let mut parts = Vec::new();
+    for (component, _) in &SERVERS {
+        let name = component.name().to_ascii_lowercase();
+        let n = count(es_url, &format!("logs-calypso.{name}-*")).await.unwrap_or(0);
+        parts.push(format!("{name} {n}"));
+    }
+    parts.join(" · ")
+}
+
+/// One stored document with a stack trace, shown as stored (a few fields, the trace whole).
+async fn a_stack_trace(es_url: &str) -> Option<String> {
+    let url = format!("{es_url}/_sim/docs?index=logs-calypso.*");
+    let docs = client::get(&url, Duration::from_secs(5)).await.ok()?.json().ok()?;
+    let doc = docs.as_array()?.iter().find(|d| d.pointer("/error/stack_trace").is_some())?;
+    let field = |p: &str| doc.pointer(p).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let mut out = format!(
+        "@timestamp {}  log.level {}  service.name {}\nmessage {}\nerror.type {}\nerror.stack_trace:",
+        field("/@timestamp"),
+        field("/log/level"),
+        field("/service/name"),
+        field("/message"),
+        field("/error/type")
+    );
+    for line in field("/error/stack_trace").lines() {
+        out.push_str("\n  ");
+        out.push_str(line);
+    }
+    Some(out)
+}
+
+/// How many records a server's writer wrote: the highest `seq=N` in its files (they count from 1).
+fn records_written(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.rsplit_once(" seq=").and_then(|(_, n)| n.trim().parse::<u64>().ok()))
+                .max()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Ports free right now on loopback (held together so they differ, then released).
