@@ -156,7 +156,7 @@ fn tls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rus
 }
 
 /// The error chain on one line, each distinct message once.
-fn reason(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn reason(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agent_core::dns::Dns;
+use agent_core::http::reason;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use rustls::pki_types::CertificateDer;
@@ -246,20 +247,6 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientErro
         }
     }
     Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
-}
-
-/// The error chain on one line, each distinct message once.
-fn reason(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let msg = err.to_string();
-        if !parts.iter().any(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
 }
 
 /// Standard base64 with padding (for `id:api_key` API keys; a dependency for 15 lines is not
