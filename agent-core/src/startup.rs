@@ -78,6 +78,25 @@ impl<C: Default> Startup<C> {
     }
 }
 
+impl<C: Default> Startup<C> {
+    /// [`Startup::config`] for the agents that resolve names: the resolver is built from the
+    /// `AGENT_DNS_*` settings too, its problems reported with all the others.
+    pub fn config_with_dns<T>(
+        &mut self,
+        build: impl FnOnce(C, Reader) -> Result<T, Vec<Problem>>,
+    ) -> Result<(T, crate::dns::Dns), ExitCode> {
+        self.config(|cli, read| {
+            let dns = crate::dns::Dns::from_vars(read.vars().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            match (dns, build(cli, read)) {
+                (Ok(dns), Ok(config)) => Ok((config, dns)),
+                (dns, config) => {
+                    Err(dns.err().into_iter().chain(config.err().into_iter().flatten()).collect())
+                }
+            }
+        })
+    }
+}
+
 impl<C> Startup<C> {
     /// Where the termination message goes (for [`crate::shutdown::Signals::install`]).
     pub fn termination_path(&self) -> Option<&Path> {

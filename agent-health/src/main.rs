@@ -36,14 +36,7 @@ fn main() -> ExitCode {
     if let Some(Command::Check(args)) = start.cli.command.take() {
         return runtime.block_on(check(args));
     }
-    let built = start.config(|cli, read| {
-        let dns = Dns::from_vars(read.vars().iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        match (dns, Config::from_parts(cli, read)) {
-            (Ok(dns), Ok(config)) => Ok((config, dns)),
-            (dns, config) => Err(dns.err().into_iter().chain(config.err().into_iter().flatten()).collect()),
-        }
-    });
-    let (config, dns) = match built {
+    let (config, dns) = match start.config_with_dns(Config::from_parts) {
         Ok(c) => c,
         Err(exit) => return exit,
     };

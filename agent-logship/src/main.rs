@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 
 use agent_core::Exit;
-use agent_core::dns::Dns;
 use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_logship::config::{Cli, Command, Config, SETTINGS};
@@ -22,14 +21,7 @@ fn main() -> ExitCode {
         Err(e) => return start.fail(Exit::Software, &format!("cannot start the runtime: {e}")),
     };
     let command = start.cli.command.take();
-    let built = start.config(|cli, read| {
-        let dns = Dns::from_vars(read.vars().iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        match (dns, Config::from_parts(cli, read)) {
-            (Ok(dns), Ok(config)) => Ok((config, dns)),
-            (dns, config) => Err(dns.err().into_iter().chain(config.err().into_iter().flatten()).collect()),
-        }
-    });
-    let (config, dns) = match built {
+    let (config, dns) = match start.config_with_dns(Config::from_parts) {
         Ok(c) => c,
         Err(exit) => return exit,
     };
