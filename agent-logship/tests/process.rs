@@ -539,3 +539,57 @@ async fn identical_first_lines_and_a_file_deleted_while_read_lose_nothing() {
         assert_eq!(banners, 1, "{name}'s identical first line is its own record");
     }
 }
+
+/// A file it may not read is warned about once and shipped as soon as it may; the others flow.
+/// As root (who reads everything), the agent runs as nobody (65534) through `setpriv`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_file_is_warned_about_and_shipped_once_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let setpriv = if root { calypso_testkit::tools::require_tool("setpriv") } else { None };
+    if root && setpriv.is_none() {
+        return;
+    }
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    open(dir.path(), 0o755);
+    let logs = dir.path().join("logs");
+    let data = dir.path().join("data");
+    for d in [&logs, &data] {
+        std::fs::create_dir(d).expect("mkdir");
+        open(d, 0o777);
+    }
+    let line =
+        |name: &str, i: u32| format!("2026-11-27 09:00:00,000 INFO  [main] [com.calypso.X] {name} seq={i}\n");
+    let readable: String = (1..=5).map(|i| line("readable", i)).collect();
+    let secret: String = (1..=7).map(|i| line("secret", i)).collect();
+    std::fs::write(logs.join("readable.log"), readable).expect("write");
+    let hidden = logs.join("secret.log");
+    std::fs::write(&hidden, secret).expect("write");
+    open(&hidden, 0o000);
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let env = sidecar_env(&glob, path_str(&data), &url);
+    let mut cmd = match &setpriv {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    cmd.env_clear().env("AGENT_LOG", "info").envs(env.iter().copied()).stdout(Stdio::null());
+    let mut agent = Spawned::start(cmd);
+    agent.said("cannot open file").await;
+    stored_at_least(&es, 5).await;
+    open(&hidden, 0o644);
+    stored_at_least(&es, 12).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert_eq!(es.count(), 12);
+    assert_eq!(agent.stderr().matches("cannot open file").count(), 1, "warned once:\n{}", agent.stderr());
+}
