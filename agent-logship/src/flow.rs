@@ -15,7 +15,15 @@ pub struct Budget {
 
 /// A share of the [`Budget`], given back when dropped.
 #[derive(Debug)]
-pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Permit(OwnedSemaphorePermit);
+
+impl Permit {
+    /// Splits `bytes` off this share (for the records of a batch taken at once); `None` if it
+    /// holds fewer.
+    pub fn split(&mut self, bytes: usize) -> Option<Permit> {
+        self.0.split(bytes.max(1)).map(Permit)
+    }
+}
 
 impl Budget {
     /// A budget of `max` bytes (capped at `u32::MAX`).
@@ -24,10 +32,15 @@ impl Budget {
         Budget { bytes: Arc::new(Semaphore::new(max as usize)), max }
     }
 
+    /// What [`Budget::take`] takes for `bytes`: at least 1, at most the whole budget.
+    pub fn share(&self, bytes: usize) -> usize {
+        u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max) as usize
+    }
+
     /// Takes `bytes` from the budget, waiting while it is spent. A record larger than the whole
     /// budget takes all of it rather than waiting forever.
     pub async fn take(&self, bytes: usize) -> Permit {
-        let n = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
+        let n = self.share(bytes) as u32;
         match self.bytes.clone().acquire_many_owned(n).await {
             Ok(p) => Permit(p),
             // The semaphore is never closed; were it, nothing would wait.

@@ -291,40 +291,73 @@ impl Io {
         *self.stop_rx.borrow()
     }
 
-    /// Sends `records` of `reading` in order, each after taking its bytes from the budget.
+    /// Sends `records` of `reading` in order, each after taking its bytes from the budget. The
+    /// budget and the channel are taken for a run of records at once (one wait per run, not per
+    /// record: the per-record cost is what bounds throughput), then shared out.
     fn send(&self, reading: &Reading, records: Vec<Record>) -> Result<(), Stopped> {
-        for rec in records {
+        let most = MAX_RUN.min(self.out.max_capacity());
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let mut run = Vec::new();
+            let mut total = 0;
+            while let Some(rec) = records.next_if(|r| {
+                let share = self.budget.share(r.bytes.len());
+                run.is_empty() || (run.len() < most && (total + share) as u64 <= self.budget.max())
+            }) {
+                total += self.budget.share(rec.bytes.len());
+                run.push(rec);
+            }
+            self.send_run(reading, run, total)?;
+        }
+        Ok(())
+    }
+
+    fn send_run(&self, reading: &Reading, run: Vec<Record>, total: usize) -> Result<(), Stopped> {
+        let mut stop = self.stop_rx.clone();
+        let (budget, out, n) = (&self.budget, &self.out, run.len());
+        let got = self.handle.block_on(async move {
+            let permit = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => None,
+                p = budget.take(total) => Some(p),
+            }?;
+            let slots = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => None,
+                slots = out.reserve_many(n) => slots.ok(),
+            }?;
+            Some((permit, slots))
+        });
+        let Some((permit, mut slots)) = got else { return Err(Stopped) };
+        let mut permit = Some(permit);
+        let gate = lock(&self.gate);
+        if *gate {
+            return Err(Stopped);
+        }
+        let last = n - 1;
+        for (i, rec) in run.into_iter().enumerate() {
             Metrics::add(&self.metrics.records_read, 1);
             if rec.cut {
                 Metrics::add(&self.metrics.records_cut, 1);
             }
-            let mut stop = self.stop_rx.clone();
-            let (budget, out, len) = (&self.budget, &self.out, rec.bytes.len());
-            let got = self.handle.block_on(async move {
-                let permit = tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|s| *s) => None,
-                    p = budget.take(len) => Some(p),
-                }?;
-                let slot = tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|s| *s) => None,
-                    slot = out.reserve() => slot.ok(),
-                }?;
-                Some((permit, slot))
-            });
-            let Some((permit, slot)) = got else { return Err(Stopped) };
-            let gate = lock(&self.gate);
-            if *gate {
+            // The run's total is the sum of its records' shares: each splits its own off, the
+            // last takes what is left (a lone record larger than the budget: all of it).
+            let share = self.budget.share(rec.bytes.len());
+            let mine = if i == last { permit.take() } else { permit.as_mut().and_then(|p| p.split(share)) };
+            let (Some(mine), Some(slot)) = (mine, slots.next()) else {
+                debug_assert!(false, "a run's permits and slots match its records");
                 return Err(Stopped);
-            }
+            };
             let end = Position { offset: rec.end, chain: rec.chain };
             let seq = reading.tracker.lock().window.sent(end, Instant::now());
-            slot.send((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, permit)));
+            slot.send((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, mine)));
         }
         Ok(())
     }
 }
+
+/// Records sent per wait for the budget and the channel (at most the channel's capacity).
+const MAX_RUN: usize = 256;
 
 struct Loop {
     io: Io,
