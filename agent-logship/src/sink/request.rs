@@ -34,8 +34,14 @@ pub fn build(docs: Vec<Document>, gzip: bool) -> BulkRequest {
     let size: usize = docs.iter().map(body_size).sum();
     if gzip {
         // Log lines compress well; a quarter of the input is a generous first guess.
-        let mut enc = GzEncoder::new(Vec::with_capacity(size / 4 + 64), Compression::fast());
-        match write_body(&mut enc, &docs).and_then(|()| enc.finish()) {
+        let enc = GzEncoder::new(Vec::with_capacity(size / 4 + 64), Compression::fast());
+        // The encoder compresses at every write: without a buffer in front, the five small
+        // writes per document cost more than the compression itself.
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, enc);
+        let written = write_body(&mut buffered, &docs)
+            .and_then(|()| buffered.into_inner().map_err(std::io::IntoInnerError::into_error))
+            .and_then(GzEncoder::finish);
+        match written {
             Ok(body) => return BulkRequest { body: Bytes::from(body), gzip, docs },
             // The encoder writes to memory and cannot fail; were it to, a plain body works.
             Err(e) => tracing::error!(error = %e, "gzip failed; sending uncompressed"),
