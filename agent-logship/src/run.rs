@@ -26,7 +26,7 @@ use crate::framing::{self, FramingOptions};
 use crate::metrics::{FileLag, Metrics, Observed, SourceStatus};
 use crate::record::Document;
 use crate::setup::{self, SetupOptions};
-use crate::sink::client::{ClientOptions, EsClient};
+use crate::sink::client::{ClientError, ClientOptions, EsClient};
 use crate::sink::{self, BatchLimits, EsOptions, EsSink, Sink, StdoutSink};
 
 const USER_AGENT: &str = concat!("agent-logship/", env!("CARGO_PKG_VERSION"));
@@ -54,14 +54,6 @@ impl fmt::Display for Failure {
     }
 }
 
-fn problem(
-    setting: &agent_core::settings::Meta,
-    value: impl Into<String>,
-    reason: impl Into<String>,
-) -> Failure {
-    Failure::Config(vec![Problem::new(setting.env, value.into(), reason.into())])
-}
-
 /// `agent-logship setup`: the index template (and retention policy), then a report.
 pub async fn setup(config: &Config, dns: Dns) -> Result<String, Failure> {
     let Output::Elasticsearch(es) = &config.output else {
@@ -74,16 +66,25 @@ pub async fn setup(config: &Config, dns: Dns) -> Result<String, Failure> {
         auth: es.auth.clone(),
         timeout: es.request_timeout,
     };
-    let client =
-        EsClient::new(&options, dns, USER_AGENT).map_err(|e| Failure::Config(vec![ca_problem(&e)]))?;
+    let client = EsClient::new(&options, dns, USER_AGENT).map_err(client_failure)?;
     let report = setup::setup(&client, &SetupOptions { retention_days: config.retention_days })
         .await
         .map_err(|e| Failure::Unavailable(format!("setup: {e:#}")))?;
     Ok(report.to_string())
 }
 
-fn ca_problem(e: &impl fmt::Display) -> Problem {
-    Problem::without_value(config::CA_FILE.meta.env, e.to_string())
+/// The Elasticsearch client could not be made: a bad CA file is a setting's problem (64); a
+/// TLS stack that cannot start is ours (70).
+fn client_failure(e: ClientError) -> Failure {
+    match e {
+        ClientError::CaFile { .. } | ClientError::CaFileEmpty(_) => {
+            Failure::Config(vec![Problem::without_value(config::CA_FILE.meta.env, e.to_string())])
+        }
+        ClientError::NoUrl => {
+            Failure::Config(vec![Problem::without_value(config::ES_URL.meta.env, e.to_string())])
+        }
+        ClientError::Build(_) => Failure::Broken(e.to_string()),
+    }
 }
 
 /// Runs the pipeline until SIGTERM/SIGINT (then stops gracefully) or until a part fails.
@@ -111,8 +112,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
                 ..EsOptions::new(es.urls.clone(), &config.data_dir)
             };
             let max_in_flight = options.max_in_flight;
-            let sink = EsSink::new(&options, dns, metrics.clone())
-                .map_err(|e| Failure::Config(vec![ca_problem(&e)]))?;
+            let sink = EsSink::new(&options, dns, metrics.clone()).map_err(client_failure)?;
             Sink::Es { sink: Arc::new(sink), max_in_flight }
         }
     };
@@ -177,8 +177,16 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
             tracing::info!("{signal}: reading the files to their ends, shipping what was read, then checkpointing");
             None
         }
-        ended = &mut encoding => Some(format!("the encoder stopped: {ended:?}")),
-        ended = &mut shipping => Some(format!("the sink stopped: {ended:?}")),
+        // The encoder ends only when the files source has stopped sending.
+        ended = &mut encoding => Some(match ended {
+            Ok(()) => "file reading stopped".to_string(),
+            Err(e) => format!("the encoder failed: {e}"),
+        }),
+        ended = &mut shipping => Some(match ended {
+            Ok(Ok(_)) => "the sink stopped".to_string(),
+            Ok(Err(e)) => format!("the sink failed: {e}"),
+            Err(e) => format!("the sink failed: {e}"),
+        }),
     };
     observed.stopping.store(true, Ordering::Relaxed);
     if let Some(reason) = broken {
@@ -287,11 +295,8 @@ async fn encode(
 /// is read: checkpoints that cannot be written would mean shipping everything again.
 fn prepare_data_dir(dir: &Path) -> Result<(), Failure> {
     let bad = |e: std::io::Error| {
-        problem(
-            &config::DATA_DIR.meta,
-            dir.display().to_string(),
-            format!("not a writable directory: {e} (mount a volume there, e.g. an emptyDir)"),
-        )
+        let reason = format!("not a writable directory: {e} (mount a volume there, e.g. an emptyDir)");
+        Failure::Config(vec![Problem::new(config::DATA_DIR.meta.env, dir.display().to_string(), reason)])
     };
     std::fs::create_dir_all(dir).map_err(bad)?;
     let probe = dir.join(".agent-logship-write-test");
