@@ -272,21 +272,26 @@ fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// Turns records into documents as they come; ends when the sources have stopped.
+/// Turns records into documents as they come; ends when the sources have stopped. Takes what
+/// is queued at once (up to a run), reads the clock once per run (the ingest time of records
+/// without their own) and reserves the next stage's slots together.
 async fn encode(
     mut rx: mpsc::Receiver<Item>,
     tx: mpsc::Sender<Document>,
     encoder: Encoder,
     metrics: Arc<Metrics>,
 ) {
-    while let Some((record, file, ack)) = rx.recv().await {
-        let encoded = encoder.encode(&record, &file, SystemTime::now());
-        if encoded.time_unparsed {
-            Metrics::add(&metrics.timestamps_unparsed, 1);
-        }
-        let doc = Document { index: encoded.index, id: encoded.id, source: encoded.source, ack };
-        if tx.send(doc).await.is_err() {
-            return;
+    const RUN: usize = 256;
+    let mut items = Vec::with_capacity(RUN);
+    while rx.recv_many(&mut items, RUN).await > 0 {
+        let now = SystemTime::now();
+        let Ok(slots) = tx.reserve_many(items.len()).await else { return };
+        for ((record, file, ack), slot) in items.drain(..).zip(slots) {
+            let encoded = encoder.encode(&record, &file, now);
+            if encoded.time_unparsed {
+                Metrics::add(&metrics.timestamps_unparsed, 1);
+            }
+            slot.send(Document { index: encoded.index, id: encoded.id, source: encoded.source, ack });
         }
     }
 }

@@ -60,11 +60,19 @@ impl Batcher {
             if self.closed {
                 return None;
             }
-            let received = match self.since {
-                None => self.rx.recv().await,
-                Some(since) => match tokio::time::timeout_at(since + self.limits.age, self.rx.recv()).await {
-                    Ok(r) => r,
-                    Err(_) => return Some(self.cut()),
+            // What is already queued is taken without a timer: arming one per document costs
+            // more than the document.
+            let received = match self.rx.try_recv() {
+                Ok(doc) => Some(doc),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => match self.since {
+                    None => self.rx.recv().await,
+                    Some(since) => {
+                        match tokio::time::timeout_at(since + self.limits.age, self.rx.recv()).await {
+                            Ok(r) => r,
+                            Err(_) => return Some(self.cut()),
+                        }
+                    }
                 },
             };
             match received {
