@@ -11,6 +11,7 @@ use url::Url;
 
 use jiff::tz::TimeZone;
 
+use crate::encode::{EncodeContext, Target};
 use crate::files::StartAt;
 use crate::framing::{Format, RecordStart};
 use crate::parse::parse_time_zone;
@@ -440,7 +441,6 @@ pub struct Elasticsearch {
     pub request_timeout: Duration,
 }
 
-/// What the documents say about where they come from.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub component: String,
@@ -462,7 +462,8 @@ pub struct Config {
     pub record_start: RecordStart,
     pub flush_timeout: Duration,
     pub max_record_bytes: u64,
-    pub origin: Origin,
+    /// What the documents say about where they come from (`host_name` is filled in at start).
+    pub origin: EncodeContext,
     pub output: Output,
     pub batch_docs: u32,
     pub batch_bytes: u64,
@@ -488,15 +489,17 @@ impl Config {
         let record_start = read.opt(&RECORD_START).unwrap_or_default();
         let flush_timeout = read.get(&FLUSH_TIMEOUT);
         let max_record_bytes = read.get(&MAX_RECORD_BYTES);
-        let origin = Origin {
+        let origin = EncodeContext {
             component: read.get(&COMPONENT),
             environment: read.opt(&ENVIRONMENT),
-            index: read.opt(&INDEX),
             namespace: read.opt(&NAMESPACE),
             pod_name: read.opt(&POD_NAME),
             node_name: read.opt(&NODE_NAME),
             container_name: read.opt(&CONTAINER_NAME),
-            timezone: read.opt(&TIMEZONE).unwrap_or(TimeZone::UTC),
+            host_name: None,
+            time_zone: read.opt(&TIMEZONE).unwrap_or(TimeZone::UTC),
+            target: read.opt(&INDEX).map_or(Target::DataStream, Target::Index),
+            format,
         };
         let urls = read.opt(&ES_URL);
         let ca_file = read.opt(&CA_FILE);

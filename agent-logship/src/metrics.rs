@@ -45,14 +45,14 @@ pub struct FileLag {
     pub path: String,
     /// Bytes in the file past the committed checkpoint.
     pub lag_bytes: u64,
+    /// Age of the file's oldest record read but not yet acknowledged.
+    pub oldest_unacknowledged: Option<std::time::Duration>,
 }
 
 /// What the sources can tell about themselves.
 pub trait SourceStatus: Send + Sync {
-    /// Per file, at most a bounded number of them.
+    /// Per file (one snapshot serves every series of a scrape).
     fn files(&self) -> Vec<FileLag>;
-    /// Age of the oldest record read but not yet acknowledged.
-    fn oldest_unacknowledged(&self) -> Option<std::time::Duration>;
 }
 
 /// Files exported with a lag series at most; the rest are summed into `other`.
@@ -147,7 +147,8 @@ impl Observed {
             self.budget.in_flight(),
             self.budget.max()
         );
-        let age = self.sources.oldest_unacknowledged().map_or(0.0, |d| d.as_secs_f64());
+        let files = self.sources.files();
+        let age = files.iter().filter_map(|f| f.oldest_unacknowledged).max().map_or(0.0, |d| d.as_secs_f64());
         let _ = write!(
             out,
             "# HELP agent_logship_oldest_unacknowledged_seconds Age of the oldest record read but not acknowledged (0: none).\n\
@@ -157,7 +158,6 @@ impl Observed {
             out,
             "# HELP agent_logship_file_lag_bytes Bytes of a file past its checkpoint.\n# TYPE agent_logship_file_lag_bytes gauge\n"
         );
-        let files = self.sources.files();
         for f in files.iter().take(MAX_FILE_SERIES) {
             let _ =
                 writeln!(out, "agent_logship_file_lag_bytes{{path=\"{}\"}} {}", label(&f.path), f.lag_bytes);

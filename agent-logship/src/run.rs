@@ -18,7 +18,7 @@ use agent_core::shutdown::Signals;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{self, Config, Output};
-use crate::encode::{EncodeContext, Encoder, Target};
+use crate::encode::{EncodeContext, Encoder};
 use crate::files::source::Item;
 use crate::files::{FileStatus, FilesConfig, FilesSource};
 use crate::flow::Budget;
@@ -122,7 +122,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         flush_timeout: config.flush_timeout,
     };
     let make_frame = framing::make_frame(config.format, framing);
-    let encoder = Encoder::new(encode_context(&config));
+    let encoder = Encoder::new(EncodeContext { host_name: host_name(), ..config.origin.clone() });
 
     let (records_tx, records_rx) = mpsc::channel::<Item>(CHANNEL);
     let files_config = FilesConfig {
@@ -236,31 +236,12 @@ struct Files(Arc<FilesSource>);
 
 impl SourceStatus for Files {
     fn files(&self) -> Vec<FileLag> {
-        self.0
-            .status()
-            .into_iter()
-            .map(|f: FileStatus| FileLag { path: f.path, lag_bytes: f.lag_bytes })
-            .collect()
-    }
-
-    fn oldest_unacknowledged(&self) -> Option<std::time::Duration> {
-        self.0.status().into_iter().filter_map(|f| f.oldest_unacked).max()
-    }
-}
-
-fn encode_context(config: &Config) -> EncodeContext {
-    let o = &config.origin;
-    EncodeContext {
-        component: o.component.clone(),
-        environment: o.environment.clone(),
-        namespace: o.namespace.clone(),
-        pod_name: o.pod_name.clone(),
-        node_name: o.node_name.clone(),
-        container_name: o.container_name.clone(),
-        host_name: host_name(),
-        time_zone: o.timezone.clone(),
-        target: o.index.clone().map_or(Target::DataStream, Target::Index),
-        format: config.format,
+        let lag = |f: FileStatus| FileLag {
+            path: f.path,
+            lag_bytes: f.lag_bytes,
+            oldest_unacknowledged: f.oldest_unacked,
+        };
+        self.0.status().into_iter().map(lag).collect()
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod dns;
 pub mod docs;
+pub mod double;
 pub mod es_sim;
 pub mod jvm;
 pub mod kube_env;

@@ -3,8 +3,6 @@
 //! address, wait for `/sim/exit` or a signal.
 
 use agent_core::Exit;
-use agent_core::config::{Problems, process_vars};
-use agent_core::logging::Logging;
 use agent_core::shutdown::Signals;
 use calypso::Component;
 use calypso::properties::{Document, PropertiesError};
@@ -247,19 +245,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
+    let cli: Cli = match calypso_testkit::double::begin() {
         Ok(cli) => cli,
-        Err(stop) => return stop.exit.into(),
+        Err(exit) => return exit,
     };
-    let vars = process_vars();
-    match Logging::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-        Ok(logging) => logging.init(),
-        Err(problems) => {
-            Logging::default().init();
-            tracing::error!("{}", Problems(problems));
-            return Exit::Usage.into();
-        }
-    }
     let cfg = match cli.into_config() {
         Ok(cfg) => cfg,
         Err(message) => {

@@ -3,8 +3,6 @@
 //! `POST /_sim/exit` or a signal.
 
 use agent_core::Exit;
-use agent_core::config::{Problems, process_vars};
-use agent_core::logging::Logging;
 use agent_core::shutdown::Signals;
 use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Faults, Flavour};
 use clap::Parser;
@@ -115,19 +113,10 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match agent_core::cli::parse(std::env::args_os()) {
+    let cli: Cli = match calypso_testkit::double::begin() {
         Ok(cli) => cli,
-        Err(stop) => return stop.exit.into(),
+        Err(exit) => return exit,
     };
-    let vars = process_vars();
-    match Logging::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-        Ok(logging) => logging.init(),
-        Err(problems) => {
-            Logging::default().init();
-            tracing::error!("{}", Problems(problems));
-            return Exit::Usage.into();
-        }
-    }
     let opts = match cli.into_options() {
         Ok(opts) => opts,
         Err(message) => {
