@@ -51,7 +51,7 @@ fn main() {
         f.push(c, tokio::time::Instant::now(), &mut recs);
         framed += tf.elapsed();
         for r in recs.drain(..) {
-            e.encode_into(&r, &file, now, &mut out);
+            e.encode_into(&r, &file, &|| now, &mut out);
             ids ^= encode::document_id("a", "b", "c", "d", 1, r.offset, r.chain);
             out.push(b'\n');
             n += 1;

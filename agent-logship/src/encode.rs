@@ -4,7 +4,7 @@
 //! [`Encoder::new`]. JSON lines (EcsLayout) keep their object: its ECS fields win over what we
 //! would derive, but the source fields (where the line came from) are ours.
 
-mod json;
+pub(crate) mod json;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -47,16 +47,36 @@ pub struct EncodeContext {
     pub format: Format,
 }
 
-/// An encoded record.
+/// An encoded record (tests look at documents one by one; the pipeline encodes straight into
+/// a `_bulk` body with [`Encoder::encode_into`]).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub index: Arc<str>,
-    /// 32 lowercase hex digits (see [`document_id`]).
     pub id: String,
-    /// Compact JSON, one line.
     pub source: Vec<u8>,
-    /// `@timestamp` is the ingest time: the record had no readable time (flagged in the document).
     pub time_unparsed: bool,
+}
+
+/// Where the ingest time comes from (`SystemTime::now` but in tests): read only for a record
+/// without a readable time of its own — a clock read per record costs more than its parsing.
+pub type Clock<'a> = &'a dyn Fn() -> SystemTime;
+
+/// A document's `_id` as written: 32 lowercase hex digits (see [`document_id`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DocId([u8; 32]);
+
+impl DocId {
+    pub fn as_str(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DocId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Encodes records of one agent into documents.
@@ -125,15 +145,17 @@ impl Encoder {
     }
 
     /// The document for `record`, with its id and target.
-    pub fn encode(&self, record: &Record, file: &FileMeta, now: SystemTime) -> Encoded {
-        let mut source = Vec::with_capacity(record.bytes.len() + self.tail.len() + 256);
+    #[cfg(test)]
+    pub fn encode(&self, record: &Record, file: &FileMeta, now: Clock) -> Encoded {
+        let mut source = Vec::new();
         let time_unparsed = self.encode_into(record, file, now, &mut source);
-        Encoded { index: Arc::clone(&self.index), id: self.id(record, file), source, time_unparsed }
+        let id = self.id(record, file).as_str().to_string();
+        Encoded { index: Arc::clone(&self.index), id, source, time_unparsed }
     }
 
     /// The record's `_id`: the pod and container it came from (the file's pod for CRI files),
     /// the file's fingerprint, the record's offset and chain.
-    pub fn id(&self, record: &Record, file: &FileMeta) -> String {
+    pub fn id(&self, record: &Record, file: &FileMeta) -> DocId {
         let (ns, pod, container) = match &file.pod {
             Some(p) => (p.namespace.as_str(), p.pod.as_str(), p.container.as_str()),
             None => (
@@ -143,23 +165,23 @@ impl Encoder {
             ),
         };
         let id = document_id(ns, pod, container, &file.name, file.fingerprint, record.offset, record.chain);
-        let mut hex = String::with_capacity(32);
-        for i in (0..32).rev() {
-            hex.push(char::from(b"0123456789abcdef"[((id >> (i * 4)) & 15) as usize]));
+        let mut hex = [0u8; 32];
+        for (i, h) in hex.iter_mut().enumerate() {
+            *h = b"0123456789abcdef"[((id >> ((31 - i) * 4)) & 15) as usize];
         }
-        hex
+        DocId(hex)
     }
 
     /// Appends the document to `out` (a `_bulk` body, say); returns whether `@timestamp` is the
     /// ingest time.
-    pub fn encode_into(&self, record: &Record, file: &FileMeta, now: SystemTime, out: &mut Vec<u8>) -> bool {
+    pub fn encode_into(&self, record: &Record, file: &FileMeta, now: Clock, out: &mut Vec<u8>) -> bool {
         match self.ctx.format {
             Format::Json => self.encode_json(record, file, now, out),
             Format::Log4j | Format::Cri => self.encode_log4j(record, file, now, out),
         }
     }
 
-    fn encode_log4j(&self, record: &Record, file: &FileMeta, now: SystemTime, out: &mut Vec<u8>) -> bool {
+    fn encode_log4j(&self, record: &Record, file: &FileMeta, now: Clock, out: &mut Vec<u8>) -> bool {
         let r = parse::parse_record(&record.bytes);
         let (ts, unparsed) = self.timestamp(r.header.map(|h| h.time), record, now);
         out.extend_from_slice(b"{\"@timestamp\":\"");
@@ -251,20 +273,20 @@ impl Encoder {
 
     /// The line's time in the zone, else the runtime's, else now (flagged).
     /// As Unix milliseconds.
-    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: SystemTime) -> (i64, bool) {
+    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: Clock) -> (i64, bool) {
         if let Some(ms) = line_time.and_then(|t| self.line_time.unix_ms(t)) {
             return (ms, false);
         }
         if let Some(ts) = record.cri.as_ref().and_then(|c| parse::parse_cri_time(&c.time)) {
             return (ts.as_millisecond(), false);
         }
-        let ms = now
+        let ms = now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         (ms, true)
     }
 
-    fn encode_json(&self, record: &Record, file: &FileMeta, now: SystemTime, out: &mut Vec<u8>) -> bool {
+    fn encode_json(&self, record: &Record, file: &FileMeta, now: Clock, out: &mut Vec<u8>) -> bool {
         let parsed = serde_json::from_slice::<Map<String, Value>>(&record.bytes).ok();
         let Some(mut obj) = parsed else {
             // Not a JSON object: kept as the message, flagged.

@@ -1,9 +1,7 @@
-//! What sources produce and the sink ships: a [`Record`] (one log event as found in a file, with
-//! where it lies) and a [`Document`] (its encoded ECS JSON, its `_id` and its target).
+//! What the files source produces: a [`Record`] (one log event as found in a file, with where it
+//! lies) and the [`FileMeta`] it came from.
 
 use std::sync::Arc;
-
-use crate::flow::Ack;
 
 /// One log event as found in its file: a log4j line with its stack trace, one JSON line, or the
 /// joined pieces of a CRI line group. Records of one file tile it: each starts where the previous
@@ -76,17 +74,4 @@ pub struct PodRef {
     pub container: String,
     /// The container id (from `/var/log/containers/<pod>_<ns>_<container>-<id>.log`), if named.
     pub container_id: Option<String>,
-}
-
-/// A document ready for `_bulk`: its target data stream or index, its `_id` and its source.
-#[derive(Debug)]
-pub struct Document {
-    pub index: Arc<str>,
-    /// At most 512 bytes (OpenSearch's limit); ours are 32 hex digits.
-    pub id: String,
-    /// The document as compact JSON, one line (no newline in it).
-    pub source: Vec<u8>,
-    /// Tells the source once the document is stored (or dead-lettered). Dropping it without
-    /// `done()` releases its budget but never advances a checkpoint.
-    pub ack: Ack,
 }

@@ -24,15 +24,17 @@ use crate::files::{FileStatus, FilesConfig, FilesSource};
 use crate::flow::Budget;
 use crate::framing::{self, FramingOptions};
 use crate::metrics::{FileLag, Metrics, Observed, SourceStatus};
-use crate::record::Document;
 use crate::setup::{self, SetupOptions};
 use crate::sink::client::{ClientError, ClientOptions, EsClient};
-use crate::sink::{self, BatchLimits, EsOptions, EsSink, Sink, StdoutSink};
+use crate::sink::{self, BatchLimits, Batcher, Bulk, EsOptions, EsSink, Sink, StdoutSink};
 
 const USER_AGENT: &str = concat!("agent-logship/", env!("CARGO_PKG_VERSION"));
 
-/// Records and documents waiting between the stages: small, the budget bounds the bytes.
+/// Records waiting for the encoder: few, the budget bounds the bytes.
 const CHANNEL: usize = 1024;
+
+/// Batches waiting for the sink: one, ready the moment the sink can take it.
+const BATCHES: usize = 1;
 
 /// Why agent-logship stopped other than by a signal.
 #[derive(Debug)]
@@ -108,7 +110,6 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
                 auth: es.auth.clone(),
                 gzip: es.gzip,
                 timeout: es.request_timeout,
-                batch: limits,
                 ..EsOptions::new(es.urls.clone(), &config.data_dir)
             };
             let max_in_flight = options.max_in_flight;
@@ -156,8 +157,9 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         "shipping"
     );
 
-    let (docs_tx, docs_rx) = mpsc::channel::<Document>(CHANNEL);
-    let mut encoding = tokio::spawn(encode(records_rx, docs_tx, encoder, metrics.clone()));
+    let (batches_tx, batches_rx) = mpsc::channel::<Bulk>(BATCHES);
+    let batcher = Batcher::new(records_rx, limits, encoder.index().clone());
+    let mut encoding = tokio::spawn(encode(batcher, batches_tx, encoder, metrics.clone()));
     let (abort_tx, abort_rx) = watch::channel(false);
     let aborted = move || {
         let mut rx = abort_rx.clone();
@@ -165,7 +167,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
             let _ = rx.wait_for(|a| *a).await;
         }
     };
-    let mut shipping = tokio::spawn(sink::run(docs_rx, sink, limits, metrics.clone(), aborted()));
+    let mut shipping = tokio::spawn(sink::run(batches_rx, sink, metrics.clone(), aborted()));
     let (stop_server, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve(listener, observed.clone(), async move {
         let mut rx = server_stopped;
@@ -253,26 +255,19 @@ fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// Turns records into documents as they come; ends when the sources have stopped. Takes what
-/// is queued at once (up to a run), reads the clock once per run (the ingest time of records
-/// without their own) and reserves the next stage's slots together.
-async fn encode(
-    mut rx: mpsc::Receiver<Item>,
-    tx: mpsc::Sender<Document>,
-    encoder: Encoder,
-    metrics: Arc<Metrics>,
-) {
-    const RUN: usize = 256;
-    let mut items = Vec::with_capacity(RUN);
-    while rx.recv_many(&mut items, RUN).await > 0 {
-        let now = SystemTime::now();
-        let Ok(slots) = tx.reserve_many(items.len()).await else { return };
-        for ((record, file, ack), slot) in items.drain(..).zip(slots) {
-            let encoded = encoder.encode(&record, &file, now);
-            if encoded.time_unparsed {
-                Metrics::add(&metrics.timestamps_unparsed, 1);
-            }
-            slot.send(Document { index: encoded.index, id: encoded.id, source: encoded.source, ack });
+/// Encodes records into batches as they come; ends when the sources have stopped.
+async fn encode(mut batcher: Batcher<Item>, tx: mpsc::Sender<Bulk>, encoder: Encoder, metrics: Arc<Metrics>) {
+    let add = |bulk: &mut sink::BulkWriter, (record, file, ack): Item| {
+        let id = encoder.id(&record, &file);
+        let unparsed =
+            bulk.push(id.as_str(), ack, |out| encoder.encode_into(&record, &file, &SystemTime::now, out));
+        if unparsed {
+            Metrics::add(&metrics.timestamps_unparsed, 1);
+        }
+    };
+    while let Some(bulk) = batcher.next(add).await {
+        if tx.send(bulk).await.is_err() {
+            return;
         }
     }
 }

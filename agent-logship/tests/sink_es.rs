@@ -12,10 +12,9 @@ use std::time::Duration;
 use agent_core::dns::Dns;
 use agent_logship::flow::{Ack, Acknowledge, Budget};
 use agent_logship::metrics::Metrics;
-use agent_logship::record::Document;
 use agent_logship::sink::client::Auth;
 use agent_logship::sink::es::RetryTiming;
-use agent_logship::sink::{self, BatchLimits, Ended, EsOptions, EsSink, Sink};
+use agent_logship::sink::{self, BatchLimits, Batcher, Ended, EsOptions, EsSink, Sink};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
@@ -128,7 +127,11 @@ impl Stub {
                             .get("authorization")
                             .map(|v| v.to_str().expect("ascii").to_string());
                         let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
-                        assert_eq!(req.uri().path(), "/_bulk");
+                        assert_eq!(req.uri().path(), "/logs-calypso.test-default/_bulk");
+                        assert_eq!(
+                            req.uri().query(),
+                            Some("filter_path=errors,items.*.status,items.*.error")
+                        );
                         assert_eq!(req.headers()["content-type"], "application/x-ndjson");
                         let body = req.into_body().collect().await.expect("body").to_bytes();
                         let (status, text) = stub.answer(auth, gzip, &body);
@@ -171,15 +174,13 @@ impl Acks {
     }
 }
 
-async fn doc(acks: &Arc<Acks>, budget: &Budget, n: u64) -> Document {
-    let source = format!(r#"{{"@timestamp":"2024-05-02T10:00:00Z","message":"record {n}"}}"#).into_bytes();
-    let permit = budget.take(source.len()).await;
-    Document {
-        index: "logs-calypso.test-default".into(),
-        id: id(n),
-        source,
-        ack: Ack::new(acks.clone(), n, permit),
-    }
+/// Document `n` as the encoder would add it to a batch.
+fn add(bulk: &mut sink::BulkWriter, (n, ack): (u64, Ack)) {
+    bulk.push(&id(n), ack, |out| {
+        out.extend_from_slice(
+            format!(r#"{{"@timestamp":"2024-05-02T10:00:00Z","message":"record {n}"}}"#).as_bytes(),
+        );
+    });
 }
 
 fn id(n: u64) -> String {
@@ -189,7 +190,6 @@ fn id(n: u64) -> String {
 fn options(urls: Vec<String>, dir: &std::path::Path) -> EsOptions {
     let mut o = EsOptions::new(urls.iter().map(|u| u.parse().expect("url")).collect(), dir);
     o.timeout = Duration::from_secs(10);
-    o.batch = BatchLimits { docs: 10, bytes: 1 << 20, age: Duration::from_millis(20) };
     o.retry = RetryTiming {
         min: Duration::from_millis(5),
         max: Duration::from_millis(40),
@@ -203,18 +203,31 @@ struct Run {
     acks: Arc<Acks>,
     metrics: Arc<Metrics>,
     handle: tokio::task::JoinHandle<Result<Ended, sink::SinkError>>,
-    tx: Option<mpsc::Sender<Document>>,
+    tx: Option<mpsc::Sender<(u64, Ack)>>,
     budget: Budget,
 }
 
+const LIMITS: BatchLimits = BatchLimits { docs: 10, bytes: 1 << 20, age: Duration::from_millis(20) };
+
 fn launch(opts: &EsOptions) -> Run {
+    launch_with(opts, LIMITS)
+}
+
+/// The sink fed as in the agent: items batched and encoded into bodies, then shipped.
+fn launch_with(opts: &EsOptions, limits: BatchLimits) -> Run {
     let metrics = Arc::new(Metrics::default());
     let es = EsSink::new(opts, Dns::system(), metrics.clone()).expect("sink");
     let (tx, rx) = mpsc::channel(64);
+    let (batches_tx, batches_rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut batcher = Batcher::new(rx, limits, "logs-calypso.test-default".into());
+        while let Some(bulk) = batcher.next(add).await {
+            batches_tx.send(bulk).await.expect("sink runs");
+        }
+    });
     let handle = tokio::spawn(sink::run(
-        rx,
+        batches_rx,
         Sink::Es { sink: Arc::new(es), max_in_flight: opts.max_in_flight },
-        opts.batch,
         metrics.clone(),
         std::future::pending(),
     ));
@@ -225,7 +238,8 @@ impl Run {
     async fn send(&self, range: std::ops::Range<u64>) {
         let tx = self.tx.as_ref().expect("open");
         for n in range {
-            tx.send(doc(&self.acks, &self.budget, n).await).await.expect("send");
+            let permit = self.budget.take(100).await;
+            tx.send((n, Ack::new(self.acks.clone(), n, permit))).await.expect("send");
         }
     }
 
@@ -342,9 +356,8 @@ async fn too_large_splits_down_to_one_then_dead_letters() {
     stub.with(|s| s.max_body = Some(400));
     let addr = start(&stub).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let mut opts = options(vec![format!("http://{addr}")], dir.path());
-    opts.batch.age = Duration::from_secs(5); // one batch of 10
-    let run = launch(&opts);
+    let opts = options(vec![format!("http://{addr}")], dir.path());
+    let run = launch_with(&opts, BatchLimits { age: Duration::from_secs(5), ..LIMITS }); // one batch of 10
     run.send(0..10).await;
     let (acks, m) = run.finish().await;
     exactly_once(&acks, 10);
@@ -445,9 +458,8 @@ async fn everything_at_once_nothing_lost() {
     let addr = start(&stub).await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut opts = options(vec![format!("http://{addr}")], dir.path());
-    opts.batch = BatchLimits { docs: 50, bytes: 1 << 20, age: Duration::from_millis(20) };
     opts.max_in_flight = 2;
-    let run = launch(&opts);
+    let run = launch_with(&opts, BatchLimits { docs: 50, ..LIMITS });
     run.send(0..300).await;
     let (acks, m) = run.finish().await;
     exactly_once(&acks, 300);

@@ -22,37 +22,82 @@ static ESCAPE: [u8; 256] = {
 /// Appends `s` as a JSON string (quotes included).
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    match std::str::from_utf8(s) {
-        Ok(_) => escape(out, s),
-        Err(_) => escape(out, String::from_utf8_lossy(s).as_bytes()),
-    }
+    escaped(out, s);
     out.push(b'"');
 }
 
-fn escape(out: &mut Vec<u8>, b: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Appends `s` escaped for the inside of a JSON string, invalid UTF-8 replaced by U+FFFD as
+/// `String::from_utf8_lossy` does. One pass: plain ASCII is skipped eight bytes at a time and
+/// copied in runs; only bytes that need a look (controls, `"`, `\`, non-ASCII) are taken one by
+/// one, and a non-ASCII character is validated on its own.
+pub fn escaped(out: &mut Vec<u8>, b: &[u8]) {
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let e = ESCAPE[usize::from(c)];
-        if e == 0 {
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(word) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+            if !needs_a_look(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let c = b[i];
+        if c < 0x80 {
+            let e = ESCAPE[usize::from(c)];
+            if e != 0 {
+                out.extend_from_slice(&b[start..i]);
+                write_escape(out, c, e);
+                start = i + 1;
+            }
+            i += 1;
             continue;
         }
-        out.extend_from_slice(&b[start..i]);
-        if e == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 15)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', e]);
+        // A multi-byte character: valid ones stay in the run; an invalid sequence becomes one
+        // U+FFFD (its length as `Utf8Error::error_len` says; cut at the end: the rest).
+        let window = &b[i..b.len().min(i + 4)];
+        let width = utf8_width(c);
+        match std::str::from_utf8(window) {
+            Ok(_) => i += width.max(1),
+            Err(e) if e.valid_up_to() >= width && width > 0 => i += width,
+            Err(e) => {
+                out.extend_from_slice(&b[start..i]);
+                out.extend_from_slice("\u{fffd}".as_bytes());
+                i += e.error_len().unwrap_or(window.len());
+                start = i;
+            }
         }
-        start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
+}
+
+/// Whether any of the eight bytes is a control, `"`, `\\` or not ASCII (the classic
+/// "has a byte less than n" / "has a zero byte" word tricks: exact as a yes/no).
+#[inline]
+fn needs_a_look(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (w & HIGH) | control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) != 0
+}
+
+/// The length of the UTF-8 sequence a lead byte announces; 0 for a byte that cannot lead one.
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 0,
+    }
+}
+
+fn write_escape(out: &mut Vec<u8>, c: u8, e: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if e == b'u' {
+        out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+    } else {
+        out.extend_from_slice(&[b'\\', e]);
+    }
 }
 
 /// Appends `"key":` (the key is ours: plain ASCII, still escaped to be safe).
@@ -97,6 +142,20 @@ mod tests {
     proptest! {
         #[test]
         fn serde_reads_back_what_we_write(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let mut v = Vec::new();
+            string(&mut v, &bytes);
+            let back: String = serde_json::from_slice(&v).expect("valid JSON");
+            prop_assert_eq!(back, String::from_utf8_lossy(&bytes).into_owned());
+        }
+
+        /// Mostly plain text (the eight-byte skip) with specials, multi-byte characters and
+        /// broken sequences anywhere, also right at word edges and at the end.
+        #[test]
+        fn log_like_text_reads_back(parts in prop::collection::vec(prop::sample::select(vec![
+            &b"plain ascii text "[..], b"x", b"\"", b"\\", b"\n", b"\t", b"\x01", b"\x7f", "é".as_bytes(),
+            "€".as_bytes(), "😀".as_bytes(), b"\xe2\x82", b"\xf0\x9f", b"\xff", b"\xc0\xaf", b"\xed\xa0\x80",
+        ]), 0..40)) {
+            let bytes = parts.concat();
             let mut v = Vec::new();
             string(&mut v, &bytes);
             let back: String = serde_json::from_slice(&v).expect("valid JSON");

@@ -335,6 +335,7 @@ impl Io {
             return Err(Stopped);
         }
         let last = n - 1;
+        let now = Instant::now();
         for (i, rec) in run.into_iter().enumerate() {
             Metrics::add(&self.metrics.records_read, 1);
             if rec.cut {
@@ -349,7 +350,7 @@ impl Io {
                 return Err(Stopped);
             };
             let end = Position { offset: rec.end, chain: rec.chain };
-            let seq = reading.tracker.lock().window.sent(end, Instant::now());
+            let seq = reading.tracker.lock().window.sent(end, now);
             slot.send((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, mine)));
         }
         Ok(())

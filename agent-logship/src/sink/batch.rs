@@ -1,14 +1,15 @@
-//! Batching of documents into `_bulk` requests by count, by size and by age: a batch is cut when
-//! it holds `docs` documents, when the next document would take it past `bytes`, or `age` after
-//! its first document arrived — so a quiet file's last line still ships within a second.
+//! Batching into `_bulk` requests by count, by size and by age: a batch is cut when it holds
+//! `docs` documents, when the last document took it past `bytes` (that document then starts the
+//! next), or `age` after its first document arrived — so a quiet file's last line still ships
+//! within a second. Records are encoded into the batch's body as they are taken from the channel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::request::body_size;
-use crate::record::Document;
+use super::bulk::{Bulk, BulkWriter};
 
 /// When to cut a batch. Defaults: 2000 documents, 5 MiB (uncompressed body), 1 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,84 +26,100 @@ impl Default for BatchLimits {
     }
 }
 
-/// Cuts the documents of a channel into batches. Its state lives in the struct, so `next` may be
+/// Items taken from the channel at once: what is queued, up to this many.
+const RUN: usize = 256;
+
+/// Cuts what a channel brings into batches. Its state lives in the struct, so `next` may be
 /// cancelled (raced against a stop signal) without losing what it had gathered.
 #[derive(Debug)]
-pub struct Batcher {
-    rx: mpsc::Receiver<Document>,
+pub struct Batcher<T> {
+    rx: mpsc::Receiver<T>,
     limits: BatchLimits,
-    pending: Vec<Document>,
-    pending_bytes: usize,
-    /// When the first pending document arrived (the age limit counts from there).
+    index: Arc<str>,
+    open: BulkWriter,
+    /// The last batch's body size: the next is given room for about as much.
+    expect: usize,
+    /// When the open batch's first document arrived (the age limit counts from there).
     since: Option<Instant>,
-    /// A document that did not fit the previous batch: the first of the next.
-    carry: Option<Document>,
+    /// Taken from the channel, not yet in a batch.
+    queued: std::collections::VecDeque<T>,
     closed: bool,
 }
 
-impl Batcher {
-    pub fn new(rx: mpsc::Receiver<Document>, limits: BatchLimits) -> Self {
+impl<T> Batcher<T> {
+    /// Batches for `index` (the target of the requests' path).
+    pub fn new(rx: mpsc::Receiver<T>, limits: BatchLimits, index: Arc<str>) -> Self {
         let limits = BatchLimits { docs: limits.docs.max(1), bytes: limits.bytes.max(1), ..limits };
-        Batcher { rx, limits, pending: Vec::new(), pending_bytes: 0, since: None, carry: None, closed: false }
+        let open = BulkWriter::new(index.clone(), 64 * 1024);
+        Batcher { rx, limits, index, open, expect: 0, since: None, queued: Default::default(), closed: false }
     }
 
-    /// The next batch; `None` once the channel is closed and everything received was handed
-    /// out. When the channel closes, what is pending is handed out at once (no waiting for the
-    /// age limit: that is the flush on shutdown).
-    pub async fn next(&mut self) -> Option<Vec<Document>> {
-        if let Some(doc) = self.carry.take() {
-            self.add(doc);
-        }
+    /// Room for a new batch: a bit more than the last one: a body grown by doubling would be
+    /// copied at each step, one reserved at the byte limit would hold memory it never uses
+    /// (batches are mostly cut by count).
+    fn room(&self) -> usize {
+        (self.expect + self.expect / 8 + 4096).min(self.limits.bytes + 64 * 1024)
+    }
+
+    /// The next batch, each item added with `add` (which pushes its documents: one, usually);
+    /// `None` once the channel is closed and everything received was handed out. When the
+    /// channel closes, what is pending is handed out at once (no waiting for the age limit:
+    /// that is the flush on shutdown).
+    pub async fn next(&mut self, mut add: impl FnMut(&mut BulkWriter, T)) -> Option<Bulk> {
         loop {
-            if self.full() || (self.closed && !self.pending.is_empty()) {
+            if self.full() {
                 return Some(self.cut());
             }
-            if self.closed {
-                return None;
-            }
-            // What is already queued is taken without a timer: arming one per document costs
-            // more than the document.
-            let received = match self.rx.try_recv() {
-                Ok(doc) => Some(doc),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => match self.since {
-                    None => self.rx.recv().await,
-                    Some(since) => {
-                        match tokio::time::timeout_at(since + self.limits.age, self.rx.recv()).await {
-                            Ok(r) => r,
-                            Err(_) => return Some(self.cut()),
-                        }
-                    }
-                },
-            };
-            match received {
-                None => self.closed = true,
-                Some(doc) => {
-                    let size = body_size(&doc);
-                    if !self.pending.is_empty() && self.pending_bytes + size > self.limits.bytes {
-                        self.carry = Some(doc);
-                        return Some(self.cut());
-                    }
-                    self.add(doc);
+            while let Some(item) = self.queued.pop_front() {
+                add(&mut self.open, item);
+                if !self.open.is_empty() {
+                    self.since.get_or_insert_with(Instant::now);
+                }
+                if self.full() {
+                    return Some(self.cut());
                 }
             }
+            if self.closed {
+                return (!self.open.is_empty()).then(|| self.cut());
+            }
+            let mut taken = Vec::with_capacity(RUN);
+            // What is already queued is taken without a timer: arming one per item costs more
+            // than the item.
+            let got = match self.since {
+                None => self.rx.recv_many(&mut taken, RUN).await,
+                Some(since) => {
+                    match tokio::time::timeout_at(since + self.limits.age, self.rx.recv_many(&mut taken, RUN))
+                        .await
+                    {
+                        Ok(n) => n,
+                        Err(_) => return Some(self.cut()),
+                    }
+                }
+            };
+            if got == 0 {
+                self.closed = true;
+            }
+            self.queued.extend(taken);
         }
-    }
-
-    fn add(&mut self, doc: Document) {
-        self.pending_bytes += body_size(&doc);
-        self.pending.push(doc);
-        self.since.get_or_insert_with(Instant::now);
     }
 
     fn full(&self) -> bool {
-        self.pending.len() >= self.limits.docs || self.pending_bytes >= self.limits.bytes
+        self.open.len() >= self.limits.docs || self.open.body_len() >= self.limits.bytes
     }
 
-    fn cut(&mut self) -> Vec<Document> {
-        self.pending_bytes = 0;
-        self.since = None;
-        std::mem::take(&mut self.pending)
+    /// Hands out the open batch. One that went past the byte limit with its last document
+    /// gives that document to the next batch (a document larger than the limit alone is a
+    /// batch of its own, never stuck).
+    fn cut(&mut self) -> Bulk {
+        let carried = if self.open.body_len() > self.limits.bytes && self.open.len() > 1 {
+            self.open.split_last(self.room())
+        } else {
+            None
+        };
+        self.expect = self.open.body_len();
+        let next = carried.unwrap_or_else(|| BulkWriter::new(self.index.clone(), self.room()));
+        self.since = (!next.is_empty()).then(Instant::now);
+        std::mem::replace(&mut self.open, next).finish()
     }
 }
 
@@ -111,79 +128,94 @@ mod tests {
     use super::*;
     use crate::flow::Ack;
 
-    fn doc(n: usize, size: usize) -> Document {
-        Document { index: "i".into(), id: format!("{n}"), source: vec![b'x'; size], ack: Ack::none() }
+    /// Item `(n, size)`: a document with id `n` whose source is `size` bytes.
+    fn add(w: &mut BulkWriter, (n, size): (usize, usize)) {
+        w.push(&n.to_string(), Ack::none(), |o| o.resize(o.len() + size, b'x'));
     }
 
-    fn ids(b: &[Document]) -> Vec<&str> {
-        b.iter().map(|d| d.id.as_str()).collect()
+    fn ids(b: &Bulk) -> Vec<String> {
+        (0..b.len()).map(|i| b.id(i).to_string()).collect()
+    }
+
+    fn batcher(limits: BatchLimits) -> (mpsc::Sender<(usize, usize)>, Batcher<(usize, usize)>) {
+        let (tx, rx) = mpsc::channel(100);
+        (tx, Batcher::new(rx, limits, "i".into()))
     }
 
     #[tokio::test(start_paused = true)]
     async fn cut_by_count() {
-        let (tx, rx) = mpsc::channel(100);
-        let mut b = Batcher::new(rx, BatchLimits { docs: 3, ..BatchLimits::default() });
+        let (tx, mut b) = batcher(BatchLimits { docs: 3, ..BatchLimits::default() });
         for n in 0..7 {
-            tx.send(doc(n, 10)).await.expect("send");
+            tx.send((n, 10)).await.expect("send");
         }
         let t0 = Instant::now();
-        assert_eq!(ids(&b.next().await.expect("batch")), ["0", "1", "2"]);
-        assert_eq!(ids(&b.next().await.expect("batch")), ["3", "4", "5"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1", "2"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["3", "4", "5"]);
         assert_eq!(t0.elapsed(), Duration::ZERO, "full batches do not wait");
         drop(tx);
-        assert_eq!(ids(&b.next().await.expect("batch")), ["6"]);
-        assert!(b.next().await.is_none());
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["6"]);
+        assert!(b.next(add).await.is_none());
         assert_eq!(t0.elapsed(), Duration::ZERO, "closing flushes at once");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn cut_by_bytes_carries_the_next() {
-        let (tx, rx) = mpsc::channel(100);
-        // Each doc is 35 + 1 + 1 + 100 = 137 bytes: two fit in 300, the third is carried.
-        let mut b = Batcher::new(rx, BatchLimits { bytes: 300, ..BatchLimits::default() });
+    async fn cut_by_bytes_carries_the_last() {
+        // Each document is 23 + 100 + 1 = 124 bytes of body: two fit in 300, the third is carried.
+        let (tx, mut b) = batcher(BatchLimits { bytes: 300, ..BatchLimits::default() });
         for n in 0..3 {
-            tx.send(doc(n, 100)).await.expect("send");
+            tx.send((n, 100)).await.expect("send");
         }
-        tx.send(doc(3, 1000)).await.expect("send");
+        tx.send((3, 1000)).await.expect("send");
+        tx.send((4, 10)).await.expect("send");
         drop(tx);
-        assert_eq!(ids(&b.next().await.expect("batch")), ["0", "1"]);
-        assert_eq!(ids(&b.next().await.expect("batch")), ["2"]);
+        let first = b.next(add).await.expect("batch");
+        assert_eq!(ids(&first), ["0", "1"]);
+        assert!(first.body().len() <= 300);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["2"]);
         // Larger than the limit alone: a batch of its own, not stuck.
-        assert_eq!(ids(&b.next().await.expect("batch")), ["3"]);
-        assert!(b.next().await.is_none());
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["3"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["4"]);
+        assert!(b.next(add).await.is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn cut_by_age_from_the_first_document() {
-        let (tx, rx) = mpsc::channel(100);
-        let mut b = Batcher::new(rx, BatchLimits::default());
+        let (tx, mut b) = batcher(BatchLimits::default());
         let t0 = Instant::now();
         let feeder = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await; // idle before: does not count
-            tx.send(doc(0, 10)).await.expect("send");
+            tx.send((0, 10)).await.expect("send");
             tokio::time::sleep(Duration::from_millis(600)).await;
-            tx.send(doc(1, 10)).await.expect("send");
+            tx.send((1, 10)).await.expect("send");
             tokio::time::sleep(Duration::from_millis(600)).await;
-            tx.send(doc(2, 10)).await.expect("send");
+            tx.send((2, 10)).await.expect("send");
             tx
         });
-        assert_eq!(ids(&b.next().await.expect("batch")), ["0", "1"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1"]);
         assert_eq!(t0.elapsed(), Duration::from_secs(6), "1 s after the first document");
         let tx = feeder.await.expect("feeder");
-        assert_eq!(ids(&b.next().await.expect("batch")), ["2"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["2"]);
         assert_eq!(t0.elapsed(), Duration::from_millis(7200));
         drop(tx);
-        assert!(b.next().await.is_none());
+        assert!(b.next(add).await.is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn cancelled_next_keeps_what_it_gathered() {
-        let (tx, rx) = mpsc::channel(100);
-        let mut b = Batcher::new(rx, BatchLimits::default());
-        tx.send(doc(0, 10)).await.expect("send");
-        let r = tokio::time::timeout(Duration::from_millis(100), b.next()).await;
+        let (tx, mut b) = batcher(BatchLimits::default());
+        tx.send((0, 10)).await.expect("send");
+        let r = tokio::time::timeout(Duration::from_millis(100), b.next(add)).await;
         assert!(r.is_err(), "still gathering");
-        tx.send(doc(1, 10)).await.expect("send");
-        assert_eq!(ids(&b.next().await.expect("batch")), ["0", "1"]);
+        tx.send((1, 10)).await.expect("send");
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_may_add_nothing() {
+        let (tx, mut b) = batcher(BatchLimits::default());
+        tx.send((0, 10)).await.expect("send");
+        drop(tx);
+        let batch = b.next(|_, _| {}).await;
+        assert!(batch.is_none(), "no empty batch");
     }
 }

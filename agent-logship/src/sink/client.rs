@@ -199,10 +199,13 @@ impl EsClient {
 }
 
 /// `base` + `path`, keeping a path prefix of the base (`https://proxy/es/` + `_bulk`).
+/// `path` (`_bulk`, or `<index>/_bulk?filter_path=...`) under the base URL's own path.
 fn join(base: &Url, path: &str) -> Url {
     let mut url = base.clone();
     let prefix = base.path().trim_end_matches('/');
+    let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
     url.set_path(&format!("{prefix}/{path}"));
+    url.set_query(query);
     url
 }
 
@@ -291,6 +294,10 @@ mod tests {
         let u: Url = "http://es:9200".parse().expect("url");
         assert_eq!(join(&u, "_bulk").as_str(), "http://es:9200/_bulk");
         assert_eq!(join(&u, "").as_str(), "http://es:9200/");
+        assert_eq!(
+            join(&u, "logs-a/_bulk?filter_path=errors,items.*.status").as_str(),
+            "http://es:9200/logs-a/_bulk?filter_path=errors,items.*.status"
+        );
         let shown = redact(&"https://user:secret@proxy:9200/es/?x=1".parse().expect("url"));
         assert_eq!(shown, "https://proxy:9200/es/");
     }

@@ -8,10 +8,18 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::classify::Rejection;
-use crate::record::Document;
 
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "dead-letter.ndjson";
+
+/// A refused document: where it was going, its id and source, and why it was refused.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadDoc<'a> {
+    pub index: &'a str,
+    pub id: &'a str,
+    pub source: &'a [u8],
+    pub why: &'a Rejection,
+}
 
 #[derive(Debug, Clone)]
 pub struct DeadLetterFile {
@@ -38,11 +46,11 @@ impl DeadLetterFile {
 
     /// Appends one line per document and syncs the file (and, when it was just created, its
     /// directory) to disk. Blocking IO, on tokio's blocking pool.
-    pub async fn append(&self, docs: &[(&Document, &Rejection)]) -> Result<(), DeadLetterError> {
+    pub async fn append(&self, docs: &[DeadDoc<'_>]) -> Result<(), DeadLetterError> {
         let mut lines = Vec::new();
         let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        for (doc, why) in docs {
-            line(&mut lines, &now, doc, why);
+        for doc in docs {
+            line(&mut lines, &now, doc);
         }
         let path = self.path.clone();
         let result = tokio::task::spawn_blocking(move || write_synced(&path, &lines)).await;
@@ -54,16 +62,17 @@ impl DeadLetterFile {
     }
 }
 
-fn line(out: &mut Vec<u8>, now: &str, doc: &Document, why: &Rejection) {
+fn line(out: &mut Vec<u8>, now: &str, doc: &DeadDoc<'_>) {
     // The source is embedded as JSON when it is JSON (it normally is); a document refused for
     // not being JSON is kept as a string so the line stays valid.
-    let source = match serde_json::from_slice::<serde_json::Value>(&doc.source) {
+    let source = match serde_json::from_slice::<serde_json::Value>(doc.source) {
         Ok(v) => v,
-        Err(_) => serde_json::Value::String(String::from_utf8_lossy(&doc.source).into_owned()),
+        Err(_) => serde_json::Value::String(String::from_utf8_lossy(doc.source).into_owned()),
     };
+    let why = doc.why;
     let v = serde_json::json!({
         "@timestamp": now,
-        "_index": &*doc.index,
+        "_index": doc.index,
         "_id": doc.id,
         "status": why.status,
         "error": { "type": why.kind, "reason": why.reason },
@@ -88,32 +97,22 @@ fn write_synced(path: &Path, lines: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Ack;
 
     #[tokio::test]
     async fn appends_lines() {
         let dir = tempfile::tempdir().expect("tmp");
         let f = DeadLetterFile::new(dir.path().join(FILE_NAME));
-        let d1 = Document {
-            index: "logs-a".into(),
-            id: "1".into(),
-            source: br#"{"m":1}"#.to_vec(),
-            ack: Ack::none(),
-        };
-        let d2 = Document {
-            index: "logs-a".into(),
-            id: "2".into(),
-            source: b"not json".to_vec(),
-            ack: Ack::none(),
-        };
         let r = Rejection { status: 400, kind: "mapper_parsing_exception".into(), reason: "bad".into() };
-        f.append(&[(&d1, &r)]).await.expect("append");
-        f.append(&[(&d2, &r)]).await.expect("append");
+        let d1 = DeadDoc { index: "logs-a", id: "1", source: br#"{"m":1}"#, why: &r };
+        let d2 = DeadDoc { index: "logs-a", id: "2", source: b"not json", why: &r };
+        f.append(&[d1]).await.expect("append");
+        f.append(&[d2]).await.expect("append");
         let text = std::fs::read_to_string(f.path()).expect("read");
         let lines: Vec<serde_json::Value> =
             text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["_id"], "1");
+        assert_eq!(lines[0]["_index"], "logs-a");
         assert_eq!(lines[0]["status"], 400);
         assert_eq!(lines[0]["error"]["type"], "mapper_parsing_exception");
         assert_eq!(lines[0]["source"]["m"], 1);
@@ -123,8 +122,8 @@ mod tests {
     #[tokio::test]
     async fn unwritable_is_an_error() {
         let f = DeadLetterFile::new("/nonexistent-dir/dead-letter.ndjson");
-        let d = Document { index: "i".into(), id: "1".into(), source: b"{}".to_vec(), ack: Ack::none() };
         let r = Rejection { status: 400, kind: "x".into(), reason: "y".into() };
-        assert!(f.append(&[(&d, &r)]).await.is_err());
+        let d = DeadDoc { index: "i", id: "1", source: b"{}", why: &r };
+        assert!(f.append(&[d]).await.is_err());
     }
 }

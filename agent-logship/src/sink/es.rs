@@ -13,13 +13,13 @@ use std::time::Duration;
 use agent_core::dns::Dns;
 use tokio::time::Instant;
 
-use super::batch::BatchLimits;
+use super::bulk::Bulk;
 use super::classify::{Item, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
-use super::dead_letter::DeadLetterFile;
-use super::request::{self, BulkRequest};
+use super::dead_letter::{DeadDoc, DeadLetterFile};
+use super::request;
+use crate::flow::Ack;
 use crate::metrics::Metrics;
-use crate::record::Document;
 
 /// Everything the Elasticsearch sink needs (the lead's settings feed it).
 #[derive(Debug, Clone)]
@@ -31,7 +31,6 @@ pub struct EsOptions {
     pub gzip: bool,
     /// One request's whole exchange (default 30 s).
     pub timeout: Duration,
-    pub batch: BatchLimits,
     /// `<data_dir>/dead-letter.ndjson`.
     pub dead_letter_path: PathBuf,
     /// Requests in flight at once (default 1).
@@ -73,7 +72,6 @@ impl EsOptions {
             auth: Auth::None,
             gzip: true,
             timeout: Duration::from_secs(30),
-            batch: BatchLimits::default(),
             dead_letter_path: data_dir.join(super::dead_letter::FILE_NAME),
             max_in_flight: 1,
             retry: RetryTiming::default(),
@@ -120,20 +118,19 @@ impl EsSink {
         })
     }
 
-    /// Delivers `docs` and acknowledges each once it is stored, a duplicate or dead-lettered.
-    /// Returns only then: it retries forever (cancel the future to give up; what was not
-    /// acknowledged is then read again after a restart and absorbed by 409s).
-    pub async fn deliver(&self, docs: Vec<Document>) {
+    /// Delivers a batch and acknowledges each document once it is stored, a duplicate or
+    /// dead-lettered. Returns only then: it retries forever (cancel the future to give up; what
+    /// was not acknowledged is then read again after a restart and absorbed by 409s).
+    pub async fn deliver(&self, bulk: Bulk) {
         // Parts still to deliver: a 413 pushes the two halves of a part, item retries push the
         // retried documents. Last in, first out: a part is finished before the next is begun.
-        let mut parts = vec![docs];
+        let mut parts = vec![bulk];
         let mut backoff = self.backoff();
         while let Some(part) = parts.pop() {
             if part.is_empty() {
                 continue;
             }
-            let req = request::build(part, self.gzip);
-            if let Some(next) = self.deliver_request(req, &mut backoff).await {
+            if let Some(next) = self.deliver_request(part, &mut backoff).await {
                 parts.extend(next);
             } else {
                 // Progress without trouble: the next trouble starts from the short delay.
@@ -150,14 +147,16 @@ impl EsSink {
     /// parts still to deliver (retried items, or the two halves), `None` when all is done.
     async fn deliver_request(
         &self,
-        req: BulkRequest,
+        bulk: Bulk,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
-    ) -> Option<Vec<Vec<Document>>> {
-        let body = Body { bytes: req.body.clone(), content_type: NDJSON, gzip: req.gzip };
-        let sent = req.docs.len();
+    ) -> Option<Vec<Bulk>> {
+        let (bytes, gzip) = request::body(&bulk, self.gzip);
+        let body = Body { bytes, content_type: NDJSON, gzip };
+        let path = request::path(&bulk);
+        let sent = bulk.len();
         loop {
             Metrics::add(&self.metrics.requests, 1);
-            let answer = self.client.send(reqwest::Method::POST, "_bulk", Some(&body)).await;
+            let answer = self.client.send(reqwest::Method::POST, &path, Some(&body)).await;
             let verdict = match answer {
                 Ok(a) => classify(a.status, &a.body, sent),
                 Err(e) => {
@@ -168,7 +167,7 @@ impl EsSink {
                 }
             };
             match verdict {
-                Verdict::Items(items) => return self.settle(req.docs, items, backoff).await,
+                Verdict::Items(items) => return self.settle(bulk, items, backoff).await,
                 Verdict::RetryWhole(why) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
                     self.warn_lasting(&format!("{} answered {why}", self.client.current_url()), sent);
@@ -193,25 +192,24 @@ impl EsSink {
                 }
                 Verdict::Split => {
                     Metrics::add(&self.metrics.batches_split, 1);
-                    let mut docs = req.docs;
-                    if docs.len() == 1 {
+                    if bulk.len() == 1 {
                         let why = Rejection {
                             status: 413,
                             kind: "request_too_large".into(),
                             reason: "the document alone is larger than the server accepts".into(),
                         };
-                        self.dead_letter_all(docs, &why, backoff).await;
+                        self.dead_letter_all(bulk, &why, backoff).await;
                         return None;
                     }
-                    let second = docs.split_off(docs.len() / 2);
-                    tracing::debug!(first = docs.len(), second = second.len(), "413: batch split");
+                    let (first, second) = bulk.halves();
+                    tracing::debug!(first = first.len(), second = second.len(), "413: batch split");
                     // Popped last-in-first-out: the first half goes first.
-                    return Some(vec![second, docs]);
+                    return Some(vec![second, first]);
                 }
                 Verdict::Rejected(why) => {
                     // A whole request refused for good: our bug (malformed body) or a proxy's
                     // refusal. The documents are kept in the dead-letter file, not retried forever.
-                    self.dead_letter_all(req.docs, &why, backoff).await;
+                    self.dead_letter_all(bulk, &why, backoff).await;
                     return None;
                 }
             }
@@ -222,31 +220,31 @@ impl EsSink {
     /// items to send again.
     async fn settle(
         &self,
-        docs: Vec<Document>,
+        mut bulk: Bulk,
         items: Vec<Item>,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
-    ) -> Option<Vec<Vec<Document>>> {
+    ) -> Option<Vec<Bulk>> {
         let mut retry = Vec::new();
-        let mut dead: Vec<(Document, Rejection)> = Vec::new();
+        let mut dead = Vec::new();
         let (mut stored, mut duplicate) = (0u64, 0u64);
-        for (doc, item) in docs.into_iter().zip(items) {
+        for ((i, ack), item) in bulk.take_acks().into_iter().enumerate().zip(items) {
             match item {
                 Item::Stored => {
                     stored += 1;
-                    doc.ack.done();
+                    ack.done();
                 }
                 Item::Duplicate => {
                     duplicate += 1;
-                    doc.ack.done();
+                    ack.done();
                 }
-                Item::Retry => retry.push(doc),
-                Item::DeadLetter(why) => dead.push((doc, why)),
+                Item::Retry => retry.push((i, ack)),
+                Item::DeadLetter(why) => dead.push((i, ack, why)),
             }
         }
         Metrics::add(&self.metrics.docs_stored, stored);
         Metrics::add(&self.metrics.docs_duplicate, duplicate);
         if !dead.is_empty() {
-            self.dead_letter(dead, backoff).await;
+            self.dead_letter(&bulk, dead, backoff).await;
         }
         if retry.is_empty() {
             return None;
@@ -254,27 +252,33 @@ impl EsSink {
         Metrics::add(&self.metrics.docs_retried, retry.len() as u64);
         tracing::debug!(documents = retry.len(), "items to retry (429/5xx)");
         self.sleep(backoff).await;
-        Some(vec![retry])
+        Some(vec![bulk.pick(retry)])
     }
 
     async fn dead_letter_all(
         &self,
-        docs: Vec<Document>,
+        mut bulk: Bulk,
         why: &Rejection,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
     ) {
-        let dead = docs.into_iter().map(|d| (d, why.clone())).collect();
-        self.dead_letter(dead, backoff).await;
+        let dead = bulk.take_acks().into_iter().enumerate().map(|(i, ack)| (i, ack, why.clone())).collect();
+        self.dead_letter(&bulk, dead, backoff).await;
     }
 
-    /// Writes the documents to the dead-letter file (retrying while it cannot be written: they
-    /// are not acknowledged before they are on disk), then acknowledges them.
+    /// Writes the documents `dead` of `bulk` to the dead-letter file (retrying while it cannot
+    /// be written: they are not acknowledged before they are on disk), then acknowledges them.
     async fn dead_letter(
         &self,
-        dead: Vec<(Document, Rejection)>,
+        bulk: &Bulk,
+        dead: Vec<(usize, Ack, Rejection)>,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
     ) {
-        for (doc, why) in &dead {
+        let docs: Vec<DeadDoc<'_>> = dead
+            .iter()
+            .map(|(i, _, why)| DeadDoc { index: bulk.index(), id: bulk.id(*i), source: bulk.source(*i), why })
+            .collect();
+        for doc in &docs {
+            let why = doc.why;
             let first =
                 self.reported.lock().map(|mut r| r.insert((why.status, why.kind.clone()))).unwrap_or(true);
             if first {
@@ -291,18 +295,17 @@ impl EsSink {
             }
         }
         loop {
-            let refs: Vec<(&Document, &Rejection)> = dead.iter().map(|(d, w)| (d, w)).collect();
-            match self.dead_letter.append(&refs).await {
+            match self.dead_letter.append(&docs).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::error!(error = %e, documents = dead.len(), "documents wait: they are acknowledged only once kept");
+                    tracing::error!(error = %e, documents = docs.len(), "documents wait: they are acknowledged only once kept");
                     self.sleep(backoff).await;
                 }
             }
         }
         Metrics::add(&self.metrics.docs_dead_lettered, dead.len() as u64);
-        for (doc, _) in dead {
-            doc.ack.done();
+        for (_, ack, _) in dead {
+            ack.done();
         }
     }
 

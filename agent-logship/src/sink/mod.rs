@@ -1,11 +1,12 @@
 //! The sink: documents in, `_bulk` requests out, acknowledgements back.
 //!
-//! [`batch`] cuts the channel into batches; [`request`] builds each `_bulk` body; [`es`] sends it
-//! through the [`client`] and hands the answer to the pure [`classify`], then acknowledges,
-//! retries or dead-letters ([`dead_letter`]) each document. Without a URL, [`stdout`] writes the
-//! documents as NDJSON instead.
+//! [`batch`] cuts the channel into batches, whose documents are encoded straight into a
+//! [`bulk`] body; [`request`] compresses it; [`es`] sends it through the [`client`] and hands the
+//! answer to the pure [`classify`], then acknowledges, retries or dead-letters ([`dead_letter`])
+//! each document. Without a URL, [`stdout`] writes the documents as NDJSON instead.
 
 pub mod batch;
+pub mod bulk;
 pub mod classify;
 pub mod client;
 pub mod dead_letter;
@@ -20,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
-use crate::record::Document;
-pub use batch::BatchLimits;
+pub use batch::{BatchLimits, Batcher};
+pub use bulk::{Bulk, BulkWriter};
 pub use es::{EsOptions, EsSink};
 pub use stdout::{StdoutError, StdoutSink};
 
@@ -52,22 +53,20 @@ pub enum Ended {
     Stopped,
 }
 
-/// Ships the documents of `rx` until the channel is closed and every document received is
+/// Ships the batches of `rx` until the channel is closed and every document received is
 /// acknowledged (the graceful stop: the sources stop and drop their senders, this drains), or
 /// until `stop` resolves (the grace period is over: give up at once).
 pub async fn run(
-    rx: mpsc::Receiver<Document>,
+    mut rx: mpsc::Receiver<Bulk>,
     sink: Sink,
-    limits: BatchLimits,
     metrics: Arc<Metrics>,
     stop: impl Future<Output = ()>,
 ) -> Result<Ended, SinkError> {
-    let mut batcher = batch::Batcher::new(rx, limits);
     let work = async {
         match sink {
             Sink::Stdout(mut out) => {
-                while let Some(docs) = batcher.next().await {
-                    out.write_batch(docs, &metrics)?;
+                while let Some(bulk) = rx.recv().await {
+                    out.write_batch(bulk, &metrics)?;
                 }
             }
             Sink::Es { sink, max_in_flight } => {
@@ -80,10 +79,10 @@ pub async fn run(
                         continue;
                     }
                     tokio::select! {
-                        batch = batcher.next() => match batch {
-                            Some(docs) => {
+                        batch = rx.recv() => match batch {
+                            Some(bulk) => {
                                 let sink = sink.clone();
-                                tasks.spawn(async move { sink.deliver(docs).await });
+                                tasks.spawn(async move { sink.deliver(bulk).await });
                             }
                             None => break,
                         },

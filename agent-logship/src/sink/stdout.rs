@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
+use super::bulk::Bulk;
 use crate::metrics::Metrics;
-use crate::record::Document;
 
 /// Writes documents to a `Write` (the process's stdout in the binary, a buffer in tests).
 pub struct StdoutSink {
@@ -34,20 +34,23 @@ impl StdoutSink {
     }
 
     /// Writes a batch, flushes, then acknowledges every document of it.
-    pub fn write_batch(&mut self, docs: Vec<Document>, metrics: &Metrics) -> Result<(), StdoutError> {
-        for doc in &docs {
+    pub fn write_batch(&mut self, mut bulk: Bulk, metrics: &Metrics) -> Result<(), StdoutError> {
+        let mut index = Vec::new();
+        crate::encode::json::string(&mut index, bulk.index().as_bytes());
+        for i in 0..bulk.len() {
             self.out.write_all(b"{\"_index\":")?;
-            serde_json::to_writer(&mut self.out, &*doc.index).map_err(std::io::Error::other)?;
-            self.out.write_all(b",\"_id\":")?;
-            serde_json::to_writer(&mut self.out, &doc.id).map_err(std::io::Error::other)?;
-            self.out.write_all(b",\"_source\":")?;
-            self.out.write_all(&doc.source)?;
+            self.out.write_all(&index)?;
+            // The id as written in the action line: already escaped.
+            self.out.write_all(b",\"_id\":\"")?;
+            self.out.write_all(bulk.id_bytes(i))?;
+            self.out.write_all(b"\",\"_source\":")?;
+            self.out.write_all(bulk.source(i))?;
             self.out.write_all(b"}\n")?;
         }
         self.out.flush()?;
-        Metrics::add(&metrics.docs_stored, docs.len() as u64);
-        for doc in docs {
-            doc.ack.done();
+        Metrics::add(&metrics.docs_stored, bulk.len() as u64);
+        for ack in bulk.take_acks() {
+            ack.done();
         }
         Ok(())
     }
@@ -56,7 +59,6 @@ impl StdoutSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Ack;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -76,22 +78,17 @@ mod tests {
         let buf = Shared::default();
         let mut sink = StdoutSink::new(Box::new(buf.clone()));
         let m = Metrics::default();
-        let docs = vec![
-            Document {
-                index: "logs-a".into(),
-                id: "1".into(),
-                source: br#"{"message":"a"}"#.to_vec(),
-                ack: Ack::none(),
-            },
-            Document { index: "logs-\"b".into(), id: "2".into(), source: b"{}".to_vec(), ack: Ack::none() },
-        ];
-        sink.write_batch(docs, &m).expect("write");
+        let bulk = crate::sink::bulk::test_bulk("logs-\"a", &[("1", r#"{"message":"a"}"#), ("2\n", "{}")]);
+        sink.write_batch(bulk, &m).expect("write");
         let out = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
         assert_eq!(
             out,
-            "{\"_index\":\"logs-a\",\"_id\":\"1\",\"_source\":{\"message\":\"a\"}}\n\
-             {\"_index\":\"logs-\\\"b\",\"_id\":\"2\",\"_source\":{}}\n"
+            "{\"_index\":\"logs-\\\"a\",\"_id\":\"1\",\"_source\":{\"message\":\"a\"}}\n\
+             {\"_index\":\"logs-\\\"a\",\"_id\":\"2\\n\",\"_source\":{}}\n"
         );
+        for line in out.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("JSON");
+        }
         assert_eq!(Metrics::get(&m.docs_stored), 2);
     }
 }
