@@ -128,8 +128,10 @@ mod tests {
     use super::*;
     use crate::flow::Ack;
 
-    /// Item `(n, size)`: a document with id `n` whose source is `size` bytes.
-    fn add(w: &mut BulkWriter, (n, size): (usize, usize)) {
+    /// `(n, size)`: a document with id `n` whose source is `size` bytes.
+    type Doc = (usize, usize);
+
+    fn add(w: &mut BulkWriter, (n, size): Doc) {
         w.push(&n.to_string(), Ack::none(), |o| o.resize(o.len() + size, b'x'));
     }
 
@@ -137,7 +139,7 @@ mod tests {
         (0..b.len()).map(|i| b.id(i).to_string()).collect()
     }
 
-    fn batcher(limits: BatchLimits) -> (mpsc::Sender<(usize, usize)>, Batcher<(usize, usize)>) {
+    fn batcher(limits: BatchLimits) -> (mpsc::Sender<Doc>, Batcher<Doc>) {
         let (tx, rx) = mpsc::channel(100);
         (tx, Batcher::new(rx, limits, "i".into()))
     }
