@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::bulk::{Bulk, BulkWriter};
+use super::bulk::{Bodies, Bulk, BulkWriter};
 
 /// When to cut a batch. Defaults: 2000 documents, 5 MiB (uncompressed body), 1 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,7 @@ pub struct Batcher<T> {
     rx: mpsc::Receiver<T>,
     limits: BatchLimits,
     index: Arc<str>,
+    bodies: Bodies,
     open: BulkWriter,
     /// The last batch's body size: the next is given room for about as much.
     expect: usize,
@@ -50,8 +51,19 @@ impl<T> Batcher<T> {
     /// Batches for `index` (the target of the requests' path).
     pub fn new(rx: mpsc::Receiver<T>, limits: BatchLimits, index: Arc<str>) -> Self {
         let limits = BatchLimits { docs: limits.docs.max(1), bytes: limits.bytes.max(1), ..limits };
-        let open = BulkWriter::new(index.clone(), 64 * 1024);
-        Batcher { rx, limits, index, open, expect: 0, since: None, queued: Default::default(), closed: false }
+        let bodies = Bodies::default();
+        let open = BulkWriter::new(index.clone(), 64 * 1024, &bodies);
+        Batcher {
+            rx,
+            limits,
+            index,
+            bodies,
+            open,
+            expect: 0,
+            since: None,
+            queued: Default::default(),
+            closed: false,
+        }
     }
 
     /// Room for a new batch: a bit more than the last one: a body grown by doubling would be
@@ -117,7 +129,7 @@ impl<T> Batcher<T> {
             None
         };
         self.expect = self.open.body_len();
-        let next = carried.unwrap_or_else(|| BulkWriter::new(self.index.clone(), self.room()));
+        let next = carried.unwrap_or_else(|| BulkWriter::new(self.index.clone(), self.room(), &self.bodies));
         self.since = (!next.is_empty()).then(Instant::now);
         std::mem::replace(&mut self.open, next).finish()
     }
