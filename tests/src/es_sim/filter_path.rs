@@ -13,8 +13,8 @@
 //! - A filter is a path of segments split on `.`; `\.` is a literal dot inside a segment.
 //! - A segment matches a field name exactly, or as a glob when it contains `*` (`*` matches any
 //!   run of characters, so `*` is any one field and `st*` a prefix). A segment that is exactly
-//!   `**` matches **one or more** levels (`**.state` does not match a top-level `state`:
-//!   `FilterPathTests.testStartsWithDoubleWildcardFilterPath`).
+//!   `**` matches **one or more** levels: `FilterPath.matches` reaches the `**` node through its
+//!   parent's glob children, so `**.state` does not match a top-level `state`.
 //! - Arrays are transparent: the filter that applies to an array applies to each element.
 //! - Inclusion: a field whose path matches a whole filter is kept with everything under it; a
 //!   field on the way to a match is kept only for what it ends up containing; everything else is

@@ -84,7 +84,14 @@ pub fn bulk_filtered(took_ms: u64, items: &[Item], filter: &FilterPath) -> Vec<u
     let mut open = false;
     for item in items {
         let failed = matches!(item.outcome, Outcome::Failed { .. });
-        let kind = item.op as usize * 2 + usize::from(failed);
+        // An exhaustive match, so that a new op type cannot index past the plans.
+        let op = match item.op {
+            OpType::Index => 0,
+            OpType::Create => 1,
+            OpType::Update => 2,
+            OpType::Delete => 3,
+        };
+        let kind = op * 2 + usize::from(failed);
         let plan = *plans[kind].get_or_insert_with(|| ItemPlan::of(filter, item.op, failed));
         if plan.fields == 0 {
             // Nothing of it is kept: Elasticsearch drops the item from the array.
