@@ -141,4 +141,37 @@ stats = control("GET", "/_sim/stats")
 check("the client sent gzip", stats["gzip_requests"] > 0, stats)
 check("the 409s are counted as duplicates", stats["duplicates"] >= 100, stats)
 
+# filter_path, as agent-logship sends it with every _bulk: the answer keeps `errors` and, per
+# item, `status` and (when it failed) `error`; every item stays, in order. Through the client's
+# own filter_path argument (it joins the list with commas).
+def doc(i, log={"level": "INFO"}):
+    return {"@timestamp": "2024-05-01T12:00:00.000Z", "message": f"record {i}", "log": log}
+
+
+operations = [
+    {"create": {"_index": STREAM, "_id": "id-0"}}, doc(0),  # already stored: 409
+    {"create": {"_index": STREAM, "_id": "id-5000"}}, doc(5000),  # new: 201
+    {"create": {"_index": STREAM, "_id": "id-5001"}}, doc(5001, log="flat"),  # mapping conflict: 400
+]
+shipper_filter = ["errors", "items.*.status", "items.*.error"]
+if flavour == "elasticsearch":
+    trimmed = client.bulk(operations=operations, filter_path=shipper_filter).body
+else:
+    trimmed = client.bulk(body=operations, filter_path=shipper_filter)
+check("filter_path: only errors and items at the top", sorted(trimmed) == ["errors", "items"] and trimmed["errors"] is True, trimmed)
+items = [item["create"] for item in trimmed["items"]]
+check("filter_path: every item, in order, with its status", [i["status"] for i in items] == [409, 201, 400], trimmed)
+check("filter_path: a stored item is only its status", items[1] == {"status": 201}, items[1])
+check(
+    "filter_path: a failed item is its status and its whole error",
+    all(sorted(i) == ["error", "status"] and sorted(i["error"]) == ["index", "index_uuid", "reason", "shard", "type"] for i in (items[0], items[2])),
+    items,
+)
+check("filter_path: the 409 is a version conflict", items[0]["error"]["type"] == "version_conflict_engine_exception", items[0])
+if flavour == "elasticsearch":
+    clean = client.bulk(operations=[{"create": {"_index": STREAM, "_id": "id-5002"}}, doc(5002)], filter_path="errors,items.*.error").body
+else:
+    clean = client.bulk(body=[{"create": {"_index": STREAM, "_id": "id-5002"}}, doc(5002)], filter_path="errors,items.*.error")
+check("filter_path: nothing failed, nothing but errors", clean == {"errors": False}, clean)
+
 print(f"{passed} passed, 0 failed", flush=True)

@@ -189,6 +189,116 @@ async fn data_streams_templates_and_mapping_conflicts() {
     assert_eq!(call(&es, "GET", "/_data_stream/nope", "").await.status, 404);
 }
 
+/// What the shipper sends with every `_bulk`.
+const SHIPPER_FILTER: &str = "errors,items.*.status,items.*.error";
+
+/// The same bulk requests, in turn, to an es-sim answering them whole and to one answering them
+/// with `filter_path=errors,items.*.status,items.*.error`: the filtered answer is the whole one
+/// with only `errors`, and per item its `status` and, when it failed, its whole `error` — every
+/// item kept, in order (Elasticsearch drops an item only when nothing of it matches).
+#[tokio::test]
+async fn filter_path_trims_bulk_answers_as_elasticsearch_does() {
+    for flavour in [Flavour::Elasticsearch, Flavour::OpenSearch] {
+        let (whole, trimmed) = (start(flavour).await, start(flavour).await);
+        let ts = "\"@timestamp\":\"2024-05-01T12:00:00.000Z\"";
+        let first = format!("{{\"create\":{{\"_id\":\"a\"}}}}\n{{{ts},\"log\":{{\"level\":\"INFO\"}}}}\n");
+        let second = format!(
+            "{{\"create\":{{\"_id\":\"a\"}}}}\n{{{ts},\"log\":{{\"level\":\"INFO\"}}}}\n\
+             {{\"create\":{{\"_id\":\"b\"}}}}\n{{{ts}}}\n\
+             {{\"create\":{{\"_id\":\"c\"}}}}\n{{{ts},\"log\":\"a string where an object is mapped\"}}\n\
+             {{\"create\":{{\"_id\":\"d\"}}}}\n{{{ts}}}\n"
+        );
+        let path = "/logs-calypso.app-test/_bulk";
+        let filtered = format!("{path}?filter_path={SHIPPER_FILTER}");
+        for body in [&first, &second] {
+            let full = call(&whole, "POST", path, body.clone()).await;
+            let answer = call(&trimmed, "POST", &filtered, body.clone()).await;
+            assert_eq!((full.status, answer.status), (200, 200));
+            let full = full.json();
+            let expected = json!({
+                "errors": full["errors"],
+                "items": full["items"].as_array().expect("items").iter().map(|item| {
+                    let (op, body) = item.as_object().and_then(|o| o.iter().next()).expect("one op");
+                    let mut kept = json!({"status": body["status"]});
+                    if let Some(error) = body.get("error") {
+                        kept["error"] = error.clone();
+                    }
+                    json!({op.as_str(): kept})
+                }).collect::<Vec<_>>(),
+            });
+            assert_eq!(answer.json(), expected, "{flavour}");
+        }
+        let answer = call(&trimmed, "POST", &filtered, second.clone()).await;
+        let text = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(
+            text.starts_with("{\"errors\":true,\"items\":[{\"create\":{\"status\":409,\"error\":{"),
+            "{text}"
+        );
+        let answer = answer.json();
+        assert_eq!(statuses(&answer), [409, 409, 400, 409], "{flavour}");
+        assert_eq!(
+            answer["items"][2]["create"]["error"]["type"].as_str().map(|t| t.ends_with("parsing_exception")),
+            Some(true)
+        );
+        assert_eq!(
+            answer["items"][0]["create"]["error"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["index".into(), "index_uuid".into(), "reason".into(), "shard".into(), "type".into()])
+        );
+
+        // A bulk without failures: only `errors` is left of it with `items.*.error`.
+        let ok = format!("{{\"create\":{{\"_id\":\"e\"}}}}\n{{{ts}}}\n");
+        let answer = call(&trimmed, "POST", &format!("{path}?filter_path=errors,items.*.error"), ok).await;
+        assert_eq!(answer.body, &b"{\"errors\":false}"[..]);
+        assert_eq!(trimmed.count(), whole.count() + 1);
+    }
+}
+
+/// Every answer but errors: `GET /`, `_count`, `_search`, templates, acknowledgements.
+#[tokio::test]
+async fn filter_path_applies_to_every_answer_but_errors() {
+    let es = start(Flavour::Elasticsearch).await;
+    assert_eq!(
+        call(&es, "GET", "/?filter_path=version.number,tagline", "").await.json(),
+        json!({"version": {"number": "8.15.0"}, "tagline": "You Know, for Search"})
+    );
+    let template = json!({"index_patterns": ["app-*"], "priority": 200, "template": {}});
+    let put = call(&es, "PUT", "/_index_template/app?filter_path=nothing", template.to_string()).await;
+    assert_eq!((put.status, put.json()), (200, json!({})), "no match at all: {{}}");
+    assert_eq!(
+        call(&es, "GET", "/_index_template/app?filter_path=index_templates.name", "").await.json(),
+        json!({"index_templates": [{"name": "app"}]})
+    );
+    call(
+        &es,
+        "POST",
+        "/app-1/_bulk",
+        "{\"create\":{\"_id\":\"1\"}}\n{\"m\":1}\n{\"create\":{\"_id\":\"2\"}}\n{\"m\":2}\n",
+    )
+    .await;
+    assert_eq!(call(&es, "GET", "/app-1/_count?filter_path=-_shards", "").await.json(), json!({"count": 2}));
+    assert_eq!(
+        call(&es, "POST", "/app-1/_search?filter_path=hits.hits._id,hits.hits._source.m", "{}").await.json(),
+        json!({"hits": {"hits": [{"_id": "1", "_source": {"m": 1}}, {"_id": "2", "_source": {"m": 2}}]}})
+    );
+    // Percent-encoded, as clients send it.
+    assert_eq!(
+        call(&es, "GET", "/app-1/_doc/2?filter_path=found%2C_source.%2A", "").await.json(),
+        json!({"found": true, "_source": {"m": 2}})
+    );
+    // Errors are never filtered (AbstractRestChannel.newErrorBuilder).
+    let missing = call(&es, "GET", "/nope/_count?filter_path=count", "").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["type"], "index_not_found_exception");
+    let refused = call(&es, "POST", "/app-1/_bulk?filter_path=errors", "{\"create\":{}}\n{}").await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["error"]["type"], "illegal_argument_exception");
+    // The control API is es-sim's own: not filtered.
+    assert_eq!(
+        call(&es, "GET", "/_sim/count?index=app-1&filter_path=nothing", "").await.json(),
+        json!({"count": 2})
+    );
+}
+
 #[tokio::test]
 async fn policies_per_flavour() {
     let es = start(Flavour::Elasticsearch).await;

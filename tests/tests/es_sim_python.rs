@@ -2,9 +2,11 @@
 //! drives it with PyPI's `elasticsearch` (8.x) and `opensearch-py` (2.x) — `info()`, index
 //! templates with a data stream, `helpers.streaming_bulk` with `create` and our own `_id`s (201,
 //! then 409 on a re-send, 400 on a mapping conflict, injected 429s and the helper's own retry of
-//! them, 503s and the transport's retry of them), gzip, basic auth, `count()`, `search()`. The
-//! clients live in the venv `scripts/install-test-tools` makes; without it the test is skipped
-//! loudly, unless `AGENT_TESTS_REQUIRE` names `pyclients`.
+//! them, 503s and the transport's retry of them), gzip, basic auth, `count()`, `search()`, and
+//! `bulk(filter_path=...)` with the filter agent-logship sends
+//! (`errors,items.*.status,items.*.error`). The clients live in the venv
+//! `scripts/install-test-tools` makes; without it the test is skipped loudly, unless
+//! `AGENT_TESTS_REQUIRE` names `pyclients`.
 
 use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Flavour};
 use calypso_testkit::tools::require_pyclients;

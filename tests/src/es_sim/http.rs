@@ -3,6 +3,7 @@
 
 use super::auth::{self, Denied};
 use super::control::{self, Command};
+use super::filter_path::FilterPath;
 use super::response;
 use super::store::ApiError;
 use super::{Flavour, Shared, bulk, lock};
@@ -94,6 +95,8 @@ struct Req {
     path: String,
     query: Option<String>,
     body: Bytes,
+    /// `?filter_path=`, applied to every answer but errors.
+    filter: Option<FilterPath>,
 }
 
 impl Req {
@@ -173,7 +176,9 @@ async fn es_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     } else {
         raw
     };
-    let req = Req { method: parts.method, path, query: parts.uri.query().map(str::to_owned), body };
+    let mut req =
+        Req { method: parts.method, path, query: parts.uri.query().map(str::to_owned), body, filter: None };
+    req.filter = req.param("filter_path").and_then(|f| FilterPath::parse(&f));
     match route(shared, &req) {
         Ok(answer) => answer,
         Err(e) => {
@@ -248,39 +253,41 @@ fn route(shared: &Arc<Shared>, req: &Req) -> Result<Response<Body>, ApiError> {
     let write = m == Method::POST || m == Method::PUT;
     let flavour = shared.flavour;
     match segs.as_slice() {
-        [] if get => Ok(json(StatusCode::OK, &response::cluster_info(flavour))),
+        [] if get => Ok(reply(req, StatusCode::OK, response::cluster_info(flavour))),
         ["_bulk"] if write => bulk_request(shared, req, None),
         [target, "_bulk"] if write => bulk_request(shared, req, Some(target)),
-        ["_index_template"] if get => Ok(json(StatusCode::OK, &lock(&shared.store).get_templates(None)?)),
+        ["_index_template"] if get => {
+            Ok(reply(req, StatusCode::OK, lock(&shared.store).get_templates(None)?))
+        }
         ["_index_template", name] if m == Method::HEAD => {
             let found = lock(&shared.store).get_templates(Some(name)).is_ok();
             Ok(empty(if found { StatusCode::OK } else { StatusCode::NOT_FOUND }))
         }
         ["_index_template", name] if get => {
-            Ok(json(StatusCode::OK, &lock(&shared.store).get_templates(Some(name))?))
+            Ok(reply(req, StatusCode::OK, lock(&shared.store).get_templates(Some(name))?))
         }
         ["_index_template", name] if write => {
             lock(&shared.store).put_template(name, req.json_body()?)?;
-            Ok(acknowledged())
+            Ok(acknowledged(req))
         }
         ["_index_template", name] if m == Method::DELETE => {
             lock(&shared.store).delete_template(name)?;
-            Ok(acknowledged())
+            Ok(acknowledged(req))
         }
         ["_ilm", "policy", rest @ ..] if flavour == Flavour::Elasticsearch && rest.len() <= 1 => {
             let name = rest.first().copied();
             match (name, get, write) {
-                (_, true, _) => Ok(json(StatusCode::OK, &lock(&shared.store).get_ilm(name)?)),
+                (_, true, _) => Ok(reply(req, StatusCode::OK, lock(&shared.store).get_ilm(name)?)),
                 (Some(name), _, true) if m == Method::PUT => {
                     lock(&shared.store).put_ilm(name, &req.json_body()?)?;
-                    Ok(acknowledged())
+                    Ok(acknowledged(req))
                 }
                 _ => Err(no_handler(req)),
             }
         }
         ["_plugins", "_ism", "policies", name] if flavour == Flavour::OpenSearch => {
             if get {
-                Ok(json(StatusCode::OK, &lock(&shared.store).get_ism(name)?))
+                Ok(reply(req, StatusCode::OK, lock(&shared.store).get_ism(name)?))
             } else if m == Method::PUT {
                 let number = |p: &str| req.param(p).and_then(|v| v.parse::<u64>().ok());
                 let (status, body) = lock(&shared.store).put_ism(
@@ -289,22 +296,25 @@ fn route(shared: &Arc<Shared>, req: &Req) -> Result<Response<Body>, ApiError> {
                     number("if_seq_no"),
                     number("if_primary_term"),
                 )?;
-                Ok(json(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &body))
+                Ok(reply(req, StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
             } else {
                 Err(no_handler(req))
             }
         }
-        ["_data_stream"] if get => Ok(json(StatusCode::OK, &lock(&shared.store).data_streams("*")?)),
-        ["_data_stream", name] if get => Ok(json(StatusCode::OK, &lock(&shared.store).data_streams(name)?)),
+        ["_data_stream"] if get => Ok(reply(req, StatusCode::OK, lock(&shared.store).data_streams("*")?)),
+        ["_data_stream", name] if get => {
+            Ok(reply(req, StatusCode::OK, lock(&shared.store).data_streams(name)?))
+        }
         ["_refresh"] | [_, "_refresh"] if get || write => {
-            Ok(json(StatusCode::OK, &json!({"_shards": {"total": 1, "successful": 1, "failed": 0}})))
+            Ok(reply(req, StatusCode::OK, json!({"_shards": {"total": 1, "successful": 1, "failed": 0}})))
         }
         ["_count"] | [_, "_count"] if get || write => {
             let index = if segs.len() == 2 { segs[0] } else { "*" };
             let count = lock(&shared.store).count(index)?;
-            Ok(json(
+            Ok(reply(
+                req,
                 StatusCode::OK,
-                &json!({"count": count, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}),
+                json!({"count": count, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}),
             ))
         }
         ["_search"] | [_, "_search"] if get || write => {
@@ -313,7 +323,7 @@ fn route(shared: &Arc<Shared>, req: &Req) -> Result<Response<Body>, ApiError> {
         }
         [index, "_doc", id] if get => {
             let (found, body) = lock(&shared.store).get_doc(index, id)?;
-            Ok(json(if found { StatusCode::OK } else { StatusCode::NOT_FOUND }, &body))
+            Ok(reply(req, if found { StatusCode::OK } else { StatusCode::NOT_FOUND }, body))
         }
         _ => Err(no_handler(req)),
     }
@@ -343,7 +353,7 @@ fn search(shared: &Shared, req: &Req, index: &str) -> Result<Response<Body>, Api
             .unwrap_or(default)
     };
     let result = lock(&shared.store).search(index, number("from", 0), number("size", 10))?;
-    Ok(json(StatusCode::OK, &result))
+    Ok(reply(req, StatusCode::OK, result))
 }
 
 fn bulk_request(shared: &Shared, req: &Req, target: Option<&str>) -> Result<Response<Body>, ApiError> {
@@ -371,7 +381,11 @@ fn bulk_request(shared: &Shared, req: &Req, target: Option<&str>) -> Result<Resp
         }
     }
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(response(StatusCode::OK, Some("application/json"), response::bulk(took, &items).into()))
+    let body = match &req.filter {
+        None => response::bulk(took, &items),
+        Some(filter) => response::bulk_filtered(took, &items, filter),
+    };
+    Ok(response(StatusCode::OK, Some("application/json"), body.into()))
 }
 
 async fn control_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
@@ -481,8 +495,17 @@ fn error(e: &ApiError) -> Response<Body> {
     json(status, &response::error(e.status, e.kind, &e.reason))
 }
 
-fn acknowledged() -> Response<Body> {
-    json(StatusCode::OK, &json!({"acknowledged": true}))
+fn acknowledged(req: &Req) -> Response<Body> {
+    reply(req, StatusCode::OK, json!({"acknowledged": true}))
+}
+
+/// An answer of the Elasticsearch API, trimmed by the request's `filter_path`. Errors do not come
+/// this way: Elasticsearch and OpenSearch never filter them.
+fn reply(req: &Req, status: StatusCode, body: Value) -> Response<Body> {
+    match &req.filter {
+        Some(filter) => json(status, &filter.apply(body)),
+        None => json(status, &body),
+    }
 }
 
 fn json(status: StatusCode, body: &Value) -> Response<Body> {

@@ -25,6 +25,7 @@ mod auth;
 pub mod bulk;
 mod control;
 mod faults;
+pub mod filter_path;
 mod http;
 pub mod mapping;
 pub mod names;
