@@ -27,29 +27,27 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends `s` escaped for the inside of a JSON string, invalid UTF-8 replaced by U+FFFD as
-/// `String::from_utf8_lossy` does. One pass: plain ASCII is skipped eight bytes at a time and
-/// copied in runs; only bytes that need a look (controls, `"`, `\`, non-ASCII) are taken one by
-/// one, and a non-ASCII character is validated on its own.
+/// `String::from_utf8_lossy` does. One pass, eight bytes at a time: a word without a byte that
+/// needs a look (controls, `"`, `\\`, non-ASCII) is skipped, otherwise the first such byte is
+/// found from the word's flags and handled; plain bytes are copied in runs. A short string or
+/// the tail of one is one padded word, so level names and loggers cost one check.
 pub fn escaped(out: &mut Vec<u8>, b: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
-        if let Some(word) = b.get(i..i + 8) {
-            let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
-            if !needs_a_look(w) {
-                i += 8;
-                continue;
-            }
+        let flags = look(word_at(b, i));
+        if flags == 0 {
+            i += 8;
+            continue;
         }
+        // The lowest flag is exact (see `look`), and padding is never flagged.
+        i += (flags.trailing_zeros() / 8) as usize;
         let c = b[i];
         if c < 0x80 {
-            let e = ESCAPE[usize::from(c)];
-            if e != 0 {
-                out.extend_from_slice(&b[start..i]);
-                write_escape(out, c, e);
-                start = i + 1;
-            }
+            out.extend_from_slice(&b[start..i]);
+            write_escape(out, c, ESCAPE[usize::from(c)]);
             i += 1;
+            start = i;
             continue;
         }
         // A multi-byte character: valid ones stay in the run; an invalid sequence becomes one
@@ -70,15 +68,30 @@ pub fn escaped(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&b[start..]);
 }
 
-/// Whether any of the eight bytes is a control, `"`, `\\` or not ASCII (the classic
-/// "has a byte less than n" / "has a zero byte" word tricks: exact as a yes/no).
+/// The eight bytes at `i` as a little-endian word; past the end, spaces (never flagged).
 #[inline]
-fn needs_a_look(w: u64) -> bool {
+fn word_at(b: &[u8], i: usize) -> u64 {
+    match b.get(i..i + 8) {
+        Some(w) => u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([b' '; 8])),
+        None => {
+            let mut w = [b' '; 8];
+            let rest = &b[i..];
+            w[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// A flag (the byte's high bit) for each byte of `w` that is a control, `"`, `\\` or not ASCII.
+/// The classic "has a byte less than n" / "has a zero byte" word tricks: a borrow may flag bytes
+/// above a flagged one wrongly, never below, so the lowest flag is exact.
+#[inline]
+fn look(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (w & HIGH) | control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) != 0
+    (w & HIGH) | control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
 }
 
 /// The length of the UTF-8 sequence a lead byte announces; 0 for a byte that cannot lead one.

@@ -84,8 +84,6 @@ pub fn classify(status: u16, body: &[u8], sent: usize) -> Verdict {
 /// (`{"create": {...}}`), deserialized as an externally tagged enum without a map per item.
 #[derive(Deserialize)]
 struct Answer {
-    #[serde(default)]
-    errors: Option<bool>,
     items: Vec<Action>,
 }
 
@@ -105,16 +103,50 @@ struct Outcome {
     error: Option<serde_json::Value>,
 }
 
+/// The answer when nothing failed, read without looking into the items: only how many there
+/// are. The common case, so it is read first, without building an item per document.
+#[derive(Deserialize)]
+struct Summary {
+    #[serde(default)]
+    errors: Option<bool>,
+    items: Count,
+}
+
+/// The length of a JSON array, its elements skipped.
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Counter)
+    }
+}
+
 fn classify_items(body: &[u8], sent: usize) -> Verdict {
+    // Fast path: the server says nothing failed; no need to look at each item.
+    if let Ok(Summary { errors: Some(false), items: Count(n) }) = serde_json::from_slice::<Summary>(body)
+        && n == sent
+    {
+        return Verdict::Items(vec![Item::Stored; sent]);
+    }
     let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
         return Verdict::RetryWhole(RetryReason::Unreadable);
     };
     if answer.items.len() != sent {
         return Verdict::RetryWhole(RetryReason::ItemCount { sent, answered: answer.items.len() });
-    }
-    // Fast path: the server says nothing failed; no need to look at each item.
-    if answer.errors == Some(false) {
-        return Verdict::Items(vec![Item::Stored; sent]);
     }
     let items = answer
         .items
@@ -176,6 +208,20 @@ mod tests {
             classify(200, &data("es8-all-created.json"), 2),
             Verdict::Items(vec![Item::Stored, Item::Stored])
         );
+    }
+
+    #[test]
+    fn filtered_answers() {
+        // What `filter_path=errors,items.*.status,items.*.error` leaves.
+        let ok = br#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
+        assert_eq!(classify(200, ok, 2), Verdict::Items(vec![Item::Stored; 2]));
+        assert_eq!(
+            classify(200, ok, 3),
+            Verdict::RetryWhole(RetryReason::ItemCount { sent: 3, answered: 2 }),
+            "no success assumed for a document the answer does not list"
+        );
+        let mixed = br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}]}"#;
+        assert_eq!(classify(200, mixed, 3), Verdict::Items(vec![Item::Stored, Item::Duplicate, Item::Retry]));
     }
 
     #[test]

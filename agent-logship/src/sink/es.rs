@@ -167,7 +167,11 @@ impl EsSink {
                 }
             };
             match verdict {
-                Verdict::Items(items) => return self.settle(bulk, items, backoff).await,
+                Verdict::Items(items) => {
+                    // The batch's body is reused once no request holds it (see `bulk::Bodies`).
+                    drop(body);
+                    return self.settle(bulk, items, backoff).await;
+                }
                 Verdict::RetryWhole(why) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
                     self.warn_lasting(&format!("{} answered {why}", self.client.current_url()), sent);
