@@ -165,9 +165,11 @@ impl Encoder {
             ),
         };
         let id = document_id(ns, pod, container, &file.name, file.fingerprint, record.offset, record.chain);
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 32];
-        for (i, h) in hex.iter_mut().enumerate() {
-            *h = b"0123456789abcdef"[((id >> ((31 - i) * 4)) & 15) as usize];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(id.to_be_bytes()) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 15)];
         }
         DocId(hex)
     }

@@ -85,6 +85,11 @@ fn bracketed(s: &[u8]) -> Option<(&[u8], &[u8])> {
     if s.first() != Some(&b'[') {
         return None;
     }
+    // Mostly no bracket inside (`[main]`, `[pool-2-thread-7]`): the first `]` closes it.
+    let close = memchr::memchr(b']', s)?;
+    if memchr::memchr(b'[', &s[1..close]).is_none() {
+        return Some((&s[1..close], &s[close + 1..]));
+    }
     let mut depth = 0usize;
     for (i, b) in s.iter().enumerate() {
         match b {
