@@ -18,6 +18,14 @@ pub struct Budget {
 pub struct Permit(OwnedSemaphorePermit);
 
 impl Permit {
+    /// Takes `other`'s bytes into this share (both from the same budget; else `other` is simply
+    /// given back).
+    fn merge(&mut self, other: Permit) {
+        if Arc::ptr_eq(self.0.semaphore(), other.0.semaphore()) {
+            self.0.merge(other.0);
+        }
+    }
+
     /// Splits `bytes` off this share (for the records of a batch taken at once); `None` if it
     /// holds fewer.
     pub fn split(&mut self, bytes: usize) -> Option<Permit> {
@@ -69,6 +77,13 @@ pub trait Acknowledge: Send + Sync + std::fmt::Debug {
     /// The document with this source-assigned sequence number is stored (or dead-lettered, so
     /// never coming back): the source may move its checkpoint past it once all earlier ones are.
     fn acknowledge(&self, seq: u64);
+
+    /// Several at once (a source may take its lock once for them).
+    fn acknowledge_all(&self, seqs: &[u64]) {
+        for seq in seqs {
+            self.acknowledge(*seq);
+        }
+    }
 }
 
 /// A document's way back to its source, holding its share of the budget.
@@ -94,5 +109,68 @@ impl Ack {
         if let Some(to) = &self.to {
             to.acknowledge(self.seq);
         }
+    }
+}
+
+/// [`Ack::done`] for a batch's documents: each source told once for its run of them, the bytes
+/// given back in one piece — per document, the locks cost more than the rest of shipping it.
+pub fn done_all(acks: impl IntoIterator<Item = Ack>) {
+    let mut budget: Option<Permit> = None;
+    let mut source: Option<Arc<dyn Acknowledge>> = None;
+    let mut seqs = Vec::new();
+    for Ack { to, seq, _permit: permit } in acks {
+        if let Some(to) = to {
+            if !source.as_ref().is_some_and(|s| Arc::ptr_eq(s, &to)) {
+                if let Some(s) = source.replace(to) {
+                    s.acknowledge_all(&seqs);
+                }
+                seqs.clear();
+            }
+            seqs.push(seq);
+        }
+        match (&mut budget, permit) {
+            (Some(all), Some(p)) => all.merge(p),
+            (None, p) => budget = p,
+            (Some(_), None) => {}
+        }
+    }
+    if let Some(s) = source {
+        s.acknowledge_all(&seqs);
+    }
+    // Given back after the sources heard, as `Ack::done` does.
+    drop(budget);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Heard(Mutex<Vec<Vec<u64>>>);
+    impl Acknowledge for Heard {
+        fn acknowledge(&self, seq: u64) {
+            self.acknowledge_all(&[seq]);
+        }
+        fn acknowledge_all(&self, seqs: &[u64]) {
+            self.0.lock().expect("lock").push(seqs.to_vec());
+        }
+    }
+
+    #[tokio::test]
+    async fn done_all_tells_each_run_of_a_source_once_and_gives_the_budget_back() {
+        let budget = Budget::new(100);
+        let (a, b) = (Arc::new(Heard::default()), Arc::new(Heard::default()));
+        let mut acks = Vec::new();
+        for (to, seq) in [(&a, 0), (&a, 1), (&b, 7), (&a, 2)] {
+            let to: Arc<dyn Acknowledge> = to.clone();
+            acks.push(Ack::new(to, seq, budget.take(10).await));
+        }
+        acks.push(Ack::none());
+        assert_eq!(budget.in_flight(), 40);
+        done_all(acks);
+        assert_eq!(*a.0.lock().expect("lock"), [vec![0, 1], vec![2]]);
+        assert_eq!(*b.0.lock().expect("lock"), [vec![7]]);
+        assert_eq!(budget.in_flight(), 0);
     }
 }

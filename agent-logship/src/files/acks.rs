@@ -115,7 +115,16 @@ impl Tracker {
 
 impl Acknowledge for Tracker {
     fn acknowledge(&self, seq: u64) {
-        if self.lock().window.ack(seq) {
+        self.acknowledge_all(&[seq]);
+    }
+
+    fn acknowledge_all(&self, seqs: &[u64]) {
+        let mut state = self.lock();
+        let mut moved = false;
+        for seq in seqs {
+            moved |= state.window.ack(*seq);
+        }
+        if moved {
             self.dirty.store(true, Ordering::Release);
         }
     }

@@ -336,11 +336,11 @@ impl Io {
         }
         let last = n - 1;
         let now = Instant::now();
+        Metrics::add(&self.metrics.records_read, n as u64);
+        Metrics::add(&self.metrics.records_cut, run.iter().filter(|r| r.cut).count() as u64);
+        // The run's records enter the acknowledgement window together: one lock per run.
+        let mut tracker = reading.tracker.lock();
         for (i, rec) in run.into_iter().enumerate() {
-            Metrics::add(&self.metrics.records_read, 1);
-            if rec.cut {
-                Metrics::add(&self.metrics.records_cut, 1);
-            }
             // The run's total is the sum of its records' shares: each splits its own off, the
             // last takes what is left (a lone record larger than the budget: all of it).
             let share = self.budget.share(rec.bytes.len());
@@ -350,7 +350,7 @@ impl Io {
                 return Err(Stopped);
             };
             let end = Position { offset: rec.end, chain: rec.chain };
-            let seq = reading.tracker.lock().window.sent(end, now);
+            let seq = tracker.window.sent(end, now);
             slot.send((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, mine)));
         }
         Ok(())

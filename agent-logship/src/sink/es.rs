@@ -18,7 +18,7 @@ use super::classify::{Item, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
 use super::dead_letter::{DeadDoc, DeadLetterFile};
 use super::request;
-use crate::flow::Ack;
+use crate::flow::{self, Ack};
 use crate::metrics::Metrics;
 
 /// Everything the Elasticsearch sink needs (the lead's settings feed it).
@@ -230,21 +230,23 @@ impl EsSink {
     ) -> Option<Vec<Bulk>> {
         let mut retry = Vec::new();
         let mut dead = Vec::new();
+        let mut delivered = Vec::with_capacity(items.len());
         let (mut stored, mut duplicate) = (0u64, 0u64);
         for ((i, ack), item) in bulk.take_acks().into_iter().enumerate().zip(items) {
             match item {
                 Item::Stored => {
                     stored += 1;
-                    ack.done();
+                    delivered.push(ack);
                 }
                 Item::Duplicate => {
                     duplicate += 1;
-                    ack.done();
+                    delivered.push(ack);
                 }
                 Item::Retry => retry.push((i, ack)),
                 Item::DeadLetter(why) => dead.push((i, ack, why)),
             }
         }
+        flow::done_all(delivered);
         Metrics::add(&self.metrics.docs_stored, stored);
         Metrics::add(&self.metrics.docs_duplicate, duplicate);
         if !dead.is_empty() {
@@ -308,9 +310,7 @@ impl EsSink {
             }
         }
         Metrics::add(&self.metrics.docs_dead_lettered, dead.len() as u64);
-        for (_, ack, _) in dead {
-            ack.done();
-        }
+        flow::done_all(dead.into_iter().map(|(_, ack, _)| ack));
     }
 
     /// Logs a failure that makes the data wait: at warn at most every `warn_every`, else debug.

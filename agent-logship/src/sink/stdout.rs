@@ -49,9 +49,7 @@ impl StdoutSink {
         }
         self.out.flush()?;
         Metrics::add(&metrics.docs_stored, bulk.len() as u64);
-        for ack in bulk.take_acks() {
-            ack.done();
-        }
+        crate::flow::done_all(bulk.take_acks());
         Ok(())
     }
 }
