@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 /// One log event as found in its file: a log4j line with its stack trace, one JSON line, or the
 /// joined pieces of a CRI line group. Records of one file tile it: each starts where the previous
 /// ended, so the end of the last acknowledged record is a safe place to resume.
@@ -14,8 +16,9 @@ pub struct Record {
     pub end: u64,
     /// The record's text as written: lines joined by `\n`, no trailing newline. For CRI files,
     /// the payloads with the `<time> <stream> <P|F> ` prefixes removed and partial lines joined.
-    /// Not necessarily UTF-8: the encoder replaces invalid sequences.
-    pub bytes: Vec<u8>,
+    /// Not necessarily UTF-8: the encoder replaces invalid sequences. A slice of a chunk shared
+    /// with the records framed before and after it (one allocation per chunk, not per record).
+    pub bytes: Bytes,
     /// The record was longer than the limit and cut; the rest follows as the next record (also
     /// flagged), so nothing is dropped.
     pub cut: bool,

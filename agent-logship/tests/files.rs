@@ -58,7 +58,7 @@ impl Lines {
         let end = offset + line.len() as u64 + nl;
         let chain = u128::from(xxh(self.pos.chain, offset, &line));
         self.pos = Position { offset: end, chain };
-        out.push(Record { offset, end, bytes: line, cut: false, cri: None, chain });
+        out.push(Record { offset, end, bytes: line.into(), cut: false, cri: None, chain });
     }
 }
 
@@ -236,7 +236,7 @@ async fn only_the_contiguous_acked_prefix_is_committed() {
     }
     let mut held = None;
     for (rec, ack) in items.into_iter().rev() {
-        if rec.bytes == b"a-00010" {
+        if rec.bytes[..] == b"a-00010"[..] {
             held = Some(ack);
         } else {
             ack.done();

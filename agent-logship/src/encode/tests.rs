@@ -28,7 +28,7 @@ fn record(text: &str) -> Record {
     Record {
         offset: 100,
         end: 100 + text.len() as u64 + 1,
-        bytes: text.as_bytes().to_vec(),
+        bytes: bytes::Bytes::copy_from_slice(text.as_bytes()),
         cut: false,
         cri: None,
         chain: 42,
