@@ -87,7 +87,7 @@ pub struct Encoder {
     dataset: String,
     /// `data_stream.namespace` (when writing to a data stream).
     ds_namespace: String,
-    line_time: parse::LineTime,
+    line_time: parse::LineStamp,
     /// `,"kubernetes":{...}` from the context (empty if nothing is known).
     kubernetes: Vec<u8>,
     /// `,"service":...,"host":...` and the data stream fields.
@@ -135,7 +135,7 @@ impl Encoder {
             json::string(&mut tail, host.as_bytes());
             tail.push(b'}');
         }
-        let line_time = parse::LineTime::new(&ctx.time_zone);
+        let line_time = parse::LineStamp::new(&ctx.time_zone);
         Encoder { ctx, index, dataset, ds_namespace, line_time, kubernetes, tail }
     }
 
@@ -185,9 +185,15 @@ impl Encoder {
 
     fn encode_log4j(&self, record: &Record, file: &FileMeta, now: Clock, out: &mut Vec<u8>) -> bool {
         let r = parse::parse_record(&record.bytes);
-        let (ts, unparsed) = self.timestamp(r.header.map(|h| h.time), record, now);
         out.extend_from_slice(b"{\"@timestamp\":\"");
-        parse::write_unix_ms(ts, out);
+        let unparsed = match r.header {
+            Some(h) if self.line_time.write(h.time, out) => false,
+            _ => {
+                let (ts, unparsed) = self.timestamp(record, now);
+                parse::write_unix_ms(ts, out);
+                unparsed
+            }
+        };
         out.extend_from_slice(b"\",\"message\":");
         json::string(out, r.message);
         out.extend_from_slice(b",\"log\":{");
@@ -273,12 +279,9 @@ impl Encoder {
         }
     }
 
-    /// The line's time in the zone, else the runtime's, else now (flagged).
+    /// For a record without a readable time of its own: the runtime's (CRI), else now (flagged).
     /// As Unix milliseconds.
-    fn timestamp(&self, line_time: Option<&[u8]>, record: &Record, now: Clock) -> (i64, bool) {
-        if let Some(ms) = line_time.and_then(|t| self.line_time.unix_ms(t)) {
-            return (ms, false);
-        }
+    fn timestamp(&self, record: &Record, now: Clock) -> (i64, bool) {
         if let Some(ts) = record.cri.as_ref().and_then(|c| parse::parse_cri_time(&c.time)) {
             return (ts.as_millisecond(), false);
         }
@@ -292,7 +295,7 @@ impl Encoder {
         let parsed = serde_json::from_slice::<Map<String, Value>>(&record.bytes).ok();
         let Some(mut obj) = parsed else {
             // Not a JSON object: kept as the message, flagged.
-            let (ts, unparsed) = self.timestamp(None, record, now);
+            let (ts, unparsed) = self.timestamp(record, now);
             out.extend_from_slice(b"{\"@timestamp\":\"");
             parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",\"message\":");
@@ -315,7 +318,7 @@ impl Encoder {
         let unparsed = if has_path(&obj, &["@timestamp"]) {
             false
         } else {
-            let (ts, unparsed) = self.timestamp(None, record, now);
+            let (ts, unparsed) = self.timestamp(record, now);
             out.extend_from_slice(b"\"@timestamp\":\"");
             parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",");

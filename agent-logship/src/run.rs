@@ -257,7 +257,8 @@ fn host_name() -> Option<String> {
 
 /// Encodes records into batches as they come; ends when the sources have stopped.
 async fn encode(mut batcher: Batcher<Item>, tx: mpsc::Sender<Bulk>, encoder: Encoder, metrics: Arc<Metrics>) {
-    let add = |bulk: &mut sink::BulkWriter, (record, file, ack): Item| {
+    // Owns the encoder (which keeps a little state of its own, so is not shared).
+    let mut add = move |bulk: &mut sink::BulkWriter, (record, file, ack): Item| {
         let id = encoder.id(&record, &file);
         let unparsed =
             bulk.push(id.as_str(), ack, |out| encoder.encode_into(&record, &file, &SystemTime::now, out));
@@ -265,7 +266,7 @@ async fn encode(mut batcher: Batcher<Item>, tx: mpsc::Sender<Bulk>, encoder: Enc
             Metrics::add(&metrics.timestamps_unparsed, 1);
         }
     };
-    while let Some(bulk) = batcher.next(add).await {
+    while let Some(bulk) = batcher.next(&mut add).await {
         if tx.send(bulk).await.is_err() {
             return;
         }

@@ -2,6 +2,8 @@
 //! (`AGENT_LOGSHIP_TIMEZONE`), the CRI runtime's RFC 3339 time, and `@timestamp` written as
 //! RFC 3339 UTC with milliseconds.
 
+use std::cell::Cell;
+
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::{Offset, TimeZone};
@@ -99,6 +101,47 @@ impl LineTime {
             }
             LineTime::Zone(tz) => parse_line_time(b, tz).map(|ts| ts.as_millisecond()),
         }
+    }
+}
+
+/// Writes log4j line times as `@timestamp` text, remembering the last second it rendered: lines
+/// come in time order, often hundreds a second, and a local second always maps to the same UTC
+/// second (in a zone with summer time too: the mapping is a function of the local time) — so
+/// within a second only the milliseconds are new, and are copied from the line.
+#[derive(Debug)]
+pub struct LineStamp {
+    time: LineTime,
+    /// The last line's `yyyy-MM-dd HH:mm:ss` and its UTC `yyyy-MM-ddTHH:mm:ss`.
+    last: Cell<Option<([u8; 19], [u8; 19])>>,
+}
+
+impl LineStamp {
+    pub fn new(tz: &TimeZone) -> Self {
+        LineStamp { time: LineTime::new(tz), last: Cell::new(None) }
+    }
+
+    /// Appends `2026-11-27T13:53:32.123Z` (UTC) for the line time `t`
+    /// (`yyyy-MM-dd HH:mm:ss,SSS`); writes nothing and returns false if it is not a valid time.
+    pub fn write(&self, t: &[u8], out: &mut Vec<u8>) -> bool {
+        let (Some(second), Some(millis)) = (t.get(..19), t.get(20..23)) else { return false };
+        if let Some((local, utc)) = self.last.get()
+            && local == second
+            && millis.iter().all(u8::is_ascii_digit)
+        {
+            out.extend_from_slice(&utc);
+            out.push(b'.');
+            out.extend_from_slice(millis);
+            out.push(b'Z');
+            return true;
+        }
+        let Some(ms) = self.time.unix_ms(t) else { return false };
+        let at = out.len();
+        write_unix_ms(ms, out);
+        if let (Ok(local), Ok(utc)) = (<[u8; 19]>::try_from(second), <[u8; 19]>::try_from(&out[at..at + 19]))
+        {
+            self.last.set(Some((local, utc)));
+        }
+        true
     }
 }
 
@@ -253,6 +296,33 @@ mod tests {
             write_unix_ms(secs * 1000 + ms, &mut a);
             write_rfc3339_millis(Timestamp::from_millisecond(secs * 1000 + ms).expect("ts"), &mut b);
             proptest::prop_assert_eq!(a, b);
+        }
+
+        /// The remembered second changes nothing: a run of lines (seconds repeated, going back,
+        /// bad ones between) written as if each were read alone, in a fixed zone and in one with
+        /// summer time (Europe/London's switch of 2026-03-29 01:00 UTC inside the range).
+        #[test]
+        fn line_stamp_is_the_plain_conversion(
+            lines in proptest::collection::vec((0i64..7200, 0i64..1000, proptest::bool::ANY), 1..60),
+            zone in proptest::sample::select(vec!["UTC", "+05:30", "Europe/London"]),
+        ) {
+            let tz = parse_time_zone(zone).expect("zone");
+            let stamp = LineStamp::new(&tz);
+            let base = 1_774_742_400; // 2026-03-29 00:00 UTC
+            for (secs, ms, bad) in lines {
+                let local = tz.to_datetime(Timestamp::from_second(base + secs).expect("ts"));
+                let text = if bad {
+                    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02},x{ms:02}", local.year(), local.month(), local.day(), local.hour(), local.minute(), local.second())
+                } else {
+                    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02},{ms:03}", local.year(), local.month(), local.day(), local.hour(), local.minute(), local.second())
+                };
+                let mut got = Vec::new();
+                let written = stamp.write(text.as_bytes(), &mut got);
+                let mut want = Vec::new();
+                let expected = LineTime::new(&tz).unix_ms(text.as_bytes()).map(|ms| write_unix_ms(ms, &mut want));
+                proptest::prop_assert_eq!(written, expected.is_some(), "{}", text);
+                proptest::prop_assert_eq!(&got, &want, "{}", text);
+            }
         }
     }
 
