@@ -7,6 +7,6 @@ mod time;
 
 pub use log4j::{Header, Log4jRecord, StackTrace, parse_header, parse_record};
 pub use time::{
-    LineStamp, TimeZoneError, parse_cri_time, parse_line_time, parse_time_zone,
-    write_rfc3339_millis, write_unix_ms,
+    LineStamp, TimeZoneError, parse_cri_time, parse_line_time, parse_time_zone, write_rfc3339_millis,
+    write_unix_ms,
 };
