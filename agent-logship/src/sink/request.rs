@@ -15,7 +15,10 @@ use super::bulk::Bulk;
 /// `_index`, `_id`, `_version`, `result`, `_shards`, `_seq_no`... for every document: about
 /// 200 bytes each, as much to parse as the log line was to ship.
 pub fn path(bulk: &Bulk) -> String {
-    format!("{}/_bulk?filter_path=errors,items.*.status,items.*.error", bulk.index())
+    // Index names cannot hold `/`, `?` or `#` (see `encode::index_name`), but may hold `%`,
+    // which the server would decode.
+    let index = bulk.index().replace('%', "%25");
+    format!("{index}/_bulk?filter_path=errors,items.*.status,items.*.error")
 }
 
 /// The body to send: the batch's own (shared, not copied) or its gzip. gzip uses the fastest
@@ -46,6 +49,8 @@ mod tests {
     fn path_targets_the_index_and_filters_the_answer() {
         let b = test_bulk("logs-calypso.engine-uat", &[("a", "{}")]);
         assert_eq!(path(&b), "logs-calypso.engine-uat/_bulk?filter_path=errors,items.*.status,items.*.error");
+        let b = test_bulk("logs-100%", &[("a", "{}")]);
+        assert!(path(&b).starts_with("logs-100%25/_bulk?"), "{}", path(&b));
     }
 
     #[test]
