@@ -94,9 +94,9 @@ impl<T> Batcher<T> {
             if self.closed {
                 return (!self.open.is_empty()).then(|| self.cut());
             }
+            // What is queued is taken a run at a time: the age timer is armed once per run,
+            // not per item (that cost more than the item).
             let mut taken = Vec::with_capacity(RUN);
-            // What is already queued is taken without a timer: arming one per item costs more
-            // than the item.
             let got = match self.since {
                 None => self.rx.recv_many(&mut taken, RUN).await,
                 Some(since) => {
