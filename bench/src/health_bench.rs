@@ -23,6 +23,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use calypso_bench::open_loop::{self, Target, quantile};
+use calypso_bench::procfs;
 use calypso_bench::wrk::{self, WrkReport};
 use clap::Parser;
 
@@ -126,7 +127,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let idle_status = ProcStatus::read(pid)?;
     let cpu_ticks = after.ticks.saturating_sub(before.ticks);
     let cpu_ns = after.run_ns.saturating_sub(before.run_ns);
-    let tick_ns = 1e9 / clock_ticks_per_sec() as f64;
+    let tick_ns = 1e9 / procfs::clock_ticks_per_sec() as f64;
     let pct = |ns: f64| ns / wall.as_nanos() as f64 * 100.0;
 
     // 2. Throughput, closed loop (wrk).
@@ -311,14 +312,7 @@ struct CpuTime {
 
 impl CpuTime {
     fn read(pid: u32) -> Result<CpuTime, String> {
-        let stat = read(&format!("/proc/{pid}/stat"))?;
-        // Fields after the command name (which may hold spaces), from field 3 (state) on:
-        // utime and stime are fields 14 and 15.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad /proc/PID/stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field =
-            |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).ok_or("bad /proc/PID/stat");
-        let ticks = field(14)? + field(15)?;
+        let stat = procfs::parse_stat(&read(&format!("/proc/{pid}/stat"))?).ok_or("bad /proc/PID/stat")?;
         let mut run_ns = 0;
         let tasks =
             std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| format!("/proc/{pid}/task: {e}"))?;
@@ -326,7 +320,7 @@ impl CpuTime {
             let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
             run_ns += schedstat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
         }
-        Ok(CpuTime { ticks, run_ns })
+        Ok(CpuTime { ticks: stat.ticks, run_ns })
     }
 }
 
@@ -340,29 +334,13 @@ struct ProcStatus {
 impl ProcStatus {
     fn read(pid: u32) -> Result<ProcStatus, String> {
         let status = read(&format!("/proc/{pid}/status"))?;
-        let get = |key: &str| -> Result<u64, String> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("no {key} in /proc/{pid}/status"))
+        let get = |key: &str| {
+            procfs::status_value(&status, key).ok_or_else(|| format!("no {key} in /proc/{pid}/status"))
         };
-        Ok(ProcStatus { rss_kib: get("VmRSS:")?, hwm_kib: get("VmHWM:")?, threads: get("Threads:")? })
+        Ok(ProcStatus { rss_kib: get("VmRSS")?, hwm_kib: get("VmHWM")?, threads: get("Threads")? })
     }
 }
 
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
-}
-
-/// `getconf CLK_TCK` (the unit of utime and stime); 100, Linux's USER_HZ, if it cannot tell.
-fn clock_ticks_per_sec() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }

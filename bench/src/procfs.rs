@@ -32,8 +32,8 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// A `kB` value of `/proc/PID/status` (`VmHWM:`, `VmRSS:` ...).
-pub fn status_kib(text: &str, key: &str) -> Option<u64> {
+/// A number of `/proc/PID/status`: `VmHWM`, `VmRSS` (in kB), `Threads` ...
+pub fn status_value(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
@@ -79,7 +79,7 @@ pub fn sample_tree(root: u32) -> Option<TreeSample> {
     for s in &members {
         sample.ticks += s.ticks + s.child_ticks;
         if let Ok(status) = fs::read_to_string(format!("/proc/{}/status", s.pid)) {
-            sample.hwm_kib += status_kib(&status, "VmHWM").unwrap_or(0);
+            sample.hwm_kib += status_value(&status, "VmHWM").unwrap_or(0);
         }
     }
     Some(sample)
@@ -130,9 +130,9 @@ mod tests {
     #[test]
     fn status_values_in_kib() {
         let status = "Name:\tsyslog-ng\nVmPeak:\t  300000 kB\nVmHWM:\t    9876 kB\nVmRSS:\t    9000 kB\n";
-        assert_eq!(status_kib(status, "VmHWM"), Some(9876));
-        assert_eq!(status_kib(status, "VmRSS"), Some(9000));
-        assert_eq!(status_kib(status, "VmSwap"), None);
+        assert_eq!(status_value(status, "VmHWM"), Some(9876));
+        assert_eq!(status_value(status, "VmRSS"), Some(9000));
+        assert_eq!(status_value(status, "VmSwap"), None);
     }
 
     #[test]
