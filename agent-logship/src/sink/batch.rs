@@ -35,15 +35,13 @@ const RUN: usize = 256;
 pub struct Batcher<T> {
     rx: mpsc::Receiver<T>,
     limits: BatchLimits,
-    index: Arc<str>,
-    bodies: Bodies,
     open: BulkWriter,
     /// The last batch's body size: the next is given room for about as much.
     expect: usize,
     /// When the open batch's first document arrived (the age limit counts from there).
     since: Option<Instant>,
-    /// Taken from the channel, not yet in a batch.
-    queued: std::collections::VecDeque<T>,
+    /// Taken from the channel, not yet in a batch: last first (popped from the end).
+    queued: Vec<T>,
     closed: bool,
 }
 
@@ -51,19 +49,8 @@ impl<T> Batcher<T> {
     /// Batches for `index` (the target of the requests' path).
     pub fn new(rx: mpsc::Receiver<T>, limits: BatchLimits, index: Arc<str>) -> Self {
         let limits = BatchLimits { docs: limits.docs.max(1), bytes: limits.bytes.max(1), ..limits };
-        let bodies = Bodies::default();
-        let open = BulkWriter::new(index.clone(), 64 * 1024, &bodies);
-        Batcher {
-            rx,
-            limits,
-            index,
-            bodies,
-            open,
-            expect: 0,
-            since: None,
-            queued: Default::default(),
-            closed: false,
-        }
+        let open = BulkWriter::new(index, 64 * 1024, &Bodies::default());
+        Batcher { rx, limits, open, expect: 0, since: None, queued: Vec::with_capacity(RUN), closed: false }
     }
 
     /// Room for a new batch: a bit more than the last one: a body grown by doubling would be
@@ -82,7 +69,7 @@ impl<T> Batcher<T> {
             if self.full() {
                 return Some(self.cut());
             }
-            while let Some(item) = self.queued.pop_front() {
+            while let Some(item) = self.queued.pop() {
                 add(&mut self.open, item);
                 if !self.open.is_empty() {
                     self.since.get_or_insert_with(Instant::now);
@@ -95,14 +82,12 @@ impl<T> Batcher<T> {
                 return (!self.open.is_empty()).then(|| self.cut());
             }
             // What is queued is taken a run at a time: the age timer is armed once per run,
-            // not per item (that cost more than the item).
-            let mut taken = Vec::with_capacity(RUN);
+            // not per item (that cost more than the item). `queued` is empty here.
             let got = match self.since {
-                None => self.rx.recv_many(&mut taken, RUN).await,
+                None => self.rx.recv_many(&mut self.queued, RUN).await,
                 Some(since) => {
-                    match tokio::time::timeout_at(since + self.limits.age, self.rx.recv_many(&mut taken, RUN))
-                        .await
-                    {
+                    let run = self.rx.recv_many(&mut self.queued, RUN);
+                    match tokio::time::timeout_at(since + self.limits.age, run).await {
                         Ok(n) => n,
                         Err(_) => return Some(self.cut()),
                     }
@@ -111,7 +96,7 @@ impl<T> Batcher<T> {
             if got == 0 {
                 self.closed = true;
             }
-            self.queued.extend(taken);
+            self.queued.reverse();
         }
     }
 
@@ -129,7 +114,7 @@ impl<T> Batcher<T> {
             None
         };
         self.expect = self.open.body_len();
-        let next = carried.unwrap_or_else(|| BulkWriter::new(self.index.clone(), self.room(), &self.bodies));
+        let next = carried.unwrap_or_else(|| self.open.next(self.room()));
         self.since = (!next.is_empty()).then(Instant::now);
         std::mem::replace(&mut self.open, next).finish()
     }

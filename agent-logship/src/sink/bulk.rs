@@ -128,13 +128,18 @@ impl BulkWriter {
         self.body.len()
     }
 
+    /// A new, empty batch for the same index, with room for `bytes`, its body from the same
+    /// [`Bodies`].
+    pub fn next(&self, bytes: usize) -> BulkWriter {
+        BulkWriter::new(self.index.clone(), bytes, &self.bodies)
+    }
+
     /// Moves the last document into a batch of its own with room for `bytes` (it made this one
     /// too large).
     pub fn split_last(&mut self, bytes: usize) -> Option<BulkWriter> {
         let span = self.spans.pop()?;
         let ack = self.acks.pop()?;
-        let mut rest =
-            BulkWriter::new(self.index.clone(), bytes.max(self.body.len() - span.start), &self.bodies);
+        let mut rest = self.next(bytes.max(self.body.len() - span.start));
         let shift = |r: &Range<usize>| r.start - span.start..r.end - span.start;
         rest.body.extend_from_slice(&self.body[span.start..]);
         rest.spans.push(Span { start: 0, id: shift(&span.id), source: shift(&span.source) });
