@@ -47,17 +47,6 @@ pub struct EncodeContext {
     pub format: Format,
 }
 
-/// An encoded record (tests look at documents one by one; the pipeline encodes straight into
-/// a `_bulk` body with [`Encoder::encode_into`]).
-#[cfg(test)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    pub index: Arc<str>,
-    pub id: String,
-    pub source: Vec<u8>,
-    pub time_unparsed: bool,
-}
-
 /// Where the ingest time comes from (`SystemTime::now` but in tests): read only for a record
 /// without a readable time of its own — a clock read per record costs more than its parsing.
 pub type Clock<'a> = &'a dyn Fn() -> SystemTime;
@@ -142,15 +131,6 @@ impl Encoder {
     /// The data stream or index every document goes to.
     pub fn index(&self) -> &Arc<str> {
         &self.index
-    }
-
-    /// The document for `record`, with its id and target.
-    #[cfg(test)]
-    pub fn encode(&self, record: &Record, file: &FileMeta, now: Clock) -> Encoded {
-        let mut source = Vec::new();
-        let time_unparsed = self.encode_into(record, file, now, &mut source);
-        let id = self.id(record, file).as_str().to_string();
-        Encoded { index: Arc::clone(&self.index), id, source, time_unparsed }
     }
 
     /// The record's `_id`: the pod and container it came from (the file's pod for CRI files),

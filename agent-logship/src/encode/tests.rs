@@ -39,8 +39,22 @@ fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(1_795_000_000_123)
 }
 
+/// A record encoded on its own (the pipeline encodes straight into a `_bulk` body).
+struct Encoded {
+    index: Arc<str>,
+    id: String,
+    source: Vec<u8>,
+    time_unparsed: bool,
+}
+
+fn encode(e: &Encoder, r: &Record, f: &FileMeta) -> Encoded {
+    let mut source = Vec::new();
+    let time_unparsed = e.encode_into(r, f, &now, &mut source);
+    Encoded { index: e.index().clone(), id: e.id(r, f).as_str().to_string(), source, time_unparsed }
+}
+
 fn doc(e: &Encoder, r: &Record, f: &FileMeta) -> (Value, Encoded) {
-    let enc = e.encode(r, f, &now);
+    let enc = encode(e, r, f);
     assert!(!enc.source.contains(&b'\n'), "one line");
     (serde_json::from_slice(&enc.source).expect("valid JSON"), enc)
 }
