@@ -17,7 +17,7 @@ use super::bulk::Bulk;
 use super::classify::{Item, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
 use super::dead_letter::{DeadDoc, DeadLetterFile};
-use super::request;
+use super::request::{self, Gzip};
 use crate::flow::{self, Ack};
 use crate::metrics::Metrics;
 
@@ -83,7 +83,7 @@ impl EsOptions {
 #[derive(Debug)]
 pub struct EsSink {
     client: EsClient,
-    gzip: bool,
+    gzip: Option<Gzip>,
     dead_letter: DeadLetterFile,
     metrics: Arc<Metrics>,
     retry: RetryTiming,
@@ -109,7 +109,7 @@ impl EsSink {
         )?;
         Ok(EsSink {
             client,
-            gzip: opts.gzip,
+            gzip: opts.gzip.then(Gzip::default),
             dead_letter: DeadLetterFile::new(&opts.dead_letter_path),
             metrics,
             retry: opts.retry,
@@ -150,7 +150,7 @@ impl EsSink {
         bulk: Bulk,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
     ) -> Option<Vec<Bulk>> {
-        let (bytes, gzip) = request::body(&bulk, self.gzip);
+        let (bytes, gzip) = request::body(&bulk, self.gzip.as_ref());
         let body = Body { bytes, content_type: NDJSON, gzip };
         let path = request::path(&bulk);
         let sent = bulk.len();

@@ -1,12 +1,12 @@
 //! The `_bulk` request for a batch: its body, compressed when gzip is on, and its path.
 //! The body was written by the encoder ([`super::bulk`]); gzip takes it in one call (one pass,
-//! no small writes), so the only copy made here is the compressed one.
+//! no small writes) into a buffer kept from one request to the next, so the only allocation
+//! per request is the compressed body itself.
 
-use std::io::Write;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use isal::{Codec, CompressionLevel};
 
 use super::bulk::Bulk;
 
@@ -21,22 +21,67 @@ pub fn path(bulk: &Bulk) -> String {
     format!("{index}/_bulk?filter_path=errors,items.*.status,items.*.error")
 }
 
-/// The body to send: the batch's own (shared, not copied) or its gzip. gzip uses the fastest
-/// level: measured on 20 000 log documents (`gzip_levels` below, release build, zlib-rs with its
-/// SIMD paths) level 1 shrinks the body 8.7x at 649 MB/s, level 3 12.4x at 290 MB/s, level 6
-/// 12.5x at 230 MB/s — over twice the CPU for a third less bytes is not worth it here (gzip is
-/// already the largest single cost of shipping). Returns the body and whether it is gzip.
-pub fn body(bulk: &Bulk, gzip: bool) -> (Bytes, bool) {
-    if gzip {
-        // Log documents compress about tenfold; a sixth is a generous first guess.
-        let mut enc = GzEncoder::new(Vec::with_capacity(bulk.body().len() / 6 + 64), Compression::fast());
-        match enc.write_all(bulk.body()).and_then(|()| enc.finish()) {
-            Ok(z) => return (Bytes::from(z), true),
-            // The encoder writes to memory and cannot fail; were it to, a plain body works.
-            Err(e) => tracing::error!(error = %e, "gzip failed; sending uncompressed"),
+/// Compresses request bodies: gzip made by ISA-L's igzip (Intel's deflate, in assembly), at
+/// level 1. gzip is the largest single cost of shipping with it on, and igzip halves it:
+/// measured on the benchmark's own `_bulk` bodies (5 MiB each, one core), igzip level 1 shrinks
+/// them 8.9x at 830 MB/s where zlib-rs level 1 (with its SIMD paths) does 6.5x at 436 MB/s; the
+/// whole benchmark run went from 3.28 to 2.8 CPU-seconds (`bench/README.md`).
+#[derive(Debug, Default)]
+pub struct Gzip {
+    /// igzip writes into a slice it is given; this one is kept (zeroed once, not per request)
+    /// and grows to the largest body's need. Requests compress one at a time through it:
+    /// compressing is CPU work anyway, and there are two cores.
+    scratch: Mutex<Vec<u8>>,
+}
+
+/// Room beyond a body's own size that gzip may need: its header and trailer, and a stored
+/// block's 5 bytes per 64 KiB when the body does not compress (`ISAL_DEF_MAX_HDR_SIZE` is 328).
+const SLACK: usize = 4096;
+
+impl Gzip {
+    /// The gzip of `plain`; `None` when igzip refuses it (it has no reason to: the caller then
+    /// sends the body plain).
+    pub fn compress(&self, plain: &[u8]) -> Option<Bytes> {
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        // Log documents compress about ninefold: a quarter is room enough, and what a body
+        // does not touch of it is never made resident.
+        let first = plain.len() / 4 + SLACK;
+        if scratch.len() < first {
+            *scratch = vec![0; first];
+        }
+        let mut result = compress_into(plain, &mut scratch);
+        if result.is_err() && scratch.len() < bound(plain.len()) {
+            // Too little room: the body does not compress (random tokens, binary). Once more
+            // with room for all of it, kept for the bodies to come.
+            *scratch = vec![0; bound(plain.len())];
+            result = compress_into(plain, &mut scratch);
+        }
+        match result {
+            Ok(n) => Some(Bytes::copy_from_slice(&scratch[..n])),
+            Err(e) => {
+                tracing::error!(error = %e, bytes = plain.len(), "gzip failed; sending uncompressed");
+                None
+            }
         }
     }
-    (bulk.body().clone(), false)
+}
+
+fn compress_into(plain: &[u8], out: &mut [u8]) -> Result<usize, isal::error::Error> {
+    isal::compress_into(plain, out, CompressionLevel::One, Codec::Gzip)
+}
+
+/// The most a body of `len` bytes can take once compressed.
+fn bound(len: usize) -> usize {
+    len + len / 16 + SLACK
+}
+
+/// The body to send: the batch's own (shared, not copied) or, with `gzip`, its compressed
+/// copy. Returns the body and whether it is gzip.
+pub fn body(bulk: &Bulk, gzip: Option<&Gzip>) -> (Bytes, bool) {
+    match gzip.and_then(|g| g.compress(bulk.body())) {
+        Some(z) => (z, true),
+        None => (bulk.body().clone(), false),
+    }
 }
 
 #[cfg(test)]
@@ -59,15 +104,46 @@ mod tests {
             (0..100).map(|i| (format!("{i:032x}"), format!(r#"{{"message":"line {i}"}}"#))).collect();
         let refs: Vec<(&str, &str)> = docs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let bulk = test_bulk("logs-calypso.engine-uat", &refs);
-        let (plain, gzip) = body(&bulk, false);
+        let (plain, gzip) = body(&bulk, None);
         assert!(!gzip);
         assert_eq!(plain, *bulk.body());
-        let (gz, gzip) = body(&bulk, true);
+        let (gz, gzip) = body(&bulk, Some(&Gzip::default()));
         assert!(gzip);
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).expect("gunzip");
-        assert_eq!(out, plain);
+        assert_eq!(gunzip(&gz), plain);
         assert!(gz.len() * 4 < plain.len(), "{} vs {}", gz.len(), plain.len());
+    }
+
+    /// zlib's decoder (flate2), not igzip's: what Elasticsearch reads with is another gzip.
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(gz).read_to_end(&mut out).expect("gunzip");
+        out
+    }
+
+    /// A body that does not compress overflows the first guess at its room: it is compressed
+    /// again with room for all of it, and a smaller body after it reuses that room.
+    #[test]
+    fn incompressible_bodies_get_room_and_keep_it() {
+        let gzip = Gzip::default();
+        // xorshift: bytes with no repeats for deflate to find.
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let gz = gzip.compress(&noise).expect("compressed");
+        assert_eq!(gunzip(&gz), noise);
+        assert!(gz.len() > noise.len(), "stored, not shrunk: {}", gz.len());
+        let room = gzip.scratch.lock().map(|s| s.len()).unwrap_or_default();
+        assert!(room >= bound(noise.len()), "{room}");
+        let text = b"2026-11-21 08:00:00,007 INFO  [main] [Scheduler] done\n".repeat(1000);
+        assert_eq!(gunzip(&gzip.compress(&text).expect("compressed")), text);
+        assert_eq!(gzip.scratch.lock().map(|s| s.len()).unwrap_or_default(), room);
+        assert_eq!(gunzip(&gzip.compress(b"").expect("empty")), b"");
     }
 
     /// Measures gzip levels on log-like documents: `cargo test -p agent-logship --release
@@ -88,17 +164,18 @@ mod tests {
             .collect();
         let refs: Vec<(&str, &str)> = docs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let plain = test_bulk("logs-calypso.engineserver-uat", &refs).body().clone();
-        for level in [1, 3, 6] {
+        let mut out = vec![0; bound(plain.len())];
+        for (level, name) in
+            [(CompressionLevel::Zero, 0), (CompressionLevel::One, 1), (CompressionLevel::Three, 3)]
+        {
             let t = std::time::Instant::now();
-            let mut enc = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::new(level));
-            enc.write_all(&plain).expect("write");
-            let out = enc.finish().expect("finish");
+            let n = isal::compress_into(&plain, &mut out, level, Codec::Gzip).expect("compress");
             let secs = t.elapsed().as_secs_f64();
+            assert_eq!(gunzip(&out[..n]), plain);
             eprintln!(
-                "level {level}: {} -> {} bytes ({:.1}x), {:.0} MB/s",
+                "igzip level {name}: {} -> {n} bytes ({:.1}x), {:.0} MB/s",
                 plain.len(),
-                out.len(),
-                plain.len() as f64 / out.len() as f64,
+                plain.len() as f64 / n as f64,
                 plain.len() as f64 / secs / 1e6
             );
         }
