@@ -25,7 +25,7 @@ pub fn path(bulk: &Bulk) -> String {
 /// level 1. gzip is the largest single cost of shipping with it on, and igzip halves it:
 /// measured on the benchmark's own `_bulk` bodies (5 MiB each, one core), igzip level 1 shrinks
 /// them 8.9x at 830 MB/s where zlib-rs level 1 (with its SIMD paths) does 6.5x at 436 MB/s; the
-/// whole benchmark run went from 3.28 to 2.8 CPU-seconds (`bench/README.md`).
+/// whole benchmark run went from 3.33 to 2.66 CPU-seconds (`bench/README.md`).
 #[derive(Debug, Default)]
 pub struct Gzip {
     /// igzip writes into a slice it is given; this one is kept (zeroed once, not per request)
