@@ -554,7 +554,7 @@ pub fn index_name(name: &str) -> String {
 
 /// A data stream name part (dataset or namespace): an index name without `-` (the separator
 /// of `type-dataset-namespace`), at most `max` bytes.
-fn name_part(s: &str, max: usize) -> String {
+pub(crate) fn name_part(s: &str, max: usize) -> String {
     let mut p = index_name(s).replace('-', "_");
     truncate(&mut p, max);
     if p.is_empty() { "default".to_owned() } else { p }

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod encode;
+pub mod events;
 pub mod files;
 pub mod flow;
 pub mod frame;
