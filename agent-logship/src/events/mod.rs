@@ -5,8 +5,10 @@
 //! pure parts are here: [`model`] (the fields we read of an Event and of a watch stream),
 //! [`document`] (an occurrence's ECS document, `_id` and data stream) and [`cursor`] (the
 //! list-then-watch protocol as a state machine: when to relist, when to back off, which
-//! occurrences were already taken).
+//! occurrences were already taken). [`spool`] keeps every occurrence on disk from the moment it is
+//! taken until Elasticsearch has it.
 
 pub mod cursor;
 pub mod document;
 pub mod model;
+pub mod spool;

@@ -1,0 +1,327 @@
+//! The Events spool in the data dir: every occurrence taken from the API server is written here
+//! (and fsynced) before it counts as taken, and leaves only when Elasticsearch has it. Events
+//! exist nowhere else after the API server's hour, so an outage of any length, a restart or a
+//! SIGKILL must not lose them; the spool is bounded (`AGENT_LOGSHIP_SPOOL_MAX_BYTES`): when full,
+//! its oldest segment is dropped, and the caller is told how many occurrences went with it.
+//!
+//! On disk: segments `events-<first seq>.spool`, one entry per line,
+//! `<seq>\t<"id">\t<"index">\t<source JSON>` (id and index as JSON strings: no raw tab or
+//! newline can appear in any field), and `events-spool.ack`, the first sequence number not yet
+//! acknowledged (written atomically). A torn last line (a crash mid-write) is cut off at open.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const PREFIX: &str = "events-";
+const SUFFIX: &str = ".spool";
+const ACK_FILE: &str = "events-spool.ack";
+/// Segments per spool: dropping the oldest segment drops at most this share of it.
+const SEGMENTS: u64 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("events spool {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("events spool {path}: the entry ending at byte {offset} is not a spool entry")]
+    Corrupt { path: PathBuf, offset: u64 },
+}
+
+/// One occurrence's document, ready for `_bulk`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub id: String,
+    pub index: String,
+    pub source: Vec<u8>,
+}
+
+/// What a write or an acknowledgement dropped or freed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// Occurrences dropped unshipped because the spool was full.
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    /// Existing segments, oldest first: (first seq, size in bytes).
+    segments: Vec<(u64, u64)>,
+    /// The newest segment, open for appending.
+    writer: Option<File>,
+    next_seq: u64,
+    /// Every entry before this is acknowledged (or dropped).
+    committed: u64,
+    /// Acknowledged entries at or after `committed` (acknowledgements come out of order).
+    acked: BTreeSet<u64>,
+    /// Where the last read ended: (next seq, its segment, its byte offset there), so a reader
+    /// that keeps up does not scan its segment from the start each time.
+    resume: Option<(u64, u64, u64)>,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, bounded to `max_bytes`.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
+        let io = |source| SpoolError::Io { path: dir.to_owned(), source };
+        fs::create_dir_all(dir).map_err(io)?;
+        let committed = match fs::read_to_string(dir.join(ACK_FILE)) {
+            Ok(s) => s.trim().parse().unwrap_or(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(e)),
+        };
+        let mut segments = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            let first =
+                name.to_str().and_then(|n| n.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.parse::<u64>().ok());
+            if let Some(first) = first {
+                segments.push((first, entry.metadata().map_err(io)?.len()));
+            }
+        }
+        segments.sort_unstable();
+        let mut spool = Spool {
+            dir: dir.to_owned(),
+            max_bytes: max_bytes.max(1),
+            segment_bytes: (max_bytes / SEGMENTS).max(64 * 1024),
+            segments,
+            writer: None,
+            next_seq: committed,
+            committed,
+            acked: BTreeSet::new(),
+            resume: None,
+        };
+        spool.recover_tail()?;
+        spool.remove_acknowledged()?;
+        Ok(spool)
+    }
+
+    /// The newest segment: its torn last line cut off, the next sequence number read from it.
+    fn recover_tail(&mut self) -> Result<(), SpoolError> {
+        let Some(&(first, _)) = self.segments.last() else { return Ok(()) };
+        let path = self.segment_path(first);
+        let io = |source| SpoolError::Io { path: path.clone(), source };
+        let mut reader = BufReader::new(File::open(&path).map_err(io)?);
+        let (mut good, mut next) = (0u64, first);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+            let Some(entry) = parse(&line) else { break };
+            good += n as u64;
+            next = entry.seq + 1;
+        }
+        let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+        f.set_len(good).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        if let Some(last) = self.segments.last_mut() {
+            last.1 = good;
+        }
+        self.next_seq = self.next_seq.max(next);
+        Ok(())
+    }
+
+    fn segment_path(&self, first: u64) -> PathBuf {
+        self.dir.join(format!("{PREFIX}{first:020}{SUFFIX}"))
+    }
+
+    /// Bytes on disk.
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.1).sum()
+    }
+
+    /// Entries written and not yet acknowledged or dropped.
+    pub fn pending(&self) -> u64 {
+        self.next_seq - self.committed - self.acked.len() as u64
+    }
+
+    /// The first sequence number not yet acknowledged.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// Appends documents (`(id, index, source)`) and syncs them to disk; returns their sequence
+    /// numbers' start and what had to be dropped to stay within the bound.
+    pub fn append<'a>(
+        &mut self,
+        docs: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
+    ) -> Result<Dropped, SpoolError> {
+        let mut buf = Vec::new();
+        let mut dropped = Dropped::default();
+        for (id, index, source) in docs {
+            buf.clear();
+            write_entry(&mut buf, self.next_seq, id, index, source);
+            if self.writer.is_none() || self.segments.last().is_none_or(|s| s.1 >= self.segment_bytes) {
+                self.start_segment()?;
+            }
+            let path = self.segments.last().map(|s| self.segment_path(s.0)).unwrap_or_default();
+            let io = |source| SpoolError::Io { path: path.clone(), source };
+            if let Some(w) = self.writer.as_mut() {
+                w.write_all(&buf).map_err(io)?;
+            }
+            if let Some(last) = self.segments.last_mut() {
+                last.1 += buf.len() as u64;
+            }
+            self.next_seq += 1;
+            while self.bytes() > self.max_bytes && self.segments.len() > 1 {
+                let d = self.drop_oldest()?;
+                dropped.entries += d.entries;
+                dropped.bytes += d.bytes;
+            }
+        }
+        if let (Some(w), Some(last)) = (self.writer.as_ref(), self.segments.last()) {
+            w.sync_data().map_err(|source| SpoolError::Io { path: self.segment_path(last.0), source })?;
+        }
+        Ok(dropped)
+    }
+
+    fn start_segment(&mut self) -> Result<(), SpoolError> {
+        let first = self.next_seq;
+        let path = self.segment_path(first);
+        let io = |source| SpoolError::Io { path: path.clone(), source };
+        if self.segments.last().is_some_and(|s| s.0 == first) {
+            // The newest segment is empty (or was cut back to empty): append to it.
+            self.writer = Some(OpenOptions::new().append(true).open(&path).map_err(io)?);
+            return Ok(());
+        }
+        let f = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
+        self.writer = Some(f);
+        self.segments.push((first, 0));
+        Ok(())
+    }
+
+    /// Drops the oldest segment, acknowledged or not.
+    fn drop_oldest(&mut self) -> Result<Dropped, SpoolError> {
+        let (first, bytes) = self.segments.remove(0);
+        let end = self.segments.first().map_or(self.next_seq, |s| s.0);
+        let path = self.segment_path(first);
+        remove(&path)?;
+        let unacked = (first.max(self.committed)..end).filter(|s| !self.acked.contains(s)).count() as u64;
+        self.advance_to(end);
+        self.save_committed()?;
+        Ok(Dropped { entries: unacked, bytes })
+    }
+
+    /// Up to `max` entries from sequence number `from` on (fewer when the spool has no more);
+    /// entries dropped meanwhile are skipped.
+    pub fn read(&mut self, from: u64, max: usize) -> Result<Vec<Entry>, SpoolError> {
+        let from = from.max(self.segments.first().map_or(from, |s| s.0));
+        let start = self.segments.iter().rposition(|s| s.0 <= from).unwrap_or(0);
+        let mut out = Vec::new();
+        for &(first, _) in &self.segments[start..] {
+            let path = self.segment_path(first);
+            let io = |source| SpoolError::Io { path: path.clone(), source };
+            let mut reader = BufReader::new(File::open(&path).map_err(io)?);
+            let mut offset = match self.resume {
+                Some((seq, segment, offset)) if seq == from && segment == first => offset,
+                _ => 0,
+            };
+            reader.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+                if n == 0 || line.last() != Some(&b'\n') {
+                    break;
+                }
+                offset += n as u64;
+                let entry = parse(&line).ok_or_else(|| SpoolError::Corrupt { path: path.clone(), offset })?;
+                if entry.seq >= from {
+                    self.resume = Some((entry.seq + 1, first, offset));
+                    out.push(entry);
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries now in Elasticsearch: the committed position moves over the acknowledged prefix,
+    /// and segments entirely before it are removed.
+    pub fn acknowledge(&mut self, seqs: &[u64]) -> Result<(), SpoolError> {
+        let before = self.committed;
+        self.acked.extend(seqs.iter().filter(|s| **s >= self.committed && **s < self.next_seq));
+        while self.acked.remove(&self.committed) {
+            self.committed += 1;
+        }
+        if self.committed != before {
+            self.save_committed()?;
+            self.remove_acknowledged()?;
+        }
+        Ok(())
+    }
+
+    fn advance_to(&mut self, seq: u64) {
+        if seq > self.committed {
+            self.committed = seq;
+            self.acked = self.acked.split_off(&seq);
+            while self.acked.remove(&self.committed) {
+                self.committed += 1;
+            }
+        }
+    }
+
+    fn save_committed(&self) -> Result<(), SpoolError> {
+        let path = self.dir.join(ACK_FILE);
+        let tmp = self.dir.join(format!("{ACK_FILE}.tmp"));
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp)?;
+            writeln!(f, "{}", self.committed)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|source| SpoolError::Io { path, source })
+    }
+
+    /// Removes the segments whose every entry is before the committed position (never the
+    /// newest: it is appended to).
+    fn remove_acknowledged(&mut self) -> Result<(), SpoolError> {
+        while self.segments.len() > 1 && self.segments[1].0 <= self.committed {
+            let (first, _) = self.segments.remove(0);
+            remove(&self.segment_path(first))?;
+        }
+        Ok(())
+    }
+}
+
+fn remove(path: &Path) -> Result<(), SpoolError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(SpoolError::Io { path: path.to_owned(), source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn write_entry(out: &mut Vec<u8>, seq: u64, id: &str, index: &str, source: &[u8]) {
+    crate::encode::json::u64(out, seq);
+    out.push(b'\t');
+    crate::encode::json::string(out, id.as_bytes());
+    out.push(b'\t');
+    crate::encode::json::string(out, index.as_bytes());
+    out.push(b'\t');
+    out.extend_from_slice(source);
+    out.push(b'\n');
+}
+
+fn parse(line: &[u8]) -> Option<Entry> {
+    let line = line.strip_suffix(b"\n")?;
+    let mut parts = line.splitn(4, |b| *b == b'\t');
+    let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let id = serde_json::from_slice(parts.next()?).ok()?;
+    let index = serde_json::from_slice(parts.next()?).ok()?;
+    let source = parts.next()?.to_vec();
+    Some(Entry { seq, id, index, source })
+}
+
+#[cfg(test)]
+mod tests;
