@@ -8,6 +8,7 @@
 //! occurrences were already taken). [`spool`] keeps every occurrence on disk from the moment it is
 //! taken until Elasticsearch has it.
 
+pub mod api;
 pub mod cursor;
 pub mod document;
 pub mod model;

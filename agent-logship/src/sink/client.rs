@@ -220,14 +220,14 @@ pub fn redact(url: &Url) -> String {
 }
 
 /// A secret file's content without the trailing newline editors and `echo` add.
-fn read_secret(path: &Path) -> Result<String, SendError> {
+pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s.trim_end_matches(['\n', '\r']).to_string()),
         Err(e) => Err(SendError::Credentials { path: path.to_path_buf(), reason: e.kind().to_string() }),
     }
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
