@@ -63,7 +63,8 @@ pub fn in_cluster_url(host: &str, port: &str) -> Option<Url> {
         return None;
     }
     // An IPv6 service address needs its brackets in a URL.
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+    let host =
+        if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
     Url::parse(&format!("https://{host}:{port}")).ok()
 }
 
@@ -138,8 +139,9 @@ impl KubeClient {
         let mut req = self.client.get(url).timeout(timeout).header("Accept", "application/json");
         if let Some(path) = &self.opts.token_file {
             let token = read_secret(path).map_err(|e| ApiError::Token(e.to_string()))?;
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                .map_err(|_| ApiError::Token(format!("the token file {} holds characters a header cannot", path.display())))?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+                ApiError::Token(format!("the token file {} holds characters a header cannot", path.display()))
+            })?;
             value.set_sensitive(true);
             req = req.header(AUTHORIZATION, value);
         }
@@ -176,8 +178,12 @@ impl KubeClient {
     /// Opens a WATCH from resourceVersion `from`, with bookmarks, for `watch_timeout`.
     pub async fn watch(&self, from: &str) -> Result<WatchStream, ApiError> {
         let secs = self.opts.watch_timeout.as_secs().max(1).to_string();
-        let query =
-            [("watch", "1"), ("resourceVersion", from), ("allowWatchBookmarks", "true"), ("timeoutSeconds", &secs)];
+        let query = [
+            ("watch", "1"),
+            ("resourceVersion", from),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", &secs),
+        ];
         // The server ends the stream after timeoutSeconds; a stream still open well after that
         // is a dead connection.
         let deadline = self.opts.watch_timeout + Duration::from_secs(30);
@@ -223,8 +229,14 @@ mod tests {
 
     #[test]
     fn the_in_cluster_url_comes_from_the_service_variables() {
-        assert_eq!(in_cluster_url("10.96.0.1", "443").map(String::from).as_deref(), Some("https://10.96.0.1/"));
-        assert_eq!(in_cluster_url("fd00::1", "6443").map(String::from).as_deref(), Some("https://[fd00::1]:6443/"));
+        assert_eq!(
+            in_cluster_url("10.96.0.1", "443").map(String::from).as_deref(),
+            Some("https://10.96.0.1/")
+        );
+        assert_eq!(
+            in_cluster_url("fd00::1", "6443").map(String::from).as_deref(),
+            Some("https://[fd00::1]:6443/")
+        );
         assert_eq!(in_cluster_url("", "443"), None);
         assert_eq!(in_cluster_url("10.96.0.1", "https"), None);
     }
@@ -250,6 +262,9 @@ mod tests {
             "https://10.96.0.1/api/v1/namespaces/calypso-uat/events?limit=500&continue=a+b%26c"
         );
         let c = client(Scope::All, "http://127.0.0.1:8001/proxy/");
-        assert_eq!(c.events_url(&[("watch", "1")]).as_str(), "http://127.0.0.1:8001/proxy/api/v1/events?watch=1");
+        assert_eq!(
+            c.events_url(&[("watch", "1")]).as_str(),
+            "http://127.0.0.1:8001/proxy/api/v1/events?watch=1"
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! its oldest segment is dropped, and the caller is told how many occurrences went with it.
 //!
 //! On disk: segments `events-<first seq>.spool`, one entry per line,
-//! `<seq>\t<"id">\t<"index">\t<source JSON>` (id and index as JSON strings: no raw tab or
-//! newline can appear in any field), and `events-spool.ack`, the first sequence number not yet
+//! `<seq>\t<event time, Unix ms>\t<"id">\t<"index">\t<source JSON>` (id and index as JSON
+//! strings: no raw tab or newline can appear in any field), and `events-spool.ack`, the first sequence number not yet
 //! acknowledged (written atomically). A torn last line (a crash mid-write) is cut off at open.
 
 use std::collections::BTreeSet;
@@ -32,9 +32,20 @@ pub enum SpoolError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub seq: u64,
+    /// The occurrence's time (for the shipped-event age metric).
+    pub time_ms: i64,
     pub id: String,
     pub index: String,
     pub source: Vec<u8>,
+}
+
+/// A document to append.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub time_ms: i64,
+    pub id: &'a str,
+    pub index: &'a str,
+    pub source: &'a [u8],
 }
 
 /// What a write or an acknowledgement dropped or freed.
@@ -145,17 +156,17 @@ impl Spool {
         self.committed
     }
 
-    /// Appends documents (`(id, index, source)`) and syncs them to disk; returns their sequence
-    /// numbers' start and what had to be dropped to stay within the bound.
+    /// Appends documents and syncs them to disk; returns what had to be dropped to stay within
+    /// the bound.
     pub fn append<'a>(
         &mut self,
-        docs: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
+        docs: impl IntoIterator<Item = NewEntry<'a>>,
     ) -> Result<Dropped, SpoolError> {
         let mut buf = Vec::new();
         let mut dropped = Dropped::default();
-        for (id, index, source) in docs {
+        for doc in docs {
             buf.clear();
-            write_entry(&mut buf, self.next_seq, id, index, source);
+            write_entry(&mut buf, self.next_seq, doc);
             if self.writer.is_none() || self.segments.last().is_none_or(|s| s.1 >= self.segment_bytes) {
                 self.start_segment()?;
             }
@@ -302,25 +313,27 @@ fn remove(path: &Path) -> Result<(), SpoolError> {
     }
 }
 
-fn write_entry(out: &mut Vec<u8>, seq: u64, id: &str, index: &str, source: &[u8]) {
-    crate::encode::json::u64(out, seq);
+fn write_entry(out: &mut Vec<u8>, seq: u64, doc: NewEntry<'_>) {
+    use std::io::Write as _;
+    let _ = write!(out, "{seq}\t{}\t", doc.time_ms);
+    crate::encode::json::string(out, doc.id.as_bytes());
     out.push(b'\t');
-    crate::encode::json::string(out, id.as_bytes());
+    crate::encode::json::string(out, doc.index.as_bytes());
     out.push(b'\t');
-    crate::encode::json::string(out, index.as_bytes());
-    out.push(b'\t');
-    out.extend_from_slice(source);
+    out.extend_from_slice(doc.source);
     out.push(b'\n');
 }
 
 fn parse(line: &[u8]) -> Option<Entry> {
     let line = line.strip_suffix(b"\n")?;
-    let mut parts = line.splitn(4, |b| *b == b'\t');
-    let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let mut parts = line.splitn(5, |b| *b == b'\t');
+    let mut number = || std::str::from_utf8(parts.next()?).ok()?.parse::<i64>().ok();
+    let seq = u64::try_from(number()?).ok()?;
+    let time_ms = number()?;
     let id = serde_json::from_slice(parts.next()?).ok()?;
     let index = serde_json::from_slice(parts.next()?).ok()?;
     let source = parts.next()?.to_vec();
-    Some(Entry { seq, id, index, source })
+    Some(Entry { seq, time_ms, id, index, source })
 }
 
 #[cfg(test)]

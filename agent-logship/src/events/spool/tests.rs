@@ -9,8 +9,14 @@ fn doc(i: u64) -> (String, String, Vec<u8>) {
 }
 
 fn append(spool: &mut Spool, range: std::ops::Range<u64>) -> Dropped {
-    let docs: Vec<_> = range.map(doc).collect();
-    spool.append(docs.iter().map(|(i, x, s)| (i.as_str(), x.as_str(), s.as_slice()))).expect("append")
+    let docs: Vec<_> = range.map(|i| (i, doc(i))).collect();
+    let new = docs.iter().map(|(i, (id, index, source))| NewEntry {
+        time_ms: 1_795_000_000_000 + *i as i64,
+        id,
+        index,
+        source,
+    });
+    spool.append(new).expect("append")
 }
 
 fn seqs(entries: &[Entry]) -> Vec<u64> {
@@ -24,7 +30,10 @@ fn entries_come_back_in_order_and_leave_when_acknowledged() {
     assert_eq!(append(&mut spool, 0..5), Dropped::default());
     let read = spool.read(0, 3).expect("read");
     assert_eq!(seqs(&read), [0, 1, 2]);
-    assert_eq!(read[1], Entry { seq: 1, id: doc(1).0, index: doc(1).1, source: doc(1).2 });
+    assert_eq!(
+        read[1],
+        Entry { seq: 1, time_ms: 1_795_000_000_001, id: doc(1).0, index: doc(1).1, source: doc(1).2 }
+    );
     assert_eq!(seqs(&spool.read(3, 10).expect("read")), [3, 4]);
     assert_eq!(spool.pending(), 5);
     // Out of order: 1 and 2 wait for 0.
@@ -68,7 +77,7 @@ fn a_torn_last_line_is_cut_off_at_open() {
     OpenOptions::new()
         .append(true)
         .open(&segment)
-        .and_then(|mut f| f.write_all(b"3\t\"uid-3.1\"\t\"logs-k"))
+        .and_then(|mut f| f.write_all(b"3\t1795000000003\t\"uid-3.1\"\t\"logs-k"))
         .expect("tear");
     let mut spool = Spool::open(dir.path(), 1 << 20).expect("reopen");
     assert_eq!(fs::read(&segment).expect("read"), whole, "the torn line is gone");

@@ -1,0 +1,219 @@
+//! The task that lists and watches Events and writes each new occurrence to the spool. The
+//! [`Cursor`] decides what to ask next and how long to wait; this is its IO.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+use super::api::{ApiError, KubeClient};
+use super::cursor::{Cursor, Next, Outcome, Pacing, Request, Taken};
+use super::document;
+use super::metrics::EventMetrics;
+use super::model::{Event, WatchLine};
+use super::source::Shared;
+use super::spool::NewEntry;
+
+pub struct Watcher {
+    client: KubeClient,
+    cursor: Cursor,
+    taken: Taken,
+    shared: Arc<Shared>,
+}
+
+impl Watcher {
+    pub fn new(client: KubeClient, pacing: Pacing, shared: Arc<Shared>) -> Self {
+        Watcher { client, cursor: Cursor::new(pacing), taken: Taken::default(), shared }
+    }
+
+    fn metrics(&self) -> &EventMetrics {
+        &self.shared.metrics
+    }
+
+    /// Lists and watches until `stop` completes.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) {
+        let mut stop = pin!(stop);
+        loop {
+            let request = self.cursor.request().clone();
+            let outcome = tokio::select! {
+                biased;
+                () = &mut stop => return,
+                outcome = self.serve(request) => outcome,
+            };
+            let next = self.cursor.on(outcome);
+            self.report(&next);
+            if !next.wait.is_zero() {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(next.wait) => {}
+                }
+            }
+        }
+    }
+
+    fn report(&self, next: &Next) {
+        if let Some(why) = next.relist {
+            self.metrics().relist(why);
+            tracing::info!(reason = why.as_str(), wait = ?next.wait, scope = %self.client.scope(), "listing the Events again");
+        }
+    }
+
+    async fn serve(&mut self, request: Request) -> Outcome {
+        match request {
+            Request::List { next } => self.list(next).await,
+            Request::Watch { from } => self.watch(from).await,
+        }
+    }
+
+    async fn list(&mut self, next: Option<String>) -> Outcome {
+        if next.is_none() {
+            self.taken.list_started();
+        }
+        match self.client.list(next.as_deref()).await {
+            Ok(page) => {
+                EventMetrics::add(&self.metrics().listed, page.items.len() as u64);
+                if !self.take(page.items.iter()) {
+                    return Outcome::Failed;
+                }
+                let last = page.metadata.next.as_deref().is_none_or(str::is_empty);
+                if last {
+                    self.taken.list_done();
+                }
+                Outcome::Page { resource_version: page.metadata.resource_version, next: page.metadata.next }
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn watch(&mut self, from: String) -> Outcome {
+        let started = Instant::now();
+        let mut stream = match self.client.watch(&from).await {
+            Ok(s) => s,
+            Err(e) => return self.failed(e),
+        };
+        let (mut lines, mut last) = (0usize, None::<String>);
+        let mut batch = Vec::new();
+        loop {
+            batch.clear();
+            let more = match stream.next_lines(&mut batch).await {
+                Ok(more) => more,
+                Err(e) => return self.failed(e),
+            };
+            lines += batch.len();
+            let mut changed = Vec::new();
+            let mut error = None;
+            for line in batch.drain(..) {
+                let m = &self.shared.metrics;
+                let (counter, rv) = match &line {
+                    WatchLine::Added(e) => (&m.added, e.metadata.resource_version.clone()),
+                    WatchLine::Modified(e) => (&m.modified, e.metadata.resource_version.clone()),
+                    WatchLine::Deleted(e) => (&m.deleted, e.metadata.resource_version.clone()),
+                    WatchLine::Bookmark { resource_version } => (&m.bookmarks, resource_version.clone()),
+                    WatchLine::Error(_) => (&m.errors, None),
+                };
+                EventMetrics::add(counter, 1);
+                last = rv.filter(|v| !v.is_empty()).or(last);
+                match line {
+                    WatchLine::Added(e) | WatchLine::Modified(e) => changed.push(e),
+                    // Not an occurrence: the API server let the Event go (its TTL).
+                    WatchLine::Deleted(e) => {
+                        if let Some(uid) = document::uid(&e) {
+                            self.taken.forget(uid);
+                        }
+                    }
+                    WatchLine::Bookmark { .. } => {}
+                    WatchLine::Error(status) => error = Some(status),
+                }
+            }
+            if !self.take(changed.iter()) {
+                return Outcome::Failed;
+            }
+            if let Some(status) = error {
+                if status.code == Some(410) {
+                    tracing::info!(
+                        message = status.message.as_deref().unwrap_or(""),
+                        "the watch's resourceVersion is gone (410)"
+                    );
+                    return Outcome::Gone;
+                }
+                tracing::warn!(code = ?status.code, reason = ?status.reason, message = ?status.message, "the watch ended with an error");
+                EventMetrics::add(&self.metrics().api_failures, 1);
+                return Outcome::Failed;
+            }
+            if !more {
+                EventMetrics::add(&self.metrics().watch_restarts, 1);
+                let early = started.elapsed() < self.client.watch_timeout() / 2;
+                return Outcome::WatchEnded { lines, last, early };
+            }
+        }
+    }
+
+    fn failed(&self, e: ApiError) -> Outcome {
+        EventMetrics::add(&self.metrics().api_failures, 1);
+        match e {
+            ApiError::Gone(message) => {
+                tracing::info!(%message, "the resourceVersion or continue token is gone (410)");
+                Outcome::Gone
+            }
+            e => {
+                tracing::warn!(error = %e, scope = %self.client.scope(), "Kubernetes API request failed");
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// Writes the occurrences new to us to the spool, durably, then lets the shipper know.
+    /// `false` when the spool could not take them: they are then not taken either, so that
+    /// reading them again (the request is retried) takes them.
+    fn take<'a>(&mut self, events: impl Iterator<Item = &'a Event>) -> bool {
+        let now = SystemTime::now;
+        let mut docs: Vec<(i64, String, String, Vec<u8>)> = Vec::new();
+        let mut uids = Vec::new();
+        for e in events {
+            let Some(uid) = document::uid(e) else {
+                tracing::warn!(name = ?e.metadata.name, "an Event without a uid cannot be given a stable id: skipped");
+                continue;
+            };
+            let n = document::occurrence(e);
+            if !self.taken.take(uid, n) {
+                continue;
+            }
+            let mut source = Vec::with_capacity(512);
+            document::write(e, n, &now, &mut source);
+            let time_ms = document::timestamp(e).and_then(unix_ms).unwrap_or_else(|| unix_ms_of(now()));
+            let index = document::data_stream(document::namespace(e));
+            docs.push((time_ms, document::document_id(uid, n), index, source));
+            uids.push(uid);
+        }
+        if docs.is_empty() {
+            return true;
+        }
+        let new =
+            docs.iter().map(|(time_ms, id, index, source)| NewEntry { time_ms: *time_ms, id, index, source });
+        match self.shared.append(new) {
+            Ok(()) => {
+                EventMetrics::add(&self.shared.metrics.taken, docs.len() as u64);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the Events spool: reading them again");
+                for uid in uids {
+                    self.taken.forget(uid);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// An RFC 3339 time (Time or MicroTime) as Unix milliseconds.
+fn unix_ms(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond())
+}
+
+fn unix_ms_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
