@@ -1,6 +1,6 @@
 //! agent-logship's settings: flags overlaid on `AGENT_LOGSHIP_*` variables, validated at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_core::config::{Problem, split_list};
@@ -272,6 +272,66 @@ pub const RETENTION: Spec<u32> = Spec::new(
 )
 .value_name("DAYS");
 
+pub const EVENTS: Spec<bool> = Spec::new(
+    "events",
+    "AGENT_LOGSHIP_EVENTS",
+    "Also ship the Kubernetes Events of a namespace (or all): list, watch, spool, ship. Alone \
+     (AGENT_LOGSHIP_PATHS unset) it reads no files",
+    parse::boolean,
+)
+.value_name("true|false")
+.default("false");
+pub const EVENTS_NAMESPACE: Spec<String> = Spec::new(
+    "events-namespace",
+    "AGENT_LOGSHIP_EVENTS_NAMESPACE",
+    "Whose Events: a namespace, or * for all (needs the ClusterRole in deploy/rbac); default: the \
+     service account's namespace",
+    events_namespace,
+)
+.value_name("NAMESPACE|*");
+pub const KUBE_URL: Spec<Url> = Spec::new(
+    "kube-url",
+    "AGENT_LOGSHIP_KUBE_URL",
+    "The Kubernetes API server; default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT \
+     (set in every pod)",
+    url,
+)
+.value_name("URL")
+.url();
+pub const KUBE_TOKEN_FILE: Spec<PathBuf> = Spec::new(
+    "kube-token-file",
+    "AGENT_LOGSHIP_KUBE_TOKEN_FILE",
+    "The bearer token's file, read again for every request (projected tokens rotate); default: \
+     the service account's, when the URL is the in-cluster one",
+    path,
+)
+.value_name("PATH");
+pub const KUBE_CA_FILE: Spec<PathBuf> = Spec::new(
+    "kube-ca-file",
+    "AGENT_LOGSHIP_KUBE_CA_FILE",
+    "PEM certificates trusted for the API server; default: the service account's ca.crt, when \
+     the URL is the in-cluster one",
+    path,
+)
+.value_name("PATH");
+pub const EVENTS_WATCH_TIMEOUT: Spec<Duration> = Spec::new(
+    "events-watch-timeout",
+    "AGENT_LOGSHIP_EVENTS_WATCH_TIMEOUT",
+    "How long each watch asks the API server to run (timeoutSeconds); it is then resumed",
+    bounded_duration,
+)
+.value_name("DURATION")
+.default("5m");
+pub const SPOOL_MAX_BYTES: Spec<u64> = Spec::new(
+    "spool-max-bytes",
+    "AGENT_LOGSHIP_SPOOL_MAX_BYTES",
+    "Most bytes of Events kept on disk (in DATA_DIR) until Elasticsearch has them; when full, the \
+     oldest are dropped, counted and logged",
+    bytes,
+)
+.value_name("BYTES")
+.default("256MiB");
+
 pub static SETTINGS: Settings = Settings {
     prefix: "AGENT_LOGSHIP_",
     specs: &[
@@ -309,6 +369,13 @@ pub static SETTINGS: Settings = Settings {
         &LISTEN.meta,
         &SHUTDOWN_GRACE.meta,
         &RETENTION.meta,
+        &EVENTS.meta,
+        &EVENTS_NAMESPACE.meta,
+        &KUBE_URL.meta,
+        &KUBE_TOKEN_FILE.meta,
+        &KUBE_CA_FILE.meta,
+        &EVENTS_WATCH_TIMEOUT.meta,
+        &SPOOL_MAX_BYTES.meta,
     ],
 };
 
@@ -368,6 +435,13 @@ fn urls(text: &str) -> Result<Vec<Url>, String> {
     if urls.is_empty() { Err("no URL given".into()) } else { Ok(urls) }
 }
 
+fn url(text: &str) -> Result<Url, String> {
+    match urls(text)?.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err("give one URL".into()),
+    }
+}
+
 fn path(text: &str) -> Result<PathBuf, String> {
     match text.trim() {
         "" => Err("empty path".into()),
@@ -392,6 +466,9 @@ PIPELINE:
   files (globs, inotify + rescan) -> records (multi-line stack traces whole) -> ECS documents with
   deterministic _ids -> _bulk create. Checkpoints advance only after Elasticsearch acknowledged
   everything before them; after a crash the overlap is re-sent and answered 409 (already stored).
+  With --events: Kubernetes Events (list, then watch; relist on 410 and on empty watches) ->
+  one document per occurrence, _id <event uid>.<count> -> an on-disk spool in the data dir ->
+  _bulk create into logs-kubernetes.events-<namespace>. Two replicas store each occurrence once.
 
 ENDPOINTS:
   GET /livez /readyz   200 ok or 503 with a reason     GET /metrics   Prometheus text 0.0.4
@@ -453,8 +530,21 @@ pub struct Origin {
     pub timezone: TimeZone,
 }
 
+/// The Kubernetes Events source's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    pub kube_url: Url,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// A namespace or `*`; `None`: the service account's (read at start).
+    pub namespace: Option<String>,
+    pub watch_timeout: Duration,
+    pub spool_max_bytes: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Empty: no files are read (Events alone).
     pub paths: Vec<String>,
     pub exclude: Vec<String>,
     pub start_at: StartAt,
@@ -478,6 +568,7 @@ pub struct Config {
     pub listen_setting: String,
     pub shutdown_grace: Duration,
     pub retention_days: Option<u32>,
+    pub events: Option<EventsConfig>,
 }
 
 impl Config {
@@ -554,6 +645,9 @@ impl Config {
             read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
         let shutdown_grace = read.get(&SHUTDOWN_GRACE);
         let retention_days = read.opt(&RETENTION);
+        let events = events_config(&mut read);
+        // Events alone read no files unless paths are given.
+        let paths = if events.is_some() && read.setting(&PATHS.meta).is_none() { Vec::new() } else { paths };
         let Some(listen) = listen else { return Err(read.into_problems()) };
         read.finish(Config {
             paths,
@@ -578,7 +672,76 @@ impl Config {
             listen_setting,
             shutdown_grace,
             retention_days,
+            events,
         })
+    }
+}
+
+/// The Events settings when `AGENT_LOGSHIP_EVENTS` is on (problems pushed to `read`); the
+/// in-cluster defaults from the variables Kubernetes sets and the service account's files.
+fn events_config(read: &mut Reader) -> Option<EventsConfig> {
+    let on = read.get(&EVENTS);
+    let namespace = read.opt(&EVENTS_NAMESPACE);
+    let url = read.opt(&KUBE_URL);
+    let token_file = read.opt(&KUBE_TOKEN_FILE);
+    let ca_file = read.opt(&KUBE_CA_FILE);
+    let watch_timeout = read.get(&EVENTS_WATCH_TIMEOUT);
+    let spool_max_bytes = read.get(&SPOOL_MAX_BYTES);
+    if !on {
+        for meta in [&EVENTS_NAMESPACE.meta, &KUBE_URL.meta, &KUBE_TOKEN_FILE.meta, &KUBE_CA_FILE.meta] {
+            if let Some(s) = read.setting(meta) {
+                read.push(s.problem("given, but AGENT_LOGSHIP_EVENTS is not true"));
+            }
+        }
+        return None;
+    }
+    if watch_timeout < Duration::from_secs(1) {
+        read.push(read.problem(&EVENTS_WATCH_TIMEOUT, "must be at least 1s (timeoutSeconds is in seconds)"));
+    }
+    let var =
+        |name: &str| read.vars().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let account = Path::new(crate::events::api::SERVICE_ACCOUNT_DIR);
+    let kube_url = match url {
+        Some(url) => url,
+        None => match crate::events::api::in_cluster_url(
+            &var("KUBERNETES_SERVICE_HOST"),
+            &var("KUBERNETES_SERVICE_PORT"),
+        ) {
+            Some(url) => {
+                // In the cluster: the service account's token and CA unless others are given.
+                return Some(EventsConfig {
+                    kube_url: url,
+                    token_file: token_file.or_else(|| Some(account.join("token"))),
+                    ca_file: ca_file.or_else(|| Some(account.join("ca.crt"))),
+                    namespace,
+                    watch_timeout,
+                    spool_max_bytes,
+                });
+            }
+            None => {
+                read.push(Problem::without_value(
+                    KUBE_URL.meta.env,
+                    "missing: not in a pod (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set); give the API server's URL",
+                ));
+                return None;
+            }
+        },
+    };
+    Some(EventsConfig { kube_url, token_file, ca_file, namespace, watch_timeout, spool_max_bytes })
+}
+
+/// A namespace (a DNS label) or `*`.
+fn events_namespace(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let label = !t.is_empty()
+        && t.len() <= 63
+        && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !t.starts_with('-')
+        && !t.ends_with('-');
+    if t == "*" || label {
+        Ok(t.to_owned())
+    } else {
+        Err("must be a namespace name (a DNS label) or *".into())
     }
 }
 
@@ -646,6 +809,60 @@ mod tests {
         assert!(text.contains("' ' is not allowed in an index name"), "{text}");
         assert!(text.contains("must be log4j, json or cri"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn events_in_a_pod_use_the_service_account_and_read_no_files_unless_told() {
+        let pod = [
+            ("KUBERNETES_SERVICE_HOST", "fd00::1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            ("AGENT_LOGSHIP_EVENTS", "true"),
+        ];
+        let c = config(&[], &pod).expect("valid");
+        let ev = c.events.expect("events on");
+        assert_eq!(ev.kube_url.as_str(), "https://[fd00::1]/");
+        assert_eq!(
+            ev.token_file.as_deref(),
+            Some(Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token"))
+        );
+        assert_eq!(
+            ev.ca_file.as_deref(),
+            Some(Path::new("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"))
+        );
+        assert_eq!(
+            (ev.namespace, ev.spool_max_bytes, ev.watch_timeout),
+            (None, 256 << 20, Duration::from_secs(300))
+        );
+        assert!(c.paths.is_empty(), "Events alone");
+        let c =
+            config(&["--paths", "/var/log/calypso/*.log", "--events-namespace", "*"], &pod).expect("valid");
+        assert_eq!(c.paths, ["/var/log/calypso/*.log"], "beside files");
+        assert_eq!(c.events.and_then(|e| e.namespace).as_deref(), Some("*"));
+        // Off (the default): files only, with the default paths.
+        let c = config(&[], &pod[..2]).expect("valid");
+        assert!(c.events.is_none());
+        assert_eq!(c.paths, ["/var/log/calypso/*.log"]);
+    }
+
+    #[test]
+    fn events_settings_are_checked() {
+        let outside = problems(&["--events", "true"], &[]);
+        assert!(outside.contains("AGENT_LOGSHIP_KUBE_URL: missing: not in a pod"), "{outside}");
+        let text = problems(
+            &["--events", "true", "--kube-url", "https://k8s:6443", "--events-namespace", "Calypso_UAT"],
+            &[("AGENT_LOGSHIP_EVENTS_WATCH_TIMEOUT", "500ms"), ("AGENT_LOGSHIP_SPOOL_MAX_BYTES", "lots")],
+        );
+        assert!(text.contains("must be a namespace name (a DNS label) or *"), "{text}");
+        assert!(text.contains("must be at least 1s"), "{text}");
+        assert!(
+            text.contains("--spool-max-bytes") || text.contains("AGENT_LOGSHIP_SPOOL_MAX_BYTES"),
+            "{text}"
+        );
+        let off = problems(&[], &[("AGENT_LOGSHIP_KUBE_URL", "https://k8s:6443")]);
+        assert!(off.contains("given, but AGENT_LOGSHIP_EVENTS is not true"), "{off}");
+        let c = config(&["--events", "true", "--kube-url", "http://127.0.0.1:8001"], &[]).expect("valid");
+        let ev = c.events.expect("on");
+        assert_eq!((ev.token_file, ev.ca_file), (None, None), "no service account outside the cluster");
     }
 
     #[test]

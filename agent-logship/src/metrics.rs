@@ -63,6 +63,8 @@ pub struct Observed {
     pub metrics: std::sync::Arc<Metrics>,
     pub budget: crate::flow::Budget,
     pub sources: Box<dyn SourceStatus>,
+    /// The Events source's own metrics, when it runs.
+    pub events: Option<std::sync::Arc<crate::events::metrics::EventMetrics>>,
     /// Set when a pipeline task ended unexpectedly: liveness fails with this reason.
     pub broken: std::sync::Mutex<Option<String>>,
     /// Set at SIGTERM: not ready any more.
@@ -165,6 +167,9 @@ impl Observed {
         if files.len() > MAX_FILE_SERIES {
             let rest: u64 = files[MAX_FILE_SERIES..].iter().map(|f| f.lag_bytes).sum();
             let _ = writeln!(out, "agent_logship_file_lag_bytes{{path=\"other\"}} {rest}");
+        }
+        if let Some(events) = &self.events {
+            events.render(&mut out);
         }
         out
     }

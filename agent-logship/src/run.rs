@@ -1,5 +1,6 @@
 //! Assembles the pipeline from the configuration and runs it until a signal: files -> frames ->
-//! encoder -> sink, acknowledgements back to the files' checkpoints, the probe server beside.
+//! encoder -> sink, acknowledgements back to the files' checkpoints; Kubernetes Events ->
+//! spool -> the same sink, acknowledgements back to the spool; the probe server beside.
 //!
 //! The graceful stop (SIGTERM) keeps the promise "nothing lost": stop reading, let the encoder
 //! and the sink drain what was read (bounded by the shutdown grace), then write the checkpoints,
@@ -16,9 +17,16 @@ use agent_core::config::Problem;
 use agent_core::dns::Dns;
 use agent_core::shutdown::Signals;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
-use crate::config::{self, Config, Output};
+use crate::config::{self, Config, EventsConfig, Output};
 use crate::encode::{EncodeContext, Encoder};
+use crate::events::{
+    self,
+    api::{KubeClient, KubeOptions, Scope},
+    metrics::EventMetrics,
+    source::Shared,
+};
 use crate::files::source::Item;
 use crate::files::{FileStatus, FilesConfig, FilesSource};
 use crate::flow::Budget;
@@ -35,6 +43,9 @@ const CHANNEL: usize = 1024;
 
 /// Batches waiting for the sink: one, ready the moment the sink can take it.
 const BATCHES: usize = 1;
+
+/// One LIST page of Events (500 of them) from the API server.
+const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why agent-logship stopped other than by a signal.
 #[derive(Debug)]
@@ -113,42 +124,50 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
                 ..EsOptions::new(es.urls.clone(), &config.data_dir)
             };
             let max_in_flight = options.max_in_flight;
-            let sink = EsSink::new(&options, dns, metrics.clone()).map_err(client_failure)?;
+            let sink = EsSink::new(&options, dns.clone(), metrics.clone()).map_err(client_failure)?;
             Sink::Es { sink: Arc::new(sink), max_in_flight }
         }
     };
-    let framing = FramingOptions {
-        record_start: config.record_start.clone(),
-        max_record_bytes: usize::try_from(config.max_record_bytes).unwrap_or(usize::MAX),
-        flush_timeout: config.flush_timeout,
+    // Every source hands its batches to the one sink.
+    let (batches_tx, batches_rx) = mpsc::channel::<Bulk>(BATCHES);
+    let (stop_sources, sources_stopped) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = sources_stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     };
-    let make_frame = framing::make_frame(config.format, framing);
-    let encoder = Encoder::new(EncodeContext { host_name: host_name(), ..config.origin.clone() });
-
-    let (records_tx, records_rx) = mpsc::channel::<Item>(CHANNEL);
-    let files_config = FilesConfig {
-        paths: config.paths.clone(),
-        exclude: config.exclude.clone(),
-        start_at: config.start_at,
-        rescan_interval: config.rescan_interval,
-        poll_interval: config.poll_interval,
-        rotate_grace: config.rotate_grace,
-        forget_after: config.forget_after,
-        ..FilesConfig::new(&config.data_dir)
+    let files = if config.paths.is_empty() {
+        None
+    } else {
+        Some(start_files(&config, budget.clone(), metrics.clone(), batches_tx.clone(), limits)?)
     };
-    let files = Arc::new(
-        FilesSource::start(files_config, make_frame, budget.clone(), records_tx, metrics.clone())
-            .map_err(|e| Failure::Broken(format!("cannot start reading files: {e}")))?,
-    );
+    let events = match &config.events {
+        Some(ev) => {
+            Some(start_events(ev, &config, dns, budget.clone(), batches_tx.clone(), limits, &stopped)?)
+        }
+        None => None,
+    };
+    drop(batches_tx);
+    let (files, mut encoding) = files.unzip();
+    let (event_metrics, mut watching, mut event_shipping) = match events {
+        Some((m, tasks)) => (Some(m), Some(tasks.watcher), Some(tasks.shipper)),
+        None => (None, None, None),
+    };
     let observed = Arc::new(Observed {
         metrics: metrics.clone(),
         budget: budget.clone(),
-        sources: Box::new(Files(files.clone())),
+        sources: match &files {
+            Some(f) => Box::new(Files(f.clone())),
+            None => Box::new(NoFiles),
+        },
+        events: event_metrics,
         broken: Default::default(),
         stopping: Default::default(),
     });
     tracing::info!(
         paths = %config.paths.join(","),
+        events = %config.events.as_ref().map_or("off".to_string(), |e| e.kube_url.to_string()),
         output = %match &config.output {
             Output::Stdout => "stdout".to_string(),
             Output::Elasticsearch(es) => es.urls.iter().map(|u| agent_core::redact::url(u.as_str())).collect::<Vec<_>>().join(","),
@@ -157,9 +176,6 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         "shipping"
     );
 
-    let (batches_tx, batches_rx) = mpsc::channel::<Bulk>(BATCHES);
-    let batcher = Batcher::new(records_rx, limits, encoder.index().clone());
-    let mut encoding = tokio::spawn(encode(batcher, batches_tx, encoder, metrics.clone()));
     let (abort_tx, abort_rx) = watch::channel(false);
     let aborted = move || {
         let mut rx = abort_rx.clone();
@@ -176,14 +192,16 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
 
     let broken = tokio::select! {
         signal = signals.first() => {
-            tracing::info!("{signal}: reading the files to their ends, shipping what was read, then checkpointing");
+            tracing::info!("{signal}: reading the sources to their ends, shipping what was read, then checkpointing");
             None
         }
         // The encoder ends only when the files source has stopped sending.
-        ended = &mut encoding => Some(match ended {
+        ended = finished(&mut encoding) => Some(match ended {
             Ok(()) => "file reading stopped".to_string(),
             Err(e) => format!("the encoder failed: {e}"),
         }),
+        ended = finished(&mut watching) => Some(format!("the Events watcher stopped: {ended:?}")),
+        ended = finished(&mut event_shipping) => Some(format!("the Events shipper stopped: {ended:?}")),
         ended = &mut shipping => Some(match ended {
             Ok(Ok(_)) => "the sink stopped".to_string(),
             Ok(Err(e)) => format!("the sink failed: {e}"),
@@ -191,21 +209,31 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         }),
     };
     observed.stopping.store(true, Ordering::Relaxed);
+    let _ = stop_sources.send(true);
     if let Some(reason) = broken {
-        files.stop_reading();
+        if let Some(f) = &files {
+            f.stop_reading();
+        }
         if let Ok(mut b) = observed.broken.lock() {
             *b = Some(reason.clone());
         }
         let _ = abort_tx.send(true);
-        checkpoint(&files).await;
+        if let Some(f) = &files {
+            checkpoint(f).await;
+        }
         let _ = stop_server.send(true);
         return Err(Failure::Broken(reason));
     }
-    // The source reads to the files' ends, flushes and drops its sender: the encoder ends,
-    // drops its own, and the sink drains.
-    files.drain();
+    // The files source reads to the files' ends, flushes and drops its sender: the encoder
+    // ends, drops its own; the Events tasks stop (the spool keeps what they had not shipped);
+    // then the sink drains.
+    if let Some(f) = &files {
+        f.drain();
+    }
     let drained = tokio::time::timeout(config.shutdown_grace, async {
-        let _ = (&mut encoding).await;
+        for task in [encoding.take(), watching.take(), event_shipping.take()].into_iter().flatten() {
+            let _ = task.await;
+        }
         (&mut shipping).await
     })
     .await;
@@ -213,7 +241,9 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         Ok(Ok(Ok(sink::Ended::Drained))) => tracing::info!("everything read was shipped"),
         Ok(other) => tracing::warn!(?other, "the sink ended before draining"),
         Err(_) => {
-            files.stop_reading();
+            if let Some(f) = &files {
+                f.stop_reading();
+            }
             let _ = abort_tx.send(true);
             tracing::warn!(
                 in_flight_bytes = budget.in_flight(),
@@ -221,10 +251,118 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
             );
         }
     }
-    checkpoint(&files).await;
+    if let Some(f) = &files {
+        checkpoint(f).await;
+    }
     let _ = stop_server.send(true);
     let _ = server.await;
     Ok(())
+}
+
+/// A task's end, for `select!`; never, for a task that was not started (or whose end was seen).
+async fn finished<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(t) => {
+            let ended = t.await;
+            *task = None;
+            ended
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The files source and its encoder task, sending batches into `tx`.
+fn start_files(
+    config: &Config,
+    budget: Budget,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<Bulk>,
+    limits: BatchLimits,
+) -> Result<(Arc<FilesSource>, JoinHandle<()>), Failure> {
+    let framing = FramingOptions {
+        record_start: config.record_start.clone(),
+        max_record_bytes: usize::try_from(config.max_record_bytes).unwrap_or(usize::MAX),
+        flush_timeout: config.flush_timeout,
+    };
+    let make_frame = framing::make_frame(config.format, framing);
+    let encoder = Encoder::new(EncodeContext { host_name: host_name(), ..config.origin.clone() });
+    let (records_tx, records_rx) = mpsc::channel::<Item>(CHANNEL);
+    let files_config = FilesConfig {
+        paths: config.paths.clone(),
+        exclude: config.exclude.clone(),
+        start_at: config.start_at,
+        rescan_interval: config.rescan_interval,
+        poll_interval: config.poll_interval,
+        rotate_grace: config.rotate_grace,
+        forget_after: config.forget_after,
+        ..FilesConfig::new(&config.data_dir)
+    };
+    let files = Arc::new(
+        FilesSource::start(files_config, make_frame, budget, records_tx, metrics.clone())
+            .map_err(|e| Failure::Broken(format!("cannot start reading files: {e}")))?,
+    );
+    let batcher = Batcher::new(records_rx, limits, encoder.index().clone());
+    Ok((files, tokio::spawn(encode(batcher, tx, encoder, metrics))))
+}
+
+/// The Events source: its client, its spool, its two tasks (stopping when `stop` completes).
+fn start_events<S>(
+    ev: &EventsConfig,
+    config: &Config,
+    dns: Dns,
+    budget: Budget,
+    tx: mpsc::Sender<Bulk>,
+    limits: BatchLimits,
+    stop: impl Fn() -> S,
+) -> Result<(Arc<EventMetrics>, events::source::EventsTasks), Failure>
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    let scope = match events_namespace(ev, config)? {
+        ns if ns == "*" => Scope::All,
+        ns => Scope::Namespace(ns),
+    };
+    let options = KubeOptions {
+        url: ev.kube_url.clone(),
+        token_file: ev.token_file.clone(),
+        ca_file: ev.ca_file.clone(),
+        scope: scope.clone(),
+        page: 500,
+        timeout: LIST_TIMEOUT,
+        watch_timeout: ev.watch_timeout,
+    };
+    let client = KubeClient::new(options, dns, USER_AGENT).map_err(|e| match e {
+        ClientError::CaFile { .. } | ClientError::CaFileEmpty(_) => {
+            Failure::Config(vec![Problem::without_value(config::KUBE_CA_FILE.meta.env, e.to_string())])
+        }
+        e => Failure::Broken(e.to_string()),
+    })?;
+    let metrics = Arc::new(EventMetrics::default());
+    let shared = Shared::open(&config.data_dir, ev.spool_max_bytes, metrics.clone())
+        .map_err(|e| Failure::Broken(format!("cannot open the Events spool: {e}")))?;
+    tracing::info!(scope = %scope, url = %agent_core::redact::url(ev.kube_url.as_str()), "shipping Kubernetes Events");
+    Ok((metrics, events::source::start(client, shared, tx, limits, budget, stop)))
+}
+
+/// Whose Events: the setting, else the service account's namespace, else the pod's (Downward
+/// API).
+fn events_namespace(ev: &EventsConfig, config: &Config) -> Result<String, Failure> {
+    if let Some(ns) = &ev.namespace {
+        return Ok(ns.clone());
+    }
+    let file = Path::new(events::api::SERVICE_ACCOUNT_DIR).join("namespace");
+    std::fs::read_to_string(&file)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| config.origin.namespace.clone())
+        .ok_or_else(|| {
+            let why = format!(
+                "missing: no {} (no service account token mounted) and no AGENT_LOGSHIP_NAMESPACE; give the namespace",
+                file.display()
+            );
+            Failure::Config(vec![Problem::without_value(config::EVENTS_NAMESPACE.meta.env, why)])
+        })
 }
 
 async fn checkpoint(files: &FilesSource) {
@@ -235,6 +373,15 @@ async fn checkpoint(files: &FilesSource) {
 
 /// The files source as `/metrics` sees it.
 struct Files(Arc<FilesSource>);
+
+/// No files are read (Events alone).
+struct NoFiles;
+
+impl SourceStatus for NoFiles {
+    fn files(&self) -> Vec<FileLag> {
+        Vec::new()
+    }
+}
 
 impl SourceStatus for Files {
     fn files(&self) -> Vec<FileLag> {
