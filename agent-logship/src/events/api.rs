@@ -18,7 +18,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use url::Url;
 
 use super::model::{EventList, LineError, Status, WatchLine};
-use crate::sink::client::{ClientError, read_secret, tls_config};
+use crate::sink::client::{ClientError, builder, read_secret};
 
 /// Where the service account's files are in every pod that mounts its token.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -101,15 +101,9 @@ pub struct KubeClient {
 
 impl KubeClient {
     pub fn new(opts: KubeOptions, dns: Dns, user_agent: &str) -> Result<Self, ClientError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(opts.ca_file.as_deref())?)
-            .dns_resolver(Arc::new(dns))
-            .user_agent(user_agent)
+        let client = builder(opts.ca_file.as_deref(), dns, user_agent)?
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .tcp_keepalive(Duration::from_secs(30))
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::Build(reason(&e)))?;
         Ok(KubeClient { client, opts: Arc::new(opts) })

@@ -98,12 +98,7 @@ impl EsClient {
         if opts.urls.is_empty() {
             return Err(ClientError::NoUrl);
         }
-        // reqwest is built without a default crypto provider so that only ring is linked.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(opts.ca_file.as_deref())?)
-            .dns_resolver(Arc::new(dns))
-            .user_agent(user_agent)
+        let client = builder(opts.ca_file.as_deref(), dns, user_agent)?
             // Keep-alive: one connection reused for every request to a node. Idle ones are
             // closed before a load balancer's usual idle cut (60 s) could catch one mid-send.
             .pool_max_idle_per_host(4)
@@ -111,8 +106,6 @@ impl EsClient {
             .tcp_keepalive(Duration::from_secs(30))
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .timeout(opts.timeout)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::Build(reason(&e)))?;
         Ok(EsClient {
@@ -220,6 +213,24 @@ pub fn redact(url: &Url) -> String {
 }
 
 /// A secret file's content without the trailing newline editors and `echo` add.
+/// A reqwest client on rustls (ring only) trusting the system roots and `ca_file`, resolving
+/// through `dns`, with no proxy and no redirects: what both of our HTTP clients (Elasticsearch,
+/// the Kubernetes API) start from.
+pub(crate) fn builder(
+    ca_file: Option<&Path>,
+    dns: Dns,
+    user_agent: &str,
+) -> Result<reqwest::ClientBuilder, ClientError> {
+    // reqwest is built without a default crypto provider so that only ring is linked.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(ca_file)?)
+        .dns_resolver(Arc::new(dns))
+        .user_agent(user_agent)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none()))
+}
+
 pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s.trim_end_matches(['\n', '\r']).to_string()),
@@ -227,7 +238,7 @@ pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
     }
 }
 
-pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
