@@ -1,9 +1,10 @@
 //! `agent-logship setup`: prepares the cluster for our data streams, like `filebeat setup`.
 //! Detects the flavour (`GET /`: Elasticsearch says so in `X-Elastic-Product`, OpenSearch in
-//! `version.distribution`), then installs — idempotently — the index template `logs-calypso` for
-//! `logs-calypso.*-*` with `data_stream: {}` and ECS mappings for the fields the encoder writes,
-//! and, when asked, a retention policy (ILM on Elasticsearch, ISM on OpenSearch). OpenSearch has
-//! no built-in `logs-*-*` template: without this one, data streams do not exist there.
+//! `version.distribution`), then installs — idempotently — the index templates `logs-calypso` for
+//! `logs-calypso.*-*` (the log files) and `logs-kubernetes.events` for `logs-kubernetes.events-*`
+//! (the Events), with `data_stream: {}` and ECS mappings for the fields the encoders write, and,
+//! when asked, a retention policy for both (ILM on Elasticsearch, ISM on OpenSearch). OpenSearch
+//! has no built-in `logs-*-*` template: without these, data streams do not exist there.
 //!
 //! Idempotence: each object we install carries a hash of its own content (`_meta.hash`, or in an
 //! ISM policy's description, which has no `_meta`); an existing object with the same hash is left
@@ -16,10 +17,13 @@ use serde_json::{Value, json};
 
 use crate::sink::client::{Answer, Body, EsClient, SendError};
 
-/// The template's and the policies' name.
+/// The log files' template's and the policies' name.
 pub const NAME: &str = "logs-calypso";
 /// The data streams the template covers (`logs-calypso.<component>-<namespace>`).
 pub const PATTERN: &str = "logs-calypso.*-*";
+/// The Events' template (`logs-kubernetes.events-<namespace>`).
+pub const EVENTS_NAME: &str = "logs-kubernetes.events";
+pub const EVENTS_PATTERN: &str = "logs-kubernetes.events-*";
 /// Above Elasticsearch's built-in `logs` template (100) so ours wins for our data streams.
 pub const PRIORITY: u32 = 200;
 
@@ -124,10 +128,15 @@ pub async fn setup(client: &EsClient, opts: &SetupOptions) -> Result<Report, Set
         let kind = if es { "ILM policy" } else { "ISM policy" };
         objects.push((format!("{kind} {NAME} (delete after {days} days)"), change));
     }
-    let template = index_template(&flavour, es && opts.retention_days.is_some());
-    let change =
-        put_if_changed(client, &format!("_index_template/{NAME}"), template, Existing::Template).await?;
-    objects.push((format!("index template {NAME} ({PATTERN}, priority {PRIORITY})"), change));
+    let with_ilm = es && opts.retention_days.is_some();
+    for (name, pattern, template) in [
+        (NAME, PATTERN, index_template(&flavour, with_ilm)),
+        (EVENTS_NAME, EVENTS_PATTERN, events_template(&flavour, with_ilm)),
+    ] {
+        let change =
+            put_if_changed(client, &format!("_index_template/{name}"), template, Existing::Template).await?;
+        objects.push((format!("index template {name} ({pattern}, priority {PRIORITY})"), change));
+    }
     Ok(Report { flavour, objects })
 }
 
@@ -147,27 +156,48 @@ pub fn flavour(product_header: Option<&str>, info: &Value) -> Result<Flavour, Se
     Err(SetupError::UnknownFlavour)
 }
 
-/// The index template, with the hash of its content in `_meta`.
-pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
-    let es = matches!(flavour, Flavour::Elasticsearch { .. });
-    let kw = || json!({"type": "keyword", "ignore_above": 1024});
-    // match_only_text (ES 7.14+) indexes no positions/frequencies: half the size for log
-    // messages, phrase queries still work. OpenSearch has no such type.
-    let message = if es { json!({"type": "match_only_text"}) } else { json!({"type": "text"}) };
-    // wildcard (ES 7.9+) finds substrings of long stack traces; OpenSearch 2.15+ has it too,
-    // but older ones do not: text works everywhere.
-    let stack = if es { json!({"type": "wildcard"}) } else { json!({"type": "text"}) };
+fn keyword() -> Value {
+    json!({"type": "keyword", "ignore_above": 1024})
+}
+
+/// match_only_text (ES 7.14+) indexes no positions/frequencies: half the size for log
+/// messages, phrase queries still work. OpenSearch has no such type.
+fn message_type(es: bool) -> Value {
+    if es { json!({"type": "match_only_text"}) } else { json!({"type": "text"}) }
+}
+
+/// A data stream template for `pattern` with `properties` (strings under `kubernetes.*` are
+/// keywords), the retention policy attached when asked, and the hash of its content in `_meta`.
+fn template(pattern: &str, properties: Value, with_ilm: bool) -> Value {
     let mut settings = json!({});
     if with_ilm {
         settings["index.lifecycle.name"] = json!(NAME);
     }
     let mappings = json!({
         "dynamic_templates": [
-            {"kubernetes_keywords": {"path_match": "kubernetes.*", "match_mapping_type": "string", "mapping": kw()}}
+            {"kubernetes_keywords": {"path_match": "kubernetes.*", "match_mapping_type": "string", "mapping": keyword()}}
         ],
-        "properties": {
+        "properties": properties
+    });
+    let body = json!({
+        "index_patterns": [pattern],
+        "data_stream": {},
+        "priority": PRIORITY,
+        "template": {"settings": settings, "mappings": mappings}
+    });
+    with_meta(body)
+}
+
+/// The log files' index template.
+pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
+    let es = matches!(flavour, Flavour::Elasticsearch { .. });
+    let kw = keyword;
+    // wildcard (ES 7.9+) finds substrings of long stack traces; OpenSearch 2.15+ has it too,
+    // but older ones do not: text works everywhere.
+    let stack = if es { json!({"type": "wildcard"}) } else { json!({"type": "text"}) };
+    let properties = json!({
             "@timestamp": {"type": "date"},
-            "message": message,
+            "message": message_type(es),
             "log": {"properties": {
                 "level": kw(),
                 "logger": kw(),
@@ -191,15 +221,36 @@ pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
                 "stack_trace": stack
             }},
             "calypso": {"properties": {"environment": kw()}}
-        }
     });
-    let body = json!({
-        "index_patterns": [PATTERN],
-        "data_stream": {},
-        "priority": PRIORITY,
-        "template": {"settings": settings, "mappings": mappings}
+    template(PATTERN, properties, with_ilm)
+}
+
+/// The Events' index template (the fields of `events::document`).
+pub fn events_template(flavour: &Flavour, with_ilm: bool) -> Value {
+    let es = matches!(flavour, Flavour::Elasticsearch { .. });
+    let kw = keyword;
+    let properties = json!({
+        "@timestamp": {"type": "date"},
+        "message": message_type(es),
+        "event": {"properties": {"kind": kw(), "dataset": kw()}},
+        "service": {"properties": {"name": kw()}},
+        "kubernetes": {"properties": {
+            "namespace": kw(),
+            "event": {"properties": {
+                "name": kw(),
+                "reason": kw(),
+                "type": kw(),
+                "count": {"type": "long"},
+                "action": kw(),
+                "reporting_controller": kw(),
+                "time_missing": {"type": "boolean"},
+                "involved_object": {"properties": {
+                    "kind": kw(), "name": kw(), "namespace": kw(), "uid": kw(), "field_path": kw()
+                }}
+            }}
+        }}
     });
-    with_meta(body)
+    template(EVENTS_PATTERN, properties, with_ilm)
 }
 
 /// ILM: roll over at 50gb per primary shard or 30 days, delete `days` after rollover.
@@ -224,11 +275,15 @@ pub fn ism_policy(days: u32) -> Value {
             {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
         ],
         // Backing indices of data streams are `.ds-<stream>-<generation>`.
-        "ism_template": [{"index_patterns": [PATTERN, format!(".ds-{PATTERN}")], "priority": PRIORITY}]
+        "ism_template": [{
+            "index_patterns": [PATTERN, format!(".ds-{PATTERN}"), EVENTS_PATTERN, format!(".ds-{EVENTS_PATTERN}")],
+            "priority": PRIORITY
+        }]
     });
     let h = hash(&policy);
     let mut policy = policy;
-    policy["description"] = json!(format!("agent-logship retention for {PATTERN} (hash {h})"));
+    policy["description"] =
+        json!(format!("agent-logship retention for {PATTERN} and {EVENTS_PATTERN} (hash {h})"));
     json!({"policy": policy})
 }
 
@@ -387,6 +442,50 @@ mod tests {
         assert_eq!(p["message"]["type"], "text");
         assert!(os["template"]["settings"].get("index.lifecycle.name").is_none());
         assert_ne!(es["_meta"]["hash"], os["_meta"]["hash"]);
+    }
+
+    #[test]
+    fn the_events_template_maps_what_the_events_documents_hold() {
+        let es = events_template(&Flavour::Elasticsearch { version: "8".into() }, true);
+        assert_eq!(es["index_patterns"], json!([EVENTS_PATTERN]));
+        assert_eq!((&es["data_stream"], &es["priority"]), (&json!({}), &json!(200)));
+        assert_eq!(es["template"]["settings"]["index.lifecycle.name"], NAME, "the same retention");
+        let ev = &es["template"]["mappings"]["properties"]["kubernetes"]["properties"]["event"]["properties"];
+        assert_eq!(ev["count"]["type"], "long");
+        assert_eq!(ev["reason"]["type"], "keyword");
+        assert_eq!(ev["involved_object"]["properties"]["uid"]["type"], "keyword");
+        assert_eq!(ev["time_missing"]["type"], "boolean");
+        // Every field the encoder writes has a mapping here.
+        let mut doc = Vec::new();
+        let e: crate::events::model::Event = serde_json::from_str(
+            r#"{"metadata":{"name":"n","namespace":"ns","uid":"u"},"involvedObject":{"kind":"Pod","name":"engine-0","namespace":"ns","uid":"p","fieldPath":"spec"},"reason":"R","message":"m","type":"Normal","count":2,"action":"A","reportingComponent":"kubelet"}"#,
+        )
+        .expect("event");
+        crate::events::document::write(&e, 2, &std::time::SystemTime::now, &mut doc);
+        let doc: Value = serde_json::from_slice(&doc).expect("json");
+        // (data_stream.* as in the log files' template: the stream's own.)
+        for path in leaves(&doc, String::new()).iter().filter(|p| !p.starts_with("data_stream.")) {
+            let mut at = &es["template"]["mappings"];
+            for part in path.split('.') {
+                at = &at["properties"][part];
+            }
+            assert!(at["type"].is_string(), "{path} has no mapping");
+        }
+        let ism = ism_policy(7);
+        assert!(ism["policy"]["ism_template"][0]["index_patterns"].to_string().contains(EVENTS_PATTERN));
+    }
+
+    /// The dotted paths of a JSON object's leaves.
+    fn leaves(v: &Value, prefix: String) -> Vec<String> {
+        match v.as_object() {
+            Some(map) => map
+                .iter()
+                .flat_map(|(k, v)| {
+                    leaves(v, if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") })
+                })
+                .collect(),
+            None => vec![prefix],
+        }
     }
 
     #[test]

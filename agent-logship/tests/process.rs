@@ -355,6 +355,9 @@ async fn setup_installs_the_template_once_on_both_flavours() {
             String::from_utf8_lossy(&first.stderr)
         );
         assert!(out.contains("created"), "{flavour:?}: {out}");
+        for template in ["logs-calypso", "logs-kubernetes.events"] {
+            assert!(out.contains(&format!("index template {template} (")), "{flavour:?}: {out}");
+        }
         let again = run(&env).output().await.expect("setup runs");
         let out = String::from_utf8_lossy(&again.stdout);
         assert_eq!(again.status.code(), Some(0), "{flavour:?}: {out}");
