@@ -56,6 +56,12 @@ impl Budget {
         }
     }
 
+    /// [`Budget::take`] without waiting: `None` while the budget is spent.
+    pub fn try_take(&self, bytes: usize) -> Option<Permit> {
+        let n = self.share(bytes) as u32;
+        self.bytes.clone().try_acquire_many_owned(n).ok().map(Permit)
+    }
+
     /// Bytes read but not yet acknowledged.
     pub fn in_flight(&self) -> u64 {
         u64::from(self.max) - self.bytes.available_permits() as u64
@@ -168,6 +174,8 @@ mod tests {
         }
         acks.push(Ack::none());
         assert_eq!(budget.in_flight(), 40);
+        assert!(budget.try_take(61).is_none(), "60 left");
+        drop(budget.try_take(60).expect("60 left"));
         done_all(acks);
         assert_eq!(*a.0.lock().expect("lock"), [vec![0, 1], vec![2]]);
         assert_eq!(*b.0.lock().expect("lock"), [vec![7]]);

@@ -37,6 +37,10 @@ impl Acknowledge for SpoolAcks {
     }
 }
 
+/// Entries read from the spool at a time: what is read is in memory until shipped, and a full
+/// spool counts only what was not read yet as dropped; a small read-ahead keeps that honest.
+const CHUNK: usize = 128;
+
 /// Ships until `stop` completes (what was read but not yet sent is read again at the next
 /// start: the spool keeps it).
 pub async fn run(
@@ -51,9 +55,10 @@ pub async fn run(
     let to: Arc<dyn Acknowledge> = acks.clone();
     let bodies = Bodies::default();
     let mut next = shared.committed();
+    let mut open: Option<BulkWriter> = None;
     loop {
         let appended = shared.appended();
-        let entries = match shared.read(next, limits.docs.max(1)) {
+        let entries = match shared.read(next, CHUNK) {
             Ok(entries) => entries,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the Events spool; trying again");
@@ -64,51 +69,60 @@ pub async fn run(
                 }
             }
         };
-        let Some(last) = entries.last() else {
+        if entries.is_empty() {
+            // Nothing more for now: what was gathered goes; then wait for more.
+            if open.is_some() {
+                if !send(&tx, &mut open, &mut stop).await {
+                    return;
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 () = &mut stop => return,
                 () = appended => continue,
             }
-        };
-        // Entries dropped from a full spool meanwhile are skipped by the read.
-        next = last.seq + 1;
-        for group in entries.chunk_by(|a, b| a.index == b.index) {
-            let room =
-                group.iter().map(|e| e.source.len() + e.id.len() + 32).sum::<usize>().min(limits.bytes);
-            let mut batch = BulkWriter::new(Arc::from(group[0].index.as_str()), room, &bodies);
-            for e in group {
-                let permit = tokio::select! {
-                    biased;
-                    () = &mut stop => return,
-                    p = budget.take(e.source.len()) => p,
-                };
-                acks.times.lock().unwrap_or_else(PoisonError::into_inner).insert(e.seq, e.time_ms);
-                batch
-                    .push(&e.id, Ack::new(to.clone(), e.seq, permit), |out| out.extend_from_slice(&e.source));
-                if batch.body_len() >= limits.bytes {
-                    let full = std::mem::replace(
-                        &mut batch,
-                        BulkWriter::new(Arc::from(e.index.as_str()), room, &bodies),
-                    );
-                    if !send(&tx, full, &mut stop).await {
+        }
+        for e in entries {
+            // Entries dropped from a full spool meanwhile are skipped by the read.
+            next = e.seq + 1;
+            // One data stream per request: another namespace's entry starts the next batch.
+            if open.as_ref().is_some_and(|b| b.index() != e.index) && !send(&tx, &mut open, &mut stop).await {
+                return;
+            }
+            // The budget may be held by the open batch itself: send it before waiting.
+            let permit = match budget.try_take(e.source.len()) {
+                Some(p) => p,
+                None => {
+                    if !send(&tx, &mut open, &mut stop).await {
                         return;
                     }
+                    tokio::select! {
+                        biased;
+                        () = &mut stop => return,
+                        p = budget.take(e.source.len()) => p,
+                    }
                 }
-            }
-            if !batch.is_empty() && !send(&tx, batch, &mut stop).await {
+            };
+            acks.times.lock().unwrap_or_else(PoisonError::into_inner).insert(e.seq, e.time_ms);
+            let batch =
+                open.get_or_insert_with(|| BulkWriter::new(Arc::from(e.index.as_str()), 64 * 1024, &bodies));
+            batch.push(&e.id, Ack::new(to.clone(), e.seq, permit), |out| out.extend_from_slice(&e.source));
+            let full = batch.len() >= limits.docs.max(1) || batch.body_len() >= limits.bytes;
+            if full && !send(&tx, &mut open, &mut stop).await {
                 return;
             }
         }
     }
 }
 
-/// Hands a batch to the sink; `false` when stopping or the sink is gone.
+/// Hands the open batch (if any) to the sink; `false` when stopping or the sink is gone.
 async fn send(
     tx: &mpsc::Sender<Bulk>,
-    batch: BulkWriter,
+    open: &mut Option<BulkWriter>,
     stop: &mut (impl Future<Output = ()> + Unpin),
 ) -> bool {
+    let Some(batch) = open.take() else { return true };
     tokio::select! {
         biased;
         () = stop => false,

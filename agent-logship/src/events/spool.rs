@@ -48,10 +48,11 @@ pub struct NewEntry<'a> {
     pub source: &'a [u8],
 }
 
-/// What a write or an acknowledgement dropped or freed.
+/// What a full spool dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Dropped {
-    /// Occurrences dropped unshipped because the spool was full.
+    /// Entries dropped before the reader ever had them: they will not be shipped. (Entries it
+    /// already had are still shipped from its memory; only a crash before that loses them.)
     pub entries: u64,
     pub bytes: u64,
 }
@@ -73,6 +74,8 @@ pub struct Spool {
     /// Where the last read ended: (next seq, its segment, its byte offset there), so a reader
     /// that keeps up does not scan its segment from the start each time.
     resume: Option<(u64, u64, u64)>,
+    /// Entries before this were handed to the reader: in memory there, on their way.
+    read_to: u64,
 }
 
 impl Spool {
@@ -106,6 +109,7 @@ impl Spool {
             committed,
             acked: BTreeSet::new(),
             resume: None,
+            read_to: committed,
         };
         spool.recover_tail()?;
         spool.remove_acknowledged()?;
@@ -213,10 +217,11 @@ impl Spool {
         let end = self.segments.first().map_or(self.next_seq, |s| s.0);
         let path = self.segment_path(first);
         remove(&path)?;
-        let unacked = (first.max(self.committed)..end).filter(|s| !self.acked.contains(s)).count() as u64;
+        let unread = (first.max(self.read_to)..end).count() as u64;
         self.advance_to(end);
+        self.read_to = self.read_to.max(end);
         self.save_committed()?;
-        Ok(Dropped { entries: unacked, bytes })
+        Ok(Dropped { entries: unread, bytes })
     }
 
     /// Up to `max` entries from sequence number `from` on (fewer when the spool has no more);
@@ -245,6 +250,7 @@ impl Spool {
                 let entry = parse(&line).ok_or_else(|| SpoolError::Corrupt { path: path.clone(), offset })?;
                 if entry.seq >= from {
                     self.resume = Some((entry.seq + 1, first, offset));
+                    self.read_to = self.read_to.max(entry.seq + 1);
                     out.push(entry);
                     if out.len() >= max {
                         return Ok(out);

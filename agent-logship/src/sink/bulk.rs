@@ -123,6 +123,11 @@ impl BulkWriter {
         self.spans.is_empty()
     }
 
+    /// The target of the batch's request.
+    pub fn index(&self) -> &str {
+        &self.index
+    }
+
     /// Bytes of body so far.
     pub fn body_len(&self) -> usize {
         self.body.len()

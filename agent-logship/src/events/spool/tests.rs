@@ -115,6 +115,22 @@ fn a_full_spool_drops_its_oldest_segment_and_says_how_much() {
 }
 
 #[test]
+fn entries_the_reader_already_has_are_not_counted_as_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(dir.path(), 256 * 1024).expect("open");
+    append(&mut spool, 0..100);
+    // The reader has the first 50 in memory (on their way to Elasticsearch) when the spool fills.
+    assert_eq!(spool.read(0, 50).expect("read").len(), 50);
+    let mut dropped = 0;
+    for chunk in 1..60 {
+        dropped += append(&mut spool, chunk * 100..(chunk + 1) * 100).entries;
+    }
+    let left = spool.read(50, usize::MAX).expect("read").len() as u64;
+    // Every entry is left, or with the reader, or counted as dropped: exactly one of them.
+    assert_eq!(left + 50 + dropped, 6000);
+}
+
+#[test]
 fn acknowledged_segments_are_removed_from_disk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spool = Spool::open(dir.path(), 256 * 1024).expect("open");
