@@ -20,6 +20,7 @@ pub mod double;
 pub mod es_sim;
 pub mod jvm;
 pub mod kube_env;
+pub mod kube_sim;
 pub mod logwriter;
 pub mod process;
 pub mod sim;

@@ -37,16 +37,17 @@ pub fn require_tool(tool: &str) -> Option<PathBuf> {
     found
 }
 
-/// The venv `scripts/install-test-tools` puts the official Elasticsearch and OpenSearch Python
-/// clients in: `$CALYPSO_PYENV`, else `~/.cache/calypso-agents/pyenv`.
+/// The venv `scripts/install-test-tools` puts the official Elasticsearch, OpenSearch and
+/// Kubernetes Python clients (and `kubernetes-validate`) in: `$CALYPSO_PYENV`, else
+/// `~/.cache/calypso-agents/pyenv`.
 pub fn pyenv_dir() -> Option<PathBuf> {
     std::env::var_os("CALYPSO_PYENV")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/calypso-agents/pyenv")))
 }
 
-/// The venv's `python` when it can import both clients (tool name `pyclients`); `None` after a
-/// `SKIPPED:` line on stderr otherwise.
+/// The venv's `python` when it can import all the clients and `kubernetes_validate` (tool name
+/// `pyclients`); `None` after a `SKIPPED:` line on stderr otherwise.
 ///
 /// # Panics
 ///
@@ -56,7 +57,7 @@ pub fn require_pyclients() -> Option<PathBuf> {
     let python = pyenv_dir().map(|d| d.join("bin/python")).filter(|p| p.is_file());
     let usable = python.filter(|p| {
         std::process::Command::new(p)
-            .args(["-c", "import elasticsearch, opensearchpy"])
+            .args(["-c", "import elasticsearch, opensearchpy, kubernetes, kubernetes_validate"])
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -65,11 +66,11 @@ pub fn require_pyclients() -> Option<PathBuf> {
     if usable.is_none() {
         assert!(
             !required(TOOL),
-            "{REQUIRE_VAR} names {TOOL}, but the venv with elasticsearch and opensearch-py is missing: run scripts/install-test-tools"
+            "{REQUIRE_VAR} names {TOOL}, but the venv with elasticsearch, opensearch-py, kubernetes and kubernetes-validate is missing: run scripts/install-test-tools"
         );
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED: {TOOL} (the Python elasticsearch and opensearch-py clients) are not installed in {} \
+            "SKIPPED: {TOOL} (the Python elasticsearch, opensearch-py, kubernetes and kubernetes-validate packages) are not installed in {} \
 (scripts/install-test-tools installs them; set {REQUIRE_VAR}={TOOL} to make this an error)",
             pyenv_dir().map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.display().to_string())
         );
