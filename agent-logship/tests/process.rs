@@ -213,7 +213,7 @@ async fn sigterm_ships_what_was_read_then_checkpoints() {
     let mut agent = start(&[], &env);
     agent.said("shipping").await;
     eventually("all 300 records read", Duration::from_secs(20), async || {
-        metric(&agent, "agent_logship_records_read_total").await.filter(|n| *n >= 299.0)
+        agent.metric("agent_logship_records_read_total").await.filter(|n| *n >= 299.0)
     })
     .await;
     agent.signal(Signal::SIGTERM);
@@ -228,18 +228,6 @@ async fn sigterm_ships_what_was_read_then_checkpoints() {
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert_eq!(es.stats().bulk_requests, before, "nothing was re-sent");
-}
-
-/// A metric's value from the agent's /metrics, once it says where it listens.
-async fn metric(agent: &Spawned, name: &str) -> Option<f64> {
-    let addr = agent.stderr().lines().find_map(|l| {
-        l.split_whitespace().find_map(|w| w.strip_prefix("listen=")).map(|a| a.trim_matches('"').to_string())
-    })?;
-    let body = calypso_testkit::client::get(&format!("http://{addr}/metrics"), Duration::from_secs(2))
-        .await
-        .ok()?
-        .text();
-    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,14 +300,14 @@ async fn memory_stays_flat_through_a_long_outage() {
     // Reading pauses once the budget (or the queues between the stages) are full.
     let mut last = 0.0;
     eventually("reading paused", Duration::from_secs(30), async || {
-        let read = metric(&agent, "agent_logship_records_read_total").await?;
+        let read = agent.metric("agent_logship_records_read_total").await?;
         let paused = read > 0.0 && read == last;
         last = read;
         tokio::time::sleep(Duration::from_millis(300)).await;
         paused.then_some(())
     })
     .await;
-    let in_flight = metric(&agent, "agent_logship_inflight_bytes").await.expect("metric");
+    let in_flight = agent.metric("agent_logship_inflight_bytes").await.expect("metric");
     assert!(in_flight <= 2.0 * 1024.0 * 1024.0, "the budget holds: {in_flight}");
     let early = rss_kib(pid);
     // Another ~12 MB while Elasticsearch stays away: reading stays paused, memory flat.

@@ -85,6 +85,20 @@ impl Spawned {
         status.code().unwrap_or_else(|| panic!("{} was killed by a signal: {status:?}", self.name))
     }
 
+    /// A Prometheus metric's value (the first sample whose series starts with `name`) from
+    /// the `/metrics` of a process that logged `listen=ADDR`; `None` before it said where, or
+    /// when the series is not there.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let addr = self.stderr().lines().find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("listen="))
+                .map(|a| a.trim_matches('"').to_string())
+        })?;
+        let body =
+            crate::client::get(&format!("http://{addr}/metrics"), Duration::from_secs(2)).await.ok()?.text();
+        body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+    }
+
     pub fn running(&mut self) -> bool {
         self.child.try_wait().is_ok_and(|s| s.is_none())
     }
