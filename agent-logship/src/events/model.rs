@@ -111,27 +111,36 @@ pub enum LineError {
 }
 
 impl WatchLine {
-    /// Parses one line of a watch stream (`{"type":...,"object":{...}}`).
+    /// Parses one line of a watch stream (`{"type":...,"object":{...}}`): its type first, then
+    /// its object as that type says (typed both times: no JSON tree is built).
     pub fn parse(line: &[u8]) -> Result<WatchLine, LineError> {
         #[derive(Deserialize)]
-        struct Raw {
+        struct Kind {
             #[serde(rename = "type")]
             kind: String,
-            object: serde_json::Value,
         }
-        let raw: Raw = serde_json::from_slice(line)?;
-        let event = |v: serde_json::Value| serde_json::from_value::<Event>(v);
-        Ok(match raw.kind.as_str() {
-            "ADDED" => WatchLine::Added(event(raw.object)?),
-            "MODIFIED" => WatchLine::Modified(event(raw.object)?),
-            "DELETED" => WatchLine::Deleted(event(raw.object)?),
+        #[derive(Deserialize)]
+        struct Object<T> {
+            object: T,
+        }
+        #[derive(Deserialize)]
+        struct Bookmark {
+            #[serde(default)]
+            metadata: ObjectMeta,
+        }
+        fn object<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, LineError> {
+            Ok(serde_json::from_slice::<Object<T>>(line)?.object)
+        }
+        let Kind { kind } = serde_json::from_slice(line)?;
+        Ok(match kind.as_str() {
+            "ADDED" => WatchLine::Added(object(line)?),
+            "MODIFIED" => WatchLine::Modified(object(line)?),
+            "DELETED" => WatchLine::Deleted(object(line)?),
             "BOOKMARK" => {
-                let meta: ObjectMeta =
-                    serde_json::from_value(raw.object.get("metadata").cloned().unwrap_or_default())?;
-                WatchLine::Bookmark { resource_version: meta.resource_version }
+                WatchLine::Bookmark { resource_version: object::<Bookmark>(line)?.metadata.resource_version }
             }
-            "ERROR" => WatchLine::Error(serde_json::from_value(raw.object)?),
-            other => return Err(LineError::UnknownType(other.to_owned())),
+            "ERROR" => WatchLine::Error(object(line)?),
+            _ => return Err(LineError::UnknownType(kind)),
         })
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::source::Shared;
 use crate::flow::{Ack, Acknowledge, Budget};
@@ -55,7 +56,7 @@ pub async fn run(
     let to: Arc<dyn Acknowledge> = acks.clone();
     let bodies = Bodies::default();
     let mut next = shared.committed();
-    let mut open: Option<BulkWriter> = None;
+    let mut open: Option<Open> = None;
     loop {
         let appended = shared.appended();
         let entries = match shared.read(next, CHUNK) {
@@ -70,24 +71,33 @@ pub async fn run(
             }
         };
         if entries.is_empty() {
-            // Nothing more for now: what was gathered goes; then wait for more.
-            if open.is_some() {
-                if !send(&tx, &mut open, &mut stop).await {
-                    return;
+            // Nothing more for now. A batch waits for more up to the batch age after its first
+            // document (one request per Event would cost more than the Event); then it goes.
+            let Some(due) = open.as_ref().map(|o| o.due) else {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    () = appended => continue,
                 }
-                continue;
-            }
+            };
             tokio::select! {
                 biased;
                 () = &mut stop => return,
                 () = appended => continue,
+                () = tokio::time::sleep_until(due) => {}
             }
+            if !send(&tx, &mut open, &mut stop).await {
+                return;
+            }
+            continue;
         }
         for e in entries {
             // Entries dropped from a full spool meanwhile are skipped by the read.
             next = e.seq + 1;
             // One data stream per request: another namespace's entry starts the next batch.
-            if open.as_ref().is_some_and(|b| b.index() != e.index) && !send(&tx, &mut open, &mut stop).await {
+            if open.as_ref().is_some_and(|o| o.batch.index() != e.index)
+                && !send(&tx, &mut open, &mut stop).await
+            {
                 return;
             }
             // The budget may be held by the open batch itself: send it before waiting.
@@ -105,8 +115,12 @@ pub async fn run(
                 }
             };
             acks.times.lock().unwrap_or_else(PoisonError::into_inner).insert(e.seq, e.time_ms);
-            let batch =
-                open.get_or_insert_with(|| BulkWriter::new(Arc::from(e.index.as_str()), 64 * 1024, &bodies));
+            let batch = &mut open
+                .get_or_insert_with(|| Open {
+                    batch: BulkWriter::new(Arc::from(e.index.as_str()), 64 * 1024, &bodies),
+                    due: Instant::now() + limits.age,
+                })
+                .batch;
             batch.push(&e.id, Ack::new(to.clone(), e.seq, permit), |out| out.extend_from_slice(&e.source));
             let full = batch.len() >= limits.docs.max(1) || batch.body_len() >= limits.bytes;
             if full && !send(&tx, &mut open, &mut stop).await {
@@ -116,13 +130,20 @@ pub async fn run(
     }
 }
 
+/// The batch being gathered, and when it goes at the latest (its first document's arrival plus
+/// the batch age).
+struct Open {
+    batch: BulkWriter,
+    due: Instant,
+}
+
 /// Hands the open batch (if any) to the sink; `false` when stopping or the sink is gone.
 async fn send(
     tx: &mpsc::Sender<Bulk>,
-    open: &mut Option<BulkWriter>,
+    open: &mut Option<Open>,
     stop: &mut (impl Future<Output = ()> + Unpin),
 ) -> bool {
-    let Some(batch) = open.take() else { return true };
+    let Some(Open { batch, .. }) = open.take() else { return true };
     tokio::select! {
         biased;
         () = stop => false,

@@ -160,27 +160,27 @@ impl Spool {
         self.committed
     }
 
-    /// Appends documents and syncs them to disk; returns what had to be dropped to stay within
-    /// the bound.
+    /// Appends documents and syncs them to disk (one write per segment touched, one sync);
+    /// returns what had to be dropped to stay within the bound. A write that fails is undone
+    /// (the file cut back to where it was): those entries are not in the spool, and the caller
+    /// may append them again.
     pub fn append<'a>(
         &mut self,
         docs: impl IntoIterator<Item = NewEntry<'a>>,
     ) -> Result<Dropped, SpoolError> {
-        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut first = self.next_seq;
         let mut dropped = Dropped::default();
         for doc in docs {
-            buf.clear();
-            write_entry(&mut buf, self.next_seq, doc);
             if self.writer.is_none() || self.segments.last().is_none_or(|s| s.1 >= self.segment_bytes) {
+                self.flush(&mut out, first)?;
+                first = self.next_seq;
                 self.start_segment()?;
             }
-            let path = self.segments.last().map(|s| self.segment_path(s.0)).unwrap_or_default();
-            let io = |source| SpoolError::Io { path: path.clone(), source };
-            if let Some(w) = self.writer.as_mut() {
-                w.write_all(&buf).map_err(io)?;
-            }
+            let before = out.len();
+            write_entry(&mut out, self.next_seq, doc);
             if let Some(last) = self.segments.last_mut() {
-                last.1 += buf.len() as u64;
+                last.1 += (out.len() - before) as u64;
             }
             self.next_seq += 1;
             while self.bytes() > self.max_bytes && self.segments.len() > 1 {
@@ -189,10 +189,40 @@ impl Spool {
                 dropped.bytes += d.bytes;
             }
         }
+        self.flush(&mut out, first)?;
         if let (Some(w), Some(last)) = (self.writer.as_ref(), self.segments.last()) {
             w.sync_data().map_err(|source| SpoolError::Io { path: self.segment_path(last.0), source })?;
         }
         Ok(dropped)
+    }
+
+    /// Writes `out` (entries from `first` on, already counted in the newest segment's size) to
+    /// the newest segment; on failure cuts the file back and forgets them.
+    fn flush(&mut self, out: &mut Vec<u8>, first: u64) -> Result<(), SpoolError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let Some((segment, size)) = self.segments.last().copied() else { return Ok(()) };
+        let path = self.segment_path(segment);
+        let written = match self.writer.as_mut() {
+            Some(w) => w.write_all(out),
+            None => Err(io::Error::other("no segment open")),
+        };
+        if let Err(source) = written {
+            let before = size - out.len() as u64;
+            if let Some(w) = self.writer.as_ref() {
+                let _ = w.set_len(before);
+            }
+            if let Some(last) = self.segments.last_mut() {
+                last.1 = before;
+            }
+            self.next_seq = first;
+            // Appending goes on at the cut-back end (the file is opened for appending).
+            out.clear();
+            return Err(SpoolError::Io { path, source });
+        }
+        out.clear();
+        Ok(())
     }
 
     fn start_segment(&mut self) -> Result<(), SpoolError> {

@@ -16,6 +16,11 @@ use super::model::{Event, WatchLine};
 use super::source::Shared;
 use super::spool::NewEntry;
 
+/// How long a watch line waits for others to be written to the spool with it.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+/// The most lines written at once.
+const GATHER_LINES: usize = 1000;
+
 pub struct Watcher {
     client: KubeClient,
     cursor: Cursor,
@@ -98,10 +103,21 @@ impl Watcher {
         let mut batch = Vec::new();
         loop {
             batch.clear();
-            let more = match stream.next_lines(&mut batch).await {
+            let mut more = match stream.next_lines(&mut batch).await {
                 Ok(more) => more,
                 Err(e) => return self.failed(e),
             };
+            // What else comes within a moment joins this write: one fsync for a burst (a
+            // rollout's hundreds of Events), not one per Event. (`next_lines` only waits for
+            // the next chunk, so giving up that wait loses nothing.)
+            let until = Instant::now() + GATHER;
+            while more && batch.len() < GATHER_LINES {
+                match tokio::time::timeout_at(until, stream.next_lines(&mut batch)).await {
+                    Ok(Ok(m)) => more = m,
+                    Ok(Err(e)) => return self.failed(e),
+                    Err(_) => break,
+                }
+            }
             lines += batch.len();
             let mut changed = Vec::new();
             let mut error = None;
