@@ -2,6 +2,8 @@
 //! and calypso-sim processes — the configuration rendered first, then the servers gated in the
 //! Calypso startup order, each reading the rendered file, then a DataServer failover during which
 //! the EngineServer's agent-health takes it out of service (readyz) but keeps it live (livez).
+//! agent-logship ships every log record and every Kubernetes Event occurrence kube-sim emits for
+//! it (the pods started, the failing probe counted up, the readiness changes) into es-sim, once.
 
 use std::path::Path;
 use std::process::Command;
@@ -49,6 +51,21 @@ cargo build -p {agent}",
         stdout.lines().find(|l| l.starts_with("agent-logship: ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(shipped.contains("(equal)") && shipped.contains("stack traces whole"), "{shipped}");
     assert!(stdout.contains("a Java stack trace, stored as one document"), "{stdout}");
+    let events =
+        stdout.lines().find(|l| l.contains("Kubernetes Event occurrences emitted by kube-sim")).unwrap_or("");
+    assert!(events.ends_with("(equal)"), "every Event occurrence stored once: {events}\n{stdout}");
+    // The failover's Events: the pods' Started, the DataServer's and the engine's Unhealthy, the
+    // readiness changes; and the failing probe's Event counted up (more occurrences than Events).
+    let number = |after: &str| -> u64 {
+        events
+            .split(after)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (occurrences, distinct) = (number("agent-logship: "), number("kube-sim ("));
+    assert!(distinct >= 8 && occurrences > distinct, "{events}");
 
     // agent-init ran first: its lines (the render, then --print) come before any server's.
     let lines: Vec<&str> = stdout.lines().collect();

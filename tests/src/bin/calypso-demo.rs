@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use calypso::{Component, State};
 use calypso_testkit::client::{self, Method};
+use calypso_testkit::kube_sim::{EventUpdate, KubeOptions, KubeSim, NewEvent, Timing};
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -175,7 +176,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     );
     println!("  startup order enforced: EventServer -> AuthServer -> DataServer -> EngineServer");
     println!("  agent-health, the EngineServer's probe sidecar, answers its kubelet probes");
-    println!("  agent-logship, one beside each server, ships its rotating log4j logs into es-sim\n");
+    println!("  agent-logship, one beside each server, ships its rotating log4j logs into es-sim,");
+    println!("  and one more ships the namespace's Kubernetes Events (from kube-sim) into es-sim\n");
     let config = render_config(start, &agent_init, &inputs, ports[0]).await?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
@@ -186,6 +188,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         let name = component.name().to_ascii_lowercase();
         shippers.push(start_logship(&agent_logship, &name, &scratch.0, &es_url, &tx)?);
     }
+    let timing = Timing { bookmark_interval: Duration::from_secs(1), ..Timing::default() };
+    let kube = KubeSim::start(KubeOptions { timing, ..KubeOptions::default() })
+        .await
+        .map_err(|e| format!("cannot start kube-sim: {e}"))?;
+    say(
+        start,
+        &format!(
+            "kube-sim (the Kubernetes API double) listens on {}: Events of namespace {NAMESPACE}",
+            kube.url()
+        ),
+    );
+    shippers.push(start_events_logship(&agent_logship, &scratch.0, &es_url, &kube.url(), &tx)?);
+    let mut events = ClusterEvents::new(kube);
     say(start, &format!("all 4 servers start now, each sim with --config {}", config.display()));
     let mut children = Vec::new();
     for (i, (component, startup)) in SERVERS.iter().enumerate() {
@@ -213,6 +228,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         cmd.env("AGENT_LOG", "info");
         children.push(spawn(cmd, &format!("{name} pod"), &tx)?);
+        events.emit(&format!("{name}-0"), "Started", "Started container calypso");
     }
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<(usize, String)>();
     for (i, (component, _)) in SERVERS.iter().enumerate() {
@@ -239,17 +255,26 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut failover = if cli.no_failover { Phase::Done } else { Phase::Pending };
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut shipped_tick = tokio::time::interval(Duration::from_secs(2));
+    // The kubelet's readiness probe period (periodSeconds: 1): each failure, one more occurrence.
+    let mut kubelet_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_readyz = String::new();
     let mut trace_shown = false;
     loop {
         tokio::select! {
             _ = shipped_tick.tick() => {
-                print(start, "es-sim", &format!("stored: {}", stored_counts(&es_url).await));
+                let events_stored = count(&es_url, EVENTS_STREAMS).await.unwrap_or(0);
+                print(start, "es-sim", &format!("stored: {} · Kubernetes Events {events_stored}", stored_counts(&es_url).await));
                 if !trace_shown && let Some(doc) = a_stack_trace(&es_url).await {
                     trace_shown = true;
                     say(start, "a Java stack trace, stored as one document:");
                     for line in doc.lines() {
                         print(start, "es-sim", line);
                     }
+                }
+            }
+            _ = kubelet_tick.tick() => {
+                if !ready_now && unready_in_failover && !ready_after_failover {
+                    events.probe_failed("engineserver-0", &last_readyz);
                 }
             }
             Some(line) = rx.recv() => {
@@ -264,12 +289,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             Some(answer) = probe_rx.recv() => {
                 print(start, &format!("engineserver {}", answer.probe), &answer.text);
                 if answer.probe == "readyz" {
+                    let was_ready = ready_now;
                     ready_now = answer.status == Some(200);
                     let in_failover = matches!(failover, Phase::DataServerDown | Phase::Recovering);
                     if !ready_now && in_failover {
+                        // What the kubelet reports: each failed probe one more occurrence.
+                        last_readyz.clone_from(&answer.text);
+                        events.probe_failed("engineserver-0", &answer.text);
+                        if was_ready {
+                            events.emit("engineserver-0", "ReadinessChanged", "not ready: out of the Service's endpoints (liveness holds: not restarted)");
+                        }
                         unready_in_failover = true;
                     }
-                    if ready_now && unready_in_failover {
+                    if ready_now && unready_in_failover && !ready_after_failover {
+                        events.emit("engineserver-0", "ReadinessChanged", "ready: back in the Service's endpoints");
                         ready_after_failover = true;
                     }
                 }
@@ -326,6 +359,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             live_before = live_checks.checks.load(Ordering::Relaxed);
             db_details = sensor_details(&url(2), DATABASE_SENSOR).await;
             say(start, "failover: the DataServer loses its database");
+            events.emit(
+                "dataserver-0",
+                "Unhealthy",
+                "Readiness probe failed: database sensor RED (database failover in progress)",
+            );
             control(&ports[2], "state=RED&value=0&details=database%20failover%20in%20progress").await?;
         }
         if failover == Phase::Done && engine_green && ready_now && (cli.no_failover || ready_after_failover) {
@@ -384,9 +422,21 @@ livez {held} ({checks} checks since the failover began): never restarted",
         }
     })
     .await;
+    // Every Event occurrence kube-sim emitted must arrive, once.
+    let emitted = events.occurrences;
+    let events_arrived = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if count(&es_url, EVENTS_STREAMS).await == Some(emitted) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     for shipper in &mut shippers {
         stop(shipper).await;
     }
+    let events_stored = count(&es_url, EVENTS_STREAMS).await.unwrap_or(0);
     let stored = count(&es_url, "logs-calypso.*").await.unwrap_or(0);
     let traces = a_stack_trace(&es_url).await.is_some();
     stop(&mut es).await;
@@ -395,7 +445,15 @@ livez {held} ({checks} checks since the failover began): never restarted",
         if stored == written { " (equal)" } else { " (NOT equal)" },
         if traces { ", stack traces whole" } else { "" }
     );
+    println!(
+        "agent-logship: {emitted} Kubernetes Event occurrences emitted by kube-sim ({} Events), {events_stored} stored in es-sim{}",
+        events.emitted.len(),
+        if events_stored == emitted { " (equal)" } else { " (NOT equal)" }
+    );
     drop(scratch);
+    if events_arrived.is_err() || events_stored != emitted {
+        return Err(format!("agent-logship shipped {events_stored} of {emitted} Event occurrences"));
+    }
     if arrived.is_err() || stored != written {
         return Err(format!("agent-logship shipped {stored} of {written} records"));
     }
@@ -757,7 +815,7 @@ fn start_logship(
         .env("AGENT_LOGSHIP_ES_URL", es_url)
         .env("AGENT_LOGSHIP_COMPONENT", name)
         .env("AGENT_LOGSHIP_ENVIRONMENT", "DEMO")
-        .env("AGENT_LOGSHIP_NAMESPACE", "calypso-demo")
+        .env("AGENT_LOGSHIP_NAMESPACE", NAMESPACE)
         .env("AGENT_LOGSHIP_POD_NAME", format!("{name}-0"))
         .env("AGENT_LOGSHIP_CONTAINER_NAME", "calypso")
         .env("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0")
@@ -765,6 +823,80 @@ fn start_logship(
         .env("AGENT_LOGSHIP_RESCAN_INTERVAL", "1s")
         .env("AGENT_LOG", "warn");
     spawn(cmd, &format!("{name} logship"), tx)
+}
+
+/// The Events' data streams.
+const EVENTS_STREAMS: &str = "logs-kubernetes.events-*";
+/// The namespace of the demo's pods.
+const NAMESPACE: &str = "calypso-demo";
+
+/// The Kubernetes Events the demo's cluster would show, made in kube-sim: one per thing that
+/// happens to a pod, a failing probe's one counted up at each failure (as the kubelet does).
+struct ClusterEvents {
+    kube: KubeSim,
+    /// (pod, reason) -> the Event's name.
+    emitted: std::collections::BTreeMap<(String, String), String>,
+    /// Occurrences emitted: each Event's count, summed.
+    occurrences: u64,
+}
+
+impl ClusterEvents {
+    fn new(kube: KubeSim) -> Self {
+        ClusterEvents { kube, emitted: Default::default(), occurrences: 0 }
+    }
+
+    /// A new Event about `pod`.
+    fn emit(&mut self, pod: &str, reason: &str, message: &str) {
+        let key = (pod.to_string(), format!("{reason}:{message}"));
+        match self.kube.create_event(NewEvent::about(NAMESPACE, "Pod", pod, reason, message)) {
+            Ok(e) => {
+                self.emitted.insert(key, e.metadata.name.clone());
+                self.occurrences += 1;
+            }
+            Err(e) => eprintln!("calypso-demo: kube-sim refused an Event: {e}"),
+        }
+    }
+
+    /// A failed readiness probe: the pod's Unhealthy Event, counted up.
+    fn probe_failed(&mut self, pod: &str, answer: &str) {
+        let message = format!("Readiness probe failed: {answer}");
+        let key = (pod.to_string(), "Unhealthy".to_string());
+        match self.emitted.get(&key) {
+            Some(name) => match self.kube.update_event(NAMESPACE, name, EventUpdate::default()) {
+                Ok(_) => self.occurrences += 1,
+                Err(e) => eprintln!("calypso-demo: kube-sim refused an update: {e}"),
+            },
+            None => {
+                match self.kube.create_event(NewEvent::about(NAMESPACE, "Pod", pod, "Unhealthy", &message)) {
+                    Ok(e) => {
+                        self.emitted.insert(key, e.metadata.name.clone());
+                        self.occurrences += 1;
+                    }
+                    Err(e) => eprintln!("calypso-demo: kube-sim refused an Event: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// The namespace's Events shipper (a Deployment of its own in a cluster).
+fn start_events_logship(
+    bin: &Path,
+    scratch: &Path,
+    es_url: &str,
+    kube_url: &str,
+    tx: &mpsc::UnboundedSender<Line>,
+) -> Result<Child, String> {
+    let mut cmd = Command::new(bin);
+    cmd.env("AGENT_LOGSHIP_EVENTS", "true")
+        .env("AGENT_LOGSHIP_EVENTS_NAMESPACE", NAMESPACE)
+        .env("AGENT_LOGSHIP_KUBE_URL", kube_url)
+        .env("AGENT_LOGSHIP_DATA_DIR", scratch.join("logship").join("events"))
+        .env("AGENT_LOGSHIP_ES_URL", es_url)
+        .env("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0")
+        .env("AGENT_LOGSHIP_BATCH_AGE", "300ms")
+        .env("AGENT_LOG", "warn");
+    spawn(cmd, "events logship", tx)
 }
 
 /// Documents es-sim holds in the indices `pattern` names.
