@@ -135,15 +135,21 @@ impl Cursor {
                     self.request = Request::Watch { from };
                     return self.calm();
                 }
-                if lines == 0 {
-                    self.empty += 1;
-                    if self.empty >= self.pacing.empty_watches {
-                        self.empty = 0;
-                        return self.relist(Relist::EmptyWatches);
-                    }
+                if lines > 0 {
+                    // Cut short but productive (a proxy that closes long requests, a restarted
+                    // API server): resume after the short wait, and the trouble is over — a
+                    // growing wait here would leave us blind between watches for no reason.
+                    self.trouble = 0;
+                    self.request = Request::Watch { from };
+                    return Next { wait: self.pacing.min, relist: None };
                 }
-                // Ended early: resume, but not at once (a server that ends every watch at once
-                // must not make us hammer it).
+                self.empty += 1;
+                if self.empty >= self.pacing.empty_watches {
+                    self.empty = 0;
+                    return self.relist(Relist::EmptyWatches);
+                }
+                // Ended at once with nothing: resume, but not at once (a server that ends every
+                // watch at once must not make us hammer it).
                 self.trouble(Request::Watch { from }, None)
             }
             (_, Outcome::Gone) => self.relist(Relist::Gone),

@@ -100,9 +100,14 @@ fn a_watch_ended_early_with_events_resumes_after_the_short_wait_and_resets_the_e
     c.on(ended(0, None, true));
     c.on(ended(0, None, true));
     let next = c.on(ended(2, Some("120"), true));
-    assert_eq!(next.relist, None);
-    assert!(next.wait > Duration::ZERO, "an early end is never resumed at once");
-    assert_eq!(*c.request(), watch("120"));
+    assert_eq!(
+        next,
+        Next { wait: 500 * MS, relist: None },
+        "never at once, never longer than the short wait"
+    );
+    // Cut short again and again, but productive each time: the wait does not grow.
+    assert_eq!(c.on(ended(1, Some("121"), true)).wait, 500 * MS);
+    assert_eq!(*c.request(), watch("121"));
     // The empty count started over: two more empty answers do not relist yet.
     assert_eq!(c.on(ended(0, None, true)).relist, None);
     assert_eq!(c.on(ended(0, None, true)).relist, None);
