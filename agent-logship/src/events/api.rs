@@ -17,7 +17,7 @@ use bytes::{Buf, BytesMut};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use url::Url;
 
-use super::model::{EventList, LineError, Status, WatchLine};
+use super::model::{EventList, ListMeta, Status, WatchLine};
 use crate::sink::client::{ClientError, builder, read_secret};
 
 /// Where the service account's files are in every pod that mounts its token.
@@ -85,12 +85,6 @@ pub enum ApiError {
     Connect(String),
     #[error("the API server's answer is not what the protocol says: {0}")]
     Decode(String),
-}
-
-impl From<LineError> for ApiError {
-    fn from(e: LineError) -> Self {
-        ApiError::Decode(e.to_string())
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +160,25 @@ impl KubeClient {
         }
         let answer = self.get(self.events_url(&query), self.opts.timeout).await?;
         let body = answer.bytes().await.map_err(|e| ApiError::Connect(reason(&e)))?;
-        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))
+        // Item by item: one Event we cannot read must not hide the others.
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            metadata: ListMeta,
+            #[serde(default)]
+            items: Vec<serde_json::Value>,
+        }
+        let page: Page = serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
+        let items = page
+            .items
+            .into_iter()
+            .filter_map(|item| {
+                serde_json::from_value(item)
+                    .map_err(|e| tracing::warn!(error = %e, "an Event in the list is not readable: skipped"))
+                    .ok()
+            })
+            .collect();
+        Ok(EventList { metadata: page.metadata, items })
     }
 
     /// Opens a WATCH from resourceVersion `from`, with bookmarks, for `watch_timeout`.
@@ -211,7 +223,11 @@ impl WatchStream {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            out.push(WatchLine::parse(line)?);
+            // One line we cannot read must not stop the watch (and every relist after it).
+            match WatchLine::parse(line) {
+                Ok(l) => out.push(l),
+                Err(e) => tracing::warn!(error = %e, "a watch line is not readable: skipped"),
+            }
         }
         Ok(true)
     }

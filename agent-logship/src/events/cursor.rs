@@ -225,12 +225,10 @@ impl Taken {
         self.events.retain(|_, (_, seen)| *seen == generation);
     }
 
-    pub fn len(&self) -> usize {
+    /// How many Events it keeps (tests: that gone ones are forgotten).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.events.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
     }
 }
 

@@ -61,6 +61,11 @@ pub fn timestamp(e: &Event) -> Option<&str> {
         .find(|t| !t.is_empty())
 }
 
+/// A time as Unix milliseconds (0 before 1970).
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The workload an involved object belongs to, by the controllers' naming conventions: a
 /// Deployment's pod is `<deployment>-<pod-template-hash>-<5 chars>` and its ReplicaSet
 /// `<deployment>-<hash>`, a StatefulSet's pod `<statefulset>-<ordinal>`; a Deployment,
@@ -111,11 +116,8 @@ pub fn write(e: &Event, occurrence: u64, now: &dyn Fn() -> SystemTime, out: &mut
             false
         }
         None => {
-            let ms = now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             out.push(b'"');
-            write_unix_ms(ms, out);
+            write_unix_ms(unix_ms(now()), out);
             out.push(b'"');
             true
         }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::cursor::Relist;
 
@@ -32,27 +32,21 @@ pub struct EventMetrics {
     pub newest_shipped_ms: AtomicI64,
 }
 
-fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
-
 impl EventMetrics {
     pub fn add(counter: &AtomicU64, n: u64) {
-        add(counter, n);
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn relist(&self, why: Relist) {
-        add(
-            match why {
-                Relist::Gone => &self.relists_gone,
-                Relist::EmptyWatches => &self.relists_empty,
-            },
-            1,
-        );
+        let counter = match why {
+            Relist::Gone => &self.relists_gone,
+            Relist::EmptyWatches => &self.relists_empty,
+        };
+        Self::add(counter, 1);
     }
 
     pub fn shipped(&self, n: u64, newest_ms: i64) {
-        add(&self.shipped, n);
+        Self::add(&self.shipped, n);
         self.newest_shipped_ms.fetch_max(newest_ms, Ordering::Relaxed);
     }
 
@@ -123,7 +117,7 @@ impl EventMetrics {
             get(&self.spool_pending),
         );
         let newest = self.newest_shipped_ms.load(Ordering::Relaxed);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now = super::document::unix_ms(SystemTime::now());
         let age = if newest > 0 { (now - newest).max(0) as f64 / 1000.0 } else { 0.0 };
         let _ = write!(
             out,

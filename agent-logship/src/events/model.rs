@@ -25,7 +25,6 @@ pub struct Event {
     pub series: Option<Series>,
     pub action: Option<String>,
     pub reporting_component: Option<String>,
-    pub reporting_instance: Option<String>,
     pub source: Option<EventSource>,
 }
 

@@ -42,6 +42,17 @@ impl Shared {
         self.spool.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `f` on the spool where blocking is allowed: its writes fsync, and the runtime's few
+    /// worker threads also serve the probes and the sink.
+    fn with_spool<T>(&self, f: impl FnOnce(&mut Spool) -> T) -> T {
+        tokio::task::block_in_place(|| {
+            let mut spool = self.lock();
+            let out = f(&mut spool);
+            self.gauges(&spool);
+            out
+        })
+    }
+
     fn gauges(&self, spool: &Spool) {
         use std::sync::atomic::Ordering::Relaxed;
         self.metrics.spool_bytes.store(spool.bytes(), Relaxed);
@@ -51,16 +62,15 @@ impl Shared {
     /// Appends occurrences durably and wakes the shipper. A full spool drops its oldest
     /// entries: counted, and logged.
     pub fn append<'a>(&self, new: impl IntoIterator<Item = NewEntry<'a>>) -> Result<(), SpoolError> {
-        let mut spool = self.lock();
-        let dropped = spool.append(new)?;
-        self.gauges(&spool);
-        drop(spool);
-        if dropped.entries > 0 {
+        let dropped = self.with_spool(|spool| spool.append(new))?;
+        if dropped.entries > 0 || dropped.held > 0 {
             EventMetrics::add(&self.metrics.spool_dropped, dropped.entries);
             tracing::warn!(
                 dropped = dropped.entries,
+                only_in_memory = dropped.held,
                 bytes = dropped.bytes,
-                "the Events spool is full (AGENT_LOGSHIP_SPOOL_MAX_BYTES): its oldest occurrences were dropped unshipped"
+                "the Events spool is full (AGENT_LOGSHIP_SPOOL_MAX_BYTES): its oldest occurrences were dropped unshipped \
+                 (and those on their way now have no copy on disk: a crash before they are shipped loses them)"
             );
         }
         self.appended.notify_one();
@@ -74,7 +84,7 @@ impl Shared {
     }
 
     pub fn read(&self, from: u64, max: usize) -> Result<Vec<Entry>, SpoolError> {
-        self.lock().read(from, max)
+        self.with_spool(|spool| spool.read(from, max))
     }
 
     pub fn committed(&self) -> u64 {
@@ -82,12 +92,10 @@ impl Shared {
     }
 
     pub fn acknowledge(&self, seqs: &[u64]) {
-        let mut spool = self.lock();
-        if let Err(e) = spool.acknowledge(seqs) {
+        if let Err(e) = self.with_spool(|spool| spool.acknowledge(seqs)) {
             // Shipped but not recorded: sent again after a restart, and answered 409.
             tracing::error!(error = %e, "cannot record shipped Events in the spool");
         }
-        self.gauges(&spool);
     }
 }
 

@@ -24,8 +24,6 @@ const SEGMENTS: u64 = 16;
 pub enum SpoolError {
     #[error("events spool {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("events spool {path}: the entry ending at byte {offset} is not a spool entry")]
-    Corrupt { path: PathBuf, offset: u64 },
 }
 
 /// One occurrence's document, ready for `_bulk`.
@@ -51,10 +49,20 @@ pub struct NewEntry<'a> {
 /// What a full spool dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Dropped {
-    /// Entries dropped before the reader ever had them: they will not be shipped. (Entries it
-    /// already had are still shipped from its memory; only a crash before that loses them.)
+    /// Entries dropped before the reader ever had them: they will not be shipped.
     pub entries: u64,
+    /// Entries the reader holds (on their way, unacknowledged) whose spool copy went: they are
+    /// still shipped from memory, but a crash before that loses them.
+    pub held: u64,
     pub bytes: u64,
+}
+
+impl Dropped {
+    fn add(&mut self, other: Dropped) {
+        self.entries += other.entries;
+        self.held += other.held;
+        self.bytes += other.bytes;
+    }
 }
 
 #[derive(Debug)]
@@ -112,6 +120,12 @@ impl Spool {
             read_to: committed,
         };
         spool.recover_tail()?;
+        // An ack file lost or from before a drop (a crash between the two) must not hold the
+        // position below what is left: nothing before the first segment exists any more.
+        if let Some(&(first, _)) = spool.segments.first() {
+            spool.advance_to(first);
+            spool.read_to = spool.read_to.max(first);
+        }
         spool.remove_acknowledged()?;
         Ok(spool)
     }
@@ -122,14 +136,22 @@ impl Spool {
         let path = self.segment_path(first);
         let io = |source| SpoolError::Io { path: path.clone(), source };
         let mut reader = BufReader::new(File::open(&path).map_err(io)?);
-        let (mut good, mut next) = (0u64, first);
+        // The file ends after its last complete entry: a crash mid-write leaves a partial line
+        // (or, written over, an unreadable one) only at the end. A bad line before good ones is
+        // left for `read` to skip, not cut with the good ones after it.
+        let (mut offset, mut good, mut next) = (0u64, 0u64, first);
         let mut line = Vec::new();
         loop {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(io)?;
-            let Some(entry) = parse(&line) else { break };
-            good += n as u64;
-            next = entry.seq + 1;
+            if n == 0 {
+                break;
+            }
+            offset += n as u64;
+            if let Some(entry) = parse(&line) {
+                good = offset;
+                next = entry.seq + 1;
+            }
         }
         let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
         f.set_len(good).map_err(io)?;
@@ -170,10 +192,11 @@ impl Spool {
     ) -> Result<Dropped, SpoolError> {
         let mut out = Vec::new();
         let mut first = self.next_seq;
-        let mut dropped = Dropped::default();
         for doc in docs {
             if self.writer.is_none() || self.segments.last().is_none_or(|s| s.1 >= self.segment_bytes) {
                 self.flush(&mut out, first)?;
+                // The segment being left is synced before the next one begins.
+                self.sync()?;
                 first = self.next_seq;
                 self.start_segment()?;
             }
@@ -183,17 +206,31 @@ impl Spool {
                 last.1 += (out.len() - before) as u64;
             }
             self.next_seq += 1;
-            while self.bytes() > self.max_bytes && self.segments.len() > 1 {
-                let d = self.drop_oldest()?;
-                dropped.entries += d.entries;
-                dropped.bytes += d.bytes;
-            }
         }
         self.flush(&mut out, first)?;
-        if let (Some(w), Some(last)) = (self.writer.as_ref(), self.segments.last()) {
-            w.sync_data().map_err(|source| SpoolError::Io { path: self.segment_path(last.0), source })?;
+        self.sync()?;
+        // Only now, with the new entries safe, is room made (the bound is passed by one append
+        // at most in between).
+        let mut dropped = Dropped::default();
+        while self.bytes() > self.max_bytes && self.segments.len() > 1 {
+            match self.drop_oldest() {
+                Ok(d) => dropped.add(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot drop the oldest Events spool segment; the spool stays over its bound");
+                    break;
+                }
+            }
         }
         Ok(dropped)
+    }
+
+    fn sync(&self) -> Result<(), SpoolError> {
+        match (self.writer.as_ref(), self.segments.last()) {
+            (Some(w), Some(last)) => {
+                w.sync_data().map_err(|source| SpoolError::Io { path: self.segment_path(last.0), source })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Writes `out` (entries from `first` on, already counted in the newest segment's size) to
@@ -243,15 +280,20 @@ impl Spool {
 
     /// Drops the oldest segment, acknowledged or not.
     fn drop_oldest(&mut self) -> Result<Dropped, SpoolError> {
-        let (first, bytes) = self.segments.remove(0);
-        let end = self.segments.first().map_or(self.next_seq, |s| s.0);
-        let path = self.segment_path(first);
-        remove(&path)?;
+        let (first, bytes) = self.segments[0];
+        let end = self.segments.get(1).map_or(self.next_seq, |s| s.0);
         let unread = (first.max(self.read_to)..end).count() as u64;
+        let held = (first.max(self.committed)..end.min(self.read_to))
+            .filter(|s| !self.acked.contains(s))
+            .count() as u64;
+        // The position first: a crash between the two leaves a file before the position (removed
+        // at the next open), never a position before a missing file.
         self.advance_to(end);
         self.read_to = self.read_to.max(end);
         self.save_committed()?;
-        Ok(Dropped { entries: unread, bytes })
+        remove(&self.segment_path(first))?;
+        self.segments.remove(0);
+        Ok(Dropped { entries: unread, held, bytes })
     }
 
     /// Up to `max` entries from sequence number `from` on (fewer when the spool has no more);
@@ -277,7 +319,11 @@ impl Spool {
                     break;
                 }
                 offset += n as u64;
-                let entry = parse(&line).ok_or_else(|| SpoolError::Corrupt { path: path.clone(), offset })?;
+                let Some(entry) = parse(&line) else {
+                    // Damaged on disk: skipped, said, and the rest still shipped.
+                    tracing::warn!(path = %path.display(), offset, "an Events spool entry is not readable: skipped");
+                    continue;
+                };
                 if entry.seq >= from {
                     self.resume = Some((entry.seq + 1, first, offset));
                     self.read_to = self.read_to.max(entry.seq + 1);

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -20,6 +20,8 @@ use super::spool::NewEntry;
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// The most lines written at once.
 const GATHER_LINES: usize = 1000;
+/// A watch that ends sooner than this (and half its timeout) ended "at once".
+const AT_ONCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Watcher {
     client: KubeClient,
@@ -53,7 +55,7 @@ impl Watcher {
                 tokio::select! {
                     biased;
                     () = &mut stop => return,
-                    () = tokio::time::sleep(next.wait) => {}
+                    () = tokio::time::sleep(jitter(next.wait)) => {}
                 }
             }
         }
@@ -103,78 +105,108 @@ impl Watcher {
         let mut batch = Vec::new();
         loop {
             batch.clear();
-            let mut more = match stream.next_lines(&mut batch).await {
-                Ok(more) => more,
-                Err(e) => return self.failed(e),
-            };
+            let mut read = stream.next_lines(&mut batch).await;
             // What else comes within a moment joins this write: one fsync for a burst (a
             // rollout's hundreds of Events), not one per Event. (`next_lines` only waits for
             // the next chunk, so giving up that wait loses nothing.)
             let until = Instant::now() + GATHER;
-            while more && batch.len() < GATHER_LINES {
+            while matches!(read, Ok(true)) && batch.len() < GATHER_LINES {
                 match tokio::time::timeout_at(until, stream.next_lines(&mut batch)).await {
-                    Ok(Ok(m)) => more = m,
-                    Ok(Err(e)) => return self.failed(e),
+                    Ok(r) => read = r,
                     Err(_) => break,
                 }
             }
             lines += batch.len();
-            let mut changed = Vec::new();
-            let mut error = None;
-            for line in batch.drain(..) {
-                let m = &self.shared.metrics;
-                let (counter, rv) = match &line {
-                    WatchLine::Added(e) => (&m.added, e.metadata.resource_version.clone()),
-                    WatchLine::Modified(e) => (&m.modified, e.metadata.resource_version.clone()),
-                    WatchLine::Deleted(e) => (&m.deleted, e.metadata.resource_version.clone()),
-                    WatchLine::Bookmark { resource_version } => (&m.bookmarks, resource_version.clone()),
-                    WatchLine::Error(_) => (&m.errors, None),
-                };
-                EventMetrics::add(counter, 1);
-                last = rv.filter(|v| !v.is_empty()).or(last);
-                match line {
-                    WatchLine::Added(e) | WatchLine::Modified(e) => changed.push(e),
-                    // Not an occurrence: the API server let the Event go (its TTL).
-                    WatchLine::Deleted(e) => {
-                        if let Some(uid) = document::uid(&e) {
-                            self.taken.forget(uid);
-                        }
-                    }
-                    WatchLine::Bookmark { .. } => {}
-                    WatchLine::Error(status) => error = Some(status),
+            last = match self.apply(&mut batch, last) {
+                Ok(last) => last,
+                Err(outcome) => return outcome,
+            };
+            match read {
+                Ok(true) => {}
+                Ok(false) => {
+                    EventMetrics::add(&self.metrics().watch_restarts, 1);
+                    // Ended at once: the empty-200 trap looks like this. (A quiet watch a proxy
+                    // closes after a minute is not "at once".)
+                    let early = started.elapsed() < (self.client.watch_timeout() / 2).min(AT_ONCE);
+                    return Outcome::WatchEnded { lines, last, early };
                 }
-            }
-            if !self.take(changed.iter()) {
-                return Outcome::Failed;
-            }
-            if let Some(status) = error {
-                if status.code == Some(410) {
-                    tracing::info!(
-                        message = status.message.as_deref().unwrap_or(""),
-                        "the watch's resourceVersion is gone (410)"
-                    );
-                    return Outcome::Gone;
-                }
-                tracing::warn!(code = ?status.code, reason = ?status.reason, message = ?status.message, "the watch ended with an error");
-                EventMetrics::add(&self.metrics().api_failures, 1);
-                return Outcome::Failed;
-            }
-            if !more {
-                EventMetrics::add(&self.metrics().watch_restarts, 1);
-                let early = started.elapsed() < self.client.watch_timeout() / 2;
-                return Outcome::WatchEnded { lines, last, early };
+                Err(e) => return self.cut(e, lines, last),
             }
         }
     }
 
-    fn failed(&self, e: ApiError) -> Outcome {
+    /// Applies a burst of watch lines: takes the new occurrences, forgets the deleted Events.
+    /// Returns the last resourceVersion seen, or the outcome that ends the watch (a 410, an
+    /// error, a spool that cannot take them).
+    fn apply(
+        &mut self,
+        batch: &mut Vec<WatchLine>,
+        mut last: Option<String>,
+    ) -> Result<Option<String>, Outcome> {
+        let mut changed = Vec::new();
+        let mut error = None;
+        for line in batch.drain(..) {
+            let m = &self.shared.metrics;
+            let (counter, rv) = match &line {
+                WatchLine::Added(e) => (&m.added, e.metadata.resource_version.clone()),
+                WatchLine::Modified(e) => (&m.modified, e.metadata.resource_version.clone()),
+                WatchLine::Deleted(e) => (&m.deleted, e.metadata.resource_version.clone()),
+                WatchLine::Bookmark { resource_version } => (&m.bookmarks, resource_version.clone()),
+                WatchLine::Error(_) => (&m.errors, None),
+            };
+            EventMetrics::add(counter, 1);
+            last = rv.filter(|v| !v.is_empty()).or(last);
+            match line {
+                WatchLine::Added(e) | WatchLine::Modified(e) => changed.push(e),
+                // Not an occurrence: the API server let the Event go (its TTL).
+                WatchLine::Deleted(e) => {
+                    if let Some(uid) = document::uid(&e) {
+                        self.taken.forget(uid);
+                    }
+                }
+                WatchLine::Bookmark { .. } => {}
+                WatchLine::Error(status) => error = Some(status),
+            }
+        }
+        if !self.take(changed.iter()) {
+            return Err(Outcome::Failed);
+        }
+        match error {
+            None => Ok(last),
+            Some(status) if status.code == Some(410) => {
+                tracing::info!(
+                    message = status.message.as_deref().unwrap_or(""),
+                    "the watch's resourceVersion is gone (410)"
+                );
+                Err(Outcome::Gone)
+            }
+            Some(status) => {
+                tracing::warn!(code = ?status.code, reason = ?status.reason, message = ?status.message, "the watch ended with an error");
+                EventMetrics::add(&self.metrics().api_failures, 1);
+                Err(Outcome::Failed)
+            }
+        }
+    }
+
+    /// A watch cut off by an error: after it delivered something, it resumes from the last
+    /// resourceVersion it saw (not its first: that one may be compacted by now).
+    fn cut(&self, e: ApiError, lines: usize, last: Option<String>) -> Outcome {
+        if lines == 0 {
+            return self.failed(e);
+        }
         EventMetrics::add(&self.metrics().api_failures, 1);
+        tracing::warn!(error = %e, "the watch was cut off; resuming from the last resourceVersion it delivered");
+        Outcome::WatchEnded { lines, last, early: true }
+    }
+
+    fn failed(&self, e: ApiError) -> Outcome {
         match e {
             ApiError::Gone(message) => {
                 tracing::info!(%message, "the resourceVersion or continue token is gone (410)");
                 Outcome::Gone
             }
             e => {
+                EventMetrics::add(&self.metrics().api_failures, 1);
                 tracing::warn!(error = %e, scope = %self.client.scope(), "Kubernetes API request failed");
                 Outcome::Failed
             }
@@ -199,7 +231,8 @@ impl Watcher {
             }
             let mut source = Vec::with_capacity(512);
             document::write(e, n, &now, &mut source);
-            let time_ms = document::timestamp(e).and_then(unix_ms).unwrap_or_else(|| unix_ms_of(now()));
+            let time_ms =
+                document::timestamp(e).and_then(unix_ms).unwrap_or_else(|| document::unix_ms(now()));
             let index = document::data_stream(document::namespace(e));
             docs.push((time_ms, document::document_id(uid, n), index, source));
             uids.push(uid);
@@ -230,6 +263,10 @@ fn unix_ms(text: &str) -> Option<i64> {
     text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond())
 }
 
-fn unix_ms_of(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// `wait` give or take a quarter: replicas, and the shippers of many namespaces, that an API
+/// server restart sent into the same waits must not come back in step.
+fn jitter(wait: std::time::Duration) -> std::time::Duration {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    wait.mul_f64(0.75 + 0.5 * (r as f64 / u64::MAX as f64))
 }

@@ -212,7 +212,6 @@ pub fn redact(url: &Url) -> String {
     u.to_string()
 }
 
-/// A secret file's content without the trailing newline editors and `echo` add.
 /// A reqwest client on rustls (ring only) trusting the system roots and `ca_file`, resolving
 /// through `dns`, with no proxy and no redirects: what both of our HTTP clients (Elasticsearch,
 /// the Kubernetes API) start from.
@@ -231,6 +230,7 @@ pub(crate) fn builder(
         .redirect(reqwest::redirect::Policy::none()))
 }
 
+/// A secret file's content without the trailing newline editors and `echo` add.
 pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s.trim_end_matches(['\n', '\r']).to_string()),

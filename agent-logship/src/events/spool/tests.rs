@@ -148,3 +148,48 @@ fn acknowledged_segments_are_removed_from_disk() {
     assert_eq!(spool.pending(), 0);
     assert!(spool.read(2000, 10).expect("read").is_empty());
 }
+
+#[test]
+fn a_damaged_line_is_skipped_and_the_entries_after_it_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut spool = Spool::open(dir.path(), 1 << 20).expect("open");
+        append(&mut spool, 0..3);
+    }
+    let segment = fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "spool"))
+        .expect("a segment");
+    // The middle entry's bytes damaged on disk (its line still ends where it did).
+    let text = fs::read_to_string(&segment).expect("read");
+    let damaged: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 1 { "x".repeat(l.len()) } else { l.to_string() })
+        .collect();
+    fs::write(&segment, damaged.join("\n") + "\n").expect("write");
+    let mut spool = Spool::open(dir.path(), 1 << 20).expect("reopen");
+    assert_eq!(seqs(&spool.read(0, 10).expect("read")), [0, 2], "the entry after it is still there");
+    append(&mut spool, 3..4);
+    assert_eq!(seqs(&spool.read(0, 10).expect("read")), [0, 2, 3]);
+}
+
+#[test]
+fn a_lost_position_never_falls_behind_what_is_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut spool = Spool::open(dir.path(), 256 * 1024).expect("open");
+        append(&mut spool, 0..6000);
+    }
+    // The ack file lost (or older than the drop that followed it).
+    fs::remove_file(dir.path().join(ACK_FILE)).expect("remove");
+    let mut spool = Spool::open(dir.path(), 256 * 1024).expect("reopen");
+    let left = spool.read(0, usize::MAX).expect("read");
+    assert_eq!(spool.committed(), left[0].seq, "starts at the first entry still there");
+    // Acknowledging what is left frees the segments again.
+    let all: Vec<u64> = seqs(&left);
+    spool.acknowledge(&all).expect("ack");
+    assert_eq!(spool.pending(), 0);
+}
