@@ -33,8 +33,9 @@ impl Acknowledge for SpoolAcks {
             let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
             seqs.iter().filter_map(|s| times.remove(s)).max().unwrap_or(0)
         };
-        self.shared.metrics.shipped(seqs.len() as u64, newest);
+        // The spool first: what /metrics says shipped has left it.
         self.shared.acknowledge(seqs);
+        self.shared.metrics.shipped(seqs.len() as u64, newest);
     }
 }
 
