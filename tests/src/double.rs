@@ -1,5 +1,8 @@
-//! The start the test doubles' binaries (calypso-sim, es-sim) share: flags parsed as the agents
-//! parse theirs, logging from `AGENT_LOG` / `AGENT_LOG_FORMAT`.
+//! What the test doubles share: the start of their binaries (calypso-sim, es-sim, kube-sim) —
+//! flags parsed as the agents parse theirs, logging from `AGENT_LOG` / `AGENT_LOG_FORMAT` — and
+//! the HTTP doubles' [`listener`] that goes down and comes back.
+
+pub mod listener;
 
 use std::process::ExitCode;
 

@@ -35,15 +35,15 @@ mod store;
 pub use auth::Auth;
 pub use faults::Faults;
 
+use crate::double::listener::Listener;
 use faults::FaultState;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::Store;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// Which server to pretend to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,17 +156,12 @@ struct Settings {
 /// The state the server tasks and the handle share.
 #[derive(Debug)]
 struct Shared {
-    addr: SocketAddr,
+    listener: Arc<Listener>,
     flavour: Flavour,
     store: Mutex<Store>,
     faults: Mutex<FaultState>,
     settings: Mutex<Settings>,
     stats: Mutex<Stats>,
-    /// Bumped by [`EsSim::down`]: the acceptor stops, open connections close after their answer.
-    epoch: watch::Sender<u64>,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
-    /// The pending `up` of a timed down.
-    timed_up: Mutex<Option<JoinHandle<()>>>,
     /// Set by `POST /_sim/exit` and by dropping the handle.
     exit: watch::Sender<bool>,
 }
@@ -176,36 +171,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Listens again on the same address (a no-op when listening).
-    fn up(self: &Arc<Self>) -> std::io::Result<()> {
-        let mut acceptor = lock(&self.acceptor);
-        if acceptor.as_ref().is_some_and(|a| !a.is_finished()) {
-            return Ok(());
-        }
-        let listener = http::bind(self.addr)?;
-        *acceptor = Some(tokio::spawn(http::accept(listener, self.clone(), self.epoch.subscribe())));
-        Ok(())
-    }
-
-    /// Closes the listener (connections refused from when this returns) and every connection
-    /// once its answer in flight is written.
-    async fn down(&self) {
-        self.epoch.send_modify(|e| *e += 1);
-        let task = lock(&self.acceptor).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-
     fn stop(&self) {
         self.exit.send_replace(true);
-        self.epoch.send_modify(|e| *e += 1);
-        if let Some(task) = lock(&self.acceptor).take() {
-            task.abort();
-        }
-        if let Some(task) = lock(&self.timed_up).take() {
-            task.abort();
-        }
+        self.listener.stop();
     }
 }
 
@@ -219,39 +187,31 @@ impl EsSim {
     /// Binds `opts.listen` and serves in the background (it accepts connections when this
     /// returns).
     pub async fn start(opts: EsOptions) -> std::io::Result<EsSim> {
-        let listener = http::bind(opts.listen)?;
-        let addr = listener.local_addr()?;
+        let listener = Listener::bind(opts.listen)?;
+        let addr = listener.addr();
         let today = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let shared = Arc::new(Shared {
-            addr,
+            listener,
             flavour: opts.flavour,
             store: Mutex::new(Store::new(opts.flavour, opts.builtin_templates, store::date_of(today))),
             faults: Mutex::new(FaultState::new(opts.faults)),
             settings: Mutex::new(Settings { auth: opts.auth, max_content_length: opts.max_content_length }),
             stats: Mutex::new(Stats::default()),
-            epoch: watch::Sender::new(0),
-            acceptor: Mutex::new(None),
-            timed_up: Mutex::new(None),
             exit: watch::Sender::new(false),
         });
-        let task = tokio::spawn(http::accept(listener, shared.clone(), shared.epoch.subscribe()));
-        *lock(&shared.acceptor) = Some(task);
+        shared.listener.start(http::serve(&shared));
         tracing::info!(%addr, flavour = %opts.flavour, "es-sim listening");
         Ok(EsSim { shared })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.shared.listener.addr()
     }
 
     /// `http://127.0.0.1:PORT` (loopback when bound to an unspecified address), no trailing slash.
     pub fn url(&self) -> String {
-        let mut addr = self.shared.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
-        }
-        format!("http://{addr}")
+        self.shared.listener.url()
     }
 
     pub fn flavour(&self) -> Flavour {
@@ -356,22 +316,22 @@ impl EsSim {
     /// Stops listening: connections are refused from when this returns; open ones close after
     /// the answer in flight.
     pub async fn down(&self) {
-        self.shared.down().await;
+        self.shared.listener.down().await;
     }
 
     /// Listens again on the same port.
     pub async fn up(&self) -> std::io::Result<()> {
-        self.shared.up()
+        self.shared.listener.up()
     }
 
     /// Down now, up again after `duration` (in the background).
     pub async fn down_for(&self, duration: Duration) {
-        http::down_for(&self.shared, duration).await;
+        self.shared.listener.down_for(duration).await;
     }
 
     /// Whether it is listening.
     pub fn is_up(&self) -> bool {
-        lock(&self.shared.acceptor).as_ref().is_some_and(|a| !a.is_finished())
+        self.shared.listener.is_up()
     }
 
     /// Resolves once `POST /_sim/exit` was received.
@@ -382,7 +342,7 @@ impl EsSim {
 
     /// Stops listening and waits until the listener is closed.
     pub async fn shutdown(self) {
-        self.shared.down().await;
+        self.shared.listener.down().await;
         self.shared.stop();
     }
 }

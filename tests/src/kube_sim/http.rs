@@ -10,86 +10,31 @@ use super::status::{CONTINUE_EXPIRED, Status};
 use super::store::StoreError;
 use super::watch::{self, Cut, Plan};
 use super::{Shared, Stats, lock};
+use crate::double::listener::{Serve, connection};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::watch as signal;
 
 type Body = BoxBody<Bytes, Cut>;
 
-const BACKLOG: u32 = 1024;
-
-/// Binds with `SO_REUSEADDR`, so that `up` gets the same port back despite TIME_WAITs.
-pub(super) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
-}
-
-/// Accepts until the epoch changes (down or stop); the listener is dropped with this task.
-pub(super) async fn accept(listener: TcpListener, shared: Arc<Shared>, mut epoch: signal::Receiver<u64>) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, shared.clone(), shared.epoch.subscribe()));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = epoch.changed() => break,
-        }
-    }
-}
-
-async fn connection(stream: TcpStream, shared: Arc<Shared>, mut epoch: signal::Receiver<u64>) {
-    let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = epoch.changed() => {
-            // Down: finish the answer in flight (a watch is cut by its own task), then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(error) = result {
-        tracing::debug!(%error, "connection ended");
-    }
-}
-
-/// Down now, up after `duration` in the background.
-pub(super) async fn down_for(shared: &Arc<Shared>, duration: Duration) {
-    shared.down().await;
-    let again = shared.clone();
-    let task = tokio::spawn(async move {
-        tokio::time::sleep(duration).await;
-        if let Err(error) = again.up() {
-            tracing::error!(%error, addr = %again.addr, "cannot listen again");
-        }
-    });
-    if let Some(old) = lock(&shared.timed_up).replace(task) {
-        old.abort();
-    }
-    tracing::info!(for_ = ?duration, "down");
+/// Serves a connection with this double's routes (a weak handle: the listener, inside
+/// `Shared`, must not keep it alive).
+pub(super) fn serve(shared: &Arc<Shared>) -> Serve {
+    let shared = Arc::downgrade(shared);
+    Arc::new(move |stream, epoch| {
+        let Some(shared) = shared.upgrade() else { return };
+        let service = hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+        });
+        tokio::spawn(connection(stream, service, epoch));
+    })
 }
 
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
@@ -329,7 +274,7 @@ async fn control_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<B
         Command::DownFor(duration) => {
             // Answer first: down cuts this connection too once the answer is written.
             let shared = shared.clone();
-            tokio::spawn(async move { down_for(&shared, duration).await });
+            tokio::spawn(async move { shared.listener.down_for(duration).await });
             ok(json!({"down_for_ms": millis(duration)}))
         }
         Command::Exit => {

@@ -38,11 +38,12 @@ pub use event::{Event, EventUpdate, NewEvent, ObjectReference};
 pub use faults::{Faults, Timing};
 pub use store::StoreError;
 
+use crate::double::listener::Listener;
 use auth::Tokens;
 use event::Key;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use store::Store;
@@ -119,16 +120,12 @@ impl Stats {
 /// The state the server tasks and the handle share.
 #[derive(Debug)]
 struct Shared {
-    addr: SocketAddr,
+    listener: Arc<Listener>,
     store: Mutex<Store>,
     faults: Mutex<Faults>,
     timing: Mutex<Timing>,
     tokens: Mutex<Tokens>,
     stats: Mutex<Stats>,
-    /// Bumped by `down`: the acceptor stops, watches are cut, connections close.
-    epoch: signal::Sender<u64>,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
-    timed_up: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<JoinHandle<()>>>,
     exit: signal::Sender<bool>,
 }
@@ -138,31 +135,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn up(self: &Arc<Self>) -> std::io::Result<()> {
-        let mut acceptor = lock(&self.acceptor);
-        if acceptor.as_ref().is_some_and(|a| !a.is_finished()) {
-            return Ok(());
-        }
-        let listener = http::bind(self.addr)?;
-        *acceptor = Some(tokio::spawn(http::accept(listener, self.clone(), self.epoch.subscribe())));
-        Ok(())
-    }
-
-    async fn down(&self) {
-        self.epoch.send_modify(|e| *e += 1);
-        let task = lock(&self.acceptor).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-
     fn stop(&self) {
         self.exit.send_replace(true);
-        self.epoch.send_modify(|e| *e += 1);
-        for task in [&self.acceptor, &self.timed_up, &self.sweeper] {
-            if let Some(task) = lock(task).take() {
-                task.abort();
-            }
+        self.listener.stop();
+        if let Some(task) = lock(&self.sweeper).take() {
+            task.abort();
         }
     }
 
@@ -199,39 +176,31 @@ impl KubeSim {
     /// Binds `opts.listen` and serves in the background (it accepts connections when this
     /// returns).
     pub async fn start(opts: KubeOptions) -> std::io::Result<KubeSim> {
-        let listener = http::bind(opts.listen)?;
-        let addr = listener.local_addr()?;
+        let listener = Listener::bind(opts.listen)?;
+        let addr = listener.addr();
         let shared = Arc::new(Shared {
-            addr,
+            listener,
             store: Mutex::new(Store::new()),
             faults: Mutex::new(opts.faults),
             timing: Mutex::new(opts.timing),
             tokens: Mutex::new(Tokens::new(opts.tokens)),
             stats: Mutex::new(Stats::default()),
-            epoch: signal::Sender::new(0),
-            acceptor: Mutex::new(None),
-            timed_up: Mutex::new(None),
             sweeper: Mutex::new(None),
             exit: signal::Sender::new(false),
         });
-        let task = tokio::spawn(http::accept(listener, shared.clone(), shared.epoch.subscribe()));
-        *lock(&shared.acceptor) = Some(task);
+        shared.listener.start(http::serve(&shared));
         *lock(&shared.sweeper) = Some(tokio::spawn(sweep(shared.clone())));
         tracing::info!(%addr, "kube-sim listening");
         Ok(KubeSim { shared })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.shared.listener.addr()
     }
 
     /// `http://127.0.0.1:PORT` (loopback when bound to an unspecified address), no trailing slash.
     pub fn url(&self) -> String {
-        let mut addr = self.shared.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
-        }
-        format!("http://{addr}")
+        self.shared.listener.url()
     }
 
     /// Creates an event (`metadata.namespace` set); the server fills `uid`, `resourceVersion`,
@@ -337,21 +306,21 @@ impl KubeSim {
     /// Stops listening: connections are refused from when this returns; watches are cut (the
     /// stream breaks off without its last chunk, as when an API server dies).
     pub async fn down(&self) {
-        self.shared.down().await;
+        self.shared.listener.down().await;
     }
 
     /// Listens again on the same port.
     pub async fn up(&self) -> std::io::Result<()> {
-        self.shared.up()
+        self.shared.listener.up()
     }
 
     /// Down now, up again after `duration` (in the background).
     pub async fn down_for(&self, duration: Duration) {
-        http::down_for(&self.shared, duration).await;
+        self.shared.listener.down_for(duration).await;
     }
 
     pub fn is_up(&self) -> bool {
-        lock(&self.shared.acceptor).as_ref().is_some_and(|a| !a.is_finished())
+        self.shared.listener.is_up()
     }
 
     /// Resolves once `POST /_sim/exit` was received.
@@ -362,7 +331,7 @@ impl KubeSim {
 
     /// Stops listening and waits until the listener is closed.
     pub async fn shutdown(self) {
-        self.shared.down().await;
+        self.shared.listener.down().await;
         self.shared.stop();
     }
 }

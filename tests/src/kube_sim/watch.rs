@@ -77,7 +77,7 @@ async fn run(shared: Arc<Shared>, plan: Plan, tx: mpsc::Sender<Result<Bytes, Cut
 
 async fn feed(shared: &Shared, plan: Plan, tx: &mpsc::Sender<Result<Bytes, Cut>>) -> &'static str {
     let Plan { start: WatchStart { backlog, mut live, mut position }, namespace, duration, bookmarks } = plan;
-    let mut epoch = shared.epoch.subscribe();
+    let mut epoch = shared.listener.subscribe();
     let deadline = tokio::time::sleep(duration);
     tokio::pin!(deadline);
     let send = async |bytes: Bytes, bookmark: bool| {
