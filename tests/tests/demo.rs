@@ -4,6 +4,8 @@
 //! the EngineServer's agent-health takes it out of service (readyz) but keeps it live (livez).
 //! agent-logship ships every log record and every Kubernetes Event occurrence kube-sim emits for
 //! it (the pods started, the failing probe counted up, the readiness changes) into es-sim, once.
+//! The same run's SVG picture of the timeline is checked by its structure: one lane per server,
+//! the failover visible on the EngineServer's (not ready between two readies, liveness held).
 
 use std::path::Path;
 use std::process::Command;
@@ -26,8 +28,13 @@ cargo build -p {agent}",
             bin_dir.display()
         );
     }
+    let pictures = tempfile::tempdir().expect("temp dir");
+    // In a directory that does not exist yet: the demo creates it.
+    let svg = pictures.path().join("demo").join("timeline.svg");
     let out = Command::new(demo)
         .args(["--bin-dir", bin_dir.to_str().expect("utf-8"), "--dataserver-startup", "1s"])
+        .arg("--svg")
+        .arg(&svg)
         .output()
         .expect("demo runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -149,4 +156,107 @@ cargo build -p {agent}",
         summary.starts_with("agent-health: readyz went 503 during the failover, livez stayed 200 ("),
         "{summary}"
     );
+
+    // The picture: its path is the demo's last line.
+    let printed = stdout.lines().last().and_then(|l| l.strip_prefix("timeline picture: "));
+    let printed = Path::new(printed.unwrap_or_else(|| panic!("no picture's path at the end:\n{stdout}")));
+    assert_eq!(printed, svg.canonicalize().expect("the picture exists"), "{stdout}");
+    let stored = |what: &str| -> u64 {
+        let line = lines.iter().find(|l| l.starts_with("agent-logship: ") && l.contains(what)).expect(what);
+        let before = line.split(" stored in es-sim").next().unwrap_or_default();
+        before.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+    };
+    check_the_picture(printed, stored("records written"), stored("Event occurrences"));
+}
+
+/// The demo's SVG: well-formed, one lane per server in startup order, every server waiting or
+/// starting before it is ready, the failover visible, agent-logship's counts ending at what es-sim
+/// stored (`logs`, `events`). On the structure the picture carries for this (`data-` attributes),
+/// not on pixels.
+fn check_the_picture(path: &Path, logs: u64, events: u64) {
+    let text = std::fs::read_to_string(path).expect("the picture is readable");
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("not well-formed XML: {e}"));
+    let svg = doc.root_element();
+    assert_eq!(svg.tag_name().name(), "svg");
+    assert_eq!(svg.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
+    let title = svg.children().find(|n| n.has_tag_name("title")).and_then(|t| t.text());
+    assert!(title.is_some_and(|t| t.contains("calypso-demo")), "{title:?}");
+    let with_class = |class: &str| -> Vec<roxmltree::Node<'_, '_>> {
+        doc.descendants().filter(|n| n.attribute("class") == Some(class)).collect()
+    };
+    assert_eq!(with_class("legend-entry").len(), 8, "a legend entry per state");
+    assert!(with_class("tick").len() >= 5, "a time axis with ticks");
+
+    let lanes = with_class("lane");
+    let components: Vec<&str> = lanes.iter().filter_map(|l| l.attribute("data-component")).collect();
+    assert_eq!(components, ["EventServer", "AuthServer", "DataServer", "EngineServer"], "one lane each");
+    // A band's states in time order, as (state, from, to).
+    let band = |lane: &str, band: &str| -> Vec<(String, f64, f64)> {
+        let lane = lanes.iter().find(|l| l.attribute("data-component") == Some(lane)).expect("lane");
+        let band = lane
+            .children()
+            .find(|b| b.attribute("data-band") == Some(band))
+            .unwrap_or_else(|| panic!("no {band} band"));
+        let secs = |n: roxmltree::Node<'_, '_>, a: &str| -> f64 {
+            n.attribute(a).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{a} of {n:?}"))
+        };
+        let segments: Vec<(String, f64, f64)> = band
+            .children()
+            .filter(|n| n.attribute("class") == Some("segment"))
+            .map(|s| {
+                (
+                    s.attribute("data-state").unwrap_or_default().to_string(),
+                    secs(s, "data-from"),
+                    secs(s, "data-to"),
+                )
+            })
+            .collect();
+        assert!(segments.windows(2).all(|w| w[0].2 <= w[1].1 + 1e-9 && w[0].1 < w[0].2), "{segments:?}");
+        segments
+    };
+    let states =
+        |segments: &[(String, f64, f64)]| -> Vec<String> { segments.iter().map(|s| s.0.clone()).collect() };
+    // `want` appears in `states` in this order (other states may come between).
+    let in_order = |states: &[String], want: &[&str]| -> bool {
+        let mut rest = states.iter();
+        want.iter().all(|w| rest.any(|s| s == w))
+    };
+    for server in components {
+        let health = states(&band(server, "health"));
+        assert!(health.iter().any(|s| s == "ready"), "{server}: {health:?}");
+    }
+    // The gates: the EngineServer waited for the DataServer (seconds), held by agent-wait.
+    let engine = band("EngineServer", "health");
+    assert!(in_order(&states(&engine), &["waiting", "ready"]), "{engine:?}");
+    let engine_ready = engine.iter().find(|s| s.0 == "ready").expect("engine ready").1;
+    let data_ready = band("DataServer", "health").iter().find(|s| s.0 == "ready").expect("ready").1;
+    assert!(data_ready < engine_ready, "the DataServer first: {data_ready} < {engine_ready}");
+    // The failover: the DataServer and the engine not ready between two readies, in the engine's
+    // health and in agent-health's readyz; its livez band live throughout, never failing.
+    for (lane, name) in [("DataServer", "health"), ("EngineServer", "health"), ("EngineServer", "readyz")] {
+        let states = states(&band(lane, name));
+        assert!(in_order(&states, &["ready", "not-ready", "ready"]), "{lane} {name}: {states:?}");
+    }
+    let livez = states(&band("EngineServer", "livez"));
+    assert!(!livez.is_empty() && livez.iter().all(|s| s == "live"), "livez: {livez:?}");
+    let markers = with_class("marker");
+    assert!(!markers.is_empty(), "the failover is marked");
+
+    // agent-logship's counters: the last sample is what es-sim stored at the end.
+    let track = with_class("track");
+    assert_eq!(track.len(), 1);
+    assert_eq!(track[0].attribute("data-component"), Some("agent-logship"));
+    for (series, stored) in [("logs", logs), ("events", events)] {
+        let counter = track[0]
+            .descendants()
+            .find(|n| n.attribute("data-series") == Some(series))
+            .unwrap_or_else(|| panic!("no {series} counter"));
+        let values: Vec<u64> = counter
+            .children()
+            .filter(|n| n.attribute("class") == Some("sample"))
+            .filter_map(|n| n.attribute("data-value")?.parse().ok())
+            .collect();
+        assert!(values.len() >= 2 && values.windows(2).all(|w| w[0] <= w[1]), "{series}: {values:?}");
+        assert_eq!(values.last(), Some(&stored), "{series}: {values:?}");
+    }
 }

@@ -15,11 +15,20 @@
 //! DataServer failover makes the engine not ready (out of the Service) while its liveness holds
 //! (never restarted), although the outage lasts longer than agent-health's liveness grace.
 //!
+//! It also draws the timeline as a picture: an SVG file (`--svg PATH`) with one lane per server
+//! coloured by what it was doing (not listening, waiting, starting, ready, not ready), agent-health's
+//! readyz and livez beside the EngineServer, and agent-logship's shipped documents over time. The
+//! demo records what it observes as it goes ([`timeline`]); [`svg`] draws it.
+//!
 //! Run it with `./demo` (which builds the binaries first).
 
 // This binary's output is its stdout timeline.
 #![allow(clippy::print_stdout)]
 
+mod svg;
+mod timeline;
+
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -35,12 +44,16 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use crate::timeline::{Band, Status, Timeline};
+
 /// Renders the servers' configuration with agent-init, then runs Event, Auth, Data and Engine
 /// server simulators on it, each gated by agent-wait in component mode, with agent-health as the
 /// EngineServer's probe sidecar, and prints a timeline of who waited for what; then fails the
 /// DataServer over: the engine turns not ready, and stays live.
 #[derive(Debug, Parser)]
-#[command(name = "calypso-demo", version)]
+///
+/// It also writes the timeline as an SVG picture (`--svg`) and prints its path at the end.
+#[command(name = "calypso-demo", version, args_override_self = true)]
 struct Cli {
     /// Directory holding the agent-init, agent-wait, agent-health and calypso-sim binaries
     /// [default: this binary's].
@@ -52,6 +65,12 @@ struct Cli {
     /// Skip the DataServer failover at the end.
     #[arg(long)]
     no_failover: bool,
+    /// Where to write the timeline as an SVG picture: one lane per server coloured by state over
+    /// time, agent-health's probes, agent-logship's shipped documents. Written whole (a temporary
+    /// file beside it, then renamed); its directory is created if missing. `./demo` writes
+    /// `target/calypso-demo/timeline.svg`.
+    #[arg(long, value_name = "PATH", default_value = "calypso-demo-timeline.svg")]
+    svg: PathBuf,
 }
 
 /// The servers of the demo, in the order they are started (all at once; the gates order them).
@@ -63,6 +82,9 @@ const SERVERS: [(Component, &str); 4] = [
 ];
 
 const PATIENCE: Duration = Duration::from_secs(60);
+/// How long the demo goes on watching once the failover is over, so that the timeline (and its
+/// picture) shows the recovered state for a while, not just the instant it began.
+const AFTERWARDS: Duration = Duration::from_secs(2);
 
 /// How long the DataServer's database stays down in the failover: seconds longer than agent-health
 /// needs to notice (two polls), so that a busy machine still shows readyz fail.
@@ -169,6 +191,23 @@ async fn run(cli: Cli) -> Result<(), String> {
     let scratch = Scratch::create()?;
     let inputs = Inputs::write(&scratch.0)?;
     let start = Instant::now();
+    // What the picture shows, recorded where the demo observes it.
+    let lanes: Vec<(&str, &[Band])> = SERVERS
+        .iter()
+        .map(|(c, _)| {
+            let bands: &[Band] = if *c == Component::EngineServer {
+                &[Band::Health, Band::Readyz, Band::Livez]
+            } else {
+                &[Band::Health]
+            };
+            (c.name(), bands)
+        })
+        .collect();
+    let mut timeline = Timeline::new(
+        &lanes,
+        "agent-logship",
+        &[(LOGS, "log records in es-sim"), (EVENTS, "Kubernetes Events in es-sim")],
+    );
 
     println!("calypso-demo: agent-init renders the servers' configuration from templates, env values and a");
     println!(
@@ -230,7 +269,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         children.push(spawn(cmd, &format!("{name} pod"), &tx)?);
         events.emit(&format!("{name}-0"), "Started", "Started container calypso");
     }
-    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<(usize, String)>();
+    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<(usize, String, Status)>();
     for (i, (component, _)) in SERVERS.iter().enumerate() {
         let detail = (*component == Component::DataServer).then_some(DATABASE_SENSOR);
         tokio::spawn(watch(i, url(i), detail, watch_tx.clone()));
@@ -248,12 +287,18 @@ async fn run(cli: Cli) -> Result<(), String> {
     // Print everything until the EngineServer is GREEN and ready (after the failover, again),
     // remembering when each server was first GREEN.
     let mut green_at: [Option<Duration>; 4] = [None; 4];
+    // Whether agent-wait has let each server start, and what its health API answered last: nothing
+    // listening behind a closed gate is waiting.
+    let mut gate_open = [false; 4];
+    let mut answered: [(Status, String); 4] = std::array::from_fn(|_| (Status::NotListening, String::new()));
     let mut engine_green = false;
     // When the engine lost its DataServer and got it back; livez checks before the failover.
     let mut outage: (Option<Duration>, Option<Duration>) = (None, None);
     let mut live_before = 0;
     let mut failover = if cli.no_failover { Phase::Done } else { Phase::Pending };
     let deadline = tokio::time::Instant::now() + PATIENCE;
+    // Once all is over: when to stop watching.
+    let mut stop_at: Option<tokio::time::Instant> = None;
     let mut shipped_tick = tokio::time::interval(Duration::from_secs(2));
     // The kubelet's readiness probe period (periodSeconds: 1): each failure, one more occurrence.
     let mut kubelet_tick = tokio::time::interval(Duration::from_secs(1));
@@ -263,7 +308,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         tokio::select! {
             _ = shipped_tick.tick() => {
                 let events_stored = count(&es_url, EVENTS_STREAMS).await.unwrap_or(0);
-                print(start, "es-sim", &format!("stored: {} · Kubernetes Events {events_stored}", stored_counts(&es_url).await));
+                let (per_server, logs_stored) = stored_counts(&es_url).await;
+                print(start, "es-sim", &format!("stored: {per_server} · Kubernetes Events {events_stored}"));
+                timeline.sample(LOGS, start.elapsed(), logs_stored);
+                timeline.sample(EVENTS, start.elapsed(), events_stored);
                 if !trace_shown && let Some(doc) = a_stack_trace(&es_url).await {
                     trace_shown = true;
                     say(start, "a Java stack trace, stored as one document:");
@@ -279,8 +327,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Some(line) = rx.recv() => {
                 print(start, &line.who, &line.text);
-                // agent-wait has opened the EngineServer's gate: its sidecar starts with it.
-                let opened = line.who == "engineserver pod" && line.text.contains("starting the command");
+                // agent-wait has opened a server's gate (and the EngineServer's sidecar starts with it).
+                let gate = SERVERS.iter().position(|(c, _)| line.who == format!("{} pod", c.name().to_ascii_lowercase()));
+                if let Some(i) = gate.filter(|_| line.text.contains("starting the command")) {
+                    gate_open[i] = true;
+                    let (answer, said) = &answered[i];
+                    timeline.status(SERVERS[i].0.name(), Band::Health, start.elapsed(), timeline::server_status(true, *answer), said);
+                }
+                let opened = gate == Some(3) && line.text.contains("starting the command");
                 if opened && sidecar.is_none() {
                     sidecar = Some(start_sidecar(start, &agent_health, &url(3), health_port, &tx)?);
                     tokio::spawn(probe(health_port, probe_tx.clone(), live_checks.clone()));
@@ -288,6 +342,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Some(answer) = probe_rx.recv() => {
                 print(start, &format!("engineserver {}", answer.probe), &answer.text);
+                let band = match answer.probe {
+                    "startupz" => Band::Startupz,
+                    "readyz" => Band::Readyz,
+                    _ => Band::Livez,
+                };
+                if let Some(status) = timeline::probe_status(band, answer.status, answer.listening) {
+                    timeline.status(Component::EngineServer.name(), band, start.elapsed(), status, &answer.text);
+                }
                 if answer.probe == "readyz" {
                     let was_ready = ready_now;
                     ready_now = answer.status == Some(200);
@@ -303,13 +365,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                     if ready_now && unready_in_failover && !ready_after_failover {
                         events.emit("engineserver-0", "ReadinessChanged", "ready: back in the Service's endpoints");
+                        timeline.marker(start.elapsed(), "engine ready again");
                         ready_after_failover = true;
                     }
                 }
             }
-            Some((i, state)) = watch_rx.recv() => {
+            Some((i, state, answer)) = watch_rx.recv() => {
                 let who = format!("{} health", SERVERS[i].0.name().to_ascii_lowercase());
                 print(start, &who, &state);
+                let status = timeline::server_status(gate_open[i], answer);
+                timeline.status(SERVERS[i].0.name(), Band::Health, start.elapsed(), status, &state);
+                answered[i] = (answer, state.clone());
                 let green = state.starts_with("GREEN");
                 if green && green_at[i].is_none() {
                     green_at[i] = Some(start.elapsed());
@@ -351,6 +417,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     _ => {}
                 }
             }
+            _ = tokio::time::sleep_until(stop_at.unwrap_or(deadline)), if stop_at.is_some() => break,
             _ = tokio::time::sleep_until(deadline) => return Err(format!("not done within {PATIENCE:?}")),
         }
         // The engine is GREEN and in service (its readyz passes): now fail the DataServer over.
@@ -359,6 +426,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             live_before = live_checks.checks.load(Ordering::Relaxed);
             db_details = sensor_details(&url(2), DATABASE_SENSOR).await;
             say(start, "failover: the DataServer loses its database");
+            timeline.marker(start.elapsed(), "failover: the DataServer loses its database");
             events.emit(
                 "dataserver-0",
                 "Unhealthy",
@@ -366,7 +434,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             control(&ports[2], "state=RED&value=0&details=database%20failover%20in%20progress").await?;
         }
-        if failover == Phase::Done && engine_green && ready_now && (cli.no_failover || ready_after_failover) {
+        if stop_at.is_none()
+            && failover == Phase::Done
+            && engine_green
+            && ready_now
+            && (cli.no_failover || ready_after_failover)
+        {
             if let (Some(lost), Some(back)) = outage {
                 let checks = live_checks.checks.load(Ordering::Relaxed) - live_before;
                 let held =
@@ -380,9 +453,12 @@ livez {held} ({checks} checks since the failover began): never restarted",
                     ),
                 );
             }
-            break;
+            stop_at = Some(tokio::time::Instant::now() + AFTERWARDS);
         }
     }
+    // The servers are stopped next: the lanes end here, the shipped counts go on until drained.
+    let observed_until = start.elapsed();
+    timeline.marker(observed_until, "servers stopped; the shippers drain");
 
     println!("\nsummary (seconds after start, when each server first answered GREEN):");
     for (i, (component, _)) in SERVERS.iter().enumerate() {
@@ -438,6 +514,8 @@ livez {held} ({checks} checks since the failover began): never restarted",
     }
     let events_stored = count(&es_url, EVENTS_STREAMS).await.unwrap_or(0);
     let stored = count(&es_url, "logs-calypso.*").await.unwrap_or(0);
+    timeline.sample(LOGS, start.elapsed(), stored);
+    timeline.sample(EVENTS, start.elapsed(), events_stored);
     let traces = a_stack_trace(&es_url).await.is_some();
     stop(&mut es).await;
     println!(
@@ -451,6 +529,16 @@ livez {held} ({checks} checks since the failover began): never restarted",
         if events_stored == emitted { " (equal)" } else { " (NOT equal)" }
     );
     drop(scratch);
+    let picture = timeline.picture(
+        "calypso-demo: the pods' timeline",
+        "Each server's health API seen from outside (gated by agent-wait), agent-health's probes of the \
+EngineServer, agent-logship's shipped documents",
+        observed_until,
+    );
+    write_atomically(&cli.svg, &svg::render(&picture))
+        .map_err(|e| format!("cannot write the timeline picture {}: {e}", cli.svg.display()))?;
+    let shown = std::fs::canonicalize(&cli.svg).unwrap_or_else(|_| cli.svg.clone());
+    println!("timeline picture: {}", shown.display());
     if events_arrived.is_err() || events_stored != emitted {
         return Err(format!("agent-logship shipped {events_stored} of {emitted} Event occurrences"));
     }
@@ -493,6 +581,8 @@ struct ProbeAnswer {
     probe: &'static str,
     /// The HTTP status, if it answered.
     status: Option<u16>,
+    /// Whether anything listened (when it did not answer: refused, or no answer in time).
+    listening: bool,
     text: String,
 }
 
@@ -511,19 +601,20 @@ async fn probe(port: u16, tx: mpsc::UnboundedSender<ProbeAnswer>, live: Arc<Live
         let url = format!("http://127.0.0.1:{port}/{path}");
         // As the kubelet's timeoutSeconds, generous: answers come from a cache.
         match client::get(&url, Duration::from_secs(2)).await {
-            Err(e) if e.is_refused() => (None, "not listening".to_string()),
-            Err(e) => (None, format!("unreachable: {e}")),
-            Ok(resp) => (Some(resp.status), format!("{} {}", resp.status, resp.text().trim_end())),
+            Err(e) if e.is_refused() => (None, false, "not listening".to_string()),
+            Err(e) => (None, true, format!("unreachable: {e}")),
+            Ok(resp) => (Some(resp.status), true, format!("{} {}", resp.status, resp.text().trim_end())),
         }
     };
     let mut last: [String; 3] = Default::default();
-    let mut report = |i: usize, probe: &'static str, (status, text): (Option<u16>, String)| {
-        if text == last[i] {
-            return true;
-        }
-        last[i] = text.clone();
-        tx.send(ProbeAnswer { probe, status, text }).is_ok()
-    };
+    let mut report =
+        |i: usize, probe: &'static str, (status, listening, text): (Option<u16>, bool, String)| {
+            if text == last[i] {
+                return true;
+            }
+            last[i] = text.clone();
+            tx.send(ProbeAnswer { probe, status, listening, text }).is_ok()
+        };
     loop {
         let answer = ask("startupz").await;
         let started = answer.0 == Some(200);
@@ -709,28 +800,33 @@ async fn control(port: &u16, query: &str) -> Result<(), String> {
     }
 }
 
-/// Polls one server's health every 100 ms and reports each change of what it answers; when
-/// GREEN, with the details of the `detail` sensor.
-async fn watch(i: usize, url: String, detail: Option<&str>, tx: mpsc::UnboundedSender<(usize, String)>) {
+/// Polls one server's health every 100 ms and reports each change of what it answers (and that
+/// answer's status for the picture); when GREEN, with the details of the `detail` sensor.
+async fn watch(
+    i: usize,
+    url: String,
+    detail: Option<&str>,
+    tx: mpsc::UnboundedSender<(usize, String, Status)>,
+) {
     let mut last = String::new();
     loop {
-        let now = match client::get(&url, Duration::from_millis(500)).await {
-            Err(e) if e.is_refused() => "not listening".to_string(),
-            Err(e) => format!("unreachable: {e}"),
+        let (now, status) = match client::get(&url, Duration::from_millis(500)).await {
+            Err(e) if e.is_refused() => ("not listening".to_string(), Status::NotListening),
+            Err(e) => (format!("unreachable: {e}"), Status::NoAnswer),
             Ok(resp) => match resp.health() {
                 Ok(r) if r.state == State::Green => {
                     let shown = detail.and_then(|sensor| {
                         let details = r.nodes().into_iter().find(|(p, _)| p == sensor)?.1.details.clone()?;
                         Some(format!("GREEN ({sensor}: {details})"))
                     });
-                    shown.unwrap_or_else(|| "GREEN".to_string())
+                    (shown.unwrap_or_else(|| "GREEN".to_string()), Status::Ready)
                 }
-                Ok(r) => r.summary().trim_start_matches("state ").to_string(),
-                Err(e) => format!("bad answer: {e}"),
+                Ok(r) => (r.summary().trim_start_matches("state ").to_string(), timeline::report_status(&r)),
+                Err(e) => (format!("bad answer: {e}"), Status::NoAnswer),
             },
         };
         if now != last {
-            if tx.send((i, now.clone())).is_err() {
+            if tx.send((i, now.clone(), status)).is_err() {
                 return;
             }
             last = now;
@@ -827,6 +923,9 @@ fn start_logship(
 
 /// The Events' data streams.
 const EVENTS_STREAMS: &str = "logs-kubernetes.events-*";
+/// The picture's counters: the servers' log records and the Events es-sim holds.
+const LOGS: &str = "logs";
+const EVENTS: &str = "events";
 /// The namespace of the demo's pods.
 const NAMESPACE: &str = "calypso-demo";
 
@@ -906,15 +1005,17 @@ async fn count(es_url: &str, pattern: &str) -> Option<u64> {
     resp.json().ok()?.get("count")?.as_u64()
 }
 
-/// `eventserver 120 · authserver 118 · ...`: what es-sim stored per server so far.
-async fn stored_counts(es_url: &str) -> String {
+/// `eventserver 120 · authserver 118 · ...`: what es-sim stored per server so far, and the sum.
+async fn stored_counts(es_url: &str) -> (String, u64) {
     let mut parts = Vec::new();
+    let mut total = 0;
     for (component, _) in &SERVERS {
         let name = component.name().to_ascii_lowercase();
         let n = count(es_url, &format!("logs-calypso.{name}-*")).await.unwrap_or(0);
         parts.push(format!("{name} {n}"));
+        total += n;
     }
-    parts.join(" · ")
+    (parts.join(" · "), total)
 }
 
 /// One stored document with a stack trace, shown as stored (a few fields, the trace whole).
@@ -959,4 +1060,75 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot find free ports: {e}"))?;
     listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())).collect()
+}
+
+/// Writes `contents` to `path` whole or not at all: into a temporary file beside it (same
+/// filesystem), flushed, then renamed over it, so a viewer never shows half a picture. Creates the
+/// directory if missing.
+fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    // A leftover of a process with our id is long gone; create_new below never follows a link.
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("readable")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_atomically_creates_the_directory_and_replaces_the_file_leaving_no_temporary() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let path = root.path().join("target").join("demo").join("timeline.svg");
+        write_atomically(&path, "<svg/>").expect("written");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "<svg/>");
+        write_atomically(&path, "<svg>2</svg>").expect("rewritten");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "<svg>2</svg>");
+        assert_eq!(entries(path.parent().expect("dir")), ["timeline.svg"]);
+    }
+
+    #[test]
+    fn write_atomically_fails_cleanly_when_the_path_is_a_directory() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let path = root.path().join("picture.svg");
+        std::fs::create_dir(&path).expect("a directory in the way");
+        assert!(write_atomically(&path, "<svg/>").is_err());
+        assert_eq!(entries(root.path()), ["picture.svg"], "no temporary file left behind");
+        assert!(write_atomically(Path::new("/"), "<svg/>").is_err(), "no file name");
+    }
+
+    #[test]
+    fn the_svg_flag_has_a_default_and_a_later_one_wins() {
+        let cli = Cli::parse_from(["calypso-demo"]);
+        assert_eq!(cli.svg, PathBuf::from("calypso-demo-timeline.svg"));
+        // ./demo passes its own --svg first; the user's, after it, wins.
+        let cli = Cli::parse_from(["calypso-demo", "--svg", "target/a.svg", "--svg", "mine.svg"]);
+        assert_eq!(cli.svg, PathBuf::from("mine.svg"));
+    }
 }
