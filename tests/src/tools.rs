@@ -110,7 +110,8 @@ fn require_pyenv_command(tool: &str, relative: &str, what: &str) -> Option<PathB
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED: {what} is not installed in {} (scripts/install-test-tools installs it; set {REQUIRE_VAR}={tool} to make this an error)",
-            pyenv_dir().map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.join(relative).display().to_string())
+            pyenv_dir()
+                .map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.join(relative).display().to_string())
         );
     }
     found

@@ -38,9 +38,15 @@ fn rendered(kubectl: &Path) -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the rendering directory");
         for (name, path) in KUSTOMIZATIONS {
-            let out = Command::new(kubectl).arg("kustomize").arg(root().join(path)).output().expect("kubectl runs");
-            assert!(out.status.success(), "kubectl kustomize {path}: {}", String::from_utf8_lossy(&out.stderr));
-            std::fs::write(dir.join(format!("{name}.yaml")), &out.stdout).expect("the rendered file is written");
+            let out =
+                Command::new(kubectl).arg("kustomize").arg(root().join(path)).output().expect("kubectl runs");
+            assert!(
+                out.status.success(),
+                "kubectl kustomize {path}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(dir.join(format!("{name}.yaml")), &out.stdout)
+                .expect("the rendered file is written");
         }
         dir
     })
@@ -71,7 +77,9 @@ fn the_rendered_manifests_are_valid_and_keep_their_promises() {
     let dir = rendered(&kubectl);
     let out = Command::new(&python)
         .arg(root().join("tests/python/deploy_check.py"))
-        .args(KUSTOMIZATIONS.map(|(name, _)| format!("{name}={}", dir.join(format!("{name}.yaml")).display())))
+        .args(
+            KUSTOMIZATIONS.map(|(name, _)| format!("{name}={}", dir.join(format!("{name}.yaml")).display())),
+        )
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("python runs");
@@ -91,16 +99,27 @@ fn checkov_finds_no_failed_kubernetes_check() {
     let dir = rendered(&kubectl);
     // --skip-download: no Prisma Cloud (there is no network here, and no results leave).
     let out = Command::new(&checkov)
-        .args(["--framework", "kubernetes", "--skip-download", "--compact", "--output", "json", "--directory"])
+        .args([
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--compact",
+            "--output",
+            "json",
+            "--directory",
+        ])
         .arg(dir)
         .output()
         .expect("checkov runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("checkov's JSON: {e}\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("checkov's JSON: {e}\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout))
+    });
     // One framework gives one report; several would give a list of them.
     let report = match report {
-        Value::Array(reports) => reports.into_iter().find(|r| r["check_type"] == "kubernetes").expect("a kubernetes report"),
+        Value::Array(reports) => {
+            reports.into_iter().find(|r| r["check_type"] == "kubernetes").expect("a kubernetes report")
+        }
         single => single,
     };
     let summary = &report["summary"];
