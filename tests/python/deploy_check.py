@@ -14,23 +14,14 @@ from urllib.parse import urlparse
 import kubernetes_validate
 import yaml
 
+from checks import check, finish
+
 SCHEMA = kubernetes_validate.latest_version()
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT_FIELD = f"metadata.labels['{COMPONENT_LABEL}']"
 AGENTS = ["agent-init", "agent-wait", "agent-health", "agent-logship"]
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
-passed, failed = 0, 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}")
 
 
 def env_of(container):
@@ -255,8 +246,7 @@ def main():
                   service is not None and bool(es) and selects(service, es[0]["spec"]["template"]["metadata"]["labels"]), url)
     named = [e for e in environments.values() if e]
     check("every overlay renders for its own environment name", len(named) == len(set(named)) == len(environments), str(environments))
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish()
 
 
 main()

@@ -9,18 +9,9 @@ import sys
 import kubernetes_validate
 import yaml
 
+from checks import check, finish
+
 SCHEMA = kubernetes_validate.latest_version()
-passed, failed = 0, 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}")
 
 
 for path in sys.argv[1:]:
@@ -52,5 +43,4 @@ for path in sys.argv[1:]:
         str(subjects),
     )
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
