@@ -172,7 +172,8 @@ POLICY:
   liveness   fails only when Calypso gives no answer at all for LIVENESS_GRACE, or a sensor in
              LIVENESS_SENSORS stays RED that long. A RED answer is an answer: a DataServer
              failover never restarts the servers. Connection sensors cannot be liveness sensors.
-  startup    passes at the first answer that is not RED, and stays passed
+  startup    passes at the first answer that is not RED, and stays passed until
+             Calypso stops answering (a restarted Calypso container starts over)
 
 ENVIRONMENT:
   Every flag above has a variable, named after it; flags win.

@@ -6,7 +6,11 @@
 //! - **liveness** fails only when Calypso itself stops answering for the grace period (or a
 //!   chosen sensor stays RED that long): a RED answer is an answer, so a DataServer failover
 //!   never gets servers restarted;
-//! - **startup** passes from the first reachable report that is not RED, then stays passed.
+//! - **startup** passes from the first reachable report that is not RED, and stays passed until
+//!   Calypso stops answering: the kubelet asks `/startupz` only of a container that has not
+//!   started yet, so a running server never notices, but a Calypso container the kubelet
+//!   restarted (liveness, crash, OOM kill) beside this sidecar gets its whole startup budget again
+//!   instead of a passed startup and a liveness clock that began when the old JVM died.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -198,6 +202,8 @@ impl Tracker {
                 // Without an answer nothing is known of the sensors: the unreachable clock alone
                 // decides, and a sensor's RED spell starts over when answers return.
                 self.red_since.clear();
+                // No JVM answers: whatever answers next is a server starting (again).
+                self.started = false;
                 if self.unreachable_since.is_none() {
                     self.unreachable_since = Some((now, why.clone()));
                 } else if let Some((_, last_why)) = &mut self.unreachable_since {
@@ -635,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn startup_passes_at_the_first_answer_that_is_not_red_and_stays() {
+    fn startup_passes_at_the_first_answer_that_is_not_red_and_stays_while_answers_come() {
         let (t, at) = feed(policy(), vec![Poll::NoAnswer("connection refused".into())]);
         assert_eq!(t.verdict(Probe::Startup, at).reason, "starting: connection refused");
         let (t, at) = feed(policy(), vec![engine(State::Red, State::Green)]);
@@ -644,10 +650,28 @@ mod tests {
             policy(),
             vec![
                 engine(State::Amber, State::Green),
-                Poll::NoAnswer("x".into()),
                 engine(State::Red, State::Red),
+                Poll::BadAnswer("x".into()),
             ],
         );
+        assert!(ok(&t, Probe::Startup, at), "RED and bad answers after the start are answers");
+    }
+
+    /// The kubelet restarted the Calypso container (liveness, crash, OOM kill) and not this
+    /// sidecar: the new JVM gets the startup budget again, and liveness does not count the old
+    /// one's silence against it.
+    #[test]
+    fn a_restarted_calypso_container_starts_over() {
+        let mut polls = vec![green(), green()];
+        polls.extend((0..40).map(|_| Poll::NoAnswer("connection refused".into())));
+        let (t, at) = feed(policy(), polls.clone());
+        assert_eq!(t.verdict(Probe::Startup, at).reason, "starting: connection refused");
+        polls.push(engine(State::Red, State::Green));
+        let (t, at) = feed(policy(), polls.clone());
+        assert!(!ok(&t, Probe::Startup, at), "RED 'starting' is not started");
+        assert!(ok(&t, Probe::Live, at), "an answer ends the no-answer clock");
+        polls.push(green());
+        let (t, at) = feed(policy(), polls);
         assert!(ok(&t, Probe::Startup, at));
     }
 
