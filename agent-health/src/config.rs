@@ -44,10 +44,10 @@ pub const DEBUG_LISTEN: Spec<Listen> = Spec::new(
     "debug-listen",
     "AGENT_HEALTH_DEBUG_LISTEN",
     "A loopback address that alone serves /status and ?verbose (sensor details, for kubectl exec \
-     and port-forward only), e.g. 127.0.0.1:8082; unset: both on the main address",
+     and port-forward only), e.g. 127.0.0.1:8083; unset: both on the main address",
     |s| match s.parse::<Listen>() {
         Ok(at) if at.is_loopback() => Ok(at),
-        Ok(_) => Err("must be a loopback address, e.g. 127.0.0.1:8082 or [::1]:8082: /status and ?verbose \
+        Ok(_) => Err("must be a loopback address, e.g. 127.0.0.1:8083 or [::1]:8083: /status and ?verbose \
                       show sensor details, for kubectl exec and port-forward only"
             .into()),
         Err(e) => Err(e.to_string()),
