@@ -1,5 +1,5 @@
 //! agent-health as a process against calypso-sim: the failover that must never restart a
-//! server, a hung JVM, bad payloads, draining on SIGTERM, listening on IPv4 and IPv6, bad
+//! server, a hung JVM, a Calypso container restarted beside the sidecar, bad payloads, draining on SIGTERM, listening on IPv4 and IPv6, bad
 //! listen addresses, secrets kept out of everything it says, and its metrics checked by promtool.
 //!
 //! Timings are short but not tight (a poll may take 400 ms, the liveness grace is 3 s), and
@@ -211,6 +211,42 @@ async fn a_hung_server_fails_liveness_only_after_the_grace() {
     assert!(gap >= GRACE - Duration::from_secs(2), "liveness failed {gap:?} after readiness: {status}");
     ds.control().set_mode(Mode::Normal);
     agent.until("/livez", 200).await;
+}
+
+/// The kubelet restarted the Calypso container beside the sidecar (liveness, crash, OOM kill)
+/// and the new JVM starts slowly: refused for longer than the liveness grace, then RED
+/// "starting". agent-health treats it as a start: `/startupz` fails until the new server is past
+/// RED (the kubelet gives it the startup budget again), and once it passes, liveness passes too,
+/// the old JVM's silence not counted against the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_calypso_container_gets_the_startup_budget_again() {
+    let first = sim(Component::EngineServer, None).await;
+    let addr = first.addr();
+    let agent = Agent::start(&first.health_url(), &[]).await;
+    agent.until("/startupz", 200).await;
+    first.shutdown().await;
+    let reason = agent.until("/startupz", 503).await;
+    assert!(reason.starts_with("starting: "), "{reason}");
+
+    let mut cfg = SimConfig::new(Component::EngineServer);
+    cfg.listen = addr;
+    cfg.listen_delay = GRACE + Duration::from_secs(1);
+    cfg.startup_delay = cfg.listen_delay + Duration::from_secs(2);
+    let restarted_at = SystemTime::now();
+    let startup_delay = cfg.startup_delay;
+    let _second = Sim::start(cfg).await.expect("the new JVM on the same address");
+    agent.until("/startupz", 200).await;
+    assert_eq!(agent.get("/livez").await.0, 200, "liveness passes once startup does");
+    // Startup passed again only when the new server left RED, by agent-health's own clock.
+    let status = agent.status().await;
+    let passed = transitions(&status, "startup").last().map(|(ok, at, _)| (*ok, *at));
+    let (ok, at) = passed.unwrap_or_else(|| panic!("no startup transition: {status}"));
+    assert!(ok, "{status}");
+    let after = at.duration_since(restarted_at).unwrap_or_default();
+    assert!(
+        after >= startup_delay - Duration::from_millis(100),
+        "startup passed {after:?} after the restart: {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
