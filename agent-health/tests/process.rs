@@ -1,6 +1,7 @@
 //! agent-health as a process against calypso-sim: the failover that must never restart a
-//! server, a hung JVM, a Calypso container restarted beside the sidecar, bad payloads, draining on SIGTERM, listening on IPv4 and IPv6, bad
-//! listen addresses, secrets kept out of everything it says, and its metrics checked by promtool.
+//! server, a hung JVM, a Calypso container restarted beside the sidecar, bad payloads, draining
+//! on SIGTERM, listening on IPv4 and IPv6, bad listen addresses, secrets kept out of everything
+//! it says, and its metrics checked by promtool.
 //!
 //! Timings are short but not tight (a poll may take 400 ms, the liveness grace is 3 s), and
 //! tests assert on what agent-health recorded — the transitions in `/status`, with its own
