@@ -232,6 +232,11 @@ def main():
                   str(ds.get("volumeMounts")))
             continue
         check_events(name, docs, config_maps)
+        for d in calypso:
+            if d["kind"] == "Deployment":
+                # Rollouts may wait for agent-wait (30m) and the startup budget (10m).
+                check(f"{name}: Deployment {d['metadata']['name']} has a progress deadline past agent-wait's timeout and the startup budget",
+                      d["spec"].get("progressDeadlineSeconds", 600) >= 2400, str(d["spec"].get("progressDeadlineSeconds")))
         agents = next((v for k, v in config_maps.items() if k.startswith("calypso-agents-")), {})
         environments[name] = agents.get("AGENT_INIT_ENV")
         if name == "sim":
