@@ -416,6 +416,24 @@ async fn stdout_docs(dir: &Path, pattern: &str, extra: &[(&str, &str)], n: usize
     docs
 }
 
+/// Paths that match nothing (a wrong glob, or Calypso has not written its log yet) are said once,
+/// not shipped silently; a file that appears later is shipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_that_match_nothing_are_said_once_and_a_later_file_is_shipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let agent = start(&[], &sidecar_env(&glob, path_str(data.path()), &es.url()));
+    let said = "no file matches the paths (yet); watching for one";
+    agent.find_in_stderr("the notice", |l| l.contains(said).then_some(())).await;
+    assert!(agent.stderr().contains(&glob), "the notice names the paths: {}", agent.stderr());
+    let mut writer = LogWriter::open(LogConfig::new(dir.path().join("EngineServer.log"))).expect("log");
+    write(&mut writer, 5).await;
+    stored_at_least(&es, 5).await;
+    assert_eq!(agent.stderr().matches(said).count(), 1, "said once: {}", agent.stderr());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_url_documents_go_to_stdout_stack_traces_whole() {
     let dir = tempfile::tempdir().expect("tempdir");

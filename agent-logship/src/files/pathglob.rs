@@ -15,6 +15,13 @@ pub struct PathGlob {
     pub recursive: bool,
 }
 
+/// The glob as written (normalised: `.` components and doubled slashes gone).
+impl std::fmt::Display for PathGlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.base.join(self.rest.join("/")).display())
+    }
+}
+
 impl PathGlob {
     /// Parses an absolute or relative glob; `None` for an empty one.
     pub fn parse(glob: &str) -> Option<PathGlob> {
@@ -108,6 +115,16 @@ mod tests {
         let g = PathGlob::parse("/tmp/a.log").expect("glob");
         assert_eq!((g.base, g.rest), (PathBuf::from("/tmp"), vec!["a.log".to_owned()]));
         assert_eq!(PathGlob::parse("  "), None);
+    }
+
+    #[test]
+    fn displayed_as_written_normalised() {
+        for (written, shown) in [
+            ("/var/log/calypso/*.log", "/var/log/calypso/*.log"),
+            ("/var//log/./**/x?.log*", "/var/log/**/x?.log*"),
+        ] {
+            assert_eq!(PathGlob::parse(written).expect("glob").to_string(), shown);
+        }
     }
 
     #[test]

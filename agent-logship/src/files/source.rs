@@ -188,6 +188,7 @@ impl FilesSource {
             cfg: config,
             readers: Vec::new(),
             warned: HashSet::new(),
+            nothing_found: false,
             buf: vec![0; 64 * 1024],
             draining: draining.clone(),
         };
@@ -371,6 +372,9 @@ struct Loop {
     readers: Vec<Reader>,
     /// Paths we could not open, warned about once.
     warned: HashSet<PathBuf>,
+    /// Whether the last rescan found no file at all: said once per spell, since a pod whose
+    /// globs match nothing would otherwise ship nothing without a word.
+    nothing_found: bool,
     buf: Vec<u8>,
     draining: Arc<AtomicBool>,
 }
@@ -416,6 +420,16 @@ impl Loop {
     /// no longer found start their grace, new files are opened.
     fn rescan(&mut self, at_startup: bool) {
         let found = discover::scan(&self.globs, &self.exclude);
+        let nothing = found.is_empty() && self.readers.is_empty();
+        if nothing && !self.nothing_found {
+            let paths: Vec<String> = self.globs.iter().map(|g| g.to_string()).collect();
+            tracing::info!(
+                paths = %paths.join(","),
+                rescan = %humantime::format_duration(self.cfg.rescan_interval),
+                "no file matches the paths (yet); watching for one"
+            );
+        }
+        self.nothing_found = nothing;
         let now = Instant::now();
         for r in &mut self.readers {
             match found.iter().find(|f| (f.dev, f.ino) == (r.dev, r.ino)) {
