@@ -22,6 +22,7 @@ pub mod jvm;
 pub mod kube_env;
 pub mod kube_sim;
 pub mod logwriter;
+pub mod podman;
 pub mod process;
 pub mod sim;
 pub mod tools;

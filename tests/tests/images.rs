@@ -8,10 +8,11 @@
 //! Needs podman (skipped loudly without it; `scripts/install-test-tools` installs it) and
 //! objcopy (binutils, there with gcc).
 
+use calypso_testkit::podman::{self, text, workspace_root as root};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Each image and the binaries it must hold (as scripts/build-images declares them).
@@ -26,21 +27,9 @@ const IMAGES: [(&str, &[&str]); 7] = [
 ];
 const SOURCE: &str = "https://git.example.test/calypso-agents.git";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
+/// `podman <args>`, which must succeed.
 fn podman(args: &[&str]) -> Output {
-    let out = Command::new("podman")
-        .args(["--runtime", "runc", "--cgroup-manager=cgroupfs"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("podman {args:?}: {e}"));
+    let out = podman::run(args);
     assert!(out.status.success(), "podman {args:?}:\n{}", text(&out));
     out
 }

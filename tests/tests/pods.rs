@@ -12,10 +12,11 @@
 //! them, unless `AGENT_TESTS_REQUIRE` names them (scripts/test does).
 
 use calypso_testkit::client;
+use calypso_testkit::podman::{self, run as podman, text, workspace_root as root};
 use calypso_testkit::tools::{require_kubectl, require_pyclients};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// For everything after the images are built: the seven pods start in about 30 s here (the sim
@@ -27,23 +28,6 @@ const EVERY: Duration = Duration::from_millis(250);
 const CONFIG_MAPS: [&str; 3] = ["calypso-templates", "calypso-secrets", "calypso-agents-elasticsearch"];
 const SERVERS: [&str; 6] =
     ["eventserver", "authserver", "dataserver", "engineserver", "riskserver", "scheduler"];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn podman(args: &[&str]) -> Output {
-    Command::new("podman")
-        .args(["--runtime", "runc", "--cgroup-manager=cgroupfs"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("podman {args:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
 
 /// A container's `podman logs` (stdout and stderr together).
 fn logs(pod: &str, container: &str) -> String {
@@ -163,8 +147,7 @@ async fn the_sim_overlay_runs_as_real_pods_with_all_four_agents() {
     let deadline = t0 + DEADLINE;
     // podman starts the pods one after the other, each after its init containers: this returns
     // once the last pod started (the EngineServer's agent-wait holds it ~20 s). Bounded.
-    let mut play = Command::new("podman")
-        .args(["--runtime", "runc", "--cgroup-manager=cgroupfs", "kube", "play", "--network", "host"])
+    let mut play = podman::command(&["kube", "play", "--network", "host"])
         .arg(&file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
