@@ -2,11 +2,8 @@
 //! demo and the benchmark. Thin: parse the flags, start [`EsSim`], print the address, wait for
 //! `POST /_sim/exit` or a signal.
 
-use agent_core::Exit;
-use agent_core::shutdown::Signals;
 use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Faults, Flavour};
 use clap::Parser;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -113,58 +110,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match calypso_testkit::double::begin() {
-        Ok(cli) => cli,
-        Err(exit) => return exit,
-    };
-    let opts = match cli.into_options() {
-        Ok(opts) => opts,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Exit::Usage.into();
-        }
-    };
-    // Two threads: the benchmark pushes hundreds of MB through it while the shipper runs.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return Exit::Software.into();
-        }
-    };
-    runtime.block_on(run(opts)).into()
-}
-
-async fn run(opts: EsOptions) -> Exit {
-    let signals = match Signals::install(None) {
-        Ok(signals) => signals,
-        Err(error) => {
-            tracing::error!(%error, "cannot install the signal handlers");
-            return Exit::Software;
-        }
-    };
-    let listen = opts.listen;
-    let es = match EsSim::start(opts).await {
-        Ok(es) => es,
-        Err(error) => {
-            tracing::error!(%error, %listen, "cannot listen");
-            return Exit::Software;
-        }
-    };
-    // The one stdout line: tests, the demo and the benchmark read the address from it.
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "es-sim listening on {}", es.url()).and_then(|()| out.flush()).is_err() {
-        tracing::warn!("cannot write the listening line to stdout");
-    }
-    drop(out);
-    tokio::select! {
-        () = es.exit_requested() => tracing::info!("exit requested"),
-        signal = signals.first() => tracing::info!(signal, "stopping"),
-    }
-    let stats = es.stats();
-    tracing::info!(documents = es.count(), requests = stats.requests, items = stats.items(), "stopped");
-    es.shutdown().await;
-    Exit::Ok
+    calypso_testkit::double::serve::<EsSim, Cli>(Cli::into_options)
 }
 
 #[cfg(test)]

@@ -2,11 +2,8 @@
 //! the demo and the benchmark. Thin: parse the flags, start [`KubeSim`], print the address, wait
 //! for `POST /_sim/exit` or a signal.
 
-use agent_core::Exit;
-use agent_core::shutdown::Signals;
 use calypso_testkit::kube_sim::{Faults, Grant, KubeOptions, KubeSim, Timing};
 use clap::Parser;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -81,62 +78,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match calypso_testkit::double::begin() {
-        Ok(cli) => cli,
-        Err(exit) => return exit,
-    };
-    let opts = match cli.into_options() {
-        Ok(opts) => opts,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Exit::Usage.into();
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return Exit::Software.into();
-        }
-    };
-    runtime.block_on(run(opts)).into()
-}
-
-async fn run(opts: KubeOptions) -> Exit {
-    let signals = match Signals::install(None) {
-        Ok(signals) => signals,
-        Err(error) => {
-            tracing::error!(%error, "cannot install the signal handlers");
-            return Exit::Software;
-        }
-    };
-    let listen = opts.listen;
-    let kube = match KubeSim::start(opts).await {
-        Ok(kube) => kube,
-        Err(error) => {
-            tracing::error!(%error, %listen, "cannot listen");
-            return Exit::Software;
-        }
-    };
-    // The one stdout line: tests, the demo and the benchmark read the address from it.
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "kube-sim listening on {}", kube.url()).and_then(|()| out.flush()).is_err() {
-        tracing::warn!("cannot write the listening line to stdout");
-    }
-    drop(out);
-    tokio::select! {
-        () = kube.exit_requested() => tracing::info!("exit requested"),
-        signal = signals.first() => tracing::info!(signal, "stopping"),
-    }
-    let stats = kube.stats();
-    tracing::info!(
-        events = kube.events().len(),
-        lists = stats.lists.values().sum::<u64>(),
-        watches = stats.watches.values().sum::<u64>(),
-        "stopped"
-    );
-    kube.shutdown().await;
-    Exit::Ok
+    calypso_testkit::double::serve::<KubeSim, Cli>(Cli::into_options)
 }
 
 #[cfg(test)]

@@ -347,6 +347,37 @@ impl EsSim {
     }
 }
 
+/// How the `es-sim` binary runs it ([`crate::double::serve`]).
+impl crate::double::Served for EsSim {
+    const NAME: &'static str = "es-sim";
+    type Options = EsOptions;
+
+    fn listen(opts: &EsOptions) -> SocketAddr {
+        opts.listen
+    }
+
+    async fn start(opts: EsOptions) -> std::io::Result<EsSim> {
+        EsSim::start(opts).await
+    }
+
+    fn url(&self) -> String {
+        EsSim::url(self)
+    }
+
+    async fn exit_requested(&self) {
+        EsSim::exit_requested(self).await;
+    }
+
+    fn log_stopped(&self) {
+        let stats = self.stats();
+        tracing::info!(documents = self.count(), requests = stats.requests, items = stats.items(), "stopped");
+    }
+
+    async fn shutdown(self) {
+        EsSim::shutdown(self).await;
+    }
+}
+
 impl Drop for EsSim {
     fn drop(&mut self) {
         self.shared.stop();

@@ -336,6 +336,42 @@ impl KubeSim {
     }
 }
 
+/// How the `kube-sim` binary runs it ([`crate::double::serve`]).
+impl crate::double::Served for KubeSim {
+    const NAME: &'static str = "kube-sim";
+    type Options = KubeOptions;
+
+    fn listen(opts: &KubeOptions) -> SocketAddr {
+        opts.listen
+    }
+
+    async fn start(opts: KubeOptions) -> std::io::Result<KubeSim> {
+        KubeSim::start(opts).await
+    }
+
+    fn url(&self) -> String {
+        KubeSim::url(self)
+    }
+
+    async fn exit_requested(&self) {
+        KubeSim::exit_requested(self).await;
+    }
+
+    fn log_stopped(&self) {
+        let stats = self.stats();
+        tracing::info!(
+            events = self.events().len(),
+            lists = stats.lists.values().sum::<u64>(),
+            watches = stats.watches.values().sum::<u64>(),
+            "stopped"
+        );
+    }
+
+    async fn shutdown(self) {
+        KubeSim::shutdown(self).await;
+    }
+}
+
 impl Drop for KubeSim {
     fn drop(&mut self) {
         self.shared.stop();
