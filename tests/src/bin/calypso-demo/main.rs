@@ -184,9 +184,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
 
-    // One port per server, and one for the EngineServer's agent-health.
-    let ports = free_ports(SERVERS.len() + 1)?;
-    let health_port = ports[SERVERS.len()];
+    // One port per server: the rendered configuration and the gates name them before the servers
+    // start. (agent-health binds a port of its own choosing and says which.)
+    let ports = free_ports(SERVERS.len())?;
     let url = |i: usize| format!("http://127.0.0.1:{}/health", ports[i]);
     let scratch = Scratch::create()?;
     let inputs = Inputs::write(&scratch.0)?;
@@ -277,7 +277,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     // What the DataServer's database sensor said before the failover, to say again after it.
     let mut db_details: Option<String> = None;
     // The EngineServer's probe sidecar, once its gate has opened, and what its probes answer.
-    let mut sidecar: Option<Child> = None;
+    let mut sidecar: Option<Proc> = None;
     let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeAnswer>();
     let live_checks = Arc::new(LiveChecks::default());
     let mut ready_now = false;
@@ -304,6 +304,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut kubelet_tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_readyz = String::new();
     let mut trace_shown = false;
+    // What each process said last, and what each probe answers now: told when something fails.
+    let mut last_words = LastWords::default();
+    let mut probes_say: [String; 3] = Default::default();
     loop {
         tokio::select! {
             _ = shipped_tick.tick() => {
@@ -324,9 +327,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 if !ready_now && unready_in_failover && !ready_after_failover {
                     events.probe_failed("engineserver-0", &last_readyz);
                 }
+                // A process that is gone never does what the demo waits for: say so now.
+                let running = children.iter_mut().chain(sidecar.as_mut()).chain(shippers.iter_mut()).chain([&mut es]);
+                if let Some((who, status)) = first_exited(running) {
+                    return Err(format!("{who} exited ({status}) while the demo watched\n{}", last_words.of(&who)));
+                }
             }
             Some(line) = rx.recv() => {
                 print(start, &line.who, &line.text);
+                last_words.heard(&line);
+                // agent-health says where it listens once it does: the kubelet's probes begin.
+                if line.who == AGENT_HEALTH && let Some(port) = listening_port(&line.text) {
+                    tokio::spawn(probe(port, probe_tx.clone(), live_checks.clone()));
+                }
                 // agent-wait has opened a server's gate (and the EngineServer's sidecar starts with it).
                 let gate = SERVERS.iter().position(|(c, _)| line.who == format!("{} pod", c.name().to_ascii_lowercase()));
                 if let Some(i) = gate.filter(|_| line.text.contains("starting the command")) {
@@ -336,17 +349,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 let opened = gate == Some(3) && line.text.contains("starting the command");
                 if opened && sidecar.is_none() {
-                    sidecar = Some(start_sidecar(start, &agent_health, &url(3), health_port, &tx)?);
-                    tokio::spawn(probe(health_port, probe_tx.clone(), live_checks.clone()));
+                    sidecar = Some(start_sidecar(start, &agent_health, &url(3), &tx)?);
                 }
             }
             Some(answer) = probe_rx.recv() => {
                 print(start, &format!("engineserver {}", answer.probe), &answer.text);
-                let band = match answer.probe {
-                    "startupz" => Band::Startupz,
-                    "readyz" => Band::Readyz,
-                    _ => Band::Livez,
+                let (band, said) = match answer.probe {
+                    "startupz" => (Band::Startupz, 0),
+                    "readyz" => (Band::Readyz, 1),
+                    _ => (Band::Livez, 2),
                 };
+                probes_say[said].clone_from(&answer.text);
                 if let Some(status) = timeline::probe_status(band, answer.status, answer.listening) {
                     timeline.status(Component::EngineServer.name(), band, start.elapsed(), status, &answer.text);
                 }
@@ -418,7 +431,26 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             _ = tokio::time::sleep_until(stop_at.unwrap_or(deadline)), if stop_at.is_some() => break,
-            _ = tokio::time::sleep_until(deadline) => return Err(format!("not done within {PATIENCE:?}")),
+            _ = tokio::time::sleep_until(deadline) => {
+                let engine = &answered[3].1;
+                let waiting = if sidecar.is_none() {
+                    format!("the EngineServer's gate never opened (its health: {engine})")
+                } else if probes_say.iter().all(String::is_empty) {
+                    "agent-health never said where it listens".to_string()
+                } else {
+                    let [startupz, readyz, livez] = &probes_say;
+                    format!(
+                        "{}: the EngineServer's health answers {engine}; agent-health's startupz {startupz}, \
+        readyz {readyz}, livez {livez}",
+                        failover.waits_for()
+                    )
+                };
+                return Err(format!(
+                    "not done within {PATIENCE:?}: {waiting}\n{}\n{}",
+                    last_words.of(AGENT_HEALTH),
+                    last_words.of("engineserver pod")
+                ));
+            }
         }
         // The engine is GREEN and in service (its readyz passes): now fail the DataServer over.
         if failover == Phase::Pending && engine_green && ready_now {
@@ -556,9 +588,8 @@ fn start_sidecar(
     start: Instant,
     bin: &Path,
     upstream: &str,
-    port: u16,
     tx: &mpsc::UnboundedSender<Line>,
-) -> Result<Child, String> {
+) -> Result<Proc, String> {
     let grace = humantime::format_duration(LIVENESS_GRACE).to_string();
     say(
         start,
@@ -568,12 +599,14 @@ fn start_sidecar(
         ),
     );
     let mut cmd = Command::new(bin);
-    cmd.args(["--upstream", upstream, "--listen", &format!("127.0.0.1:{port}")])
+    // A port of its own choosing, which it says in its "serving" line: one chosen for it here
+    // and free now could be taken by the time it binds.
+    cmd.args(["--upstream", upstream, "--listen", "127.0.0.1:0"])
         .args(["--interval", HEALTH_INTERVAL, "--attempt-timeout", HEALTH_ATTEMPT_TIMEOUT])
         .args(["--liveness-grace", &grace, "--shutdown-delay", "100ms"])
         .env("AGENT_LOG", "info")
         .env("AGENT_LOG_FORMAT", "text");
-    spawn(cmd, "agent-health", tx)
+    spawn(cmd, AGENT_HEALTH, tx)
 }
 
 /// What one of agent-health's probe endpoints answers now.
@@ -781,6 +814,52 @@ enum Phase {
     Done,
 }
 
+impl Phase {
+    /// What the demo waits for in this phase, for a demo that ran out of patience.
+    fn waits_for(&self) -> &'static str {
+        match self {
+            Phase::Pending => "waiting for the EngineServer to be GREEN and ready before the failover",
+            Phase::DataServerDown => "waiting for the EngineServer to notice the DataServer's outage",
+            Phase::Recovering => "waiting for the EngineServer to be GREEN again after the failover",
+            Phase::Done => "waiting for agent-health's readyz to pass again after the failover",
+        }
+    }
+}
+
+/// The name agent-health's lines carry in the timeline.
+const AGENT_HEALTH: &str = "agent-health";
+
+/// The port in agent-health's "serving" line (`listen=127.0.0.1:36319`), once it says it.
+fn listening_port(text: &str) -> Option<u16> {
+    let addr = text.split_whitespace().find_map(|field| field.strip_prefix("listen="))?;
+    addr.parse::<SocketAddr>().ok().map(|a| a.port())
+}
+
+/// The last few lines each process said, by the name its lines carry.
+#[derive(Default)]
+struct LastWords(std::collections::HashMap<String, std::collections::VecDeque<String>>);
+
+impl LastWords {
+    const KEPT: usize = 6;
+
+    fn heard(&mut self, line: &Line) {
+        let said = self.0.entry(line.who.clone()).or_default();
+        if said.len() == Self::KEPT {
+            said.pop_front();
+        }
+        said.push_back(line.text.clone());
+    }
+
+    fn of(&self, who: &str) -> String {
+        match self.0.get(who) {
+            Some(said) => {
+                format!("{who} said last:\n  {}", said.iter().cloned().collect::<Vec<_>>().join("\n  "))
+            }
+            None => format!("{who} said nothing"),
+        }
+    }
+}
+
 fn say(start: Instant, text: &str) {
     print(start, "demo", &format!(">>> {text}"));
 }
@@ -835,7 +914,13 @@ async fn watch(
     }
 }
 
-fn spawn(mut cmd: Command, who: &str, tx: &mpsc::UnboundedSender<Line>) -> Result<Child, String> {
+/// One of the demo's processes, with the name its lines carry.
+struct Proc {
+    who: String,
+    child: Child,
+}
+
+fn spawn(mut cmd: Command, who: &str, tx: &mpsc::UnboundedSender<Line>) -> Result<Proc, String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {who}: {e}"))?;
     if let Some(out) = child.stdout.take() {
@@ -844,7 +929,17 @@ fn spawn(mut cmd: Command, who: &str, tx: &mpsc::UnboundedSender<Line>) -> Resul
     if let Some(err) = child.stderr.take() {
         tokio::spawn(forward(err, who.to_string(), tx.clone()));
     }
-    Ok(child)
+    Ok(Proc { who: who.to_string(), child })
+}
+
+/// The first of these processes that has exited, and how.
+fn first_exited<'a>(
+    procs: impl IntoIterator<Item = &'a mut Proc>,
+) -> Option<(String, std::process::ExitStatus)> {
+    procs.into_iter().find_map(|p| match p.child.try_wait() {
+        Ok(Some(status)) => Some((p.who.clone(), status)),
+        _ => None,
+    })
 }
 
 /// Forwards a child's lines, without the log timestamp (the timeline has its own clock).
@@ -866,11 +961,11 @@ fn without_timestamp(line: &str) -> &str {
     }
 }
 
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+async fn stop(proc: &mut Proc) {
+    if let Some(pid) = proc.child.id().and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), proc.child.wait()).await;
 }
 
 /// Where a server's log4j files are written (and its agent-logship reads them).
@@ -879,7 +974,7 @@ fn log_dir(scratch: &Path, name: &str) -> PathBuf {
 }
 
 /// Starts es-sim on a free loopback port; its first stdout line says where.
-async fn start_es_sim(bin: &Path) -> Result<(Child, String), String> {
+async fn start_es_sim(bin: &Path) -> Result<(Proc, String), String> {
     let mut cmd = Command::new(bin);
     cmd.args(["--listen", "127.0.0.1:0"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
     cmd.kill_on_drop(true);
@@ -892,7 +987,7 @@ async fn start_es_sim(bin: &Path) -> Result<(Child, String), String> {
         _ => return Err("es-sim did not say where it listens".into()),
     };
     let url = line.strip_prefix("es-sim listening on ").ok_or_else(|| format!("es-sim said {line:?}"))?;
-    Ok((child, url.to_string()))
+    Ok((Proc { who: "es-sim".to_string(), child }, url.to_string()))
 }
 
 /// A server's log shipper, as its pod's sidecar would be configured.
@@ -902,7 +997,7 @@ fn start_logship(
     scratch: &Path,
     es_url: &str,
     tx: &mpsc::UnboundedSender<Line>,
-) -> Result<Child, String> {
+) -> Result<Proc, String> {
     let logs = log_dir(scratch, name);
     std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
     let mut cmd = Command::new(bin);
@@ -985,7 +1080,7 @@ fn start_events_logship(
     es_url: &str,
     kube_url: &str,
     tx: &mpsc::UnboundedSender<Line>,
-) -> Result<Child, String> {
+) -> Result<Proc, String> {
     let mut cmd = Command::new(bin);
     cmd.env("AGENT_LOGSHIP_EVENTS", "true")
         .env("AGENT_LOGSHIP_EVENTS_NAMESPACE", NAMESPACE)
@@ -1092,6 +1187,28 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_healths_serving_line_gives_its_port() {
+        let said = "INFO serving /livez /readyz /startupz /metrics /status listen=127.0.0.1:41653 \
+upstream=http://127.0.0.1:36107/health interval=500ms";
+        assert_eq!(listening_port(said), Some(41653));
+        assert_eq!(listening_port("INFO serving /livez listen=[::1]:8081 upstream=x"), Some(8081));
+        assert_eq!(listening_port("INFO live: ok probe=live ok=true"), None);
+        assert_eq!(listening_port("INFO serving listen=somewhere"), None);
+    }
+
+    #[test]
+    fn last_words_keep_the_newest_lines_of_each_process() {
+        let mut words = LastWords::default();
+        for n in 0..10 {
+            words.heard(&Line { who: "agent-health".into(), text: format!("line {n}") });
+        }
+        let said = words.of("agent-health");
+        assert!(said.starts_with("agent-health said last:\n  line 4\n"), "{said}");
+        assert!(said.ends_with("line 9") && !said.contains("line 3"), "{said}");
+        assert_eq!(words.of("es-sim"), "es-sim said nothing");
+    }
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)

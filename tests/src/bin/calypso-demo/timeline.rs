@@ -307,15 +307,19 @@ impl Timeline {
     }
 }
 
+/// The picture's resolution: it gives times in milliseconds, so a shorter segment would be one
+/// that begins where it ends (a gate that opened the instant its server was first asked).
+const RESOLUTION: Duration = Duration::from_millis(1);
+
 /// Changes as segments: each until the next change, the last until `until`; nothing after
-/// `until`, and no empty segment.
+/// `until`, and none shorter than the picture can show.
 fn segments(changes: &[Change], until: Duration) -> Vec<Segment> {
     let ends = changes.iter().skip(1).map(|c| c.at).chain(std::iter::once(until));
     changes
         .iter()
         .zip(ends)
         .map(|(c, to)| Segment { status: c.status, from: c.at, to: to.min(until), detail: c.detail.clone() })
-        .filter(|s| s.to > s.from)
+        .filter(|s| s.to.saturating_sub(s.from) >= RESOLUTION)
         .collect()
 }
 
@@ -347,6 +351,16 @@ mod tests {
         assert_eq!(states(&p, 0, 0), [("waiting", 0.5, 1.0), ("starting", 1.0, 3.0), ("ready", 3.0, 5.0)]);
         assert_eq!(p.lanes[0].bands[0].segments[1].detail, "RED", "the first detail stays");
         assert_eq!(p.end, s(5.0));
+    }
+
+    #[test]
+    fn a_segment_shorter_than_a_millisecond_is_not_drawn() {
+        let mut t = Timeline::new(&[("EventServer", &[Band::Health])], "agent-logship", &[]);
+        t.status("EventServer", Band::Health, s(0.074_1), Status::Waiting, "gate closed");
+        t.status("EventServer", Band::Health, s(0.074_4), Status::NotListening, "gate opened");
+        t.status("EventServer", Band::Health, s(0.662), Status::Starting, "RED");
+        let p = t.picture("t", "", s(1.0));
+        assert_eq!(states(&p, 0, 0), [("not-listening", 0.074_4, 0.662), ("starting", 0.662, 1.0)]);
     }
 
     #[test]
