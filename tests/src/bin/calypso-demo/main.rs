@@ -151,7 +151,22 @@ struct Line {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // Stopped by a signal: the run is dropped, and with it every process it started (they are
+    // killed on drop) and its scratch directory; a demo killed alone must not leave them running.
+    let stopped = async {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    };
+    let result = tokio::select! {
+        result = run(cli) => result,
+        signal = stopped => Err(format!("stopped by {signal}")),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("calypso-demo: {e}");
