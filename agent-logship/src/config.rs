@@ -214,6 +214,16 @@ pub const DATA_DIR: Spec<PathBuf> = Spec::new(
 )
 .value_name("PATH")
 .default("/var/lib/agent-logship");
+pub const DEAD_LETTER_MAX_BYTES: Spec<u64> = Spec::new(
+    "dead-letter-max-bytes",
+    "AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES",
+    "Largest the dead-letter file grows; then it becomes dead-letter.ndjson.1 and the previous .1 \
+     is deleted, its documents counted and logged (the data directory stays bounded: a full \
+     emptyDir gets the pod evicted)",
+    bytes,
+)
+.value_name("BYTES")
+.default("16MiB");
 pub const RESCAN_INTERVAL: Spec<Duration> = Spec::new(
     "rescan-interval",
     "AGENT_LOGSHIP_RESCAN_INTERVAL",
@@ -362,6 +372,7 @@ pub static SETTINGS: Settings = Settings {
         &REQUEST_TIMEOUT.meta,
         &MAX_INFLIGHT_BYTES.meta,
         &DATA_DIR.meta,
+        &DEAD_LETTER_MAX_BYTES.meta,
         &RESCAN_INTERVAL.meta,
         &POLL_INTERVAL.meta,
         &ROTATE_GRACE.meta,
@@ -516,6 +527,7 @@ pub struct Elasticsearch {
     pub auth: Auth,
     pub gzip: bool,
     pub request_timeout: Duration,
+    pub dead_letter_max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -620,6 +632,7 @@ impl Config {
         };
         let gzip = read.get(&GZIP);
         let request_timeout = read.get(&REQUEST_TIMEOUT);
+        let dead_letter_max_bytes = read.get(&DEAD_LETTER_MAX_BYTES);
         let output = match urls {
             None => {
                 if ca_file.is_some() || auth != Auth::None {
@@ -629,7 +642,14 @@ impl Config {
                 }
                 Output::Stdout
             }
-            Some(urls) => Output::Elasticsearch(Elasticsearch { urls, ca_file, auth, gzip, request_timeout }),
+            Some(urls) => Output::Elasticsearch(Elasticsearch {
+                urls,
+                ca_file,
+                auth,
+                gzip,
+                request_timeout,
+                dead_letter_max_bytes,
+            }),
         };
         let batch_docs = read.get(&BATCH_DOCS);
         let batch_bytes = read.get(&BATCH_BYTES);

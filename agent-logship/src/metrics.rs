@@ -22,6 +22,8 @@ pub struct Metrics {
     pub docs_retried: AtomicU64,
     /// Documents written to the dead-letter file (4xx other than 409).
     pub docs_dead_lettered: AtomicU64,
+    /// Dead-lettered documents deleted with the oldest rotated dead-letter file.
+    pub dead_letters_dropped: AtomicU64,
     /// `_bulk` requests sent, and those that failed as a whole (connection, 429, 5xx, 401/403).
     pub requests: AtomicU64,
     pub requests_failed: AtomicU64,
@@ -128,6 +130,11 @@ impl Observed {
             "agent_logship_documents_dead_lettered_total",
             "Documents Elasticsearch refused for good, kept in the dead-letter file.",
             Metrics::get(&m.docs_dead_lettered),
+        );
+        counter(
+            "agent_logship_dead_letters_dropped_total",
+            "Dead-lettered documents deleted with the oldest rotated dead-letter file (the data directory stays bounded).",
+            Metrics::get(&m.dead_letters_dropped),
         );
         counter("agent_logship_requests_total", "_bulk requests sent.", Metrics::get(&m.requests));
         counter(

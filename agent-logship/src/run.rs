@@ -121,6 +121,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
                 auth: es.auth.clone(),
                 gzip: es.gzip,
                 timeout: es.request_timeout,
+                dead_letter_max_bytes: es.dead_letter_max_bytes,
                 ..EsOptions::new(es.urls.clone(), &config.data_dir)
             };
             let max_in_flight = options.max_in_flight;

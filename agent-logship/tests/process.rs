@@ -1,6 +1,6 @@
 //! agent-logship as a process against es-sim: every record exactly once through rotation (rename
 //! and copytruncate, under a glob that matches the rotated names), per-item 429s, whole-request
-//! 503s, an outage and two SIGKILLs; dead letters; a flat RSS through a long outage; the graceful
+//! 503s, an outage and two SIGKILLs; dead letters, bounded; a flat RSS through a long outage; the graceful
 //! flush on SIGTERM; `setup` against both flavours; configuration errors.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -240,17 +240,7 @@ async fn refused_documents_go_to_the_dead_letter_file_once_each() {
     let url = es.url();
     let mut env = sidecar_env(&glob, path_str(&data), &url);
     env.push(("AGENT_LOGSHIP_FORMAT", "json"));
-    // `user` is a string in the first document; as an object later it cannot be indexed (400).
-    let mut lines = String::new();
-    for i in 0..100 {
-        let user = if i % 25 == 24 { r#"{"id":7}"# } else { r#""alice""# };
-        lines.push_str(&format!(
-            r#"{{"@timestamp":"2026-11-27T10:00:{:02}.000Z","log.level":"INFO","message":"trade {i} booked","user":{user}}}"#,
-            i % 60
-        ));
-        lines.push('\n');
-    }
-    std::fs::write(&log, lines).expect("write");
+    std::fs::write(&log, json_records(0..100, |i| i % 25 == 24)).expect("write");
     let mut agent = start(&[], &env);
     let dead = data.join("dead-letter.ndjson");
     eventually("96 stored and 4 dead-lettered", Duration::from_secs(30), async || {
@@ -268,6 +258,81 @@ async fn refused_documents_go_to_the_dead_letter_file_once_each() {
     }
     let warnings = agent.stderr().lines().filter(|l| l.contains("document_parsing_exception")).count();
     assert_eq!(warnings, 1, "logged once per reason:\n{}", agent.stderr());
+}
+
+/// JSON log lines numbered `range`. `user` is a string in the first document es-sim sees; as an
+/// object (`refused(i)`) it cannot be indexed after that (400).
+fn json_records(range: std::ops::Range<usize>, refused: impl Fn(usize) -> bool) -> String {
+    let mut lines = String::new();
+    for i in range {
+        let user = if refused(i) { r#"{"id":7}"# } else { r#""alice""# };
+        lines.push_str(&format!(
+            r#"{{"@timestamp":"2026-11-27T10:00:{:02}.000Z","log.level":"INFO","message":"trade {i} booked","user":{user}}}"#,
+            i % 60
+        ));
+        lines.push('\n');
+    }
+    lines
+}
+
+/// Refusals that go on and on: past `AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES` the dead-letter file
+/// is rotated and the previous rotated file's dead letters are deleted, counted and warned about.
+/// Every refused document is kept or counted, and the two files hold the last two batches at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_keeps_the_dead_letter_files_bounded() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("app.json.log");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.push(("AGENT_LOGSHIP_FORMAT", "json"));
+    // Smaller than one batch of 20 dead letters: every batch finds the file full.
+    env.push(("AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES", "1KiB"));
+    std::fs::write(&log, json_records(0..1, |_| false)).expect("write");
+    let mut agent = start(&[], &env);
+    eventually("the first document stored", Duration::from_secs(30), async || {
+        (es.count() == 1).then_some(())
+    })
+    .await;
+    let lines = |name: &str| std::fs::read_to_string(data.join(name)).map_or(0, |t| t.lines().count());
+    let dead_lettered = |agent: &Spawned| -> usize {
+        agent.stderr().lines().filter(|l| l.contains("the dead-letter file is full")).map(documents).sum()
+    };
+    // Ten batches, one at a time: the next is written once the last is kept.
+    for batch in 0..10 {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+        let first = 1 + batch * 20;
+        std::io::Write::write_all(&mut file, json_records(first..first + 20, |_| true).as_bytes())
+            .expect("append");
+        let last = format!("trade {} booked", first + 19);
+        eventually("the batch dead-lettered", Duration::from_secs(30), async || {
+            let text = std::fs::read_to_string(data.join("dead-letter.ndjson")).unwrap_or_default();
+            text.contains(&last).then_some(())
+        })
+        .await;
+        // A file holds one append at most (a batch, or part of one if it was read in two).
+        assert!(lines("dead-letter.ndjson") <= 20 && lines("dead-letter.ndjson.1") <= 20);
+    }
+    let (kept, dropped) = eventually("every refusal kept or reported", Duration::from_secs(10), async || {
+        let (kept, dropped) =
+            (lines("dead-letter.ndjson") + lines("dead-letter.ndjson.1"), dead_lettered(&agent));
+        (kept + dropped == 200).then_some((kept, dropped))
+    })
+    .await;
+    assert!(kept <= 40 && dropped >= 160, "kept {kept}, dropped {dropped}");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert_eq!(es.count(), 1);
+}
+
+/// The `documents=N` of a log line.
+fn documents(line: &str) -> usize {
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("documents="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no documents= in {line}"))
 }
 
 /// VmRSS of a process in KiB.

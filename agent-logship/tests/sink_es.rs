@@ -349,6 +349,37 @@ async fn whole_503_and_429_retried_acks_only_after_success() {
     assert_eq!(get(&m.docs_stored), 5);
 }
 
+/// A steady stream of refusals: the dead-letter file is rotated at its bound, the oldest dead
+/// letters are deleted with the previous rotated file, counted and warned about; every refused
+/// document is either kept or counted as dropped, and the directory stays bounded.
+#[tokio::test]
+async fn dead_letters_past_the_bound_rotate_and_the_oldest_are_counted_as_dropped() {
+    let stub = Stub::default();
+    stub.with(|s| s.item_400.extend((0..200).map(id)));
+    let addr = start(&stub).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut opts = options(vec![format!("http://{addr}")], dir.path());
+    opts.dead_letter_max_bytes = 8 << 10;
+    let logs = capture_logs();
+    let run = launch(&opts);
+    run.send(0..200).await;
+    let (acks, m) = run.finish().await;
+    exactly_once(&acks, 200);
+    assert_eq!(get(&m.docs_dead_lettered), 200);
+    let lines = |name: &str| -> usize {
+        let path = dir.path().join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(text.len() <= 8 << 10, "{name} is {} bytes", text.len());
+        text.lines().count()
+    };
+    let kept = lines("dead-letter.ndjson") + lines("dead-letter.ndjson.1");
+    let dropped = get(&m.dead_letters_dropped);
+    assert!(dropped > 0, "some were dropped");
+    assert_eq!(kept as u64 + dropped, 200, "kept {kept}, dropped {dropped}");
+    let logged = logs.lock().expect("logs").clone();
+    assert!(logged.contains("the dead-letter file is full"), "{logged}");
+}
+
 #[tokio::test]
 async fn too_large_splits_down_to_one_then_dead_letters() {
     let stub = Stub::default();

@@ -1,9 +1,13 @@
 //! The dead-letter file: documents Elasticsearch refused for good (a 4xx other than 409) are
 //! appended to `<data_dir>/dead-letter.ndjson`, one JSON line each with the refusal and the
-//! document, and fsync'd before they are acknowledged — kept and reported, never dropped, never
-//! retried forever.
+//! document, and fsync'd before they are acknowledged — kept and reported, never retried forever.
+//!
+//! The file is bounded: when the next lines would take it past its largest size it becomes
+//! `dead-letter.ndjson.1`, replacing the previous one, whose documents are counted and reported
+//! as dropped. The data directory is an emptyDir with a size limit, and a pod over it is evicted
+//! — Calypso with it — so a steady stream of refusals must not grow the file without end.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -24,6 +28,14 @@ pub struct DeadDoc<'a> {
 #[derive(Debug, Clone)]
 pub struct DeadLetterFile {
     path: PathBuf,
+    max_bytes: u64,
+}
+
+/// Dead letters deleted to keep the directory bounded: the rotated file they were in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub path: PathBuf,
+    pub documents: u64,
 }
 
 /// The dead-letter file could not be written: the documents stay unacknowledged and the writing
@@ -36,29 +48,90 @@ pub struct DeadLetterError {
 }
 
 impl DeadLetterFile {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        DeadLetterFile { path: path.into() }
+    pub fn new(path: impl Into<PathBuf>, max_bytes: u64) -> Self {
+        DeadLetterFile { path: path.into(), max_bytes }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Where the file goes when it is full.
+    fn rotated(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".1");
+        PathBuf::from(name)
+    }
+
     /// Appends one line per document and syncs the file (and, when it was just created, its
-    /// directory) to disk. Blocking IO, on tokio's blocking pool.
-    pub async fn append(&self, docs: &[DeadDoc<'_>]) -> Result<(), DeadLetterError> {
+    /// directory) to disk, after rotating the file if these lines would take it past its largest
+    /// size. Returns the dead letters that rotation deleted (whether or not the append then
+    /// succeeded: they are gone either way). Blocking IO, on tokio's blocking pool.
+    pub async fn append(&self, docs: &[DeadDoc<'_>]) -> (Option<Dropped>, Result<(), DeadLetterError>) {
         let mut lines = Vec::new();
         let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         for doc in docs {
             line(&mut lines, &now, doc);
         }
-        let path = self.path.clone();
-        let result = tokio::task::spawn_blocking(move || write_synced(&path, &lines)).await;
-        let io = match result {
+        let (path, rotated, max_bytes) = (self.path.clone(), self.rotated(), self.max_bytes);
+        let result = tokio::task::spawn_blocking(move || {
+            let dropped = match rotate_if_full(&path, &rotated, max_bytes, lines.len() as u64) {
+                Ok(d) => d,
+                Err(e) => return (None, Err(e)),
+            };
+            (dropped, write_synced(&path, &lines))
+        })
+        .await;
+        let (dropped, io) = match result {
             Ok(r) => r,
-            Err(join) => Err(std::io::Error::other(join.to_string())),
+            Err(join) => (None, Err(std::io::Error::other(join.to_string()))),
         };
-        io.map_err(|source| DeadLetterError { path: self.path.clone(), source })
+        let dropped = dropped.filter(|&n| n > 0).map(|documents| Dropped { path: self.rotated(), documents });
+        (dropped, io.map_err(|source| DeadLetterError { path: self.path.clone(), source }))
+    }
+}
+
+/// Renames `path` to `rotated` (replacing it) when `incoming` more bytes would take it past
+/// `max_bytes`; a file holding nothing yet takes whatever comes, however large. Returns how many
+/// documents the replaced file held, if it rotated.
+fn rotate_if_full(
+    path: &Path,
+    rotated: &Path,
+    max_bytes: u64,
+    incoming: u64,
+) -> std::io::Result<Option<u64>> {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if size == 0 || size.saturating_add(incoming) <= max_bytes {
+        return Ok(None);
+    }
+    let dropped = match std::fs::File::open(rotated) {
+        Ok(f) => count_lines(f)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    // Made durable with the new file: its creation syncs the directory.
+    std::fs::rename(path, rotated)?;
+    Ok(Some(dropped))
+}
+
+/// Lines in a file, read through a small buffer (the file may be as large as the bound; the
+/// agent's memory should not be).
+fn count_lines(mut f: std::fs::File) -> std::io::Result<u64> {
+    let mut buf = [0u8; 16 * 1024];
+    let mut lines = 0;
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(lines),
+            n => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+        }
     }
 }
 
@@ -101,12 +174,12 @@ mod tests {
     #[tokio::test]
     async fn appends_lines() {
         let dir = tempfile::tempdir().expect("tmp");
-        let f = DeadLetterFile::new(dir.path().join(FILE_NAME));
+        let f = DeadLetterFile::new(dir.path().join(FILE_NAME), 1 << 20);
         let r = Rejection { status: 400, kind: "mapper_parsing_exception".into(), reason: "bad".into() };
         let d1 = DeadDoc { index: "logs-a", id: "1", source: br#"{"m":1}"#, why: &r };
         let d2 = DeadDoc { index: "logs-a", id: "2", source: b"not json", why: &r };
-        f.append(&[d1]).await.expect("append");
-        f.append(&[d2]).await.expect("append");
+        assert_eq!(f.append(&[d1]).await.0, None);
+        f.append(&[d2]).await.1.expect("append");
         let text = std::fs::read_to_string(f.path()).expect("read");
         let lines: Vec<serde_json::Value> =
             text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
@@ -121,9 +194,73 @@ mod tests {
 
     #[tokio::test]
     async fn unwritable_is_an_error() {
-        let f = DeadLetterFile::new("/nonexistent-dir/dead-letter.ndjson");
+        let f = DeadLetterFile::new("/nonexistent-dir/dead-letter.ndjson", 1 << 20);
         let r = Rejection { status: 400, kind: "x".into(), reason: "y".into() };
         let d = DeadDoc { index: "i", id: "1", source: b"{}", why: &r };
-        assert!(f.append(&[d]).await.is_err());
+        let (dropped, written) = f.append(&[d]).await;
+        assert_eq!(dropped, None);
+        let e = written.expect_err("no such directory");
+        assert!(e.to_string().contains("/nonexistent-dir/dead-letter.ndjson"), "{e}");
+    }
+
+    /// The file and its one rotated predecessor stay within about twice the bound, whatever
+    /// comes; each rotation that deletes dead letters says how many, and every document is in
+    /// exactly one of the two files or among those reported dropped.
+    #[tokio::test]
+    async fn a_full_file_rotates_and_the_oldest_dead_letters_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = DeadLetterFile::new(dir.path().join(FILE_NAME), 4096);
+        let r = Rejection { status: 400, kind: "document_parsing_exception".into(), reason: "bad".into() };
+        let source = format!(r#"{{"message":"{}"}}"#, "x".repeat(300));
+        let (mut dropped, mut rotations_dropping) = (0, 0);
+        for id in 0..100 {
+            let id = id.to_string();
+            let d = DeadDoc { index: "logs-a", id: &id, source: source.as_bytes(), why: &r };
+            let (gone, written) = f.append(&[d]).await;
+            written.expect("append");
+            if let Some(gone) = gone {
+                assert_eq!(gone.path, dir.path().join("dead-letter.ndjson.1"));
+                dropped += gone.documents;
+                rotations_dropping += 1;
+            }
+            let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+            assert!(size(FILE_NAME) <= 4096 && size("dead-letter.ndjson.1") <= 4096);
+        }
+        let ids = |name: &str| -> Vec<u64> {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+                .map(|v| v["_id"].as_str().and_then(|i| i.parse().ok()).expect("id"))
+                .collect()
+        };
+        let (older, newer) = (ids("dead-letter.ndjson.1"), ids(FILE_NAME));
+        assert!(rotations_dropping > 5, "{rotations_dropping}");
+        // The newest documents, in order, none twice, none missing: the dropped ones are the oldest.
+        let kept: Vec<u64> = older.iter().chain(&newer).copied().collect();
+        assert_eq!(kept, (dropped..100).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test]
+    async fn one_batch_larger_than_the_bound_is_written_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = DeadLetterFile::new(dir.path().join(FILE_NAME), 100);
+        let r = Rejection { status: 400, kind: "x".into(), reason: "y".into() };
+        let ids: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let docs: Vec<DeadDoc<'_>> =
+            ids.iter().map(|id| DeadDoc { index: "i", id, source: b"{}", why: &r }).collect();
+        let (dropped, written) = f.append(&docs).await;
+        written.expect("append");
+        assert_eq!(dropped, None);
+        let text = std::fs::read_to_string(f.path()).expect("read");
+        assert_eq!(text.lines().count(), 10);
+        // The next batch finds it full: the first moves aside whole, nothing is dropped yet.
+        let (dropped, written) = f.append(&docs[..1]).await;
+        written.expect("append");
+        assert_eq!(dropped, None);
+        assert_eq!(std::fs::read_to_string(dir.path().join("dead-letter.ndjson.1")).expect("rotated"), text);
+        // And the one after that deletes those ten, and says so.
+        let (dropped, written) = f.append(&docs[..1]).await;
+        written.expect("append");
+        assert_eq!(dropped.map(|d| d.documents), Some(10));
     }
 }

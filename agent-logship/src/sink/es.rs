@@ -33,6 +33,8 @@ pub struct EsOptions {
     pub timeout: Duration,
     /// `<data_dir>/dead-letter.ndjson`.
     pub dead_letter_path: PathBuf,
+    /// Largest the dead-letter file grows before it is rotated (default 16 MiB).
+    pub dead_letter_max_bytes: u64,
     /// Requests in flight at once (default 1).
     pub max_in_flight: usize,
     pub retry: RetryTiming,
@@ -73,6 +75,7 @@ impl EsOptions {
             gzip: true,
             timeout: Duration::from_secs(30),
             dead_letter_path: data_dir.join(super::dead_letter::FILE_NAME),
+            dead_letter_max_bytes: 16 << 20,
             max_in_flight: 1,
             retry: RetryTiming::default(),
         }
@@ -110,7 +113,7 @@ impl EsSink {
         Ok(EsSink {
             client,
             gzip: opts.gzip.then(Gzip::default),
-            dead_letter: DeadLetterFile::new(&opts.dead_letter_path),
+            dead_letter: DeadLetterFile::new(&opts.dead_letter_path, opts.dead_letter_max_bytes),
             metrics,
             retry: opts.retry,
             reported: Mutex::new(HashSet::new()),
@@ -301,7 +304,17 @@ impl EsSink {
             }
         }
         loop {
-            match self.dead_letter.append(&docs).await {
+            let (dropped, written) = self.dead_letter.append(&docs).await;
+            if let Some(dropped) = dropped {
+                Metrics::add(&self.metrics.dead_letters_dropped, dropped.documents);
+                tracing::warn!(
+                    documents = dropped.documents,
+                    file = %dropped.path.display(),
+                    max_bytes = self.dead_letter.max_bytes(),
+                    "the dead-letter file is full: it was rotated, and the oldest dead letters were deleted with the previous rotated file"
+                );
+            }
+            match written {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = %e, documents = docs.len(), "documents wait: they are acknowledged only once kept");
