@@ -139,7 +139,9 @@ pub const ES_URL: Spec<Vec<Url>> = Spec::new(
 pub const CA_FILE: Spec<PathBuf> = Spec::new(
     "ca-file",
     "AGENT_LOGSHIP_CA_FILE",
-    "PEM certificates trusted for https:// besides the system roots",
+    "PEM certificates trusted for https:// besides the system roots; read before each request, so \
+     a rotated CA needs no restart, and while the file does not exist (a Secret not created yet) \
+     the data waits",
     path,
 )
 .value_name("PATH");

@@ -456,6 +456,84 @@ async fn bad_settings_exit_64_naming_each_and_an_unwritable_data_dir_too() {
     assert!(stderr.contains("AGENT_LOGSHIP_DATA_DIR"), "{stderr}");
 }
 
+/// An HTTPS front for es-sim (`es`, `host:port`) on `localhost`, with a certificate made for the
+/// test: returns its port and the certificate (PEM) to trust.
+async fn https_front(es: String) -> (u16, String) {
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("tls");
+    let acceptor = TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, es) = (acceptor.clone(), es.clone());
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut plain)) =
+                    (acceptor.accept(tcp).await, tokio::net::TcpStream::connect(&es).await)
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, cert.cert.pem())
+}
+
+/// A CA file that does not exist yet (a Secret mounted `optional: true`, created later) holds the
+/// data back and is said so; the agent does not stop (as a native sidecar that would keep Calypso
+/// from starting). Once the kubelet puts the file there (a link swapped in), everything ships.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_that_comes_later_holds_the_data_back_then_everything_ships() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let es_addr = es.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (port, ca) = https_front(es_addr).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let secret = dir.path().join("elasticsearch");
+    std::fs::create_dir(&secret).expect("mkdir");
+    let ca_file = secret.join("ca.crt");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = format!("https://localhost:{port}");
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.push(("AGENT_LOGSHIP_CA_FILE", path_str(&ca_file)));
+    std::fs::write(dir.path().join("app.json.log"), json_records(0..10, |_| false)).expect("write");
+    env.push(("AGENT_LOGSHIP_FORMAT", "json"));
+    let mut agent = start(&[], &env);
+    agent.said("the CA file does not exist (yet)").await;
+    agent.said("cannot use the CA file").await;
+    assert_eq!(es.count(), 0, "nothing goes out untrusted");
+    // As the kubelet updates a Secret's volume: the keys in a new directory, `..data` swapped.
+    let keys = secret.join("..2026_11_28_10_00_00.000000001");
+    std::fs::create_dir(&keys).expect("mkdir");
+    std::fs::write(keys.join("ca.crt"), &ca).expect("ca");
+    std::os::unix::fs::symlink(keys.file_name().expect("name"), secret.join("..data")).expect("link");
+    std::os::unix::fs::symlink("..data/ca.crt", &ca_file).expect("link");
+    stored_at_least(&es, 10).await;
+    agent.said("the CA file changed").await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert_eq!(es.count(), 10);
+
+    // A CA file that is there but holds no certificate is a mistake in the settings: said at once.
+    std::fs::write(dir.path().join("not-a-ca.crt"), "not a certificate\n").expect("write");
+    let not_a_ca = dir.path().join("not-a-ca.crt");
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.push(("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca)));
+    let out = command(&[], &env).output().await.expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("AGENT_LOGSHIP_CA_FILE"), "{stderr}");
+}
+
 /// Runs the agent without a URL on the files of `dir` (glob `pattern`) until `n` documents are
 /// on its stdout, stops it with SIGTERM (exit 0) and returns them.
 async fn stdout_docs(dir: &Path, pattern: &str, extra: &[(&str, &str)], n: usize) -> Vec<Value> {

@@ -2,12 +2,16 @@
 //! reqwest on rustls like agent-core's, but keeping connections alive (a shipper sends a request
 //! a second to the same cluster), trusting an extra CA bundle, trying the configured URLs in
 //! turn, and reading credentials from files at every request — mounted Secrets are symlinks that
-//! Kubernetes swaps when the Secret changes, so nothing is cached. Credentials never appear in
-//! errors, logs or metrics: headers are marked sensitive and errors name files, not contents.
+//! Kubernetes swaps when the Secret changes, so nothing is cached. The CA file is followed the same
+//! way: read before each request, and a changed bundle makes a new connection pool that trusts it
+//! (a rotated CA needs no restart); a CA file that does not exist yet (a Secret mounted
+//! `optional: true` and not created) holds the data back instead of stopping the agent, which as a
+//! native sidecar would keep Calypso itself from starting. Credentials never appear in errors,
+//! logs or metrics: headers are marked sensitive and errors name files, not contents.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agent_core::dns::Dns;
@@ -60,6 +64,8 @@ pub enum ClientError {
 pub enum SendError {
     #[error("cannot read the credential file {path}: {reason}")]
     Credentials { path: PathBuf, reason: String },
+    #[error("cannot use the CA file {path}: {reason}; nothing is sent until it can be")]
+    CaFile { path: PathBuf, reason: String },
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
     #[error("no answer from {url} within {}", humantime::format_duration(*.timeout))]
@@ -86,35 +92,113 @@ pub struct Body {
 
 #[derive(Debug)]
 pub struct EsClient {
-    client: reqwest::Client,
     urls: Vec<Url>,
     current: AtomicUsize,
     auth: Auth,
     timeout: Duration,
+    ca_file: Option<PathBuf>,
+    dns: Dns,
+    user_agent: String,
+    trust: Mutex<Trust>,
+}
+
+/// The connection pool in use and the CA file's content it trusts (empty without a CA file), and
+/// the last content refused (so that it is reported once, not at every request).
+#[derive(Debug, Default)]
+struct Trust {
+    current: Option<(Vec<u8>, reqwest::Client)>,
+    refused: Option<Vec<u8>>,
 }
 
 impl EsClient {
+    /// A CA file that exists but holds no usable certificate is refused here (a setting's
+    /// mistake, said at once); one that does not exist yet is waited for.
     pub fn new(opts: &ClientOptions, dns: Dns, user_agent: &str) -> Result<Self, ClientError> {
         if opts.urls.is_empty() {
             return Err(ClientError::NoUrl);
         }
-        let client = builder(opts.ca_file.as_deref(), dns, user_agent)?
+        let client = EsClient {
+            urls: opts.urls.clone(),
+            current: AtomicUsize::new(0),
+            auth: opts.auth.clone(),
+            timeout: opts.timeout,
+            ca_file: opts.ca_file.clone(),
+            dns,
+            user_agent: user_agent.to_string(),
+            trust: Mutex::new(Trust::default()),
+        };
+        let first = match &opts.ca_file {
+            None => Some((Vec::new(), client.pool(None)?)),
+            Some(path) => match std::fs::read(path) {
+                Ok(ca) => {
+                    let pool = client.pool(Some((path, &ca)))?;
+                    Some((ca, pool))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "the CA file does not exist (yet): the data waits until it does (a Secret mounted optional and not created?)"
+                    );
+                    None
+                }
+                Err(e) => return Err(ClientError::CaFile { path: path.clone(), reason: e.to_string() }),
+            },
+        };
+        client.trust.lock().unwrap_or_else(PoisonError::into_inner).current = first;
+        Ok(client)
+    }
+
+    /// A connection pool trusting the system's roots and `ca` (the CA file's path and content).
+    fn pool(&self, ca: Option<(&Path, &[u8])>) -> Result<reqwest::Client, ClientError> {
+        builder_trusting(tls_config(ca)?, self.dns.clone(), &self.user_agent)
             // Keep-alive: one connection reused for every request to a node. Idle ones are
             // closed before a load balancer's usual idle cut (60 s) could catch one mid-send.
             .pool_max_idle_per_host(4)
             .pool_idle_timeout(Duration::from_secs(50))
             .tcp_keepalive(Duration::from_secs(30))
-            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
-            .timeout(opts.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .timeout(self.timeout)
             .build()
-            .map_err(|e| ClientError::Build(reason(&e)))?;
-        Ok(EsClient {
-            client,
-            urls: opts.urls.clone(),
-            current: AtomicUsize::new(0),
-            auth: opts.auth.clone(),
-            timeout: opts.timeout,
-        })
+            .map_err(|e| ClientError::Build(reason(&e)))
+    }
+
+    /// The connection pool for the next request: the one in use while the CA file is unchanged
+    /// (or unreadable for a moment: the kubelet swaps a Secret's files by a link), a new one
+    /// when its content changed and is usable. Without a usable CA file ever: an error, and the
+    /// data waits.
+    fn trusted(&self) -> Result<reqwest::Client, SendError> {
+        let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(path) = &self.ca_file else {
+            return trust.current.as_ref().map(|(_, pool)| pool.clone()).ok_or_else(|| SendError::Other {
+                url: self.current_url(),
+                reason: "no connection pool".into(),
+            });
+        };
+        let unusable = |reason: String| SendError::CaFile { path: path.clone(), reason };
+        let read = std::fs::read(path);
+        let ca = match (read, &trust.current) {
+            (Ok(ca), Some((trusted, pool))) if ca == *trusted => return Ok(pool.clone()),
+            (Ok(ca), _) => ca,
+            (Err(_), Some((_, pool))) => return Ok(pool.clone()),
+            (Err(e), None) => return Err(unusable(e.kind().to_string())),
+        };
+        match self.pool(Some((path, &ca))) {
+            Ok(pool) => {
+                tracing::info!(file = %path.display(), "the CA file changed: new connections trust its certificates");
+                trust.current = Some((ca, pool.clone()));
+                trust.refused = None;
+                Ok(pool)
+            }
+            Err(e) => {
+                let Some((_, pool)) = &trust.current else { return Err(unusable(e.to_string())) };
+                let pool = pool.clone();
+                if trust.refused.as_ref() != Some(&ca) {
+                    tracing::warn!(error = %e, "the CA file changed and is not usable; connections keep the certificates trusted before");
+                    trust.refused = Some(ca);
+                }
+                Ok(pool)
+            }
+        }
     }
 
     /// The URL requests go to now, for logs (user info and query removed).
@@ -141,10 +225,11 @@ impl EsClient {
         path: &str,
         body: Option<&Body>,
     ) -> Result<Answer, SendError> {
+        let pool = self.trusted()?;
         let base = &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()];
         let url = join(base, path);
         let shown = redact(base);
-        let mut req = self.client.request(method, url);
+        let mut req = pool.request(method, url);
         req = match &self.auth {
             Auth::None => req,
             Auth::Basic { username_file, password_file } => {
@@ -220,14 +305,26 @@ pub(crate) fn builder(
     dns: Dns,
     user_agent: &str,
 ) -> Result<reqwest::ClientBuilder, ClientError> {
+    let ca = match ca_file {
+        Some(path) => Some((
+            path,
+            std::fs::read(path)
+                .map_err(|e| ClientError::CaFile { path: path.to_path_buf(), reason: e.to_string() })?,
+        )),
+        None => None,
+    };
+    Ok(builder_trusting(tls_config(ca.as_ref().map(|(p, c)| (*p, c.as_slice())))?, dns, user_agent))
+}
+
+fn builder_trusting(tls: rustls::ClientConfig, dns: Dns, user_agent: &str) -> reqwest::ClientBuilder {
     // reqwest is built without a default crypto provider so that only ring is linked.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls_config(ca_file)?)
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
         .dns_resolver(Arc::new(dns))
         .user_agent(user_agent)
         .no_proxy()
-        .redirect(reqwest::redirect::Policy::none()))
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 /// A secret file's content without the trailing newline editors and `echo` add.
@@ -238,7 +335,8 @@ pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
     }
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+/// TLS trusting the system's roots and the certificates of `ca` (a CA file's path and content).
+fn tls_config(ca: Option<(&Path, &[u8])>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
@@ -246,12 +344,10 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientErro
     }
     let (added, ignored) = roots.add_parsable_certificates(found.certs);
     tracing::debug!(added, ignored, "system CA certificates");
-    if let Some(path) = ca_file {
+    if let Some((path, pem)) = ca {
         let bad = |reason: String| ClientError::CaFile { path: path.to_path_buf(), reason };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(e.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(e.to_string()))?;
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
         if certs.is_empty() {
             return Err(ClientError::CaFileEmpty(path.to_path_buf()));
         }
@@ -313,12 +409,59 @@ mod tests {
         assert_eq!(shown, "https://proxy:9200/es/");
     }
 
+    fn trusted_ca(client: &EsClient) -> Option<Vec<u8>> {
+        client.trust.lock().expect("lock").current.as_ref().map(|(ca, _)| ca.clone())
+    }
+
+    /// The CA file is followed: missing, then there, then replaced by something unusable (the
+    /// pool in use stays), then by another CA (a new pool trusts it).
+    #[test]
+    fn the_ca_file_is_followed_and_a_bad_one_keeps_the_last_good_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = dir.path().join("ca.crt");
+        let opts = ClientOptions {
+            urls: vec!["https://localhost:9200".parse().expect("url")],
+            ca_file: Some(ca.clone()),
+            auth: Auth::None,
+            timeout: Duration::from_secs(1),
+        };
+        let client = EsClient::new(&opts, Dns::system(), "t").expect("a missing CA file is waited for");
+        assert!(matches!(client.trusted(), Err(SendError::CaFile { .. })));
+        let first = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert").cert.pem();
+        std::fs::write(&ca, &first).expect("write");
+        assert!(client.trusted().is_ok());
+        assert_eq!(trusted_ca(&client), Some(first.clone().into_bytes()));
+        std::fs::write(&ca, "garbage\n").expect("write");
+        assert!(client.trusted().is_ok(), "the last good CA stays");
+        assert_eq!(trusted_ca(&client), Some(first.into_bytes()));
+        std::fs::remove_file(&ca).expect("rm");
+        assert!(client.trusted().is_ok(), "a moment without the file changes nothing");
+        let second = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert").cert.pem();
+        std::fs::write(&ca, &second).expect("write");
+        assert!(client.trusted().is_ok());
+        assert_eq!(trusted_ca(&client), Some(second.into_bytes()));
+    }
+
+    #[test]
+    fn a_ca_file_there_but_unusable_at_the_start_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = dir.path().join("ca.crt");
+        std::fs::write(&ca, "garbage\n").expect("write");
+        let opts = ClientOptions {
+            urls: vec!["https://localhost:9200".parse().expect("url")],
+            ca_file: Some(ca),
+            auth: Auth::None,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(EsClient::new(&opts, Dns::system(), "t"), Err(ClientError::CaFileEmpty(_))));
+    }
+
     #[test]
     fn ca_file_errors() {
         let dir = tempfile::tempdir().expect("tmp");
         let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "nothing here\n").expect("write");
-        assert!(matches!(tls_config(Some(&empty)), Err(ClientError::CaFileEmpty(_))));
-        assert!(matches!(tls_config(Some(&dir.path().join("missing.pem"))), Err(ClientError::CaFile { .. })));
+        assert!(matches!(tls_config(Some((&empty, b"nothing here\n"))), Err(ClientError::CaFileEmpty(_))));
+        let missing = dir.path().join("missing.pem");
+        assert!(matches!(builder(Some(&missing), Dns::system(), "t"), Err(ClientError::CaFile { .. })));
     }
 }
