@@ -18,9 +18,6 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// The tokens the server saw, in order.
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -35,14 +32,7 @@ fn event(uid: &str, rv: u32) -> String {
 /// one more Event, held open a little over a second (not ended early), then ended. The token
 /// `forbidden` gets a 403 Status. Returns its port and the CA (PEM) to trust.
 async fn api_server(seen: Seen) -> (u16, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .expect("tls");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let (acceptor, ca) = calypso_testkit::tls::localhost();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
@@ -105,7 +95,7 @@ async fn api_server(seen: Seen) -> (u16, String) {
             });
         }
     });
-    (port, cert.cert.pem())
+    (port, ca)
 }
 
 /// The kubelet's projected-volume layout: `<dir>/token -> ..data/token`, `..data -> <version>`.

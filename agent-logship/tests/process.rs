@@ -459,17 +459,7 @@ async fn bad_settings_exit_64_naming_each_and_an_unwritable_data_dir_too() {
 /// An HTTPS front for es-sim (`es`, `host:port`) on `localhost`, with a certificate made for the
 /// test: returns its port and the certificate (PEM) to trust.
 async fn https_front(es: String) -> (u16, String) {
-    use tokio_rustls::TlsAcceptor;
-    use tokio_rustls::rustls::ServerConfig;
-    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .expect("tls");
-    let acceptor = TlsAcceptor::from(std::sync::Arc::new(config));
+    let (acceptor, ca) = calypso_testkit::tls::localhost();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
@@ -485,7 +475,7 @@ async fn https_front(es: String) -> (u16, String) {
             });
         }
     });
-    (port, cert.cert.pem())
+    (port, ca)
 }
 
 /// A CA file that does not exist yet (a Secret mounted `optional: true`, created later) holds the

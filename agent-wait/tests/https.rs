@@ -3,29 +3,18 @@
 //! would, and refused without it.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const GREEN: &str = r#"{"server":"dataserver-0","type":"DataServer","state":"GREEN","subSystems":[]}"#;
 
 /// A TLS server for `localhost` answering every request with a GREEN health report; returns
 /// its port and the certificate (PEM) to trust.
 async fn tls_server() -> (u16, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .expect("server config");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let (acceptor, ca) = calypso_testkit::tls::localhost();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
@@ -45,7 +34,7 @@ async fn tls_server() -> (u16, String) {
             });
         }
     });
-    (port, cert.cert.pem())
+    (port, ca)
 }
 
 async fn agent_wait(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {

@@ -25,6 +25,7 @@ pub mod logwriter;
 pub mod podman;
 pub mod process;
 pub mod sim;
+pub mod tls;
 pub mod tools;
 
 pub use sim::{Control, Mode, Sim, SimConfig, SimHandle};
