@@ -4,7 +4,7 @@
 //! flush on SIGTERM; `setup` against both flavours; configuration errors.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -232,17 +232,11 @@ async fn sigterm_ships_what_was_read_then_checkpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_documents_go_to_the_dead_letter_file_once_each() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let log = dir.path().join("app.json.log");
-    let glob = format!("{}/*.log", path_str(dir.path()));
-    let url = es.url();
-    let mut env = sidecar_env(&glob, path_str(&data), &url);
-    env.push(("AGENT_LOGSHIP_FORMAT", "json"));
-    std::fs::write(&log, json_records(0..100, |i| i % 25 == 24)).expect("write");
-    let mut agent = start(&[], &env);
-    let dead = data.join("dead-letter.ndjson");
+    let shipping = JsonShipping::new().await;
+    let es = &shipping.es;
+    std::fs::write(shipping.log(), json_records(0..100, |i| i % 25 == 24)).expect("write");
+    let mut agent = start(&[], &shipping.env(&[]));
+    let dead = shipping.data().join("dead-letter.ndjson");
     eventually("96 stored and 4 dead-lettered", Duration::from_secs(30), async || {
         let dead_lines = std::fs::read_to_string(&dead).map(|t| t.lines().count()).unwrap_or(0);
         (es.count() == 96 && dead_lines == 4).then_some(())
@@ -258,6 +252,42 @@ async fn refused_documents_go_to_the_dead_letter_file_once_each() {
     }
     let warnings = agent.stderr().lines().filter(|l| l.contains("document_parsing_exception")).count();
     assert_eq!(warnings, 1, "logged once per reason:\n{}", agent.stderr());
+}
+
+/// es-sim, and a scratch directory whose `app.json.log` (JSON lines) a sidecar ships into it.
+struct JsonShipping {
+    es: EsSim,
+    dir: tempfile::TempDir,
+    glob: String,
+    data: String,
+    url: String,
+}
+
+impl JsonShipping {
+    async fn new() -> Self {
+        let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let glob = format!("{}/*.log", path_str(dir.path()));
+        let data = format!("{}/data", path_str(dir.path()));
+        let url = es.url();
+        JsonShipping { es, dir, glob, data, url }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("app.json.log")
+    }
+
+    fn data(&self) -> &Path {
+        Path::new(&self.data)
+    }
+
+    /// The sidecar's environment, and `extra`.
+    fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = sidecar_env(&self.glob, &self.data, &self.url);
+        env.push(("AGENT_LOGSHIP_FORMAT", "json"));
+        env.extend_from_slice(extra);
+        env
+    }
 }
 
 /// JSON log lines numbered `range`. `user` is a string in the first document es-sim sees; as an
@@ -280,18 +310,11 @@ fn json_records(range: std::ops::Range<usize>, refused: impl Fn(usize) -> bool) 
 /// Every refused document is kept or counted, and the two files hold the last two batches at most.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refusals_keeps_the_dead_letter_files_bounded() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let log = dir.path().join("app.json.log");
-    let glob = format!("{}/*.log", path_str(dir.path()));
-    let url = es.url();
-    let mut env = sidecar_env(&glob, path_str(&data), &url);
-    env.push(("AGENT_LOGSHIP_FORMAT", "json"));
-    // Smaller than one batch of 20 dead letters: every batch finds the file full.
-    env.push(("AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES", "1KiB"));
+    let shipping = JsonShipping::new().await;
+    let (es, log, data) = (&shipping.es, shipping.log(), shipping.data());
     std::fs::write(&log, json_records(0..1, |_| false)).expect("write");
-    let mut agent = start(&[], &env);
+    // Smaller than one batch of 20 dead letters: every batch finds the file full.
+    let mut agent = start(&[], &shipping.env(&[("AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES", "1KiB")]));
     eventually("the first document stored", Duration::from_secs(30), async || {
         (es.count() == 1).then_some(())
     })
