@@ -115,7 +115,7 @@ async fn every_occurrence_once_across_watch_timeouts_a_410_and_an_empty_burst() 
     let (_, uid_c) = create(&kube, "riskserver", "Evicted");
     bump(&kube, &a);
     kube.compact();
-    kube.up().await.expect("up");
+    kube.up().expect("up");
     want.extend([id(&uid_a, 6), id(&uid_c, 1)]);
     stored_exactly(&es, &want).await;
     assert!(
@@ -209,7 +209,7 @@ async fn an_outage_longer_than_the_events_ttl_with_a_sigkill_in_it_loses_nothing
     let _ = agent1.exit().await;
     let agent2 = agent(&kube, &es, dir.path(), &[]);
     agent2.said("shipping").await;
-    es.up().await.expect("es-sim up");
+    es.up().expect("es-sim up");
     stored_exactly(&es, &want).await;
     metric_at_least(&agent2, "agent_logship_events_shipped_total", n).await;
     eventually("the spool emptied", Duration::from_secs(10), async || {
@@ -263,7 +263,7 @@ async fn a_full_spool_drops_its_oldest_occurrences_and_says_so() {
     let dropped = agent.metric("agent_logship_events_spool_dropped_total").await.expect("metric") as usize;
     assert!(dropped > 0, "600 occurrences of about 700 bytes do not fit in 128 KiB");
     agent.said("the Events spool is full").await;
-    es.up().await.expect("es-sim up");
+    es.up().expect("es-sim up");
     // Each occurrence is stored or counted as dropped, never both, never neither; the newest
     // is kept.
     let created: BTreeSet<String> = uids.iter().map(|u| id(u, 1)).collect();

@@ -169,7 +169,7 @@ async fn every_record_exactly_once_through_rotation_faults_and_kills() {
     write(&mut copied, per_phase).await;
     // The outage lasts 10 s (the time is the point of the test, not a wait for something).
     tokio::time::sleep(Duration::from_secs(10)).await;
-    es.up().await.expect("es-sim back on its port");
+    es.up().expect("es-sim back on its port");
     stored_at_least(&es, 4 * per_phase).await;
     agent.signal(Signal::SIGKILL);
     agent.exit().await;
@@ -406,7 +406,7 @@ async fn memory_stays_flat_through_a_long_outage() {
         peak = peak.max(rss_kib(pid));
     }
     assert!(peak < early + 4096, "RSS grew from {early} KiB to {peak} KiB during the outage");
-    es.up().await.expect("up");
+    es.up().expect("up");
     stored_at_least(&es, 70_000).await;
     assert_eq!(es.count(), 70_000);
 }

@@ -150,7 +150,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     })?;
     let spool = agent.metric("agent_logship_events_spool_bytes").unwrap_or(0.0);
     let (cpu0, t0) = (agent.cpu_s(), Instant::now());
-    rt.block_on(es.up()).map_err(|e| format!("es-sim up: {e}"))?;
+    rt.block_on(async { es.up() }).map_err(|e| format!("es-sim up: {e}"))?;
     wait("the spool shipped", args.timeout, || es.count_in(STREAM) >= 2 * n)?;
     let wall = t0.elapsed();
     let cpu = agent.cpu_s() - cpu0;

@@ -418,7 +418,7 @@ async fn down_refuses_connections_and_up_listens_on_the_same_port() {
     assert!(!es.is_up());
     let refused = send(&url, "GET", "/", &[], "").await.err().map(|e| e.kind());
     assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused));
-    es.up().await.expect("rebinds");
+    es.up().expect("rebinds");
     assert_eq!(es.url(), url);
     assert_eq!(call(&es, "GET", "/", "").await.status, 200);
 

@@ -536,7 +536,7 @@ async fn unavailable_and_down_then_up_again() {
     kube.down().await;
     assert_eq!(watch.next().await, Err(End::Cut), "a watch breaks off when the server goes down");
     assert!(send(&kube.url(), "GET", "/api/v1/events", None, "").await.is_err(), "refused while down");
-    kube.up().await.expect("listens again");
+    kube.up().expect("listens again");
     assert_eq!(get(&kube, "/api/v1/events").await.status, 200);
     assert_eq!(kube.stats().watch_ends_with("down"), 1);
 }

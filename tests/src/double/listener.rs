@@ -1,6 +1,8 @@
 //! The listener the HTTP doubles (es-sim, kube-sim) share: bound once, it can go down
 //! (connections refused, open ones closed once their answer in flight is written) and come back
-//! on the same address, now or after a while. Each double supplies what serves a connection.
+//! on the same address, now or after a while, and it carries the double's exit request
+//! (`POST /_sim/exit`). Each double supplies what serves a connection, and hands its tests this
+//! listener's controls (`down`, `up`, `down_for`, `is_up`, `url`, `exit_requested`) by `Deref`.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -34,6 +36,8 @@ pub struct Listener {
     bound: Mutex<Option<TcpListener>>,
     serve: OnceLock<Serve>,
     tasks: Mutex<Tasks>,
+    /// Set when an exit is asked for (the control API) and when stopped.
+    exit: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -64,6 +68,7 @@ impl Listener {
             bound: Mutex::new(Some(listener)),
             serve: OnceLock::new(),
             tasks: Mutex::default(),
+            exit: watch::Sender::new(false),
         }))
     }
 
@@ -137,8 +142,20 @@ impl Listener {
         tracing::info!(for_ = ?duration, "down");
     }
 
+    /// Asks the double's program to exit (`POST /_sim/exit`).
+    pub fn request_exit(&self) {
+        self.exit.send_replace(true);
+    }
+
+    /// Resolves once an exit was asked for, or the listener stopped.
+    pub async fn exit_requested(&self) {
+        let mut exit = self.exit.subscribe();
+        let _ = exit.wait_for(|e| *e).await;
+    }
+
     /// Down for good, at once.
     pub fn stop(&self) {
+        self.exit.send_replace(true);
         self.epoch.send_modify(|e| *e += 1);
         let mut tasks = lock(&self.tasks);
         for task in [tasks.acceptor.take(), tasks.timed_up.take()].into_iter().flatten() {

@@ -376,7 +376,7 @@ async fn control_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<B
             ok(json!({"down_for_ms": u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)}))
         }
         Command::Exit => {
-            shared.exit.send_replace(true);
+            shared.listener.request_exit();
             ok(json!({"exiting": true}))
         }
     }

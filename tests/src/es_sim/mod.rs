@@ -14,7 +14,7 @@
 //! let url = es.url(); // http://127.0.0.1:PORT
 //! es.set_item_429_every(10); // every 10th bulk item refused with 429
 //! es.down().await; // connections refused ...
-//! es.up().await?; // ... until it listens again on the same port
+//! es.up()?; // ... until it listens again on the same port
 //! assert_eq!(es.count(), 0);
 //! # Ok(()) }
 //! ```
@@ -43,7 +43,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::Store;
-use tokio::sync::watch;
 
 /// Which server to pretend to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,25 +161,25 @@ struct Shared {
     faults: Mutex<FaultState>,
     settings: Mutex<Settings>,
     stats: Mutex<Stats>,
-    /// Set by `POST /_sim/exit` and by dropping the handle.
-    exit: watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Shared {
-    fn stop(&self) {
-        self.exit.send_replace(true);
-        self.listener.stop();
-    }
-}
-
-/// A running double. Dropping it stops it.
+/// A running double. Dropping it stops it. Its listener's controls (`down`, `up`, `down_for`,
+/// `is_up`, `addr`, `url`, `exit_requested`) are its own, through `Deref`.
 #[derive(Debug)]
 pub struct EsSim {
     shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for EsSim {
+    type Target = Arc<Listener>;
+
+    fn deref(&self) -> &Arc<Listener> {
+        &self.shared.listener
+    }
 }
 
 impl EsSim {
@@ -197,21 +196,10 @@ impl EsSim {
             faults: Mutex::new(FaultState::new(opts.faults)),
             settings: Mutex::new(Settings { auth: opts.auth, max_content_length: opts.max_content_length }),
             stats: Mutex::new(Stats::default()),
-            exit: watch::Sender::new(false),
         });
         shared.listener.start(http::serve(&shared));
         tracing::info!(%addr, flavour = %opts.flavour, "es-sim listening");
         Ok(EsSim { shared })
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.listener.addr()
-    }
-
-    /// `http://127.0.0.1:PORT` (loopback when bound to an unspecified address), no trailing slash.
-    pub fn url(&self) -> String {
-        self.shared.listener.url()
     }
 
     pub fn flavour(&self) -> Flavour {
@@ -313,37 +301,9 @@ impl EsSim {
         lock(&self.shared.settings).auth = auth;
     }
 
-    /// Stops listening: connections are refused from when this returns; open ones close after
-    /// the answer in flight.
-    pub async fn down(&self) {
-        self.shared.listener.down().await;
-    }
-
-    /// Listens again on the same port.
-    pub async fn up(&self) -> std::io::Result<()> {
-        self.shared.listener.up()
-    }
-
-    /// Down now, up again after `duration` (in the background).
-    pub async fn down_for(&self, duration: Duration) {
-        self.shared.listener.down_for(duration).await;
-    }
-
-    /// Whether it is listening.
-    pub fn is_up(&self) -> bool {
-        self.shared.listener.is_up()
-    }
-
-    /// Resolves once `POST /_sim/exit` was received.
-    pub async fn exit_requested(&self) {
-        let mut exit = self.shared.exit.subscribe();
-        let _ = exit.wait_for(|e| *e).await;
-    }
-
-    /// Stops listening and waits until the listener is closed.
+    /// Stops listening and waits until the listener is closed (then stops, being dropped).
     pub async fn shutdown(self) {
         self.shared.listener.down().await;
-        self.shared.stop();
     }
 }
 
@@ -361,11 +321,11 @@ impl crate::double::Served for EsSim {
     }
 
     fn url(&self) -> String {
-        EsSim::url(self)
+        self.shared.listener.url()
     }
 
     async fn exit_requested(&self) {
-        EsSim::exit_requested(self).await;
+        self.shared.listener.exit_requested().await;
     }
 
     fn log_stopped(&self) {
@@ -380,6 +340,6 @@ impl crate::double::Served for EsSim {
 
 impl Drop for EsSim {
     fn drop(&mut self) {
-        self.shared.stop();
+        self.shared.listener.stop();
     }
 }

@@ -278,7 +278,7 @@ async fn control_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<B
             ok(json!({"down_for_ms": millis(duration)}))
         }
         Command::Exit => {
-            shared.exit.send_replace(true);
+            shared.listener.request_exit();
             ok(json!({"exiting": true}))
         }
     }

@@ -47,7 +47,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use store::Store;
-use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
 /// How to run the double.
@@ -127,7 +126,6 @@ struct Shared {
     tokens: Mutex<Tokens>,
     stats: Mutex<Stats>,
     sweeper: Mutex<Option<JoinHandle<()>>>,
-    exit: signal::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,7 +134,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn stop(&self) {
-        self.exit.send_replace(true);
         self.listener.stop();
         if let Some(task) = lock(&self.sweeper).take() {
             task.abort();
@@ -166,10 +163,20 @@ async fn sweep(shared: Arc<Shared>) {
     }
 }
 
-/// A running double. Dropping it stops it.
+/// A running double. Dropping it stops it. Its listener's controls (`down`, `up`, `down_for`,
+/// `is_up`, `addr`, `url`, `exit_requested`) are its own, through `Deref`; going down cuts the
+/// watches (the stream breaks off without its last chunk, as when an API server dies).
 #[derive(Debug)]
 pub struct KubeSim {
     shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for KubeSim {
+    type Target = Arc<Listener>;
+
+    fn deref(&self) -> &Arc<Listener> {
+        &self.shared.listener
+    }
 }
 
 impl KubeSim {
@@ -186,21 +193,11 @@ impl KubeSim {
             tokens: Mutex::new(Tokens::new(opts.tokens)),
             stats: Mutex::new(Stats::default()),
             sweeper: Mutex::new(None),
-            exit: signal::Sender::new(false),
         });
         shared.listener.start(http::serve(&shared));
         *lock(&shared.sweeper) = Some(tokio::spawn(sweep(shared.clone())));
         tracing::info!(%addr, "kube-sim listening");
         Ok(KubeSim { shared })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.listener.addr()
-    }
-
-    /// `http://127.0.0.1:PORT` (loopback when bound to an unspecified address), no trailing slash.
-    pub fn url(&self) -> String {
-        self.shared.listener.url()
     }
 
     /// Creates an event (`metadata.namespace` set); the server fills `uid`, `resourceVersion`,
@@ -303,36 +300,9 @@ impl KubeSim {
         *stats = Stats { active_watches: stats.active_watches, ..Stats::default() };
     }
 
-    /// Stops listening: connections are refused from when this returns; watches are cut (the
-    /// stream breaks off without its last chunk, as when an API server dies).
-    pub async fn down(&self) {
-        self.shared.listener.down().await;
-    }
-
-    /// Listens again on the same port.
-    pub async fn up(&self) -> std::io::Result<()> {
-        self.shared.listener.up()
-    }
-
-    /// Down now, up again after `duration` (in the background).
-    pub async fn down_for(&self, duration: Duration) {
-        self.shared.listener.down_for(duration).await;
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.shared.listener.is_up()
-    }
-
-    /// Resolves once `POST /_sim/exit` was received.
-    pub async fn exit_requested(&self) {
-        let mut exit = self.shared.exit.subscribe();
-        let _ = exit.wait_for(|e| *e).await;
-    }
-
-    /// Stops listening and waits until the listener is closed.
+    /// Stops listening and waits until the listener is closed (then stops, being dropped).
     pub async fn shutdown(self) {
         self.shared.listener.down().await;
-        self.shared.stop();
     }
 }
 
@@ -350,11 +320,11 @@ impl crate::double::Served for KubeSim {
     }
 
     fn url(&self) -> String {
-        KubeSim::url(self)
+        self.shared.listener.url()
     }
 
     async fn exit_requested(&self) {
-        KubeSim::exit_requested(self).await;
+        self.shared.listener.exit_requested().await;
     }
 
     fn log_stopped(&self) {
