@@ -34,16 +34,14 @@ pub fn begin<C: clap::Parser>() -> Result<C, ExitCode> {
 /// signal.
 // The binaries drive it on their own runtime with `block_on`: nothing needs the futures `Send`.
 #[allow(async_fn_in_trait)]
-pub trait Served: Sized {
+/// Its listener's controls (the URL, the exit request) come with it, by `Deref`.
+pub trait Served: Sized + std::ops::Deref<Target = std::sync::Arc<listener::Listener>> {
     /// The binary's name, for the line on stdout.
     const NAME: &'static str;
     type Options;
     /// Where the options say to listen (for the error when that fails).
     fn listen(opts: &Self::Options) -> SocketAddr;
     async fn start(opts: Self::Options) -> std::io::Result<Self>;
-    fn url(&self) -> String;
-    /// Resolves once `POST /_sim/exit` was received.
-    async fn exit_requested(&self);
     /// Logs the one "stopped" line with what it served.
     fn log_stopped(&self);
     async fn shutdown(self);

@@ -320,14 +320,6 @@ impl crate::double::Served for EsSim {
         EsSim::start(opts).await
     }
 
-    fn url(&self) -> String {
-        self.shared.listener.url()
-    }
-
-    async fn exit_requested(&self) {
-        self.shared.listener.exit_requested().await;
-    }
-
     fn log_stopped(&self) {
         let stats = self.stats();
         tracing::info!(documents = self.count(), requests = stats.requests, items = stats.items(), "stopped");

@@ -319,14 +319,6 @@ impl crate::double::Served for KubeSim {
         KubeSim::start(opts).await
     }
 
-    fn url(&self) -> String {
-        self.shared.listener.url()
-    }
-
-    async fn exit_requested(&self) {
-        self.shared.listener.exit_requested().await;
-    }
-
     fn log_stopped(&self) {
         let stats = self.stats();
         tracing::info!(
