@@ -44,7 +44,6 @@ pub trait Served: Sized + std::ops::Deref<Target = std::sync::Arc<listener::List
     async fn start(opts: Self::Options) -> std::io::Result<Self>;
     /// Logs the one "stopped" line with what it served.
     fn log_stopped(&self);
-    async fn shutdown(self);
 }
 
 /// The whole `main` of an HTTP double's binary: flags ([`begin`]), then `options` (`Err`: a
@@ -100,6 +99,8 @@ async fn run<D: Served>(opts: D::Options) -> Exit {
         signal = signals.first() => tracing::info!(signal, "stopping"),
     }
     double.log_stopped();
-    double.shutdown().await;
+    // Connections finish their answer in flight; dropping the double then stops it.
+    double.down().await;
+    drop(double);
     Exit::Ok
 }

@@ -300,11 +300,6 @@ impl EsSim {
     pub fn set_auth(&self, auth: Option<Auth>) {
         lock(&self.shared.settings).auth = auth;
     }
-
-    /// Stops listening and waits until the listener is closed (then stops, being dropped).
-    pub async fn shutdown(self) {
-        self.shared.listener.down().await;
-    }
 }
 
 /// How the `es-sim` binary runs it ([`crate::double::serve`]).
@@ -323,10 +318,6 @@ impl crate::double::Served for EsSim {
     fn log_stopped(&self) {
         let stats = self.stats();
         tracing::info!(documents = self.count(), requests = stats.requests, items = stats.items(), "stopped");
-    }
-
-    async fn shutdown(self) {
-        EsSim::shutdown(self).await;
     }
 }
 

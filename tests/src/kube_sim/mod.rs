@@ -299,11 +299,6 @@ impl KubeSim {
         let mut stats = lock(&self.shared.stats);
         *stats = Stats { active_watches: stats.active_watches, ..Stats::default() };
     }
-
-    /// Stops listening and waits until the listener is closed (then stops, being dropped).
-    pub async fn shutdown(self) {
-        self.shared.listener.down().await;
-    }
 }
 
 /// How the `kube-sim` binary runs it ([`crate::double::serve`]).
@@ -327,10 +322,6 @@ impl crate::double::Served for KubeSim {
             watches = stats.watches.values().sum::<u64>(),
             "stopped"
         );
-    }
-
-    async fn shutdown(self) {
-        KubeSim::shutdown(self).await;
     }
 }
 
