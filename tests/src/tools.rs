@@ -24,17 +24,25 @@ pub fn require_tool(tool: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(tool))
         .find(|p| p.is_file());
     if found.is_none() {
-        assert!(
-            !required(tool),
-            "{REQUIRE_VAR} names {tool}, but it is not on PATH: run scripts/install-test-tools"
-        );
-        // Straight to stderr, past the test harness's capture: a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {tool} is not installed (scripts/install-test-tools installs it; set {REQUIRE_VAR}={tool} to make this an error)"
-        );
+        missing(tool, &format!("{tool} is not on PATH"));
     }
     found
+}
+
+/// Says that `tool` is missing (`why`): a failure when `AGENT_TESTS_REQUIRE` names it, else a
+/// `SKIPPED:` line.
+fn missing(tool: &str, why: &str) {
+    assert!(!required(tool), "{REQUIRE_VAR} names {tool}, but {why}: run scripts/install-test-tools");
+    // Straight to stderr, past the test harness's capture: a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {why} (scripts/install-test-tools installs it; set {REQUIRE_VAR}={tool} to make this an error)"
+    );
+}
+
+/// Where in the venv `relative` is, for messages.
+fn in_pyenv(relative: &str) -> String {
+    pyenv_dir().map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.join(relative).display().to_string())
 }
 
 /// The venv `scripts/install-test-tools` puts the official Elasticsearch, OpenSearch and
@@ -64,16 +72,12 @@ pub fn require_pyclients() -> Option<PathBuf> {
             .is_ok_and(|s| s.success())
     });
     if usable.is_none() {
-        assert!(
-            !required(TOOL),
-            "{REQUIRE_VAR} names {TOOL}, but the venv with elasticsearch, opensearch-py, kubernetes and kubernetes-validate is missing: run scripts/install-test-tools"
+        let why = format!(
+            "{TOOL} (the Python elasticsearch, opensearch-py, kubernetes and kubernetes-validate packages) \
+are not installed in {}",
+            in_pyenv("")
         );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {TOOL} (the Python elasticsearch, opensearch-py, kubernetes and kubernetes-validate packages) are not installed in {} \
-(scripts/install-test-tools installs them; set {REQUIRE_VAR}={TOOL} to make this an error)",
-            pyenv_dir().map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.display().to_string())
-        );
+        missing(TOOL, &why);
     }
     usable
 }
@@ -103,16 +107,7 @@ pub fn require_checkov() -> Option<PathBuf> {
 fn require_pyenv_command(tool: &str, relative: &str, what: &str) -> Option<PathBuf> {
     let found = pyenv_dir().map(|d| d.join(relative)).filter(|p| p.is_file());
     if found.is_none() {
-        assert!(
-            !required(tool),
-            "{REQUIRE_VAR} names {tool}, but {what} is not installed: run scripts/install-test-tools"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {what} is not installed in {} (scripts/install-test-tools installs it; set {REQUIRE_VAR}={tool} to make this an error)",
-            pyenv_dir()
-                .map_or_else(|| "$CALYPSO_PYENV".to_owned(), |d| d.join(relative).display().to_string())
-        );
+        missing(tool, &format!("{what} is not installed in {}", in_pyenv(relative)));
     }
     found
 }
