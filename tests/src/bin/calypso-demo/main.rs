@@ -1015,20 +1015,27 @@ fn start_logship(
 ) -> Result<Proc, String> {
     let logs = log_dir(scratch, name);
     std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    let mut cmd = Command::new(bin);
+    let mut cmd = logship_command(bin, scratch, name, es_url);
     cmd.env("AGENT_LOGSHIP_PATHS", logs.join("*.log*"))
-        .env("AGENT_LOGSHIP_DATA_DIR", scratch.join("logship").join(name))
-        .env("AGENT_LOGSHIP_ES_URL", es_url)
         .env("AGENT_LOGSHIP_COMPONENT", name)
         .env("AGENT_LOGSHIP_ENVIRONMENT", "DEMO")
         .env("AGENT_LOGSHIP_NAMESPACE", NAMESPACE)
         .env("AGENT_LOGSHIP_POD_NAME", format!("{name}-0"))
         .env("AGENT_LOGSHIP_CONTAINER_NAME", "calypso")
+        .env("AGENT_LOGSHIP_RESCAN_INTERVAL", "1s");
+    spawn(cmd, &format!("{name} logship"), tx)
+}
+
+/// What every shipper of the demo is given: its data directory `logship/<name>`, es-sim, a
+/// free port for its probes, quick batches, warnings only.
+fn logship_command(bin: &Path, scratch: &Path, name: &str, es_url: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("AGENT_LOGSHIP_DATA_DIR", scratch.join("logship").join(name))
+        .env("AGENT_LOGSHIP_ES_URL", es_url)
         .env("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0")
         .env("AGENT_LOGSHIP_BATCH_AGE", "300ms")
-        .env("AGENT_LOGSHIP_RESCAN_INTERVAL", "1s")
         .env("AGENT_LOG", "warn");
-    spawn(cmd, &format!("{name} logship"), tx)
+    cmd
 }
 
 /// The Events' data streams.
@@ -1096,15 +1103,10 @@ fn start_events_logship(
     kube_url: &str,
     tx: &mpsc::UnboundedSender<Line>,
 ) -> Result<Proc, String> {
-    let mut cmd = Command::new(bin);
+    let mut cmd = logship_command(bin, scratch, "events", es_url);
     cmd.env("AGENT_LOGSHIP_EVENTS", "true")
         .env("AGENT_LOGSHIP_EVENTS_NAMESPACE", NAMESPACE)
-        .env("AGENT_LOGSHIP_KUBE_URL", kube_url)
-        .env("AGENT_LOGSHIP_DATA_DIR", scratch.join("logship").join("events"))
-        .env("AGENT_LOGSHIP_ES_URL", es_url)
-        .env("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0")
-        .env("AGENT_LOGSHIP_BATCH_AGE", "300ms")
-        .env("AGENT_LOG", "warn");
+        .env("AGENT_LOGSHIP_KUBE_URL", kube_url);
     spawn(cmd, "events logship", tx)
 }
 
