@@ -136,7 +136,10 @@ impl<'de> Deserialize<'de> for Count {
 }
 
 fn classify_items(body: &[u8], sent: usize) -> Verdict {
-    // Fast path: the server says nothing failed; no need to look at each item.
+    if all_created(body, sent) {
+        return Verdict::Items(vec![Item::Stored; sent]);
+    }
+    // The server says nothing failed, in another layout: no need to look at each item.
     if let Ok(Summary { errors: Some(false), items: Count(n) }) = serde_json::from_slice::<Summary>(body)
         && n == sent
     {
@@ -157,6 +160,24 @@ fn classify_items(body: &[u8], sent: usize) -> Verdict {
         })
         .collect();
     Verdict::Items(items)
+}
+
+/// Whether `body` is, byte for byte, the answer Elasticsearch and OpenSearch give to our
+/// filtered request when each of the `sent` documents was created: the common case, recognised
+/// by comparison alone. Parsing it (52 KB of items for a batch of 2000) cost about 3 % of the
+/// agent's CPU; any other answer, a space or a 200 more, is parsed.
+fn all_created(body: &[u8], sent: usize) -> bool {
+    const HEAD: &[u8] = br#"{"errors":false,"items":["#;
+    const ITEM: &[u8] = br#"{"create":{"status":201}}"#;
+    let Some(mut rest) = body.strip_prefix(HEAD) else { return false };
+    for i in 0..sent {
+        let item = if i == 0 { Some(rest) } else { rest.strip_prefix(b",") };
+        match item.and_then(|r| r.strip_prefix(ITEM)) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest == b"]}"
 }
 
 fn item(o: Outcome) -> Item {
@@ -207,6 +228,32 @@ mod tests {
         assert_eq!(
             classify(200, &data("es8-all-created.json"), 2),
             Verdict::Items(vec![Item::Stored, Item::Stored])
+        );
+    }
+
+    #[test]
+    fn all_created_is_recognised_exactly_and_anything_else_is_parsed() {
+        let answer = |items: &[&str]| format!(r#"{{"errors":false,"items":[{}]}}"#, items.join(","));
+        let created = r#"{"create":{"status":201}}"#;
+        assert!(all_created(answer(&[created; 3]).as_bytes(), 3));
+        assert!(all_created(br#"{"errors":false,"items":[]}"#, 0));
+        for (body, sent) in [
+            (answer(&[created; 3]), 2),
+            (answer(&[created; 3]), 4),
+            (answer(&[created, r#"{"create":{"status":200}}"#]), 2),
+            (answer(&[created, r#"{"create":{"status":409}}"#]), 2),
+            (format!("{} ", answer(&[created])), 1),
+            (answer(&[created]).replace("false", "true"), 1),
+        ] {
+            assert!(!all_created(body.as_bytes(), sent), "{body} for {sent}");
+        }
+        // What the comparison leaves to the parser is still judged right.
+        let spaced =
+            r#"{ "errors": false, "items": [ {"create": {"status": 201}}, {"create": {"status": 201}} ] }"#;
+        assert_eq!(classify(200, spaced.as_bytes(), 2), Verdict::Items(vec![Item::Stored; 2]));
+        assert_eq!(
+            classify(200, answer(&[created; 3]).as_bytes(), 4),
+            Verdict::RetryWhole(RetryReason::ItemCount { sent: 4, answered: 3 })
         );
     }
 
