@@ -126,7 +126,10 @@ fn cri_record_takes_the_pod_from_the_file() {
     };
     let f = FileMeta { pod: Some(pod), ..file() };
     let r = Record {
-        cri: Some(CriLine { time: "2026-11-27T13:53:32.123456789+01:00".into(), stream: Stream::Stderr }),
+        cri: Some(Box::new(CriLine {
+            time: "2026-11-27T13:53:32.123456789+01:00".into(),
+            stream: Stream::Stderr,
+        })),
         ..record("plain text on stderr")
     };
     let (d, enc) = doc(&e, &r, &f);
@@ -277,4 +280,28 @@ fn encode_speed() {
         mb / encoded.as_secs_f64(),
         mb / (framed + encoded).as_secs_f64()
     );
+}
+
+#[test]
+fn each_document_has_its_own_files_path_when_files_alternate() {
+    let e = Encoder::new(ctx(Format::Log4j));
+    let plain = file();
+    let odd = FileMeta { path: "/var/log/calypso/a \"quoted\"\\dir/ds.log".into(), ..file() };
+    // The same path in another allocation (a file met again after a rescan) reads the same.
+    let again = FileMeta { path: plain.path.to_string().into(), ..file() };
+    let r = record("2026-11-27 13:53:33,001 INFO [main] [X] hello");
+    for (f, want) in [
+        (&plain, &*plain.path),
+        (&odd, &*odd.path),
+        (&odd, &*odd.path),
+        (&again, &*plain.path),
+        (&plain, &*plain.path),
+    ] {
+        assert_eq!(doc(&e, &r, f).0["log"]["file"]["path"], want);
+    }
+    let e = Encoder::new(ctx(Format::Json));
+    let r = record(r#"{"message":"m"}"#);
+    for (f, want) in [(&plain, &*plain.path), (&odd, &*odd.path)] {
+        assert_eq!(doc(&e, &r, f).0["log.file.path"], want);
+    }
 }

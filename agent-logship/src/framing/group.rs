@@ -62,7 +62,7 @@ struct Pending {
     text: BytesMut,
     end: u64,
     cut: bool,
-    cri: Option<CriLine>,
+    cri: Option<Box<CriLine>>,
     blank: bool,
 }
 
@@ -151,9 +151,9 @@ impl Group {
             text,
             end: seg.text_offset,
             cut: false,
-            cri: seg
-                .cri
-                .map(|(time, stream)| CriLine { time: String::from_utf8_lossy(time).into_owned(), stream }),
+            cri: seg.cri.map(|(time, stream)| {
+                Box::new(CriLine { time: String::from_utf8_lossy(time).into_owned(), stream })
+            }),
             blank: true,
         });
         self.append(false, seg, out);
