@@ -27,7 +27,7 @@ use crate::events::{
     metrics::EventMetrics,
     source::Shared,
 };
-use crate::files::source::Item;
+use crate::files::source::{Item, Run};
 use crate::files::{FileStatus, FilesConfig, FilesSource};
 use crate::flow::Budget;
 use crate::framing::{self, FramingOptions};
@@ -38,8 +38,8 @@ use crate::sink::{self, BatchLimits, Batcher, Bulk, EsOptions, EsSink, Sink, Std
 
 const USER_AGENT: &str = concat!("agent-logship/", env!("CARGO_PKG_VERSION"));
 
-/// Records waiting for the encoder: few, the budget bounds the bytes.
-const CHANNEL: usize = 1024;
+/// Runs of records (up to 256 each) waiting for the encoder: few, the budget bounds the bytes.
+const CHANNEL: usize = 8;
 
 /// Batches waiting for the sink: one, ready the moment the sink can take it.
 const BATCHES: usize = 1;
@@ -287,7 +287,7 @@ fn start_files(
     };
     let make_frame = framing::make_frame(config.format, framing);
     let encoder = Encoder::new(EncodeContext { host_name: host_name(), ..config.origin.clone() });
-    let (records_tx, records_rx) = mpsc::channel::<Item>(CHANNEL);
+    let (records_tx, records_rx) = mpsc::channel::<Run>(CHANNEL);
     let files_config = FilesConfig {
         paths: config.paths.clone(),
         exclude: config.exclude.clone(),

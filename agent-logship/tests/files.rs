@@ -111,7 +111,9 @@ impl Env {
 /// A running source and what it delivered.
 struct Run {
     src: FilesSource,
-    rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<Vec<Item>>,
+    /// The rest of the last run received.
+    queued: std::collections::VecDeque<Item>,
     budget: Budget,
     /// Line text -> times delivered.
     got: BTreeMap<String, u32>,
@@ -124,18 +126,34 @@ impl Run {
         let budget = Budget::new(budget);
         let src = FilesSource::start(cfg, make_frame(), budget.clone(), tx, Arc::new(Metrics::default()))
             .expect("start");
-        Run { src, rx, budget, got: BTreeMap::new(), held: Vec::new() }
+        Run { src, rx, queued: Default::default(), budget, got: BTreeMap::new(), held: Vec::new() }
     }
 
     fn note(&mut self, rec: &Record) {
         *self.got.entry(String::from_utf8_lossy(&rec.bytes).into_owned()).or_default() += 1;
     }
 
+    /// The next item, as the encoder takes them: runs taken apart.
+    async fn recv(&mut self) -> Option<Item> {
+        while self.queued.is_empty() {
+            self.queued.extend(self.rx.recv().await?);
+        }
+        self.queued.pop_front()
+    }
+
+    /// The next item already sent, without waiting.
+    fn try_recv(&mut self) -> Option<Item> {
+        while self.queued.is_empty() {
+            self.queued.extend(self.rx.try_recv().ok()?);
+        }
+        self.queued.pop_front()
+    }
+
     /// Receives (acking each at once) until `done` holds for what was delivered.
     async fn until(&mut self, what: &str, done: impl Fn(&BTreeMap<String, u32>) -> bool) {
         let deadline = Instant::now() + DEADLINE;
         while !done(&self.got) {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
                 Ok(Some((rec, _, ack))) => {
                     self.note(&rec);
                     ack.done();
@@ -230,8 +248,7 @@ async fn only_the_contiguous_acked_prefix_is_committed() {
     // Ack everything but line 10, the later ones out of order.
     let mut items = Vec::new();
     while items.len() < 40 {
-        let (rec, _, ack) =
-            tokio::time::timeout(DEADLINE, run.rx.recv()).await.expect("in time").expect("item");
+        let (rec, _, ack) = tokio::time::timeout(DEADLINE, run.recv()).await.expect("in time").expect("item");
         items.push((rec, ack));
     }
     let mut held = None;
@@ -361,7 +378,7 @@ async fn backpressure_pauses_and_deleted_file_is_read_to_its_end() {
     let mut run = Run::start(env.config("*.log"), 100);
     // Hold every ack: the budget (100 bytes = 14 records of 7) runs out and reading pauses.
     wait_for("budget spent", || run.budget.in_flight() > 100 - 7).await;
-    while let Ok((rec, _, ack)) = run.rx.try_recv() {
+    while let Some((rec, _, ack)) = run.try_recv() {
         run.note(&rec);
         run.held.push(ack);
     }

@@ -203,7 +203,7 @@ struct Run {
     acks: Arc<Acks>,
     metrics: Arc<Metrics>,
     handle: tokio::task::JoinHandle<Result<Ended, sink::SinkError>>,
-    tx: Option<mpsc::Sender<(u64, Ack)>>,
+    tx: Option<mpsc::Sender<Vec<(u64, Ack)>>>,
     budget: Budget,
 }
 
@@ -239,7 +239,7 @@ impl Run {
         let tx = self.tx.as_ref().expect("open");
         for n in range {
             let permit = self.budget.take(100).await;
-            tx.send((n, Ack::new(self.acks.clone(), n, permit))).await.expect("send");
+            tx.send(vec![(n, Ack::new(self.acks.clone(), n, permit))]).await.expect("send");
         }
     }
 

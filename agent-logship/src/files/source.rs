@@ -29,8 +29,12 @@ use crate::framing::pod_from_path;
 use crate::metrics::Metrics;
 use crate::record::{FileMeta, Record};
 
-/// What the source sends: a record, its file, its way back.
+/// A record, its file, its way back.
 pub type Item = (Record, Arc<FileMeta>, Ack);
+
+/// What the source sends: a run of items of one file, in order. Sent as one message, so the
+/// channel's cost (a slot, its atomics, maybe a wake-up) is paid per run, not per record.
+pub type Run = Vec<Item>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -145,7 +149,7 @@ impl FilesSource {
         config: FilesConfig,
         make_frame: MakeFrame,
         budget: Budget,
-        out: mpsc::Sender<Item>,
+        out: mpsc::Sender<Run>,
         metrics: Arc<Metrics>,
     ) -> Result<FilesSource, FilesError> {
         let handle = Handle::try_current().map_err(|_| FilesError::NoRuntime)?;
@@ -281,7 +285,7 @@ struct Stopped;
 struct Io {
     handle: Handle,
     budget: Budget,
-    out: mpsc::Sender<Item>,
+    out: mpsc::Sender<Run>,
     metrics: Arc<Metrics>,
     gate: Arc<Mutex<bool>>,
     stop_rx: watch::Receiver<bool>,
@@ -296,7 +300,7 @@ impl Io {
     /// budget and the channel are taken for a run of records at once (one wait per run, not per
     /// record: the per-record cost is what bounds throughput), then shared out.
     fn send(&self, reading: &Reading, records: Vec<Record>) -> Result<(), Stopped> {
-        let most = MAX_RUN.min(self.out.max_capacity());
+        let most = MAX_RUN;
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let mut run = Vec::new();
@@ -322,14 +326,14 @@ impl Io {
                 _ = stop.wait_for(|s| *s) => None,
                 p = budget.take(total) => Some(p),
             }?;
-            let slots = tokio::select! {
+            let slot = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => None,
-                slots = out.reserve_many(n) => slots.ok(),
+                slot = out.reserve() => slot.ok(),
             }?;
-            Some((permit, slots))
+            Some((permit, slot))
         });
-        let Some((permit, mut slots)) = got else { return Err(Stopped) };
+        let Some((permit, slot)) = got else { return Err(Stopped) };
         let mut permit = Some(permit);
         let gate = lock(&self.gate);
         if *gate {
@@ -341,19 +345,21 @@ impl Io {
         Metrics::add(&self.metrics.records_cut, run.iter().filter(|r| r.cut).count() as u64);
         // The run's records enter the acknowledgement window together: one lock per run.
         let mut tracker = reading.tracker.lock();
+        let mut items = Vec::with_capacity(n);
         for (i, rec) in run.into_iter().enumerate() {
             // The run's total is the sum of its records' shares: each splits its own off, the
             // last takes what is left (a lone record larger than the budget: all of it).
             let share = self.budget.share(rec.bytes.len());
             let mine = if i == last { permit.take() } else { permit.as_mut().and_then(|p| p.split(share)) };
-            let (Some(mine), Some(slot)) = (mine, slots.next()) else {
-                debug_assert!(false, "a run's permits and slots match its records");
+            let Some(mine) = mine else {
+                debug_assert!(false, "a run's permits match its records");
                 return Err(Stopped);
             };
             let end = Position { offset: rec.end, chain: rec.chain };
             let seq = tracker.window.sent(end, now);
-            slot.send((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, mine)));
+            items.push((rec, reading.meta.clone(), Ack::new(reading.tracker.clone(), seq, mine)));
         }
+        slot.send(items);
         Ok(())
     }
 }

@@ -26,31 +26,28 @@ impl Default for BatchLimits {
     }
 }
 
-/// Items taken from the channel at once: what is queued, up to this many.
-const RUN: usize = 256;
-
-/// Cuts what a channel brings into batches. Its state lives in the struct, so `next` may be
-/// cancelled (raced against a stop signal) without losing what it had gathered.
+/// Cuts what a channel brings, runs of items, into batches. Its state lives in the struct, so
+/// `next` may be cancelled (raced against a stop signal) without losing what it had gathered.
 #[derive(Debug)]
 pub struct Batcher<T> {
-    rx: mpsc::Receiver<T>,
+    rx: mpsc::Receiver<Vec<T>>,
     limits: BatchLimits,
     open: BulkWriter,
     /// The last batch's body size: the next is given room for about as much.
     expect: usize,
     /// When the open batch's first document arrived (the age limit counts from there).
     since: Option<Instant>,
-    /// Taken from the channel, not yet in a batch: last first (popped from the end).
-    queued: Vec<T>,
+    /// The rest of the run taken from the channel, not yet in a batch.
+    queued: std::vec::IntoIter<T>,
     closed: bool,
 }
 
 impl<T> Batcher<T> {
     /// Batches for `index` (the target of the requests' path).
-    pub fn new(rx: mpsc::Receiver<T>, limits: BatchLimits, index: Arc<str>) -> Self {
+    pub fn new(rx: mpsc::Receiver<Vec<T>>, limits: BatchLimits, index: Arc<str>) -> Self {
         let limits = BatchLimits { docs: limits.docs.max(1), bytes: limits.bytes.max(1), ..limits };
         let open = BulkWriter::new(index, 64 * 1024, &Bodies::default());
-        Batcher { rx, limits, open, expect: 0, since: None, queued: Vec::with_capacity(RUN), closed: false }
+        Batcher { rx, limits, open, expect: 0, since: None, queued: Vec::new().into_iter(), closed: false }
     }
 
     /// Room for a new batch: a bit more than the last one: a body grown by doubling would be
@@ -69,7 +66,7 @@ impl<T> Batcher<T> {
             if self.full() {
                 return Some(self.cut());
             }
-            while let Some(item) = self.queued.pop() {
+            while let Some(item) = self.queued.next() {
                 add(&mut self.open, item);
                 if !self.open.is_empty() {
                     self.since.get_or_insert_with(Instant::now);
@@ -81,22 +78,19 @@ impl<T> Batcher<T> {
             if self.closed {
                 return (!self.open.is_empty()).then(|| self.cut());
             }
-            // What is queued is taken a run at a time: the age timer is armed once per run,
-            // not per item (that cost more than the item). `queued` is empty here.
-            let got = match self.since {
-                None => self.rx.recv_many(&mut self.queued, RUN).await,
-                Some(since) => {
-                    let run = self.rx.recv_many(&mut self.queued, RUN);
-                    match tokio::time::timeout_at(since + self.limits.age, run).await {
-                        Ok(n) => n,
-                        Err(_) => return Some(self.cut()),
-                    }
-                }
+            // The next run: the age timer is armed once per run, not per item (that cost more
+            // than the item). `queued` is empty here.
+            let run = match self.since {
+                None => self.rx.recv().await,
+                Some(since) => match tokio::time::timeout_at(since + self.limits.age, self.rx.recv()).await {
+                    Ok(run) => run,
+                    Err(_) => return Some(self.cut()),
+                },
             };
-            if got == 0 {
-                self.closed = true;
+            match run {
+                Some(run) => self.queued = run.into_iter(),
+                None => self.closed = true,
             }
-            self.queued.reverse();
         }
     }
 
@@ -136,7 +130,7 @@ mod tests {
         (0..b.len()).map(|i| b.id(i).to_string()).collect()
     }
 
-    fn batcher(limits: BatchLimits) -> (mpsc::Sender<Doc>, Batcher<Doc>) {
+    fn batcher(limits: BatchLimits) -> (mpsc::Sender<Vec<Doc>>, Batcher<Doc>) {
         let (tx, rx) = mpsc::channel(100);
         (tx, Batcher::new(rx, limits, "i".into()))
     }
@@ -145,7 +139,7 @@ mod tests {
     async fn cut_by_count() {
         let (tx, mut b) = batcher(BatchLimits { docs: 3, ..BatchLimits::default() });
         for n in 0..7 {
-            tx.send((n, 10)).await.expect("send");
+            tx.send(vec![(n, 10)]).await.expect("send");
         }
         let t0 = Instant::now();
         assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1", "2"]);
@@ -158,14 +152,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_run_is_cut_across_batches_in_order() {
+        let (tx, mut b) = batcher(BatchLimits { docs: 4, ..BatchLimits::default() });
+        tx.send((0..6).map(|n| (n, 10)).collect()).await.expect("send");
+        tx.send(vec![]).await.expect("send");
+        tx.send((6..9).map(|n| (n, 10)).collect()).await.expect("send");
+        drop(tx);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1", "2", "3"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["4", "5", "6", "7"]);
+        assert_eq!(ids(&b.next(add).await.expect("batch")), ["8"]);
+        assert!(b.next(add).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn cut_by_bytes_carries_the_last() {
         // Each document is 23 + 100 + 1 = 124 bytes of body: two fit in 300, the third is carried.
         let (tx, mut b) = batcher(BatchLimits { bytes: 300, ..BatchLimits::default() });
         for n in 0..3 {
-            tx.send((n, 100)).await.expect("send");
+            tx.send(vec![(n, 100)]).await.expect("send");
         }
-        tx.send((3, 1000)).await.expect("send");
-        tx.send((4, 10)).await.expect("send");
+        tx.send(vec![(3, 1000)]).await.expect("send");
+        tx.send(vec![(4, 10)]).await.expect("send");
         drop(tx);
         let first = b.next(add).await.expect("batch");
         assert_eq!(ids(&first), ["0", "1"]);
@@ -183,11 +190,11 @@ mod tests {
         let t0 = Instant::now();
         let feeder = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await; // idle before: does not count
-            tx.send((0, 10)).await.expect("send");
+            tx.send(vec![(0, 10)]).await.expect("send");
             tokio::time::sleep(Duration::from_millis(600)).await;
-            tx.send((1, 10)).await.expect("send");
+            tx.send(vec![(1, 10)]).await.expect("send");
             tokio::time::sleep(Duration::from_millis(600)).await;
-            tx.send((2, 10)).await.expect("send");
+            tx.send(vec![(2, 10)]).await.expect("send");
             tx
         });
         assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1"]);
@@ -202,17 +209,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cancelled_next_keeps_what_it_gathered() {
         let (tx, mut b) = batcher(BatchLimits::default());
-        tx.send((0, 10)).await.expect("send");
+        tx.send(vec![(0, 10)]).await.expect("send");
         let r = tokio::time::timeout(Duration::from_millis(100), b.next(add)).await;
         assert!(r.is_err(), "still gathering");
-        tx.send((1, 10)).await.expect("send");
+        tx.send(vec![(1, 10)]).await.expect("send");
         assert_eq!(ids(&b.next(add).await.expect("batch")), ["0", "1"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_item_may_add_nothing() {
         let (tx, mut b) = batcher(BatchLimits::default());
-        tx.send((0, 10)).await.expect("send");
+        tx.send(vec![(0, 10)]).await.expect("send");
         drop(tx);
         let batch = b.next(|_, _| {}).await;
         assert!(batch.is_none(), "no empty batch");
