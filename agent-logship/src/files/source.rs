@@ -300,14 +300,13 @@ impl Io {
     /// budget and the channel are taken for a run of records at once (one wait per run, not per
     /// record: the per-record cost is what bounds throughput), then shared out.
     fn send(&self, reading: &Reading, records: Vec<Record>) -> Result<(), Stopped> {
-        let most = MAX_RUN;
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let mut run = Vec::new();
             let mut total = 0;
             while let Some(rec) = records.next_if(|r| {
                 let share = self.budget.share(r.bytes.len());
-                run.is_empty() || (run.len() < most && (total + share) as u64 <= self.budget.max())
+                run.is_empty() || (run.len() < MAX_RUN && (total + share) as u64 <= self.budget.max())
             }) {
                 total += self.budget.share(rec.bytes.len());
                 run.push(rec);
@@ -364,7 +363,7 @@ impl Io {
     }
 }
 
-/// Records sent per wait for the budget and the channel (at most the channel's capacity).
+/// Records sent per wait for the budget and the channel, as one message.
 const MAX_RUN: usize = 256;
 
 struct Loop {
