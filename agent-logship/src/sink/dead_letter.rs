@@ -77,9 +77,10 @@ impl DeadLetterFile {
         for doc in docs {
             line(&mut lines, &now, doc);
         }
-        let (path, rotated, max_bytes) = (self.path.clone(), self.rotated(), self.max_bytes);
+        let rotated = self.rotated();
+        let (path, to, max_bytes) = (self.path.clone(), rotated.clone(), self.max_bytes);
         let result = tokio::task::spawn_blocking(move || {
-            let dropped = match rotate_if_full(&path, &rotated, max_bytes, lines.len() as u64) {
+            let dropped = match rotate_if_full(&path, &to, max_bytes, lines.len() as u64) {
                 Ok(d) => d,
                 Err(e) => return (None, Err(e)),
             };
@@ -90,7 +91,7 @@ impl DeadLetterFile {
             Ok(r) => r,
             Err(join) => (None, Err(std::io::Error::other(join.to_string()))),
         };
-        let dropped = dropped.filter(|&n| n > 0).map(|documents| Dropped { path: self.rotated(), documents });
+        let dropped = dropped.filter(|&n| n > 0).map(|documents| Dropped { path: rotated, documents });
         (dropped, io.map_err(|source| DeadLetterError { path: self.path.clone(), source }))
     }
 }
