@@ -506,21 +506,16 @@ async fn https_front(es: String) -> (u16, String) {
 /// from starting). Once the kubelet puts the file there (a link swapped in), everything ships.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_file_that_comes_later_holds_the_data_back_then_everything_ships() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let es_addr = es.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let mut shipping = JsonShipping::new().await;
+    let es_addr = shipping.url.trim_start_matches("http://").trim_end_matches('/').to_string();
     let (port, ca) = https_front(es_addr).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let secret = dir.path().join("elasticsearch");
+    shipping.url = format!("https://localhost:{port}");
+    let (es, dir) = (&shipping.es, shipping.dir.path());
+    let secret = dir.join("elasticsearch");
     std::fs::create_dir(&secret).expect("mkdir");
     let ca_file = secret.join("ca.crt");
-    let glob = format!("{}/*.log", path_str(dir.path()));
-    let url = format!("https://localhost:{port}");
-    let mut env = sidecar_env(&glob, path_str(&data), &url);
-    env.push(("AGENT_LOGSHIP_CA_FILE", path_str(&ca_file)));
-    std::fs::write(dir.path().join("app.json.log"), json_records(0..10, |_| false)).expect("write");
-    env.push(("AGENT_LOGSHIP_FORMAT", "json"));
-    let mut agent = start(&[], &env);
+    std::fs::write(shipping.log(), json_records(0..10, |_| false)).expect("write");
+    let mut agent = start(&[], &shipping.env(&[("AGENT_LOGSHIP_CA_FILE", path_str(&ca_file))]));
     agent.said("the CA file does not exist (yet)").await;
     agent.said("cannot use the CA file").await;
     assert_eq!(es.count(), 0, "nothing goes out untrusted");
@@ -530,18 +525,19 @@ async fn a_ca_file_that_comes_later_holds_the_data_back_then_everything_ships() 
     std::fs::write(keys.join("ca.crt"), &ca).expect("ca");
     std::os::unix::fs::symlink(keys.file_name().expect("name"), secret.join("..data")).expect("link");
     std::os::unix::fs::symlink("..data/ca.crt", &ca_file).expect("link");
-    stored_at_least(&es, 10).await;
+    stored_at_least(es, 10).await;
     agent.said("the CA file changed").await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert_eq!(es.count(), 10);
 
     // A CA file that is there but holds no certificate is a mistake in the settings: said at once.
-    std::fs::write(dir.path().join("not-a-ca.crt"), "not a certificate\n").expect("write");
-    let not_a_ca = dir.path().join("not-a-ca.crt");
-    let mut env = sidecar_env(&glob, path_str(&data), &url);
-    env.push(("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca)));
-    let out = command(&[], &env).output().await.expect("runs");
+    let not_a_ca = dir.join("not-a-ca.crt");
+    std::fs::write(&not_a_ca, "not a certificate\n").expect("write");
+    let out = command(&[], &shipping.env(&[("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca))]))
+        .output()
+        .await
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("AGENT_LOGSHIP_CA_FILE"), "{stderr}");
