@@ -1,11 +1,13 @@
 """Checks the manifests `kubectl kustomize` rendered from deploy/ (argv: NAME=FILE pairs; NAME is
 the overlay, or "vendor-style" for deploy/examples/vendor-style): every object valid against the
-newest Kubernetes schema kubernetes-validate ships (1.33 or newer, strict: no unknown fields),
-then the facts the manifests promise: hardened pods and containers, the four agents in every
+oldest Kubernetes the manifests support (1.29) and the newest schema kubernetes-validate ships
+(strict: no unknown fields), then the facts the manifests promise: hardened pods and containers, the four agents in every
 Calypso pod (agent-health and agent-logship as native sidecars, the Calypso container's probes at
 agent-health's port, the component from the Downward API), agent-wait aimed at the DataServer's
 Service, the Events Deployment with its RBAC, the sim overlay without Calypso and with es-sim, and
-every checkov skip justified. Prints one line per check, then "N passed, M failed"."""
+every checkov skip justified; and, in deploy_cluster.py, what the cluster does with them (drains,
+evictions, rollouts, GitOps, a default-deny namespace). Prints one line per check, then
+"N passed, M failed"."""
 
 import re
 import sys
@@ -15,13 +17,15 @@ import kubernetes_validate
 import yaml
 
 from checks import check, finish
+from deploy_cluster import check_environment
 
-SCHEMA = kubernetes_validate.latest_version()
+OLDEST = "1.29.0"
+SCHEMAS = [OLDEST, kubernetes_validate.latest_version()]
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT_FIELD = f"metadata.labels['{COMPONENT_LABEL}']"
 AGENTS = ["agent-init", "agent-wait", "agent-health", "agent-logship"]
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace", "PriorityClass"}
 
 
 def env_of(container):
@@ -202,14 +206,15 @@ def main():
             docs = [d for d in yaml.safe_load_all(f) if d]
         vendor = name == "vendor-style"
         check(f"{name}: rendered something", len(docs) > 0)
-        check(f"{name}: schema {SCHEMA} is Kubernetes 1.33 or newer",
-              tuple(int(x) for x in SCHEMA.split(".")[:2]) >= (1, 33))
+        check(f"{name}: the newest schema {SCHEMAS[1]} is Kubernetes 1.33 or newer",
+              tuple(int(x) for x in SCHEMAS[1].split(".")[:2]) >= (1, 33))
         for d in docs:
-            try:
-                kubernetes_validate.validate(d, SCHEMA, strict=True)
-                check(f"{name}: {d['kind']} {d['metadata']['name']} valid against {SCHEMA}", True)
-            except kubernetes_validate.ValidationError as e:
-                check(f"{name}: {d['kind']} {d['metadata']['name']} valid against {SCHEMA}", False, str(e).splitlines()[0])
+            for schema in SCHEMAS:
+                try:
+                    kubernetes_validate.validate(d, schema, strict=True)
+                    check(f"{name}: {d['kind']} {d['metadata']['name']} valid against {schema}", True)
+                except kubernetes_validate.ValidationError as e:
+                    check(f"{name}: {d['kind']} {d['metadata']['name']} valid against {schema}", False, str(e).splitlines()[0])
             if d["kind"] not in CLUSTER_SCOPED:
                 check(f"{name}: {d['kind']} {d['metadata']['name']} has a namespace", bool(d["metadata"].get("namespace")))
             for key, value in d["metadata"].get("annotations", {}).items():
@@ -232,6 +237,7 @@ def main():
                   str(ds.get("volumeMounts")))
             continue
         check_events(name, docs, config_maps)
+        check_environment(name, docs, config_maps, prod=name == "prod")
         for d in calypso:
             if d["kind"] == "Deployment":
                 # Rollouts may wait for agent-wait (30m) and the startup budget (10m).

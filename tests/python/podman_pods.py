@@ -11,17 +11,19 @@ its reason (docs/images.md, "The sim overlay as real pods"):
 - Secrets become ConfigMaps of the same name (their files look the same to agent-init).
 - envFrom, configMapKeyRef and fieldRef (the Downward API) are resolved to plain values, as the
   kubelet would, so that the ports below can be rewritten per pod.
-- Probes are removed: podman runs an httpGet probe as curl inside the container, and a FROM-scratch
-  image has no curl. The test probes agent-health itself, as the kubelet would.
+- Probes and lifecycle hooks are removed: podman runs an httpGet probe as curl inside the
+  container, and a FROM-scratch image has no curl (the test probes agent-health itself, as the
+  kubelet would); podman 4.3 knows no preStop `sleep` action.
+- $(NAME) in args is expanded from the container's environment, as the kubelet does.
 - Every pod shares the host's network (--network host: no CNI here), so each pod gets its own
   free ports for 8140 (Calypso's health API), 8081 (agent-health), 8082 (agent-logship),
   8083 (agent-health's debug listener) and 9200 (es-sim), on 127.0.0.1; Service URLs
-  (http://dataserver:8140) point at the serving pod's port.
+  (http://dataserver.calypso-sim.svc:8140) point at the serving pod's port.
 - podman 4.3 names an emptyDir's volume after the volume alone, so pods that use the same name
   would share it (every pod's logs in every pod's log directory): each pod's emptyDirs get the
   pod's name in front.
-- Services, NetworkPolicies, RBAC, ServiceAccounts and the Events Deployment (it needs a
-  Kubernetes API server) are left out.
+- Services, NetworkPolicies, PodDisruptionBudgets, the Namespace, RBAC, ServiceAccounts, the
+  Events Deployment (it needs a Kubernetes API server) and the setup Job are left out.
 
 Pods are written in dependency order (es-sim, then the EventServer, the AuthServer, the
 DataServer, then the rest): `podman kube play` starts them one after the other and waits for each pod's init
@@ -40,7 +42,8 @@ import yaml
 
 # The ports of a pod in the manifests, rewritten per pod.
 POD_PORTS = ("8140", "8081", "8082", "8083", "9200")
-LEFT_OUT = {"Service", "NetworkPolicy", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
+LEFT_OUT = {"Service", "NetworkPolicy", "PodDisruptionBudget", "Namespace", "Job", "Role", "RoleBinding",
+            "ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
 # Start order: who others wait for first.
 ORDER = ["es-sim", "eventserver", "authserver", "dataserver"]
 
@@ -97,15 +100,22 @@ def resolved_env(container, pod_meta, config_maps):
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
+def expand(text, env):
+    """The kubelet's $(NAME) expansion ($$ escapes; an unknown name stays as it is)."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
 def rewrite(text, own, services):
-    """Service URLs to the serving pod's port, then this pod's own ports to its own."""
+    """Service URLs (short or qualified: name.namespace.svc) to the serving pod's port, then this
+    pod's own ports to its own."""
     def service(m):
         host, port = m.group(1), m.group(2)
         if host in services and port in services[host]:
             return f"http://127.0.0.1:{services[host][port]}"
         return m.group(0)
 
-    text = re.sub(r"http://([a-z0-9][a-z0-9-]*):(\d+)", service, text)
+    text = re.sub(r"http://([a-z0-9][a-z0-9-]*)(?:\.[a-z0-9-]+\.svc(?:\.cluster\.local)?)?:(\d+)", service, text)
     return re.sub(r"(?<=:)(" + "|".join(POD_PORTS) + r")\b", lambda m: str(own[m.group(1)]), text)
 
 
@@ -155,13 +165,14 @@ def main(rendered, out):
         spec["initContainers"] = init
         spec["containers"] = spec["containers"] + sidecars
         for c in init + spec["containers"]:
-            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                c.pop(probe, None)
+            for key in ("startupProbe", "livenessProbe", "readinessProbe", "lifecycle"):
+                c.pop(key, None)
             c["env"] = resolved_env(c, meta, config_maps)
             for var in c["env"]:
                 var["value"] = rewrite(str(var["value"]), plan[name], services)
+            env = {var["name"]: var["value"] for var in c["env"]}
             if "args" in c:
-                c["args"] = [rewrite(a, plan[name], services) for a in c["args"]]
+                c["args"] = [rewrite(expand(a, env), plan[name], services) for a in c["args"]]
             c.pop("ports", None)
         for v in spec.get("volumes", []):
             if "emptyDir" in v:
