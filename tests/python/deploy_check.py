@@ -1,5 +1,6 @@
 """Checks the manifests `kubectl kustomize` rendered from deploy/ (argv: NAME=FILE pairs; NAME is
-the overlay, or "vendor-style" for deploy/examples/vendor-style): every object valid against the
+the overlay, NAME-prepare its prepare/ (checked together with it, as one environment), or
+"vendor-style" for deploy/examples/vendor-style): every object valid against the
 oldest Kubernetes the manifests support (1.29) and the newest schema kubernetes-validate ships
 (strict: no unknown fields), then the facts the manifests promise: hardened pods and containers, the four agents in every
 Calypso pod (agent-health and agent-logship as native sidecars, the Calypso container's probes at
@@ -194,17 +195,34 @@ def check_events(name, docs, config_maps):
     check(f"{name}: its ServiceAccount {account} is bound to a Role that reads events and nothing more",
           len(bindings) == 1 and roles.get(bindings[0]["roleRef"]["name"], {}).get("rules")
           == [{"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]}], str(bindings))
-    check(f"{name}: Elasticsearch URL and retention set for the Events and the logs",
-          bool(env.get("AGENT_LOGSHIP_ES_URL")) and env.get("AGENT_LOGSHIP_RETENTION_DAYS", "").isdigit(), str(env))
+    check(f"{name}: Elasticsearch URL set for the Events and the logs", bool(env.get("AGENT_LOGSHIP_ES_URL")), str(env))
+    setup = [settings_of(c, config_maps) for d in docs if d["kind"] == "Job" for c in d["spec"]["template"]["spec"]["containers"]]
+    check(f"{name}: the setup Job installs the retention, at the same Elasticsearch",
+          len(setup) == 1 and setup[0].get("AGENT_LOGSHIP_RETENTION_DAYS", "").isdigit()
+          and setup[0].get("AGENT_LOGSHIP_ES_URL") == env.get("AGENT_LOGSHIP_ES_URL"), str(setup))
+
+
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
 
 
 def main():
     environments = {}
-    for arg in sys.argv[1:]:
-        name, path = arg.split("=", 1)
-        with open(path) as f:
-            docs = [d for d in yaml.safe_load_all(f) if d]
+    files = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    for name, path in files.items():
+        if name.endswith("-prepare"):
+            continue
+        docs = load(path)
         vendor = name == "vendor-style"
+        if not vendor:
+            # prepare/ holds what must exist first, and only that; the servers' rendering none of it.
+            prepared = load(files[f"{name}-prepare"])
+            check(f"{name}: prepare/ holds the Namespace, the setup Job and its ConfigMap, nothing else",
+                  sorted(d["kind"] for d in prepared) == ["ConfigMap", "Job", "Namespace"], str([d["kind"] for d in prepared]))
+            check(f"{name}: the servers' rendering holds no Namespace and no Job",
+                  not any(d["kind"] in ("Namespace", "Job") for d in docs))
+            docs += prepared
         check(f"{name}: rendered something", len(docs) > 0)
         check(f"{name}: the newest schema {SCHEMAS[1]} is Kubernetes 1.33 or newer",
               tuple(int(x) for x in SCHEMAS[1].split(".")[:2]) >= (1, 33))

@@ -297,8 +297,10 @@ def check_gitops(name, docs, prod):
         if any("${" in str(v) for v in d.get("data", {}).values()):
             check(f"{what} holds ${{...}} placeholders, so Flux must not substitute into it",
                   annotations.get("kustomize.toolkit.fluxcd.io/substitute") == "disabled", str(annotations))
+    images = {c["image"] for _, pod in pods_of(docs) for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]}
+    agents = {i for i in images if i.split("@")[0].split(":")[0].endswith("/calypso-agents") or i.startswith("calypso-agents")}
+    check(f"{name}: the servers, the Events shipper and prepare/'s setup Job run one calypso-agents image", len(agents) == 1, str(agents))
     if prod:
-        images = {c["image"] for _, pod in pods_of(docs) for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]}
         check(f"{name}: every image is pinned by digest", all(re.search(r"@sha256:[0-9a-f]{64}$", i) for i in images), str(images))
 
 

