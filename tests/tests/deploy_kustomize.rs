@@ -53,8 +53,11 @@ fn rendered(kubectl: &Path) -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the rendering directory");
         for (name, path) in renderings() {
-            let out =
-                Command::new(kubectl).arg("kustomize").arg(root().join(&path)).output().expect("kubectl runs");
+            let out = Command::new(kubectl)
+                .arg("kustomize")
+                .arg(root().join(&path))
+                .output()
+                .expect("kubectl runs");
             assert!(
                 out.status.success(),
                 "kubectl kustomize {}: {}",
@@ -93,7 +96,11 @@ fn the_rendered_manifests_are_valid_and_keep_their_promises() {
     let dir = rendered(&kubectl);
     let out = Command::new(&python)
         .arg(root().join("tests/python/deploy_check.py"))
-        .args(renderings().iter().map(|(name, _)| format!("{name}={}", dir.join(format!("{name}.yaml")).display())))
+        .args(
+            renderings()
+                .iter()
+                .map(|(name, _)| format!("{name}={}", dir.join(format!("{name}.yaml")).display())),
+        )
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("python runs");
