@@ -3,8 +3,12 @@ podman does (deploy_check.py calls check_environment for every overlay): at most
 server that must never run twice, a disruption budget for every server, spread and priority in
 prod, ephemeral storage, a restricted Namespace, in-cluster names qualified with the namespace,
 the log shipper never gating Calypso, settings where they belong, GitOps annotations, the setup
-Job and its credential, the stop budget, the heap, and every network flow the manifests imply
-admitted by the default-deny policies (and nothing else)."""
+Job and its credential, the stop budget, the heap, every reference resolving, and every network
+flow the manifests imply admitted by the default-deny policies (and nothing else).
+
+One limit: the manifests name external hosts (the database, Elasticsearch), not their addresses,
+so a flow to one is admitted by any ipBlock rule on its port; that each ipBlock holds the right
+addresses is the overlay's to know."""
 
 import re
 from urllib.parse import urlparse
@@ -97,6 +101,7 @@ def check_environment(name, docs, config_maps, prod):
         check_restricted(name, doc, pod["spec"])
         check_ephemeral_storage(name, doc, pod["spec"])
     check_qualified_names(name, docs, config_maps, ns)
+    check_references(name, docs, config_maps)
     check_settings_placement(name, docs, calypso)
     check_gitops(name, docs, prod)
     check_setup_job(name, docs)
@@ -130,7 +135,11 @@ def check_at_most_one(name, docs, calypso):
         labels = d["spec"]["template"]["metadata"]["labels"]
         check(f"{what}: its governing Service {d['spec'].get('serviceName')} exists and selects its pods",
               bool(governing) and selector_matches({"matchLabels": governing["spec"].get("selector", {})}, labels))
-        if component not in SINGLETONS:
+        if component in SINGLETONS:
+            # Its clients (and agent-wait) must find it only once it is Ready.
+            check(f"{what}: its Service lists Ready pods only",
+                  governing.get("spec", {}).get("publishNotReadyAddresses") is not True, str(governing.get("spec")))
+        else:
             # Its members find each other by name before they are Ready.
             check(f"{what}: scales, so its governing Service is headless and publishes not-ready addresses",
                   governing.get("spec", {}).get("clusterIP") == "None" and governing["spec"].get("publishNotReadyAddresses") is True,
@@ -156,8 +165,12 @@ def check_disruption(name, docs, calypso, prod):
         else:
             check(f"{what}: one pod at a time ({replicas} replicas keep {max(replicas - 1, 0)} available)",
                   spec.get("maxUnavailable") == 1 and "minAvailable" not in spec, str(spec))
-        check(f"{what}: a pod that is not Ready never blocks a drain",
-              spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow", str(spec))
+        if prod and component_of(d) in SINGLETONS:
+            check(f"{what}: not even a singleton that is not ready (an engine while the DataServer restarts) is evicted",
+                  spec.get("unhealthyPodEvictionPolicy") == "IfHealthyBudget", str(spec))
+        else:
+            check(f"{what}: a pod that is not Ready never blocks a drain",
+                  spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow", str(spec))
 
 
 def check_placement(name, docs, calypso):
@@ -171,14 +184,16 @@ def check_placement(name, docs, calypso):
         for c in spec.get("topologySpreadConstraints", []):
             selector = dict(c["labelSelector"])
             # matchLabelKeys: the pod's own values of those keys join the selector.
-            selector["matchLabels"] = {**selector.get("matchLabels", {}), **{k: labels[k] for k in c.get("matchLabelKeys", [])}}
+            # (a key the pod does not have is ignored: pod-template-hash on a StatefulSet's pods).
+            selector["matchLabels"] = {**selector.get("matchLabels", {}), **{k: labels[k] for k in c.get("matchLabelKeys", []) if k in labels}}
             own_only = selector_matches(selector, labels) and all(
                 not selector_matches(selector, o["spec"]["template"]["metadata"]["labels"]) for o in docs
                 if o is not d and o["kind"] in ("Deployment", "StatefulSet"))
-            keys[c["topologyKey"]] = (c["whenUnsatisfiable"], own_only)
-        check(f"{what}: spread over nodes (never two on one) and zones, counting its own pods only",
-              keys.get("kubernetes.io/hostname") == ("DoNotSchedule", True)
-              and keys.get("topology.kubernetes.io/zone", (None, False))[1] is True, str(keys))
+            keys[c["topologyKey"]] = (c["whenUnsatisfiable"], own_only, c.get("nodeTaintsPolicy"),
+                                      d["kind"] == "StatefulSet" or "pod-template-hash" in c.get("matchLabelKeys", []))
+        check(f"{what}: spread over nodes (never two on one) and zones, counting its own pods only, of its own revision, on untainted nodes",
+              keys.get("kubernetes.io/hostname") == ("DoNotSchedule", True, "Honor", True)
+              and keys.get("topology.kubernetes.io/zone", (None, False, None, False))[1:] == (True, "Honor", True), str(keys))
 
 
 def check_restricted(name, doc, spec):
@@ -224,12 +239,17 @@ def check_ephemeral_storage(name, doc, spec):
           limits >= needed)
 
 
-def hosts_in(key, text):
-    """Host names in a text: URL hosts, and the value of a key that names a host
-    (EVENTSERVERHOST, DATA_SERVER_NAME, ...)."""
+def hosts_in(key, text, services):
+    """Host names in a text: URL hosts, and in a value Calypso reads (a template line, a
+    calypso-values entry, the value of a key that names a host: EVENTSERVERHOST, ...) every word
+    that starts with a Service's name and is followed by a port, a path, a separator or nothing
+    (RMI_HOSTS=dataserver:1099,authserver)."""
     found = re.findall(r"[a-z][a-z0-9+.-]*://(?:[^@/\s]*@)?([A-Za-z0-9.-]+)", text)
     if re.search(r"(HOST|SERVER_NAME)$", key) and re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", text):
         found.append(text)
+    if re.search(r"(\.tmpl$|^ConfigMap calypso-values)", key):
+        words = r"(?<![\w.@/$-])((?:%s)(?:\.[a-z0-9-]+)*)(?=[:/,;\s]|$)" % "|".join(map(re.escape, sorted(services)))
+        found += [w for w in re.findall(words, text) if w not in found]
     return found
 
 
@@ -259,14 +279,38 @@ def check_qualified_names(name, docs, config_maps, ns):
     named = 0
     for where, text in texts:
         for line in str(text).splitlines():
-            key, _, value = line.rpartition("=") if where.endswith(".tmpl") else (where, "", line)
-            for host in hosts_in(key, value):
+            value = line.split("=", 1)[-1] if where.endswith(".tmpl") else line
+            for host in hosts_in(where, value, services):
                 if host.split(".")[0] in services:
                     named += 1
                     check(f"{name}: {where}: {host} is qualified with the namespace",
                           host in (f"{host.split('.')[0]}.{ns}.svc", f"{host.split('.')[0]}.{ns}.svc.cluster.local"), line)
         check(f"{name}: {where}: no NAMESPACE placeholder left", "NAMESPACE" not in str(text), str(text)[:200])
     check(f"{name}: the in-cluster names were found", named >= 6, str(named))
+
+
+def check_references(name, docs, config_maps):
+    """Every ConfigMap a pod reads exists (unless optional); every Service's target port is a
+    port of the pods it selects; a PriorityClass's value sits above ordinary workloads and below
+    the cluster's own."""
+    for doc, pod in pods_of(docs):
+        spec = pod["spec"]
+        refs = [(v["configMap"]["name"], v["configMap"].get("optional")) for v in spec.get("volumes", []) if "configMap" in v]
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            refs += [(s["configMapRef"]["name"], s["configMapRef"].get("optional")) for s in c.get("envFrom", []) if "configMapRef" in s]
+            refs += [(e["valueFrom"]["configMapKeyRef"]["name"], e["valueFrom"]["configMapKeyRef"].get("optional"))
+                     for e in c.get("env", []) if "configMapKeyRef" in e.get("valueFrom", {})]
+        missing = sorted({n for n, optional in refs if not optional and n not in config_maps})
+        check(f"{name}: {doc['kind']} {doc['metadata']['name']}: every ConfigMap it reads exists", not missing, str(missing))
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        pods = [pod for _, pod in pods_of(docs) if selector_matches({"matchLabels": svc["spec"].get("selector", {})}, pod["metadata"].get("labels", {}))]
+        ports = [p for pod in pods[:1] for c in pod["spec"]["containers"] for p in c.get("ports", [])]
+        bad = [p["port"] for p in svc["spec"]["ports"]
+               if not any(p.get("targetPort", p["port"]) in (c.get("name"), c["containerPort"]) for c in ports)]
+        check(f"{name}: Service {svc['metadata']['name']} selects pods that serve each of its target ports", bool(pods) and not bad, str(bad))
+    for pc in (d for d in docs if d["kind"] == "PriorityClass"):
+        check(f"{name}: PriorityClass {pc['metadata']['name']} is above ordinary workloads and below the cluster's own",
+              0 < pc.get("value", 0) < 1_000_000_000 and pc.get("globalDefault") is not True, str(pc.get("value")))
 
 
 def check_settings_placement(name, docs, calypso):
@@ -282,6 +326,12 @@ def check_settings_placement(name, docs, calypso):
         logship = next((c for c in spec.get("initContainers", []) if c["name"] == "agent-logship"), {})
         check(f"{name}: {d['kind']} {d['metadata']['name']}: the log shipper never gates Calypso (no startup or readiness probe)",
               bool(logship) and "startupProbe" not in logship and "readinessProbe" not in logship, str(sorted(logship)))
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "agent-logship-events":
+            read = [s["configMapRef"]["name"] for c in d["spec"]["template"]["spec"]["containers"]
+                    for s in c.get("envFrom", []) if "configMapRef" in s]
+            check(f"{name}: the Events shipper reads its own ConfigMap, after the shared one",
+                  len(read) == 2 and read[0].startswith("calypso-agents-") and read[1].startswith("agent-logship-events-"), str(read))
 
 
 def check_gitops(name, docs, prod):
@@ -321,10 +371,12 @@ def check_setup_job(name, docs):
     if jobs:
         job = jobs[0]
         annotations = job["metadata"].get("annotations", {})
-        check(f"{name}: the setup Job is an Argo CD PreSync hook, recreated, and Flux recreates it when it changes",
-              annotations.get("argocd.argoproj.io/hook") == "PreSync"
-              and annotations.get("argocd.argoproj.io/hook-delete-policy") == "BeforeHookCreation"
-              and annotations.get("kustomize.toolkit.fluxcd.io/force") == "enabled", str(annotations))
+        namespace = next((d for d in docs if d["kind"] == "Namespace"), {"metadata": {}})
+        waves = [int(o["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0")) for o in (namespace, job)]
+        check(f"{name}: Argo CD creates the Namespace, then the Job's ConfigMap, then the Job, and replaces the Job when it changes; so does Flux",
+              waves[0] < 0 < waves[1] and "Force=true,Replace=true" in annotations.get("argocd.argoproj.io/sync-options", "")
+              and "argocd.argoproj.io/hook" not in annotations
+              and annotations.get("kustomize.toolkit.fluxcd.io/force") == "enabled", f"{waves} {annotations}")
         check(f"{name}: the setup Job retries through an Elasticsearch outage of 30 minutes",
               job["spec"].get("activeDeadlineSeconds", 0) >= 1800 and job["spec"].get("backoffLimit", 6) >= 10, str(job["spec"]))
 
@@ -336,7 +388,9 @@ def check_stop_and_heap(name, doc, config_maps):
     inits = {c["name"]: c for c in spec.get("initContainers", [])}
     settings = lambda agent: {**DEFAULTS, **container_env(inits.get(agent, {}), config_maps, {}, "")}
     pre_stop = calypso.get("lifecycle", {}).get("preStop", {})
-    sleep = pre_stop.get("sleep", {}).get("seconds", 0)
+    command = pre_stop.get("exec", {}).get("command", [])
+    # The sleep action, or its 1.29 fallback (deploy/components/prestop-exec): the image's sleep.
+    sleep = pre_stop.get("sleep", {}).get("seconds") or (int(command[1]) if command[:1] == ["sleep"] and len(command) == 2 else 0)
     budget = (sleep + CALYPSO_STOP_SECONDS + seconds(settings("agent-logship")["AGENT_LOGSHIP_SHUTDOWN_GRACE"])
               + seconds(settings("agent-health")["AGENT_HEALTH_SHUTDOWN_DELAY"]))
     check(f"{what}: a preStop sleep lets the endpoints drain before Calypso's SIGTERM", sleep >= 5, str(pre_stop))
@@ -409,9 +463,18 @@ def check_network_flows(name, docs, config_maps, ns):
     left = [p["metadata"]["name"] for p in policies if PLACEHOLDER.search(str(p["spec"]))]
     check(f"{name}: network: the overlay set every address the component leaves to it", not left, str(left))
     # Default deny is real: what no flow needs is refused.
-    calypso_pod = next(pod for doc, pod in pods_of(docs) if component_of(doc) == "dataserver")
-    dataserver = {"namespace": ns, "labels": calypso_pod["metadata"]["labels"]}
+    pod_of = lambda component: next({"namespace": ns, "labels": pod["metadata"]["labels"]}
+                                    for doc, pod in pods_of(docs) if component_of(doc) == component)
+    dataserver, events = pod_of("dataserver"), pod_of("events")
     stranger = {"namespace": "elsewhere", "labels": {"app": "anything"}}
-    for what, src, dst, port in (("another namespace -> the DataServer's health API", stranger, dataserver, 8140),
-                                 ("the DataServer -> anywhere on the internet", dataserver, {"external": "x", "ip": "198.51.100.7"}, 443)):
+    internet = {"external": "an address no rule names", "ip": "198.51.100.7"}
+    refused = [("another namespace -> the DataServer's health API", stranger, dataserver, 8140),
+               ("Prometheus's namespace -> the DataServer's health API", PROMETHEUS, dataserver, 8140),
+               ("the DataServer -> the internet, on the database's port", dataserver, internet, 1521),
+               ("the DataServer -> the internet, on HTTPS", dataserver, internet, 443),
+               ("the Events shipper -> the internet, on the API server's port", events, internet, 443),
+               ("the Events shipper -> a Calypso server", events, dataserver, 8140)]
+    refused += [(f"another namespace -> {what.split(' -> ')[1]}", stranger, dst, port)
+                for what, src, dst, port, _ in flows if src is PROMETHEUS]
+    for what, src, dst, port in refused:
         check(f"{name}: network: {what} refused", not admits(policies, namespaces, src, dst, port)[0])

@@ -1,5 +1,5 @@
-//! The sim overlay as real pods: `scripts/build-images`, then `kubectl kustomize
-//! deploy/overlays/sim`, turned by `tests/python/podman_pods.py` into what podman 4.3 can run
+//! The sim overlay as real pods: `scripts/build-images`, then `kubectl kustomize` of
+//! `deploy/overlays/sim/prepare` (es-sim) and `deploy/overlays/sim` (the servers), turned by `tests/python/podman_pods.py` into what podman 4.3 can run
 //! (no native sidecars, no Services, one host network: each rule and its reason are in that
 //! script and in docs/images.md), played with `podman kube play`. The whole topology starts —
 //! es-sim and six Calypso servers (calypso-sim), each pod with agent-init, agent-wait,
@@ -127,8 +127,14 @@ async fn the_sim_overlay_runs_as_real_pods_with_all_four_agents() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let rendered = dir.path().join("sim.yaml");
-    let manifests =
-        run(Command::new(&kubectl).args(["kustomize", "deploy/overlays/sim"]), "kubectl kustomize");
+    // prepare/ first (es-sim), then the servers, as one stream of documents.
+    let mut manifests = run(
+        Command::new(&kubectl).args(["kustomize", "deploy/overlays/sim/prepare"]),
+        "kubectl kustomize prepare",
+    );
+    manifests.extend_from_slice(b"---\n");
+    manifests
+        .extend(run(Command::new(&kubectl).args(["kustomize", "deploy/overlays/sim"]), "kubectl kustomize"));
     std::fs::write(&rendered, manifests).expect("write the rendering");
     let file = dir.path().join("sim-pods.yaml");
     let plan = run(
