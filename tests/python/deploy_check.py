@@ -18,7 +18,7 @@ import kubernetes_validate
 import yaml
 
 from checks import check, finish
-from deploy_cluster import check_environment, check_gitops
+from deploy_cluster import check_at_most_one, check_environment, check_gitops
 
 OLDEST = "1.29.0"
 SCHEMAS = [OLDEST, kubernetes_validate.latest_version()]
@@ -256,6 +256,7 @@ def main():
                   ds.get("name") == "dataserver" and any(m["name"] == "license" for m in ds.get("volumeMounts", [])),
                   str(ds.get("volumeMounts")))
             check_gitops(name, docs, prod=False)
+            check_at_most_one(name, docs, calypso)
             continue
         check_events(name, docs, config_maps)
         check_environment(name, docs, config_maps, prod=name == "prod")
