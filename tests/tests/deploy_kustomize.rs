@@ -86,7 +86,10 @@ fn every_overlay_and_the_component_example_render() {
         }
         assert!(text.contains("restartPolicy: Always"), "{name}: no native sidecar");
     }
-    assert!(read(dir, "sim").contains("image: localhost/es-sim:dev"), "the sim overlay runs es-sim");
+    assert!(
+        read(dir, "sim-prepare").contains("image: localhost/es-sim:dev"),
+        "the sim overlay's prepare/ runs es-sim"
+    );
 }
 
 #[test]
