@@ -481,6 +481,36 @@ async fn start_at_end_only_for_files_there_at_startup() {
     exactly_once(&run.stop().await, &[more, b].concat());
 }
 
+/// `start_at=end` is for the very first start only: a file created while the agent was down (log4j
+/// rolling during a rolling update) is read from its beginning at the next start, even one where
+/// no file had been found before (the checkpoint written at the first start says it was not the
+/// first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_at_end_only_at_the_very_first_start() {
+    let env = Env::new();
+    let cfg = FilesConfig { start_at: StartAt::End, ..env.config("*.log") };
+    // The first start finds no file at all, and stops.
+    let run = Run::start(cfg.clone(), 1 << 20);
+    assert!(run.stop().await.is_empty());
+    // While it is down, a file is created; the next start reads it from its beginning.
+    let a = env.path("a.log");
+    let first = lines("a", 0..20);
+    append(&a, &first);
+    let mut run = Run::start(cfg.clone(), 1 << 20);
+    run.all(&first).await;
+    exactly_once(&run.stop().await, &first);
+    // A second file created while it is down again: the same.
+    let b = env.path("b.log");
+    let second = lines("b", 0..20);
+    append(&b, &second);
+    let more = lines("a-more", 0..5);
+    append(&a, &more);
+    let mut run = Run::start(cfg, 1 << 20);
+    run.all(&second).await;
+    run.all(&more).await;
+    exactly_once(&run.stop().await, &[second, more].concat());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_resumes_from_the_periodic_checkpoint() {
     use agent_logship::files::checkpoint;

@@ -133,13 +133,19 @@ pub fn prune(entries: &mut Vec<Entry>, now: SystemTime, retention: Duration) {
 /// `<name>.corrupt` (so an operator can look at it) and reported as [`CheckpointError::Corrupt`]
 /// — the caller warns and starts fresh.
 pub fn load(dir: &Path) -> Result<Vec<Entry>, CheckpointError> {
+    load_if_any(dir).map(Option::unwrap_or_default)
+}
+
+/// The checkpoint of `dir`, or `None` when there is none at all: the agent's very first start
+/// there (where `start_at=end` applies). A corrupt one is moved aside, as [`load`] says.
+pub fn load_if_any(dir: &Path) -> Result<Option<Vec<Entry>>, CheckpointError> {
     let path = dir.join(FILE_NAME);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(CheckpointError::Read { path, source }),
     };
-    decode(&bytes).map_err(|reason| {
+    decode(&bytes).map(Some).map_err(|reason| {
         let aside = dir.join(format!("{FILE_NAME}.corrupt"));
         let reason = match fs::rename(&path, &aside) {
             Ok(()) => format!("{reason} (moved aside to {})", aside.display()),

@@ -158,15 +158,23 @@ impl FilesSource {
             return Err(FilesError::NoPaths(config.paths.clone()));
         }
         let exclude = config.exclude.iter().filter_map(|g| PathGlob::parse(g)).collect();
-        let (table, fresh) = match checkpoint::load(&config.data_dir) {
-            Ok(t) => (t, false),
+        // `start_at` is for the very first start only: after a restart a file without a
+        // checkpoint entry appeared while the agent was down (log4j rolling during a rolling
+        // update) and is read from its beginning. A corrupt checkpoint reads everything again.
+        let (table, start_at) = match checkpoint::load_if_any(&config.data_dir) {
+            Ok(Some(t)) => (t, StartAt::Beginning),
+            Ok(None) => {
+                // Written at once, so that a restart before the first periodic write knows too.
+                checkpoint::save(&config.data_dir, &[])?;
+                (Vec::new(), config.start_at)
+            }
             Err(error @ CheckpointError::Corrupt { .. }) => {
                 tracing::warn!(
                     error = %error,
                     "starting without a checkpoint: every file is read from its beginning \
                      (Elasticsearch answers 409 for what it already has)"
                 );
-                (Vec::new(), true)
+                (Vec::new(), StartAt::Beginning)
             }
             Err(e) => return Err(e.into()),
         };
@@ -188,7 +196,7 @@ impl FilesSource {
             make_frame,
             globs,
             exclude,
-            start_at: if fresh { StartAt::Beginning } else { config.start_at },
+            start_at,
             cfg: config,
             readers: Vec::new(),
             warned: HashSet::new(),
