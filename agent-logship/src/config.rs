@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agent_core::config::{Problem, split_list};
 use agent_core::listen::Listen;
-use agent_core::settings::{Reader, Settings, Spec, parse};
+use agent_core::settings::{Meta, Reader, Settings, Spec, parse};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
@@ -699,24 +699,40 @@ impl Config {
     }
 }
 
+/// The settings that mean something only with `AGENT_LOGSHIP_EVENTS=true`.
+const EVENTS_ONLY: [&Meta; 6] = [
+    &EVENTS_NAMESPACE.meta,
+    &KUBE_URL.meta,
+    &KUBE_TOKEN_FILE.meta,
+    &KUBE_CA_FILE.meta,
+    &EVENTS_WATCH_TIMEOUT.meta,
+    &SPOOL_MAX_BYTES.meta,
+];
+
 /// The Events settings when `AGENT_LOGSHIP_EVENTS` is on (problems pushed to `read`); the
 /// in-cluster defaults from the variables Kubernetes sets and the service account's files.
 fn events_config(read: &mut Reader) -> Option<EventsConfig> {
-    let on = read.get(&EVENTS);
+    if !read.get(&EVENTS) {
+        // A file shipper is a native sidecar: exiting on a setting that is not its own (one
+        // put in the ConfigMap every pod reads) would keep Calypso from starting in every pod at
+        // once. Said, and ignored unread.
+        for meta in EVENTS_ONLY {
+            if read.setting(meta).is_some() {
+                tracing::warn!(
+                    setting = meta.env,
+                    "given, but AGENT_LOGSHIP_EVENTS is not true: ignored (a setting of the Events \
+                     shipper; keep it out of the settings the log sidecars read)"
+                );
+            }
+        }
+        return None;
+    }
     let namespace = read.opt(&EVENTS_NAMESPACE);
     let url = read.opt(&KUBE_URL);
     let token_file = read.opt(&KUBE_TOKEN_FILE);
     let ca_file = read.opt(&KUBE_CA_FILE);
     let watch_timeout = read.get(&EVENTS_WATCH_TIMEOUT);
     let spool_max_bytes = read.get(&SPOOL_MAX_BYTES);
-    if !on {
-        for meta in [&EVENTS_NAMESPACE.meta, &KUBE_URL.meta, &KUBE_TOKEN_FILE.meta, &KUBE_CA_FILE.meta] {
-            if let Some(s) = read.setting(meta) {
-                read.push(s.problem("given, but AGENT_LOGSHIP_EVENTS is not true"));
-            }
-        }
-        return None;
-    }
     if watch_timeout < Duration::from_secs(1) {
         read.push(read.problem(&EVENTS_WATCH_TIMEOUT, "must be at least 1s (timeoutSeconds is in seconds)"));
     }
@@ -880,8 +896,18 @@ mod tests {
             text.contains("--spool-max-bytes") || text.contains("AGENT_LOGSHIP_SPOOL_MAX_BYTES"),
             "{text}"
         );
-        let off = problems(&[], &[("AGENT_LOGSHIP_KUBE_URL", "https://k8s:6443")]);
-        assert!(off.contains("given, but AGENT_LOGSHIP_EVENTS is not true"), "{off}");
+        // Without --events they are not the file shipper's: ignored, even when they would not
+        // parse (the process test checks the warning).
+        let off = config(
+            &[],
+            &[
+                ("AGENT_LOGSHIP_KUBE_URL", "https://k8s:6443"),
+                ("AGENT_LOGSHIP_EVENTS_NAMESPACE", "*"),
+                ("AGENT_LOGSHIP_SPOOL_MAX_BYTES", "lots"),
+            ],
+        )
+        .expect("a file shipper ignores the Events settings");
+        assert!(off.events.is_none());
         let c = config(&["--events", "true", "--kube-url", "http://127.0.0.1:8001"], &[]).expect("valid");
         let ev = c.events.expect("on");
         assert_eq!((ev.token_file, ev.ca_file), (None, None), "no service account outside the cluster");

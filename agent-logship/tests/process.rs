@@ -586,6 +586,38 @@ async fn paths_that_match_nothing_are_said_once_and_a_later_file_is_shipped() {
     assert_eq!(agent.stderr().matches(said).count(), 1, "said once: {}", agent.stderr());
 }
 
+/// The Events shipper's settings in the settings every log sidecar reads (one shared ConfigMap):
+/// a file shipper says so and ships, instead of exiting 64, which would keep Calypso from starting
+/// in every pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_shipper_ignores_the_events_settings_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(data.path()), &url);
+    env.extend([
+        ("AGENT_LOGSHIP_EVENTS_NAMESPACE", "*"),
+        ("AGENT_LOGSHIP_KUBE_URL", "https://kubernetes.default.svc"),
+        ("AGENT_LOGSHIP_SPOOL_MAX_BYTES", "not a size"),
+    ]);
+    let mut agent = start(&[], &env);
+    for setting in
+        ["AGENT_LOGSHIP_EVENTS_NAMESPACE", "AGENT_LOGSHIP_KUBE_URL", "AGENT_LOGSHIP_SPOOL_MAX_BYTES"]
+    {
+        agent
+            .find_in_stderr(setting, |l| {
+                (l.contains(setting) && l.contains("AGENT_LOGSHIP_EVENTS is not true: ignored")).then_some(())
+            })
+            .await;
+    }
+    let mut writer = LogWriter::open(LogConfig::new(dir.path().join("EngineServer.log"))).expect("log");
+    write(&mut writer, 5).await;
+    stored_at_least(&es, 5).await;
+    assert!(agent.running(), "still up: {}", agent.stderr());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_url_documents_go_to_stdout_stack_traces_whole() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -21,8 +21,9 @@ SINGLETONS = {"dataserver", "engineserver", "scheduler"}
 # come from their settings' defaults (docs/configuration.md).
 CALYPSO_STOP_SECONDS = 60
 DEFAULTS = {"AGENT_LOGSHIP_SHUTDOWN_GRACE": "20s", "AGENT_HEALTH_SHUTDOWN_DELAY": "5s"}
-# The variables only the Events shipper (or the setup Job) may read: in a log sidecar they stop
-# it (exit 64) or turn it into an Events shipper, and changing them must roll no Calypso pod.
+# The variables only the Events shipper (or the setup Job) may read: a log sidecar ignores them
+# with a warning, or turns into an Events shipper (AGENT_LOGSHIP_EVENTS), and changing them must
+# roll no Calypso pod.
 EVENTS_ONLY = re.compile(r"AGENT_LOGSHIP_(EVENTS|KUBE_|SPOOL_|RETENTION_)")
 PLACEHOLDER = re.compile(r"192\.0\.2\.")
 KUBELET_LOG_MI = 50  # the kubelet keeps a container's log up to 5 x 10Mi
