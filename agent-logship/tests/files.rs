@@ -481,6 +481,45 @@ async fn start_at_end_only_for_files_there_at_startup() {
     exactly_once(&run.stop().await, &[more, b].concat());
 }
 
+/// A file whose only line never got its newline (a JVM that died writing its first line) is
+/// shipped once it is let go: deleted, or rotated away. Before, it had no identity (its first line
+/// incomplete) and was never read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_line_without_newline_is_shipped_once_the_file_is_let_go() {
+    let env = Env::new();
+    let mut run = Run::start(env.config("*.log"), 1 << 20);
+    // Deleted.
+    let died = env.path("died.log");
+    fs::write(&died, "died while writing its first line").expect("write");
+    let other = env.path("other.log");
+    run.sync(&other, "marker-0").await;
+    fs::remove_file(&died).expect("delete");
+    run.until("the deleted file's only line", |got| got.contains_key("died while writing its first line"))
+        .await;
+    // Rotated away: renamed out of the glob, a new file in its place. (A new file beside it,
+    // found by the same scan, tells when the agent has seen it.)
+    let app = env.path("app.log");
+    fs::write(&app, "rotated with no newline").expect("write");
+    run.sync(&env.path("probe.log"), "marker-1").await;
+    fs::rename(&app, env.path("app.log.1")).expect("rotate");
+    append(&app, &["the new file's first line".to_owned()]);
+    run.until("the rotated file's only line", |got| got.contains_key("rotated with no newline")).await;
+    run.sync(&other, "marker-2").await;
+    let got = run.stop().await;
+    exactly_once(
+        &got,
+        &[
+            "died while writing its first line",
+            "rotated with no newline",
+            "the new file's first line",
+            "marker-0",
+            "marker-1",
+            "marker-2",
+        ]
+        .map(str::to_owned),
+    );
+}
+
 /// `start_at=end` is for the very first start only: a file created while the agent was down (log4j
 /// rolling during a rolling update) is read from its beginning at the next start, even one where
 /// no file had been found before (the checkpoint written at the first start says it was not the

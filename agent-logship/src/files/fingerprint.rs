@@ -26,6 +26,13 @@ pub fn fingerprint(head: &[u8]) -> Option<(u64, usize)> {
     Some((xxh3_64(&head[..len]), len))
 }
 
+/// The fingerprint of a let-go file (deleted, or rotated away, and quiet) whose only line never
+/// got its newline: the hash of all of it, which will not change any more. It differs from the
+/// fingerprint the line would have had with its newline. `None` for an empty file.
+pub fn final_fingerprint(head: &[u8]) -> Option<u64> {
+    fingerprint(head).map(|(f, _)| f).or_else(|| (!head.is_empty()).then(|| xxh3_64(head)))
+}
+
 /// Where the verification window before `at` starts.
 pub fn window_start(at: u64) -> u64 {
     at.saturating_sub(WINDOW)
@@ -48,6 +55,15 @@ mod tests {
         assert_ne!(Some(a), fingerprint(b"hellO\n").map(|f| f.0));
         assert_eq!(fingerprint(b"no newline yet"), None);
         assert_eq!(fingerprint(b""), None);
+    }
+
+    #[test]
+    fn a_let_go_file_is_known_by_all_of_it_when_its_line_never_ended() {
+        let partial = final_fingerprint(b"died writing this").expect("not empty");
+        assert_ne!(Some(partial), fingerprint(b"died writing this\n").map(|f| f.0));
+        assert_ne!(Some(partial), final_fingerprint(b"died writing thi"));
+        assert_eq!(final_fingerprint(b"a line\nmore"), fingerprint(b"a line\n").map(|f| f.0));
+        assert_eq!(final_fingerprint(b""), None);
     }
 
     #[test]

@@ -21,7 +21,9 @@ use super::acks::{AckWindow, TrackState, Tracker, Verify};
 use super::checkpoint::{self, CheckpointError, Entry};
 use super::discover::{self, Wake};
 use super::pathglob::PathGlob;
-use super::tail::{Reader, Reading, dev_ino_size, file_fingerprint, file_window, last_line_end};
+use super::tail::{
+    Reader, Reading, dev_ino_size, file_final_fingerprint, file_fingerprint, file_window, last_line_end,
+};
 use super::{FilesConfig, FilesError, StartAt};
 use crate::flow::{Ack, Budget};
 use crate::frame::{MakeFrame, Position};
@@ -513,10 +515,15 @@ impl Loop {
             r.last_growth = Instant::now();
         }
         if r.reading.is_none() {
-            if r.alias_size == Some(size) || r.gone_since.is_some() {
+            let let_go =
+                r.gone_since.is_some_and(|g| g.elapsed() >= grace) && r.last_growth.elapsed() >= grace;
+            // A let-go file that was never read: its first line never got its newline (a JVM
+            // that died writing it). Read now, or that line is lost with the file.
+            let never_read = let_go && r.alias_size.is_none() && size > 0;
+            if (r.alias_size == Some(size) || r.gone_since.is_some()) && !never_read {
                 return Ok(false);
             }
-            self.identify(i);
+            self.identify(i, let_go);
         }
         let r = &mut self.readers[i];
         let Some(reading) = r.reading.as_mut() else { return Ok(false) };
@@ -558,11 +565,13 @@ impl Loop {
         Ok(())
     }
 
-    /// Gives reader `i` an identity once its first line is complete: the copy of a file being
-    /// read (not read itself), the file of a checkpoint entry (resumed there), or a new file.
-    fn identify(&mut self, i: usize) {
+    /// Gives reader `i` an identity once its first line is complete (or, `let_go`, once it will
+    /// not change any more): the copy of a file being read (not read itself), the file of a
+    /// checkpoint entry (resumed there), or a new file.
+    fn identify(&mut self, i: usize, let_go: bool) {
         let r = &self.readers[i];
-        let Some(fp) = file_fingerprint(&r.file) else {
+        let fp = if let_go { file_final_fingerprint(&r.file) } else { file_fingerprint(&r.file) };
+        let Some(fp) = fp else {
             // Its first line is incomplete: `start_at` no longer applies once it is there.
             self.readers[i].at_startup = false;
             return;

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::acks::Tracker;
-use super::fingerprint::{FINGERPRINT_CAP, WINDOW, fingerprint, window_hash, window_start};
+use super::fingerprint::{
+    FINGERPRINT_CAP, WINDOW, final_fingerprint, fingerprint, window_hash, window_start,
+};
 use crate::frame::Frame;
 use crate::record::{FileMeta, Record};
 
@@ -42,6 +44,13 @@ pub fn file_fingerprint(file: &File) -> Option<u64> {
     let mut head = vec![0; FINGERPRINT_CAP];
     let n = read_at(file, 0, &mut head).ok()?;
     fingerprint(&head[..n]).map(|f| f.0)
+}
+
+/// [`file_fingerprint`] of a let-go file, whose first line may never be complete.
+pub fn file_final_fingerprint(file: &File) -> Option<u64> {
+    let mut head = vec![0; FINGERPRINT_CAP];
+    let n = read_at(file, 0, &mut head).ok()?;
+    final_fingerprint(&head[..n])
 }
 
 /// The hash of the window before `at` in `file`, if all of it is there.
