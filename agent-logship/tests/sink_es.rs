@@ -33,6 +33,9 @@ struct State {
     item_429: HashMap<String, u32>,
     /// Ids always refused with 400.
     item_400: HashSet<String>,
+    /// Requests (the next ones) whose every item is refused 403 `security_exception`: a key without
+    /// `create_doc` on the data stream, as Elasticsearch reports it (HTTP 200).
+    item_403_requests: u32,
     /// Bodies (uncompressed) larger than this get 413.
     max_body: Option<usize>,
     /// Required `Authorization` header value.
@@ -88,8 +91,20 @@ impl Stub {
         }
         let mut items = Vec::new();
         let mut errors = false;
+        let forbidden = st.item_403_requests > 0;
+        st.item_403_requests = st.item_403_requests.saturating_sub(1);
         for (id, pair) in ids.iter().zip(lines.chunks(2)) {
-            let (status, error) = if st.item_400.contains(id) {
+            let (status, error) = if forbidden {
+                (
+                    403,
+                    Some((
+                        "security_exception",
+                        "action [indices:data/write/bulk[s]] is unauthorized for user [calypso-writer] with \
+                         effective roles [calypso-log-reader] on indices [logs-calypso.test-default], this action \
+                         is granted by the index privileges [create_doc,create,index,write,all]",
+                    )),
+                )
+            } else if st.item_400.contains(id) {
                 (400, Some(("document_parsing_exception", "failed to parse field [log.offset]")))
             } else if let Some(n) = st.item_429.get_mut(id).filter(|n| **n > 0) {
                 *n -= 1;
@@ -327,6 +342,33 @@ async fn item_400_dead_lettered_and_logged_once() {
     assert_eq!(lines[0]["source"]["message"], "record 1");
     let warned = logs.lock().expect("logs").matches("refused a document for good").count();
     assert_eq!(warned, 1, "one warning per reason");
+}
+
+/// A key without `create_doc` on the data stream: Elasticsearch answers 200 with every item 403.
+/// That is the configuration's problem, not the documents': they wait (warned about, counted as
+/// failed requests) and are stored once the role is fixed — never dead-lettered.
+#[tokio::test]
+async fn item_403_makes_the_data_wait_not_dead_letters() {
+    let stub = Stub::default();
+    stub.with(|s| s.item_403_requests = 3);
+    let addr = start(&stub).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut opts = options(vec![format!("http://{addr}")], dir.path());
+    opts.gzip = false;
+    let logs = capture_logs();
+    let run = launch(&opts);
+    run.send(0..20).await;
+    let (acks, m) = run.finish().await;
+    exactly_once(&acks, 20);
+    assert_eq!(stub.with(|s| s.item_403_requests), 0, "the refusals happened");
+    assert_eq!(get(&m.docs_dead_lettered), 0);
+    assert!(!dir.path().join("dead-letter.ndjson").exists(), "no dead letters");
+    assert_eq!(get(&m.requests_failed), 3);
+    assert_eq!(get(&m.docs_stored), 20);
+    assert_eq!(stub.with(|s| s.stored.len()), 20);
+    let text = logs.lock().expect("logs").clone();
+    assert!(text.contains("missing privilege on their data stream"), "{text}");
+    assert!(text.contains("security_exception"), "{text}");
 }
 
 #[tokio::test]

@@ -35,12 +35,30 @@ pub enum Verdict {
     RetryWhole(RetryReason),
     /// 413: the request was too large; send each half on its own.
     Split,
-    /// A configuration problem, not the data's: 401/403 (credentials wrong or lacking a
-    /// privilege), 404/405 (the URL does not lead to `_bulk`: a wrong path prefix or proxy).
-    /// Keep the data and try again slowly.
-    Misconfigured(u16),
+    /// A configuration problem, not the data's: keep the data and try the whole request again
+    /// slowly (what was stored meanwhile is answered 409: delivered).
+    Misconfigured(Misconfig),
     /// Another 4xx for the whole request: it will never succeed (our bug, or a proxy's refusal).
     Rejected(Rejection),
+}
+
+/// The configuration problems that make the data wait instead of going to the dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Misconfig {
+    /// 401/403 for the whole request: the credentials, or no privilege to send `_bulk` at all.
+    Credentials(u16),
+    /// 404/405 for the whole request: the URL does not lead to `_bulk` (a wrong path prefix).
+    NotBulk(u16),
+    /// A document refused 401/403 (HTTP 200, `security_exception` per item): a privilege missing
+    /// on its data stream (`create_doc`, `auto_configure`). Dead-lettering would drain the logs
+    /// into a bounded file because of a role.
+    Privilege(Rejection),
+    /// A document refused because its index cannot take writes: `index_not_found_exception`
+    /// (automatic creation turned off) or `index_closed_exception`.
+    Index(Rejection),
+    /// Another 4xx for the whole request whose body is no Elasticsearch/OpenSearch error (a
+    /// proxy's page): nothing says the documents are at fault.
+    NotElasticsearch(Rejection),
 }
 
 /// Why a whole request is to be sent again.
@@ -71,10 +89,12 @@ pub fn classify(status: u16, body: &[u8], sent: usize) -> Verdict {
     match status {
         200..=299 => classify_items(body, sent),
         413 => Verdict::Split,
-        401 | 403 | 404 | 405 => Verdict::Misconfigured(status),
+        401 | 403 => Verdict::Misconfigured(Misconfig::Credentials(status)),
+        404 | 405 => Verdict::Misconfigured(Misconfig::NotBulk(status)),
         // 408: the server gave up waiting for our body; a transient like 429.
         408 | 429 | 500..=599 => Verdict::RetryWhole(RetryReason::Status(status)),
-        400..=499 => Verdict::Rejected(whole_rejection(status, body)),
+        400..=499 if is_error_answer(body) => Verdict::Rejected(whole_rejection(status, body)),
+        400..=499 => Verdict::Misconfigured(Misconfig::NotElasticsearch(whole_rejection(status, body))),
         // 1xx/3xx (redirects are not followed): nothing was stored that we know of.
         _ => Verdict::RetryWhole(RetryReason::Status(status)),
     }
@@ -151,7 +171,7 @@ fn classify_items(body: &[u8], sent: usize) -> Verdict {
     if answer.items.len() != sent {
         return Verdict::RetryWhole(RetryReason::ItemCount { sent, answered: answer.items.len() });
     }
-    let items = answer
+    let items: Vec<Item> = answer
         .items
         .into_iter()
         .map(|a| {
@@ -159,7 +179,26 @@ fn classify_items(body: &[u8], sent: usize) -> Verdict {
             item(o)
         })
         .collect();
-    Verdict::Items(items)
+    // A refusal that is the configuration's holds the whole request back.
+    let misconfig = items.iter().find_map(|i| match i {
+        Item::DeadLetter(r) if matches!(r.status, 401 | 403) => Some(Misconfig::Privilege(r.clone())),
+        Item::DeadLetter(r)
+            if (r.status, r.kind.as_str()) == (404, "index_not_found_exception")
+                || (r.status, r.kind.as_str()) == (400, "index_closed_exception") =>
+        {
+            Some(Misconfig::Index(r.clone()))
+        }
+        _ => None,
+    });
+    match misconfig {
+        Some(m) => Verdict::Misconfigured(m),
+        None => Verdict::Items(items),
+    }
+}
+
+/// Whether a body is an Elasticsearch/OpenSearch error answer (`{"error": ..., "status": ...}`).
+fn is_error_answer(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("error").is_some())
 }
 
 /// Whether `body` is, byte for byte, the answer Elasticsearch and OpenSearch give to our
@@ -317,8 +356,11 @@ mod tests {
     #[test]
     fn whole_request_statuses() {
         assert_eq!(classify(413, b"", 3), Verdict::Split);
-        assert_eq!(classify(401, &data("es8-401.json"), 3), Verdict::Misconfigured(401));
-        assert_eq!(classify(403, b"", 3), Verdict::Misconfigured(403));
+        assert_eq!(
+            classify(401, &data("es8-401.json"), 3),
+            Verdict::Misconfigured(Misconfig::Credentials(401))
+        );
+        assert_eq!(classify(403, b"", 3), Verdict::Misconfigured(Misconfig::Credentials(403)));
         for s in [429, 500, 502, 503, 504, 507] {
             assert_eq!(
                 classify(s, &data("es8-429-whole.json"), 3),
@@ -328,14 +370,51 @@ mod tests {
         let Verdict::Rejected(r) = classify(400, &data("es8-400-whole.json"), 3) else { panic!("rejected") };
         assert_eq!((r.status, r.kind.as_str()), (400, "illegal_argument_exception"));
         assert!(r.reason.contains("terminated by a newline"));
-        let Verdict::Rejected(r) = classify(422, b"<html>Unprocessable</html>", 3) else {
-            panic!("rejected")
+        // A 4xx that is no Elasticsearch error (a proxy's page) says nothing about the documents.
+        let Verdict::Misconfigured(Misconfig::NotElasticsearch(r)) =
+            classify(422, b"<html>Unprocessable</html>", 3)
+        else {
+            panic!("waits")
         };
         assert_eq!((r.kind.as_str(), r.reason.as_str()), ("unknown", "<html>Unprocessable</html>"));
+        assert!(matches!(
+            classify(400, br#"{"message":"bad request"}"#, 3),
+            Verdict::Misconfigured(Misconfig::NotElasticsearch(_))
+        ));
         assert_eq!(
             classify(404, b"<html>Not Found</html>", 3),
-            Verdict::Misconfigured(404),
+            Verdict::Misconfigured(Misconfig::NotBulk(404)),
             "the data waits"
+        );
+    }
+
+    /// A missing privilege, a missing or closed index: the configuration's problem, reported per
+    /// item in a 200. The whole request waits (what was stored is answered 409 later), instead of
+    /// its refused documents going to the dead letters.
+    #[test]
+    fn item_refusals_of_the_configuration_hold_the_request_back() {
+        let Verdict::Misconfigured(Misconfig::Privilege(r)) = classify(200, &data("es8-item-403.json"), 2)
+        else {
+            panic!("waits")
+        };
+        assert_eq!((r.status, r.kind.as_str()), (403, "security_exception"));
+        assert!(r.reason.contains("create_doc"), "{}", r.reason);
+        let Verdict::Misconfigured(Misconfig::Index(r)) =
+            classify(200, &data("es8-item-index-not-found.json"), 1)
+        else {
+            panic!("waits")
+        };
+        assert_eq!((r.status, r.kind.as_str()), (404, "index_not_found_exception"));
+        let Verdict::Misconfigured(Misconfig::Index(r)) =
+            classify(200, &data("es8-item-index-closed.json"), 1)
+        else {
+            panic!("waits")
+        };
+        assert_eq!((r.status, r.kind.as_str()), (400, "index_closed_exception"));
+        // A 404 or 400 item of another kind is the document's: dead-lettered as before.
+        let other = br#"{"errors":true,"items":[{"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"x"}}}]}"#;
+        assert!(
+            matches!(classify(200, other, 1), Verdict::Items(ref i) if matches!(i[0], Item::DeadLetter(_)))
         );
     }
 

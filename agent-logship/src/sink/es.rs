@@ -14,7 +14,7 @@ use agent_core::dns::Dns;
 use tokio::time::Instant;
 
 use super::bulk::Bulk;
-use super::classify::{Item, Rejection, Verdict, classify};
+use super::classify::{Item, Misconfig, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
 use super::dead_letter::{DeadDoc, DeadLetterFile};
 use super::request::{self, Gzip};
@@ -181,19 +181,12 @@ impl EsSink {
                     self.client.rotate();
                     self.sleep(backoff).await;
                 }
-                Verdict::Misconfigured(status) => {
+                Verdict::Misconfigured(problem) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
                     if self.warning_due() {
-                        let why = if matches!(status, 401 | 403) {
-                            "Elasticsearch refused our credentials: check the configured user / API key and its \
-                             privileges (create_doc on the data streams); the data waits"
-                        } else {
-                            "the URL does not lead to Elasticsearch's _bulk (a wrong path prefix or proxy?); \
-                             the data waits"
-                        };
-                        tracing::warn!(status, url = %self.client.current_url(), documents = sent, "{why}");
+                        self.warn_misconfigured(&problem, sent);
                     } else {
-                        tracing::debug!(status, "still refused: a configuration problem");
+                        tracing::debug!(?problem, "still refused: a configuration problem");
                     }
                     tokio::time::sleep(self.retry.auth).await;
                 }
@@ -332,6 +325,49 @@ impl EsSink {
             tracing::warn!(error = %e, documents, "cannot deliver to Elasticsearch; retrying with backoff, nothing is dropped");
         } else {
             tracing::debug!(error = %e, documents, "retrying");
+        }
+    }
+
+    /// Says, at most once a minute, why the data waits: a configuration problem, not the data's.
+    fn warn_misconfigured(&self, problem: &Misconfig, documents: usize) {
+        let url = self.client.current_url();
+        match problem {
+            Misconfig::Credentials(status) => tracing::warn!(
+                status,
+                url = %url,
+                documents,
+                "Elasticsearch refused our credentials: check the configured user / API key and its \
+                 privileges (create_doc on the data streams); the data waits"
+            ),
+            Misconfig::NotBulk(status) => tracing::warn!(
+                status,
+                url = %url,
+                documents,
+                "the URL does not lead to Elasticsearch's _bulk (a wrong path prefix or proxy?); the data waits"
+            ),
+            Misconfig::Privilege(r) => tracing::warn!(
+                status = r.status,
+                error.type = %r.kind,
+                error.reason = %r.reason,
+                documents,
+                "Elasticsearch refused the documents for a missing privilege on their data stream \
+                 (create_doc and auto_configure); the data waits"
+            ),
+            Misconfig::Index(r) => tracing::warn!(
+                status = r.status,
+                error.type = %r.kind,
+                error.reason = %r.reason,
+                documents,
+                "Elasticsearch cannot write to the data stream (closed, or missing with automatic \
+                 creation off); the data waits"
+            ),
+            Misconfig::NotElasticsearch(r) => tracing::warn!(
+                status = r.status,
+                url = %url,
+                answer = %r.reason,
+                documents,
+                "a refusal that is not Elasticsearch's (a proxy between us?); the data waits"
+            ),
         }
     }
 
