@@ -25,7 +25,7 @@ use crate::events::{
     self,
     api::{KubeClient, KubeOptions, Scope},
     metrics::EventMetrics,
-    source::Shared,
+    shared::Shared,
 };
 use crate::files::source::{Item, Run};
 use crate::files::{FileStatus, FilesConfig, FilesSource};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::source::Shared;
+use super::shared::Shared;
 use crate::flow::{Ack, Acknowledge, Budget};
 use crate::sink::bulk::Bodies;
 use crate::sink::{BatchLimits, Bulk, BulkWriter};

@@ -13,7 +13,7 @@ use super::cursor::{Cursor, Next, Outcome, Pacing, Request, Taken};
 use super::document;
 use super::metrics::EventMetrics;
 use super::model::{Event, WatchLine};
-use super::source::Shared;
+use super::shared::Shared;
 use super::spool::NewEntry;
 
 /// How long a watch line waits for others to be written to the spool with it.
