@@ -86,8 +86,8 @@ pub async fn setup(config: &Config, dns: Dns) -> Result<String, Failure> {
     Ok(report.to_string())
 }
 
-/// The Elasticsearch client could not be made: a bad CA file is a setting's problem (64); a
-/// TLS stack that cannot start is ours (70).
+/// The Elasticsearch client could not be made: a bad CA file is a setting's problem (64: for
+/// `setup`; a shipper waits for a usable one instead); a TLS stack that cannot start is ours (70).
 fn client_failure(e: ClientError) -> Failure {
     match e {
         ClientError::CaFile { .. } | ClientError::CaFileEmpty(_) => {

@@ -531,10 +531,22 @@ async fn a_ca_file_that_comes_later_holds_the_data_back_then_everything_ships() 
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert_eq!(es.count(), 10);
 
-    // A CA file that is there but holds no certificate is a mistake in the settings: said at once.
+    // A CA file that is there but holds no certificate: the shipper says so and waits (it must
+    // not stop Calypso's pod); `setup`, a Job, exits 64 naming the setting.
     let not_a_ca = dir.join("not-a-ca.crt");
     std::fs::write(&not_a_ca, "not a certificate\n").expect("write");
-    let out = command(&[], &shipping.env(&[("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca))]))
+    std::fs::write(shipping.log(), json_records(10..20, |_| false)).expect("write");
+    let mut agent = start(&[], &shipping.env(&[("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca))]));
+    agent.said("the CA file holds no usable certificate: the data waits").await;
+    agent.said("cannot use the CA file").await;
+    assert!(agent.running(), "still up: {}", agent.stderr());
+    assert_eq!(es.count(), 10, "nothing more goes out untrusted");
+    std::fs::write(&not_a_ca, &ca).expect("a usable CA now");
+    stored_at_least(es, 20).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    std::fs::write(&not_a_ca, "not a certificate\n").expect("write");
+    let out = command(&["setup"], &shipping.env(&[("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca))]))
         .output()
         .await
         .expect("runs");

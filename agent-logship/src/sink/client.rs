@@ -112,8 +112,19 @@ struct Trust {
 
 impl EsClient {
     /// A CA file that exists but holds no usable certificate is refused here (a setting's
-    /// mistake, said at once); one that does not exist yet is waited for.
+    /// mistake, said at once: for `setup`, a Job); one that does not exist yet is waited for.
     pub fn new(opts: &ClientOptions, dns: Dns, user_agent: &str) -> Result<Self, ClientError> {
+        Self::build(opts, dns, user_agent, false)
+    }
+
+    /// [`EsClient::new`] for a shipper, which must not stop on it (a native sidecar that exits
+    /// keeps its Calypso pod from starting): a CA file that holds no usable certificate is said,
+    /// and waited for like a missing one — the data waits until a usable one is there.
+    pub fn patient(opts: &ClientOptions, dns: Dns, user_agent: &str) -> Result<Self, ClientError> {
+        Self::build(opts, dns, user_agent, true)
+    }
+
+    fn build(opts: &ClientOptions, dns: Dns, user_agent: &str, patient: bool) -> Result<Self, ClientError> {
         if opts.urls.is_empty() {
             return Err(ClientError::NoUrl);
         }
@@ -127,13 +138,23 @@ impl EsClient {
             user_agent: user_agent.to_string(),
             trust: Mutex::new(Trust::default()),
         };
+        let mut refused = None;
         let first = match &opts.ca_file {
             None => Some((Vec::new(), client.pool(None)?)),
             Some(path) => match std::fs::read(path) {
-                Ok(ca) => {
-                    let pool = client.pool(Some((path, &ca)))?;
-                    Some((ca, pool))
-                }
+                Ok(ca) => match client.pool(Some((path, &ca))) {
+                    Ok(pool) => Some((ca, pool)),
+                    Err(e @ (ClientError::CaFile { .. } | ClientError::CaFileEmpty(_))) if patient => {
+                        tracing::warn!(
+                            file = %path.display(),
+                            error = %e,
+                            "the CA file holds no usable certificate: the data waits until it does"
+                        );
+                        refused = Some(ca);
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     tracing::warn!(
                         file = %path.display(),
@@ -144,7 +165,7 @@ impl EsClient {
                 Err(e) => return Err(ClientError::CaFile { path: path.clone(), reason: e.to_string() }),
             },
         };
-        client.trust.lock().unwrap_or_else(PoisonError::into_inner).current = first;
+        *client.trust.lock().unwrap_or_else(PoisonError::into_inner) = Trust { current: first, refused };
         Ok(client)
     }
 
@@ -442,18 +463,26 @@ mod tests {
         assert_eq!(trusted_ca(&client), Some(second.into_bytes()));
     }
 
+    /// At the start, a CA file that is there but unusable is refused for `setup` (a Job) and
+    /// waited for by a shipper, which then takes the first usable one.
     #[test]
-    fn a_ca_file_there_but_unusable_at_the_start_is_refused() {
+    fn a_ca_file_there_but_unusable_at_the_start_is_refused_or_waited_for() {
         let dir = tempfile::tempdir().expect("tmp");
         let ca = dir.path().join("ca.crt");
         std::fs::write(&ca, "garbage\n").expect("write");
         let opts = ClientOptions {
             urls: vec!["https://localhost:9200".parse().expect("url")],
-            ca_file: Some(ca),
+            ca_file: Some(ca.clone()),
             auth: Auth::None,
             timeout: Duration::from_secs(1),
         };
         assert!(matches!(EsClient::new(&opts, Dns::system(), "t"), Err(ClientError::CaFileEmpty(_))));
+        let client = EsClient::patient(&opts, Dns::system(), "t").expect("a shipper waits");
+        assert!(matches!(client.trusted(), Err(SendError::CaFile { .. })), "the data waits");
+        let good = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert").cert.pem();
+        std::fs::write(&ca, &good).expect("write");
+        assert!(client.trusted().is_ok());
+        assert_eq!(trusted_ca(&client), Some(good.into_bytes()));
     }
 
     #[test]

@@ -100,7 +100,7 @@ const NDJSON: &str = "application/x-ndjson";
 
 impl EsSink {
     pub fn new(opts: &EsOptions, dns: Dns, metrics: Arc<Metrics>) -> Result<Self, ClientError> {
-        let client = EsClient::new(
+        let client = EsClient::patient(
             &ClientOptions {
                 urls: opts.urls.clone(),
                 ca_file: opts.ca_file.clone(),
