@@ -191,6 +191,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         let _ = rx.wait_for(|s| *s).await;
     }));
 
+    let termination = signals.termination_path().map(Path::to_path_buf);
     let broken = tokio::select! {
         signal = signals.first() => {
             tracing::info!("{signal}: reading the sources to their ends, shipping what was read, then checkpointing");
@@ -255,9 +256,35 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
     if let Some(f) = &files {
         checkpoint(f).await;
     }
+    say_unshipped(files.as_deref(), observed.events.as_deref(), termination.as_deref());
     let _ = stop_server.send(true);
     let _ = server.await;
     Ok(())
+}
+
+/// What a stop leaves unshipped (Elasticsearch away, or the grace too short), said in the log and
+/// as the termination message (`kubectl describe pod` shows it, exit 0 or not): read again at the
+/// next start while the pod's volume lives, gone with it when the pod is deleted.
+fn say_unshipped(files: Option<&FilesSource>, events: Option<&EventMetrics>, termination: Option<&Path>) {
+    let lagging: Vec<u64> = files
+        .map(FilesSource::status)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.lag_bytes)
+        .filter(|&b| b > 0)
+        .collect();
+    let bytes: u64 = lagging.iter().sum();
+    let events = events.map_or(0, |m| m.spool_pending.load(Ordering::Relaxed));
+    if bytes == 0 && events == 0 {
+        return;
+    }
+    let message = format!(
+        "stopped with {bytes} bytes of log in {} files and {events} Kubernetes Event occurrences not yet in \
+         Elasticsearch: read again at the next start if this pod's volume survives, lost if the pod is deleted",
+        lagging.len()
+    );
+    tracing::warn!(unshipped_bytes = bytes, files = lagging.len(), events, "{message}");
+    agent_core::termination::write(termination, &message);
 }
 
 /// A task's end, for `select!`; never, for a task that was not started (or whose end was seen).

@@ -230,6 +230,42 @@ async fn sigterm_ships_what_was_read_then_checkpoints() {
     assert_eq!(es.stats().bulk_requests, before, "nothing was re-sent");
 }
 
+/// A stop while Elasticsearch is away: what could not be shipped within the grace is said, in the
+/// log and as the termination message (`kubectl describe pod`), never lost silently; the exit is
+/// still 0, and the next start ships it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_elasticsearch_away_says_what_was_not_shipped() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let glob = format!("{}/*.log", path_str(dir.path()));
+    let url = es.url();
+    let termination = dir.path().join("termination-log");
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.push(("AGENT_LOGSHIP_SHUTDOWN_GRACE", "1s"));
+    env.push(("AGENT_TERMINATION_LOG", path_str(&termination)));
+    let mut writer = LogWriter::open(LogConfig::new(dir.path().join("S.log"))).expect("log");
+    writer.write_n(50).expect("write");
+    es.down().await;
+    let mut agent = start(&[], &env);
+    agent.said("cannot deliver to Elasticsearch").await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let said = "Kubernetes Event occurrences not yet in Elasticsearch";
+    assert!(agent.stderr().contains(said), "{}", agent.stderr());
+    let message = std::fs::read_to_string(&termination).expect("a termination message");
+    assert!(message.contains(said) && message.contains("in 1 files"), "{message}");
+    assert_eq!(es.count(), 0, "Elasticsearch was away");
+    // The next start, with Elasticsearch back, ships every record; a clean stop says nothing.
+    es.up().expect("up");
+    std::fs::remove_file(&termination).expect("rm");
+    let mut agent = start(&[], &env);
+    stored_at_least(&es, 50).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!termination.exists(), "nothing to say: {}", agent.stderr());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_documents_go_to_the_dead_letter_file_once_each() {
     let shipping = JsonShipping::new().await;
