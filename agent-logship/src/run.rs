@@ -278,12 +278,15 @@ fn say_unshipped(files: Option<&FilesSource>, events: Option<&EventMetrics>, ter
     if bytes == 0 && events == 0 {
         return;
     }
+    let files = match lagging.len() {
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    };
     let message = format!(
-        "stopped with {bytes} bytes of log in {} files and {events} Kubernetes Event occurrences not yet in \
-         Elasticsearch: read again at the next start if this pod's volume survives, lost if the pod is deleted",
-        lagging.len()
+        "stopped with {bytes} bytes of log in {files} and {events} Kubernetes Event occurrences not yet in \
+         Elasticsearch: read again at the next start if this pod's volume survives, lost if the pod is deleted"
     );
-    tracing::warn!(unshipped_bytes = bytes, files = lagging.len(), events, "{message}");
+    tracing::warn!(unshipped_bytes = bytes, events, "{message}");
     agent_core::termination::write(termination, &message);
 }
 

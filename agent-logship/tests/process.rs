@@ -254,7 +254,7 @@ async fn a_stop_with_elasticsearch_away_says_what_was_not_shipped() {
     let said = "Kubernetes Event occurrences not yet in Elasticsearch";
     assert!(agent.stderr().contains(said), "{}", agent.stderr());
     let message = std::fs::read_to_string(&termination).expect("a termination message");
-    assert!(message.contains(said) && message.contains("in 1 files"), "{message}");
+    assert!(message.contains(said) && message.contains("in 1 file and"), "{message}");
     assert_eq!(es.count(), 0, "Elasticsearch was away");
     // The next start, with Elasticsearch back, ships every record; a clean stop says nothing.
     es.up().expect("up");
