@@ -27,11 +27,6 @@ impl Signals {
         })
     }
 
-    /// Where a termination message goes (also for what an agent says as it stops).
-    pub fn termination_path(&self) -> Option<&Path> {
-        self.termination.as_deref()
-    }
-
     /// Waits for the first signal and returns its name. From then on a second signal writes
     /// the termination message and exits the process immediately with 143.
     pub async fn first(mut self) -> &'static str {

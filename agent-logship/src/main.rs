@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let ran = runtime.block_on(async {
         let signals = Signals::install(termination.as_deref())
             .map_err(|e| Failure::Broken(format!("cannot install signal handlers: {e}")))?;
-        run::run(config, dns, signals).await
+        run::run(config, dns, signals, termination.as_deref()).await
     });
     match ran {
         Ok(()) => Exit::Ok.into(),

@@ -100,8 +100,14 @@ fn client_failure(e: ClientError) -> Failure {
     }
 }
 
-/// Runs the pipeline until SIGTERM/SIGINT (then stops gracefully) or until a part fails.
-pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failure> {
+/// Runs the pipeline until SIGTERM/SIGINT (then stops gracefully) or until a part fails; what a
+/// stop leaves unshipped is said in the log and at `termination` (the termination-message path).
+pub async fn run(
+    config: Config,
+    dns: Dns,
+    signals: Signals,
+    termination: Option<&Path>,
+) -> Result<(), Failure> {
     let listener = config.listen.bind().map_err(|e| {
         Failure::Config(vec![Problem::new(&config.listen_setting, config.listen.to_string(), e.to_string())])
     })?;
@@ -191,7 +197,6 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
         let _ = rx.wait_for(|s| *s).await;
     }));
 
-    let termination = signals.termination_path().map(Path::to_path_buf);
     let broken = tokio::select! {
         signal = signals.first() => {
             tracing::info!("{signal}: reading the sources to their ends, shipping what was read, then checkpointing");
@@ -256,7 +261,7 @@ pub async fn run(config: Config, dns: Dns, signals: Signals) -> Result<(), Failu
     if let Some(f) = &files {
         checkpoint(f).await;
     }
-    say_unshipped(files.as_deref(), observed.events.as_deref(), termination.as_deref());
+    say_unshipped(files.as_deref(), observed.events.as_deref(), termination);
     let _ = stop_server.send(true);
     let _ = server.await;
     Ok(())
@@ -275,16 +280,23 @@ fn say_unshipped(files: Option<&FilesSource>, events: Option<&EventMetrics>, ter
         .collect();
     let bytes: u64 = lagging.iter().sum();
     let events = events.map_or(0, |m| m.spool_pending.load(Ordering::Relaxed));
-    if bytes == 0 && events == 0 {
+    // Only the parts that have something left: a file sidecar names no Events, and the reverse.
+    let mut parts = Vec::new();
+    if bytes > 0 {
+        let files =
+            if lagging.len() == 1 { "1 file".to_string() } else { format!("{} files", lagging.len()) };
+        parts.push(format!("{bytes} bytes of log in {files}"));
+    }
+    if events > 0 {
+        parts.push(format!("{events} Kubernetes Event occurrences"));
+    }
+    if parts.is_empty() {
         return;
     }
-    let files = match lagging.len() {
-        1 => "1 file".to_string(),
-        n => format!("{n} files"),
-    };
     let message = format!(
-        "stopped with {bytes} bytes of log in {files} and {events} Kubernetes Event occurrences not yet in \
-         Elasticsearch: read again at the next start if this pod's volume survives, lost if the pod is deleted"
+        "stopped with {} not yet in Elasticsearch: read again at the next start if this pod's volume survives, \
+         lost if the pod is deleted",
+        parts.join(" and ")
     );
     tracing::warn!(unshipped_bytes = bytes, events, "{message}");
     agent_core::termination::write(termination, &message);

@@ -33,8 +33,9 @@ struct State {
     item_429: HashMap<String, u32>,
     /// Ids always refused with 400.
     item_400: HashSet<String>,
-    /// Requests (the next ones) whose every item is refused 403 `security_exception`: a key without
-    /// `create_doc` on the data stream, as Elasticsearch reports it (HTTP 200).
+    /// Ids refused 403 `security_exception` (a key without `create_doc` on the data stream, as
+    /// Elasticsearch reports it: HTTP 200, per item) in the next `item_403_requests` requests.
+    item_403: HashSet<String>,
     item_403_requests: u32,
     /// Bodies (uncompressed) larger than this get 413.
     max_body: Option<usize>,
@@ -91,10 +92,10 @@ impl Stub {
         }
         let mut items = Vec::new();
         let mut errors = false;
-        let forbidden = st.item_403_requests > 0;
+        let forbidding = st.item_403_requests > 0;
         st.item_403_requests = st.item_403_requests.saturating_sub(1);
         for (id, pair) in ids.iter().zip(lines.chunks(2)) {
-            let (status, error) = if forbidden {
+            let (status, error) = if forbidding && st.item_403.contains(id) {
                 (
                     403,
                     Some((
@@ -344,13 +345,17 @@ async fn item_400_dead_lettered_and_logged_once() {
     assert_eq!(warned, 1, "one warning per reason");
 }
 
-/// A key without `create_doc` on the data stream: Elasticsearch answers 200 with every item 403.
-/// That is the configuration's problem, not the documents': they wait (warned about, counted as
-/// failed requests) and are stored once the role is fixed — never dead-lettered.
+/// A key without `create_doc` on a data stream: Elasticsearch answers 200 with those items 403.
+/// That is the configuration's problem, not the documents': the request waits (warned about,
+/// counted as failed) and is sent again until the role is fixed — never dead-lettered. What it
+/// stored meanwhile is answered 409 then, and counted as duplicates.
 #[tokio::test]
 async fn item_403_makes_the_data_wait_not_dead_letters() {
     let stub = Stub::default();
-    stub.with(|s| s.item_403_requests = 3);
+    stub.with(|s| {
+        s.item_403.extend([3, 7].map(id));
+        s.item_403_requests = 3;
+    });
     let addr = start(&stub).await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut opts = options(vec![format!("http://{addr}")], dir.path());
@@ -364,8 +369,10 @@ async fn item_403_makes_the_data_wait_not_dead_letters() {
     assert_eq!(get(&m.docs_dead_lettered), 0);
     assert!(!dir.path().join("dead-letter.ndjson").exists(), "no dead letters");
     assert_eq!(get(&m.requests_failed), 3);
-    assert_eq!(get(&m.docs_stored), 20);
-    assert_eq!(stub.with(|s| s.stored.len()), 20);
+    // The request that held ids 3 and 7 was sent again whole: its other documents came back 409.
+    assert!(get(&m.docs_duplicate) > 0, "the held request was sent again");
+    let stored: HashSet<String> = stub.with(|s| s.stored.keys().cloned().collect());
+    assert_eq!(stored, (0..20).map(id).collect::<HashSet<_>>(), "every document stored, each once");
     let text = logs.lock().expect("logs").clone();
     assert!(text.contains("missing privilege on their data stream"), "{text}");
     assert!(text.contains("security_exception"), "{text}");

@@ -165,11 +165,7 @@ impl FilesSource {
         // update) and is read from its beginning. A corrupt checkpoint reads everything again.
         let (table, start_at) = match checkpoint::load_if_any(&config.data_dir) {
             Ok(Some(t)) => (t, StartAt::Beginning),
-            Ok(None) => {
-                // Written at once, so that a restart before the first periodic write knows too.
-                checkpoint::save(&config.data_dir, &[])?;
-                (Vec::new(), config.start_at)
-            }
+            Ok(None) => (Vec::new(), config.start_at),
             Err(error @ CheckpointError::Corrupt { .. }) => {
                 tracing::warn!(
                     error = %error,
@@ -180,12 +176,19 @@ impl FilesSource {
             }
             Err(e) => return Err(e.into()),
         };
+        // A checkpoint file at once, so that a restart before the first periodic write is not
+        // taken for the very first start. A write that fails (a full volume) is tried again by
+        // the periodic writer; the source goes on.
+        let first_write = if table.is_empty() { checkpoint::save(&config.data_dir, &[]) } else { Ok(()) };
+        if let Err(error) = &first_write {
+            tracing::warn!(%error, "cannot write the checkpoint yet; trying again with the next write");
+        }
         let shared = Arc::new(Shared {
             dir: config.data_dir.clone(),
             forget_after: config.forget_after,
             trackers: Mutex::new(Vec::new()),
             table: Mutex::new(table),
-            dirty: Arc::new(AtomicBool::new(false)),
+            dirty: Arc::new(AtomicBool::new(first_write.is_err())),
             save_lock: Mutex::new(()),
         });
         let gate = Arc::new(Mutex::new(false));
@@ -501,7 +504,7 @@ impl Loop {
             i += 1;
         }
         let grace = self.cfg.rotate_grace;
-        self.readers.retain(|r| !(r.reading.is_none() && r.gone_since.is_some_and(|g| g.elapsed() >= grace)));
+        self.readers.retain(|r| !(r.done_with() && r.gone_since.is_some_and(|g| g.elapsed() >= grace)));
         Ok(busy)
     }
 
@@ -515,11 +518,10 @@ impl Loop {
             r.last_growth = Instant::now();
         }
         if r.reading.is_none() {
-            let let_go =
-                r.gone_since.is_some_and(|g| g.elapsed() >= grace) && r.last_growth.elapsed() >= grace;
             // A let-go file that was never read: its first line never got its newline (a JVM
             // that died writing it). Read now, or that line is lost with the file.
-            let never_read = let_go && r.alias_size.is_none() && size > 0;
+            let let_go = r.let_go(grace);
+            let never_read = let_go && !r.done_with();
             if (r.alias_size == Some(size) || r.gone_since.is_some()) && !never_read {
                 return Ok(false);
             }
@@ -544,10 +546,9 @@ impl Loop {
             reading.frame.idle(tokio::time::Instant::now(), &mut records);
         }
         self.io.send(reading, records)?;
-        let done =
-            n == 0 && r.gone_since.is_some_and(|g| g.elapsed() >= grace) && r.last_growth.elapsed() >= grace;
-        if done {
+        if n == 0 && r.let_go(grace) {
             tracing::debug!(path = %r.path.display(), "rotated away or deleted, read to its end: let go");
+            r.finished = true;
             if let Some(reading) = r.reading.take() {
                 self.finish(reading)?;
             }

@@ -193,6 +193,8 @@ pub struct Reader {
     /// The globs still find it under some name; if not, since when they do not.
     pub gone_since: Option<Instant>,
     pub last_growth: Instant,
+    /// Read to its end and let go: nothing more to do with it.
+    pub finished: bool,
 }
 
 impl Reader {
@@ -209,6 +211,18 @@ impl Reader {
             at_startup,
             gone_since: None,
             last_growth: Instant::now(),
+            finished: false,
         })
+    }
+
+    /// Rotated away or deleted, and quiet, for the grace: its content will not change any more.
+    pub fn let_go(&self, grace: std::time::Duration) -> bool {
+        self.gone_since.is_some_and(|g| g.elapsed() >= grace) && self.last_growth.elapsed() >= grace
+    }
+
+    /// Nothing of it will be read: let go after it was read, a copy of another file, or empty.
+    /// (One never read, whose only line has no newline, is kept until it has been.)
+    pub fn done_with(&self) -> bool {
+        self.reading.is_none() && (self.finished || self.alias_size.is_some() || self.size == 0)
     }
 }

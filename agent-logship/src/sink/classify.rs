@@ -54,7 +54,8 @@ pub enum Misconfig {
     /// into a bounded file because of a role.
     Privilege(Rejection),
     /// A document refused because its index cannot take writes: `index_not_found_exception`
-    /// (automatic creation turned off) or `index_closed_exception`.
+    /// (automatic creation turned off), `index_closed_exception`, or another 401/403 (a write
+    /// block: `cluster_block_exception`).
     Index(Rejection),
     /// Another 4xx for the whole request whose body is no Elasticsearch/OpenSearch error (a
     /// proxy's page): nothing says the documents are at fault.
@@ -181,9 +182,12 @@ fn classify_items(body: &[u8], sent: usize) -> Verdict {
         .collect();
     // A refusal that is the configuration's holds the whole request back.
     let misconfig = items.iter().find_map(|i| match i {
-        Item::DeadLetter(r) if matches!(r.status, 401 | 403) => Some(Misconfig::Privilege(r.clone())),
+        Item::DeadLetter(r) if matches!(r.status, 401 | 403) && r.kind == "security_exception" => {
+            Some(Misconfig::Privilege(r.clone()))
+        }
         Item::DeadLetter(r)
-            if (r.status, r.kind.as_str()) == (404, "index_not_found_exception")
+            if matches!(r.status, 401 | 403)
+                || (r.status, r.kind.as_str()) == (404, "index_not_found_exception")
                 || (r.status, r.kind.as_str()) == (400, "index_closed_exception") =>
         {
             Some(Misconfig::Index(r.clone()))
@@ -196,9 +200,11 @@ fn classify_items(body: &[u8], sent: usize) -> Verdict {
     }
 }
 
-/// Whether a body is an Elasticsearch/OpenSearch error answer (`{"error": ..., "status": ...}`).
+/// Whether a body is an Elasticsearch/OpenSearch error answer: `{"error": {"type": ..., ...}}`
+/// (a proxy's JSON, `{"error": "Bad Request"}`, is not).
 fn is_error_answer(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("error").is_some())
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("error").and_then(|e| e.get("type")).is_some_and(serde_json::Value::is_string))
 }
 
 /// Whether `body` is, byte for byte, the answer Elasticsearch and OpenSearch give to our
@@ -377,10 +383,13 @@ mod tests {
             panic!("waits")
         };
         assert_eq!((r.kind.as_str(), r.reason.as_str()), ("unknown", "<html>Unprocessable</html>"));
-        assert!(matches!(
-            classify(400, br#"{"message":"bad request"}"#, 3),
-            Verdict::Misconfigured(Misconfig::NotElasticsearch(_))
-        ));
+        for proxy in [&br#"{"message":"bad request"}"#[..], br#"{"status":400,"error":"Bad Request"}"#] {
+            assert!(
+                matches!(classify(400, proxy, 3), Verdict::Misconfigured(Misconfig::NotElasticsearch(_))),
+                "{}",
+                String::from_utf8_lossy(proxy)
+            );
+        }
         assert_eq!(
             classify(404, b"<html>Not Found</html>", 3),
             Verdict::Misconfigured(Misconfig::NotBulk(404)),
@@ -411,6 +420,9 @@ mod tests {
             panic!("waits")
         };
         assert_eq!((r.status, r.kind.as_str()), (400, "index_closed_exception"));
+        // Another 403 (a write block) waits too, but is no privilege's.
+        let blocked = br#"{"errors":true,"items":[{"create":{"status":403,"error":{"type":"cluster_block_exception","reason":"index [logs-x] blocked by: [FORBIDDEN/8/index write (api)];"}}}]}"#;
+        assert!(matches!(classify(200, blocked, 1), Verdict::Misconfigured(Misconfig::Index(_))));
         // A 404 or 400 item of another kind is the document's: dead-lettered as before.
         let other = br#"{"errors":true,"items":[{"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"x"}}}]}"#;
         assert!(

@@ -162,6 +162,11 @@ impl EsClient {
                     );
                     None
                 }
+                // Unreadable (permissions, a directory): a shipper waits as for a missing one.
+                Err(e) if patient => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot read the CA file: the data waits until it can");
+                    None
+                }
                 Err(e) => return Err(ClientError::CaFile { path: path.clone(), reason: e.to_string() }),
             },
         };

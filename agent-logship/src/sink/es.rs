@@ -358,7 +358,7 @@ impl EsSink {
                 error.type = %r.kind,
                 error.reason = %r.reason,
                 documents,
-                "Elasticsearch cannot write to the data stream (closed, or missing with automatic \
+                "Elasticsearch cannot write to the index (closed, blocked, or missing with automatic \
                  creation off); the data waits"
             ),
             Misconfig::NotElasticsearch(r) => tracing::warn!(
