@@ -291,6 +291,58 @@ async fn refused_documents_go_to_the_dead_letter_file_once_each() {
     assert_eq!(warnings, 1, "logged once per reason:\n{}", agent.stderr());
 }
 
+/// The dead-letter file on a full volume: an append that fails half-way is cut back, so the
+/// file never holds a torn line, and once there is room again every refused document is in it
+/// exactly once. "Full" is the soft file-size limit (RLIMIT_FSIZE, set by util-linux's `prlimit`,
+/// with SIGXFSZ ignored so that a write past it fails with EFBIG as on a full disk), raised later
+/// through `prlimit --pid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_append_on_a_full_volume_is_cut_back_and_written_once_later() {
+    let (Some(sh), Some(prlimit)) =
+        (calypso_testkit::require_tool("sh"), calypso_testkit::require_tool("prlimit"))
+    else {
+        return;
+    };
+    let shipping = JsonShipping::new().await;
+    let es = &shipping.es;
+    let refused = |i: usize| i % 10 == 9;
+    std::fs::write(shipping.log(), json_records(0..40, refused)).expect("write");
+    // Room for about one dead letter: the first append of the refused documents fails half-way.
+    let script = format!("trap '' XFSZ; exec {} --fsize=700:unlimited -- \"$0\" \"$@\"", prlimit.display());
+    let mut cmd = Command::new(&sh);
+    cmd.arg("-c").arg(script).arg(BIN).env_clear().env("AGENT_LOG", "info").envs(shipping.env(&[]));
+    cmd.stdout(Stdio::null());
+    let mut agent = Spawned::start(cmd);
+    agent.said("documents wait: they are acknowledged only once kept").await;
+    let dead = shipping.data().join("dead-letter.ndjson");
+    let text = std::fs::read_to_string(&dead).unwrap_or_default();
+    assert!(text.is_empty() || text.ends_with('\n'), "cut back to whole lines: {text:?}");
+    let pid = agent.child.id().expect("running").to_string();
+    let raised = std::process::Command::new(&prlimit)
+        .args(["--pid", &pid, "--fsize=unlimited:unlimited"])
+        .status()
+        .expect("prlimit runs");
+    assert!(raised.success(), "prlimit --pid");
+    eventually("36 stored and 4 dead-lettered", Duration::from_secs(30), async || {
+        let lines = std::fs::read_to_string(&dead).map(|t| t.lines().count()).unwrap_or(0);
+        (es.count() == 36 && lines >= 4).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let text = std::fs::read_to_string(&dead).expect("dead letters");
+    let mut kept: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("a torn line ({e}): {l:?}")))
+        .map(|v| v["source"]["message"].as_str().expect("the document").to_owned())
+        .collect();
+    kept.sort();
+    let mut want: Vec<String> =
+        (0..40).filter(|&i| refused(i)).map(|i| format!("trade {i} booked")).collect();
+    want.sort();
+    assert_eq!(kept, want, "every refused document once");
+}
+
 /// es-sim, and a scratch directory whose `app.json.log` (JSON lines) a sidecar ships into it.
 struct JsonShipping {
     es: EsSim,

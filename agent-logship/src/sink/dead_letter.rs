@@ -160,8 +160,13 @@ fn line(out: &mut Vec<u8>, now: &str, doc: &DeadDoc<'_>) {
 fn write_synced(path: &Path, lines: &[u8]) -> std::io::Result<()> {
     let existed = path.exists();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    f.write_all(lines)?;
-    f.sync_data()?;
+    let before = f.metadata()?.len();
+    if let Err(e) = f.write_all(lines).and_then(|()| f.sync_data()) {
+        // Half written (a full volume): cut back to whole lines, so that the file stays
+        // readable and the documents, appended again once there is room, are in it once.
+        let _ = f.set_len(before);
+        return Err(e);
+    }
     if !existed && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }
