@@ -520,6 +520,30 @@ async fn a_first_line_without_newline_is_shipped_once_the_file_is_let_go() {
     );
 }
 
+/// A file that begins with the bytes of a file being read is taken for its copy and not read
+/// (a `..data` swap of a directory of logs, two appenders writing the same first lines). Once the
+/// original is let go, the copy is looked at again: it resumes where the original was
+/// acknowledged, so its own new lines are shipped, and the shared ones not again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_is_looked_at_again_once_its_original_is_let_go() {
+    let env = Env::new();
+    let a = env.path("a.log");
+    let shared = lines("shared", 0..10);
+    append(&a, &shared);
+    let mut run = Run::start(env.config("*.log"), 1 << 20);
+    run.all(&shared).await;
+    // The copy: the same first lines, then its own.
+    let b = env.path("b.log");
+    let own = lines("own", 0..3);
+    append(&b, &[shared.clone(), own.clone()].concat());
+    run.sync(&env.path("probe.log"), "marker-0").await;
+    assert!(!run.got.contains_key("own-00000"), "taken for a copy while the original is read");
+    fs::remove_file(&a).expect("delete the original");
+    run.all(&own).await;
+    let got = run.stop().await;
+    exactly_once(&got, &[shared, own, vec!["marker-0".to_owned()]].concat());
+}
+
 /// `start_at=end` is for the very first start only: a file created while the agent was down (log4j
 /// rolling during a rolling update) is read from its beginning at the next start, even one where
 /// no file had been found before (the checkpoint written at the first start says it was not the

@@ -67,6 +67,9 @@ struct Shared {
     trackers: Mutex<Vec<Arc<Tracker>>>,
     /// Checkpoint entries of files not being read now (loaded at start, or let go and all acked).
     table: Mutex<Vec<Entry>>,
+    /// A let-go file's entry joined the table: the files taken for its copies are looked at
+    /// again (they may go on past where it ended, and can now be claimed there).
+    retired: AtomicBool,
     dirty: Arc<AtomicBool>,
     save_lock: Mutex<()>,
 }
@@ -122,6 +125,9 @@ impl Shared {
             !done
         });
         let mut table = lock(&self.table);
+        if !retired.is_empty() {
+            self.retired.store(true, Ordering::Release);
+        }
         table.append(&mut retired);
         checkpoint::prune(&mut table, now, self.forget_after);
         all.extend(table.iter().cloned());
@@ -188,6 +194,7 @@ impl FilesSource {
             forget_after: config.forget_after,
             trackers: Mutex::new(Vec::new()),
             table: Mutex::new(table),
+            retired: AtomicBool::new(false),
             dirty: Arc::new(AtomicBool::new(first_write.is_err())),
             save_lock: Mutex::new(()),
         });
@@ -497,6 +504,11 @@ impl Loop {
 
     /// Looks at every open file once; whether one had more to read than a turn allows.
     fn turn(&mut self) -> Result<bool, Stopped> {
+        if self.shared.retired.swap(false, Ordering::AcqRel) {
+            for r in &mut self.readers {
+                r.alias_size = None;
+            }
+        }
         let mut busy = false;
         let mut i = 0;
         while i < self.readers.len() {
