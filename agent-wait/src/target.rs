@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use url::Url;
 
 /// Where a Calypso health API lives when the URL gives no path (assumed, see
-/// reference/calypso.md; the simulator serves it there).
+/// docs/health-payloads.md; the simulator serves it there).
 pub const DEFAULT_CALYPSO_PATH: &str = "/health";
 
 /// One thing to wait for, with the label progress lines use.

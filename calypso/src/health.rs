@@ -1,5 +1,5 @@
 //! The health report model: a Calypso server is a tree of sub-systems, each a tree of sensors,
-//! every node carrying a state. Also the canonical JSON shape (reference/calypso.md) that the
+//! every node carrying a state. Also the canonical JSON shape (docs/health-payloads.md) that the
 //! simulator serves, and the one-line summary the agents log.
 
 use crate::state::State;
@@ -150,7 +150,7 @@ impl HealthReport {
         walk(&mut self.sub_systems, &f);
     }
 
-    /// The canonical JSON shape of reference/calypso.md, as the simulator serves it.
+    /// The canonical JSON shape of docs/health-payloads.md, as the simulator serves it.
     pub fn to_canonical_json(&self) -> Value {
         let mut root = Map::new();
         if let Some(s) = &self.server {

@@ -2,7 +2,7 @@
 //! (status, content type, body) into a [`HealthReport`].
 //!
 //! The real field names of the Calypso health API are not public, so this accepts every shape
-//! listed under "Accepted payloads" in reference/calypso.md (the canonical shape, Spring Boot
+//! listed under "Accepted payloads" in docs/health-payloads.md (the canonical shape, Spring Boot
 //! Actuator's `/actuator/health`, keys in any case, children as arrays or as objects keyed by
 //! name, nesting to any depth). Whatever the input, it returns a report or a one-line error; it
 //! never panics.

@@ -1,4 +1,4 @@
-//! Java `.properties` text as `java.util.Properties.load` reads it (reference/java-properties.md,
+//! Java `.properties` text as `java.util.Properties.load` reads it (docs/agent-init.md,
 //! checked against OpenJDK 17's `Properties.LineReader` and `loadConvert`): an encoder whose
 //! output both `load(InputStream)` (ISO-8859-1) and `load(Reader)` read back exactly, and a
 //! parser that keeps every line so a writer can change values and reproduce the rest byte for

@@ -14,7 +14,7 @@ impl State {
     /// Every state, best first.
     pub const ALL: [State; 3] = [State::Green, State::Amber, State::Red];
 
-    /// Reads a state word in any letter case, with the synonyms of reference/calypso.md:
+    /// Reads a state word in any letter case, with the synonyms of docs/health-payloads.md:
     /// GREEN/OK/UP, AMBER/YELLOW/WARN/WARNING/UNKNOWN, RED/DOWN/OUT_OF_SERVICE/CRITICAL.
     pub fn parse(word: &str) -> Option<State> {
         const GREEN: &[&str] = &["GREEN", "OK", "UP"];

@@ -1,5 +1,5 @@
 //! The Calypso component topology as data: which servers exist, whom each waits for, and the
-//! resulting startup order ("Dataserver-first", reference/calypso.md).
+//! resulting startup order ("Dataserver-first", docs/agent-wait.md).
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,7 +66,7 @@ impl Component {
     }
 
     /// The components that must be healthy before this one starts: its DIRECT dependencies,
-    /// per the table in reference/calypso.md.
+    /// per the table in docs/agent-wait.md.
     pub fn dependencies(self) -> &'static [Component] {
         use Component::*;
         match self {

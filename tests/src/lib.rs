@@ -1,7 +1,7 @@
 //! Test doubles for the Calypso pod agents.
 //!
 //! The centre piece is [`Sim`], a **test double** of a Calypso server's Health Check REST API
-//! that follows `reference/calypso.md`: it serves the **canonical shape** (`server`, `type`,
+//! that follows `docs/health-payloads.md`: it serves the **canonical shape** (`server`, `type`,
 //! `state`, `timestamp`, `subSystems[].sensors[]`) on `GET /health`, answering **200 for GREEN
 //! and AMBER and 503 for RED**, with the sensors a real server of the simulated component type
 //! has. It is scriptable from Rust through [`Control`] and from anything else through its HTTP

@@ -1,4 +1,4 @@
-//! podman as the image and pod tests run it (`/work/shared/reference/podman.md`): runc, not
+//! podman as the image and pod tests run it (docs/images.md, "The sim overlay as real pods"): runc, not
 //! crun, which refuses this machine's hybrid cgroups, and cgroupfs, with no systemd to manage
 //! them.
 

@@ -23,7 +23,7 @@ use std::time::Duration;
     version,
     about = "Simulates one Calypso server's Health Check REST API (a test double for the pod agents).",
     long_about = "Simulates one Calypso server's Health Check REST API: a test double following \
-reference/calypso.md. GET/HEAD on the health path answer the canonical JSON shape (server, type, \
+docs/health-payloads.md. GET/HEAD on the health path answer the canonical JSON shape (server, type, \
 state, timestamp, subSystems[].sensors[]) with 200 for GREEN and AMBER and 503 for RED; other \
 paths answer 404. The sensors depend on the component type (table below) and can be changed, and \
 the server made to misbehave, through the HTTP control API under /sim/.\n\n\

@@ -1,5 +1,5 @@
 //! `es-sim`: a test double of Elasticsearch / OpenSearch for log shippers, following
-//! `reference/elasticsearch-bulk.md`: `_bulk` with its NDJSON rules, `create`/`index` and `_id`
+//! Elasticsearch's documented `_bulk` protocol (docs/es-sim.md): `_bulk` with its NDJSON rules, `create`/`index` and `_id`
 //! conflicts, data streams (template, create only, `@timestamp`), a minimal dynamic mapping whose
 //! conflicts give 400s, gzip bodies, 413 over a size limit, basic/API-key auth, `GET /` per
 //! flavour, index templates, ILM/ISM policies, read-back and counting, and fault injection

@@ -1,5 +1,5 @@
 //! `kube-sim`: a test double of the Kubernetes API server for core/v1 Events, following
-//! `reference/kubernetes.md`: LIST with `limit`/`continue` pagination over the first page's
+//! the Kubernetes API (docs/kube-sim.md): LIST with `limit`/`continue` pagination over the first page's
 //! snapshot, WATCH streaming newline-delimited JSON (ADDED / MODIFIED / DELETED / BOOKMARK /
 //! ERROR) from a resourceVersion, `timeoutSeconds` and a server maximum ending watches, Status
 //! errors (401, 403, 404, 400, 410), and the traps an events shipper must survive: compaction

@@ -1,5 +1,5 @@
 //! The Calypso server simulator: a test double of one Calypso server's Health Check REST API,
-//! following `reference/calypso.md` (canonical JSON shape, 200 for GREEN/AMBER, 503 for RED).
+//! following `docs/health-payloads.md` (canonical JSON shape, 200 for GREEN/AMBER, 503 for RED).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
