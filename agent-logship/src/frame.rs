@@ -33,6 +33,12 @@ pub trait Frame: Send {
     /// pending, a last line without newline included.
     fn finish(&mut self, out: &mut Vec<Record>);
 
+    /// A frame resumed at a position: the records of the first read ended by the clock (`idle`,
+    /// `flush`) at these offsets, ascending. The frame ends records there again whatever follows,
+    /// so that a re-read yields the same records (and ids) even when a continuation line came
+    /// after the cut. Frames whose records end by their bytes alone have nothing to do.
+    fn cut_at(&mut self, _cuts: &[u64]) {}
+
     /// Where the next record will start: the end of the last record pushed to `out`.
     fn position(&self) -> Position;
 

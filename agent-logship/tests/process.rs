@@ -197,6 +197,144 @@ async fn every_record_exactly_once_through_rotation_faults_and_kills() {
     assert!(stats.items_with(429) > 0 && stats.duplicates > 0, "the faults happened: {stats:?}");
 }
 
+/// One log4j record line carrying `seq`.
+fn record_line(seq: u64) -> String {
+    format!("2026-12-07 10:00:00,000 INFO  [main] [Engine] processed trade batch seq={seq}\n")
+}
+
+fn append_text(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+/// The committed offsets in the checkpoint of `data` (none while there is no checkpoint).
+fn checkpointed_offsets(data: &Path) -> Vec<u64> {
+    let Ok(bytes) = std::fs::read(data.join("files-checkpoint.json")) else { return Vec::new() };
+    let v: Value = serde_json::from_slice(&bytes).expect("checkpoint is JSON");
+    v["files"].as_array().expect("files").iter().filter_map(|f| f["offset"].as_u64()).collect()
+}
+
+/// How many stored documents contain `token`.
+fn stored_with(docs: &[Value], token: &str) -> usize {
+    docs.iter().filter(|d| d.to_string().contains(token)).count()
+}
+
+async fn stored_seq(es: &EsSim, seq: u64) {
+    let token = format!("seq={seq}\"");
+    eventually(&format!("seq={seq} stored"), Duration::from_secs(60), async || {
+        es.docs("*")
+            .iter()
+            .any(|d| field(d, "message").is_some_and(|m| m.ends_with(&token[..token.len() - 1])))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kill() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let log = logs.join("EngineServer.log");
+    let header = "# EngineServer log opened by log4j\n";
+    let records = |seqs: std::ops::Range<u64>| seqs.map(record_line).collect::<String>();
+    std::fs::write(&log, format!("{header}{}", records(1..21))).expect("write");
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let env = sidecar_env(&glob, path_str(&data), &url);
+
+    let mut agent = start(&[], &env);
+    stored_seq(&es, 20).await;
+    // The next records are stored, but their acknowledgements come 5 s later.
+    es.set_answer_delay(Duration::from_secs(5));
+    append_text(&log, &records(21..41));
+    stored_seq(&es, 40).await;
+    // Nothing sent from now on reaches the store before the kill.
+    es.set_answer_delay(Duration::ZERO);
+    es.set_latency(Duration::from_secs(300));
+    let old_end = std::fs::metadata(&log).expect("stat").len();
+    // log4j `append=false` at a JVM restart: the same inode, the same first line, longer content.
+    std::fs::write(&log, format!("{header}{}", records(101..301))).expect("rewrite in place");
+    // The old content's late acknowledgements are checkpointed after the rewrite.
+    eventually("the old content's end in the checkpoint", Duration::from_secs(30), async || {
+        checkpointed_offsets(&data).contains(&old_end).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+
+    es.clear_faults();
+    let mut agent = start(&[], &env);
+    stored_seq(&es, 300).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+
+    let docs = es.docs("*");
+    let mut seqs = BTreeMap::new();
+    for doc in &docs {
+        let message = field(doc, "message").unwrap_or_default();
+        if message == header.trim_end() {
+            continue;
+        }
+        let seq = seq_of(&message).unwrap_or_else(|| panic!("a fragment stored: {doc}"));
+        assert!(record_line(seq).ends_with(&format!("] {message}\n")), "stored whole: {message:?}");
+        *seqs.entry(seq).or_insert(0) += 1;
+    }
+    let want: BTreeMap<u64, i32> = (1..41).chain(101..301).map(|s| (s, 1)).collect();
+    assert_eq!(seqs, want, "every record of both contents exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_cut_by_the_flush_timeout_then_continued_is_stored_once_after_a_kill() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let log = logs.join("EngineServer.log");
+    std::fs::write(&log, "").expect("create");
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let env = sidecar_env(&glob, path_str(&data), &url);
+
+    let mut agent = start(&[], &env);
+    agent.said("shipping").await;
+    // Stored, acknowledged only after the kill: the checkpoint never passes it.
+    es.set_answer_delay(Duration::from_secs(300));
+    let line = "2026-12-07 10:00:00,000 ERROR [main] [Engine] pricing failed seq=1\n";
+    append_text(&log, line);
+    stored_seq(&es, 1).await;
+    // Its stack trace comes after the flush timeout shipped the line alone.
+    let rest = format!(
+        "java.lang.IllegalStateException: curve missing-7\n\tat com.calypso.Pricer.price(Pricer.java:77)\n{}",
+        record_line(2)
+    );
+    append_text(&log, &rest);
+    let size = std::fs::metadata(&log).expect("stat").len() as f64;
+    eventually("the continuation read", Duration::from_secs(30), async || {
+        (agent.metric("agent_logship_read_bytes_total").await == Some(size)).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+
+    es.clear_faults();
+    let mut agent = start(&[], &env);
+    stored_seq(&es, 2).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+
+    let docs = es.docs("*");
+    for token in ["pricing failed seq=1", "curve missing-7", "Pricer.java:77", "seq=2"] {
+        let messages: Vec<String> = docs
+            .iter()
+            .map(|d| format!("{:?} {:?}", field(d, "message"), field(d, "error.stack_trace")))
+            .collect();
+        assert_eq!(stored_with(&docs, token), 1, "{token}: in one document: {messages:#?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ships_what_was_read_then_checkpoints() {
     let es = EsSim::start(EsOptions::default()).await.expect("es-sim");

@@ -3,7 +3,6 @@
 //! acknowledged records. [`AckWindow`] is the pure core; [`Tracker`] shares it with the sink.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
@@ -84,12 +83,47 @@ pub struct TrackState {
     /// Size at the last look (for the lag).
     pub size: u64,
     pub window: AckWindow,
-    /// The open file the committed bytes are in (to compute `verify`); kept until all is acked.
-    pub file: Option<Arc<File>>,
+    /// Verifications of what the reader read, oldest first (see [`TrackState::read_to`]): the
+    /// checkpoint's `verify` is taken from these, never from the file as it is when the
+    /// checkpoint is written (rewritten in place meanwhile, it would vouch for other bytes).
+    pub marks: VecDeque<Verify>,
+    /// What the checkpoint says verifies the committed position (at or before it).
     pub verify: Option<Verify>,
+    /// Where records were ended by the clock (the flush timeout, a stop) rather than by the next
+    /// record's start, past the committed position: kept in the checkpoint so that a re-read
+    /// ends them there too (the same records, the same ids).
+    pub cuts: Vec<u64>,
     /// The reader still reads this file (not let go yet).
     pub reading: bool,
     pub seen: SystemTime,
+}
+
+/// Marks are kept at least this far apart (but the newest), which bounds them by the bytes read
+/// past the committed position; the verification lags the committed position by less.
+const MARK_GAP: u64 = 4096;
+
+impl TrackState {
+    /// The reader read up to `mark.at`, and the window before it hashes to `mark.hash`.
+    pub fn read_to(&mut self, mark: Verify) {
+        let n = self.marks.len();
+        if n >= 2 && mark.at.saturating_sub(self.marks[n - 2].at) < MARK_GAP {
+            self.marks[n - 1] = mark;
+        } else {
+            self.marks.push_back(mark);
+        }
+    }
+
+    /// Brings `verify` and `cuts` up to the committed position, for the checkpoint: the newest
+    /// mark at or before it verifies it; cuts at or before it are behind any re-read.
+    pub fn settle(&mut self) {
+        let at = self.window.committed().offset;
+        if let Some(i) = self.marks.iter().rposition(|m| m.at <= at) {
+            self.verify = Some(self.marks[i]);
+            // Kept: the next read may replace the newest mark, never one behind it.
+            self.marks.drain(..i);
+        }
+        self.cuts.retain(|c| *c > at);
+    }
 }
 
 /// A file's acknowledgement tracker, shared by its reader, its records' [`crate::flow::Ack`]s and
@@ -136,6 +170,52 @@ mod tests {
 
     fn pos(offset: u64) -> Position {
         Position { offset, chain: u128::from(offset) * 7 }
+    }
+
+    fn state(committed: u64) -> TrackState {
+        TrackState {
+            fingerprint: 1,
+            path: "/l/a.log".into(),
+            name: "a.log".into(),
+            dev: 1,
+            ino: 2,
+            size: 0,
+            window: AckWindow::new(pos(committed)),
+            marks: VecDeque::new(),
+            verify: None,
+            cuts: Vec::new(),
+            reading: true,
+            seen: SystemTime::now(),
+        }
+    }
+
+    fn mark(at: u64) -> Verify {
+        Verify { at, hash: at * 3 }
+    }
+
+    #[test]
+    fn the_verification_is_a_mark_of_what_was_read_at_or_before_the_committed_position() {
+        let mut s = state(0);
+        s.cuts = vec![100, 9000];
+        for at in (100..=20_000).step_by(100) {
+            s.read_to(mark(at));
+        }
+        assert!(s.marks.len() <= 20_000 / MARK_GAP as usize + 2, "thinned: {}", s.marks.len());
+        assert_eq!(s.marks.back(), Some(&mark(20_000)), "the newest is kept");
+        s.settle();
+        assert_eq!(s.verify, None, "nothing committed: nothing verified");
+        let now = Instant::now();
+        let seqs: Vec<u64> = [5000, 20_000].iter().map(|e| s.window.sent(pos(*e), now)).collect();
+        s.window.ack(seqs[0]);
+        s.settle();
+        let v = s.verify.expect("a mark before 5000");
+        assert!(v.at <= 5000 && 5000 - v.at < MARK_GAP, "{v:?}");
+        assert_eq!(s.marks.front(), Some(&v), "older marks dropped");
+        assert_eq!(s.cuts, [9000], "cuts behind the committed position dropped");
+        s.window.ack(seqs[1]);
+        s.settle();
+        assert_eq!((s.verify, s.marks.len()), (Some(mark(20_000)), 1), "all read and committed: exact");
+        assert!(s.cuts.is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Entry {
     /// Bytes before `verify.at` hash to `verify.hash` in this file (absent when nothing is
     /// committed yet).
     pub verify: Option<Verify>,
+    /// Offsets past `committed` where a record was ended by the clock (see `TrackState::cuts`).
+    pub cuts: Vec<u64>,
     pub path: String,
     /// The name in the ids (see `FileMeta::name`); empty in checkpoints that predate it.
     pub name: String,
@@ -72,6 +74,7 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
                 "chain": format!("{:032x}", e.committed.chain),
                 "verify_at": e.verify.map(|v| v.at),
                 "verify_hash": e.verify.map(|v| format!("{:016x}", v.hash)),
+                "cuts": e.cuts,
                 "path": e.path,
                 "name": e.name,
                 "dev": e.dev,
@@ -112,10 +115,19 @@ fn entry(f: &Value) -> Result<Entry, String> {
         Some(at) => Some(Verify { at, hash: hex64("verify_hash")? }),
         None => None,
     };
+    // Absent in checkpoints written before cuts were kept: none.
+    let cuts = match f.get("cuts") {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+            .ok_or("bad \"cuts\"")?,
+    };
     Ok(Entry {
         fingerprint: hex64("fingerprint")?,
         committed: Position { offset: num("offset")?, chain },
         verify,
+        cuts,
         path: f.get("path").and_then(Value::as_str).unwrap_or_default().to_owned(),
         name: f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
         dev: num("dev")?,
@@ -179,6 +191,7 @@ mod tests {
             fingerprint: u64::MAX - 3,
             committed: Position { offset: 1234, chain: u128::MAX - 5 },
             verify: Some(Verify { at: 1234, hash: 99 }),
+            cuts: vec![1300, 1400],
             path: "/var/log/calypso/a.log".into(),
             name: "a.log".into(),
             dev: 2049,
@@ -189,8 +202,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let e = vec![sample(), Entry { verify: None, ..sample() }];
+        let e = vec![sample(), Entry { verify: None, cuts: vec![], ..sample() }];
         assert_eq!(decode(&encode(&e)), Ok(e));
+        let before_cuts = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","path":"/l/a.log","dev":1,"ino":2,"seen":3}]}"#;
+        assert_eq!(decode(before_cuts).map(|e| e[0].cuts.clone()), Ok(vec![]), "a checkpoint without cuts");
+        let bad_cuts = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","cuts":[-1],"dev":1,"ino":2,"seen":3}]}"#;
+        assert!(decode(bad_cuts).is_err());
         assert!(decode(b"{").is_err());
         assert!(decode(br#"{"version":2,"files":[]}"#).is_err());
         assert!(decode(br#"{"version":1,"files":[{"fingerprint":"zz"}]}"#).is_err());

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
-use super::acks::{AckWindow, TrackState, Tracker, Verify};
+use super::acks::{AckWindow, TrackState, Tracker};
 use super::checkpoint::{self, CheckpointError, Entry};
 use super::discover::{self, Wake};
 use super::pathglob::PathGlob;
 use super::tail::{
-    Reader, Reading, dev_ino_size, file_final_fingerprint, file_fingerprint, file_window, last_line_end,
+    Reader, Reading, dev_ino_size, file_final_fingerprint, file_fingerprint, file_window, file_window_bytes,
+    last_line_end,
 };
 use super::{FilesConfig, FilesError, StartAt};
 use crate::flow::{Ack, Budget};
@@ -72,6 +73,8 @@ struct Shared {
     retired: AtomicBool,
     dirty: Arc<AtomicBool>,
     save_lock: Mutex<()>,
+    /// The last [`Shared::save_cuts`] failed (said once until one succeeds).
+    cuts_unsaved: AtomicBool,
 }
 
 impl Shared {
@@ -96,13 +99,7 @@ impl Shared {
         let (mut all, mut retired) = (Vec::new(), Vec::new());
         lock(&self.trackers).retain(|t| {
             let mut s = t.lock();
-            let at = s.window.committed().offset;
-            if at > 0
-                && s.verify.map(|v| v.at) != Some(at)
-                && let Some(hash) = s.file.as_ref().and_then(|f| file_window(f, at))
-            {
-                s.verify = Some(Verify { at, hash });
-            }
+            s.settle();
             if s.reading {
                 s.seen = now;
             }
@@ -110,6 +107,7 @@ impl Shared {
                 fingerprint: s.fingerprint,
                 committed: s.window.committed(),
                 verify: s.verify,
+                cuts: s.cuts.clone(),
                 path: s.path.to_string(),
                 name: s.name.to_string(),
                 dev: s.dev,
@@ -133,6 +131,26 @@ impl Shared {
         all.extend(table.iter().cloned());
         drop(table);
         checkpoint::save(&self.dir, &all)
+    }
+
+    /// Saves now because records ended by the clock are about to be sent: their cuts must be
+    /// kept before Elasticsearch can store them. A failure (a full volume) is said once per
+    /// spell; the records are sent anyway (holding them would stop shipping).
+    fn save_cuts(&self) {
+        match self.save() {
+            Ok(()) => self.cuts_unsaved.store(false, Ordering::Release),
+            Err(error) => {
+                self.dirty.store(true, Ordering::Release);
+                if !self.cuts_unsaved.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        %error,
+                        "cannot keep where records were cut by the flush timeout; sending them \
+                         anyway (after a crash before the next checkpoint, such a record may be \
+                         stored again joined with the lines after it)"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -197,6 +215,7 @@ impl FilesSource {
             retired: AtomicBool::new(false),
             dirty: Arc::new(AtomicBool::new(first_write.is_err())),
             save_lock: Mutex::new(()),
+            cuts_unsaved: AtomicBool::new(false),
         });
         let gate = Arc::new(Mutex::new(false));
         let draining = Arc::new(AtomicBool::new(false));
@@ -494,8 +513,23 @@ impl Loop {
         while self.turn()? {}
         for r in &mut self.readers {
             if let Some(reading) = r.reading.as_mut() {
-                let mut records = Vec::new();
-                reading.frame.flush(&mut records);
+                reading.frame.flush(&mut reading.timed);
+                reading.held_cuts();
+            }
+        }
+        self.send_timed()
+    }
+
+    /// Sends the records the clock ended this turn, once their cuts are saved (one write for
+    /// all files).
+    fn send_timed(&mut self) -> Result<(), Stopped> {
+        if !self.readers.iter().any(|r| r.reading.as_ref().is_some_and(|x| !x.timed.is_empty())) {
+            return Ok(());
+        }
+        self.shared.save_cuts();
+        for r in &mut self.readers {
+            if let Some(reading) = r.reading.as_mut() {
+                let records = std::mem::take(&mut reading.timed);
                 self.io.send(reading, records)?;
             }
         }
@@ -515,6 +549,7 @@ impl Loop {
             busy |= self.step(i)?;
             i += 1;
         }
+        self.send_timed()?;
         let grace = self.cfg.rotate_grace;
         self.readers.retain(|r| !(r.done_with() && r.gone_since.is_some_and(|g| g.elapsed() >= grace)));
         Ok(busy)
@@ -554,10 +589,14 @@ impl Loop {
             0
         });
         Metrics::add(&self.io.metrics.bytes_read, n);
-        if n == 0 {
-            reading.frame.idle(tokio::time::Instant::now(), &mut records);
-        }
         self.io.send(reading, records)?;
+        if n == 0 {
+            reading.frame.idle(tokio::time::Instant::now(), &mut reading.timed);
+            if reading.held_cuts() {
+                // Sent at the end of the turn, after their cuts are saved; let go next turn.
+                return Ok(false);
+            }
+        }
         if n == 0 && r.let_go(grace) {
             tracing::debug!(path = %r.path.display(), "rotated away or deleted, read to its end: let go");
             r.finished = true;
@@ -611,12 +650,12 @@ impl Loop {
             Some(e) if !e.name.is_empty() => e.name.as_str().into(),
             _ => stem(&r.path).into(),
         };
-        let start = match claimed {
-            Some(e) => e.committed,
+        let (start, verify, cuts) = match claimed {
+            Some(e) => (e.committed, e.verify, e.cuts),
             None if r.at_startup && self.start_at == StartAt::End => {
-                Position { offset: last_line_end(&r.file, size), chain: 0 }
+                (Position { offset: last_line_end(&r.file, size), chain: 0 }, None, Vec::new())
             }
-            None => Position::default(),
+            None => (Position::default(), None, Vec::new()),
         };
         tracing::debug!(path = %r.path.display(), fingerprint = fp, offset = start.offset, "reading file");
         let path: Arc<str> = r.path.to_string_lossy().into();
@@ -629,8 +668,9 @@ impl Loop {
                 ino: r.ino,
                 size,
                 window: AckWindow::new(start),
-                file: Some(r.file.clone()),
-                verify: None,
+                marks: verify.into_iter().collect(),
+                verify,
+                cuts: cuts.clone(),
                 reading: true,
                 seen: SystemTime::now(),
             },
@@ -638,11 +678,15 @@ impl Loop {
         ));
         lock(&self.shared.trackers).push(tracker.clone());
         self.shared.dirty.store(true, Ordering::Release);
+        let mut frame = (self.make_frame)(start);
+        frame.cut_at(&cuts);
         let reading = Reading {
             fingerprint: fp,
-            frame: (self.make_frame)(start),
+            frame,
             read: start.offset,
-            tail: Vec::new(),
+            // What we resume after: it tells whether the file is rewritten from here on.
+            tail: file_window_bytes(&r.file, start.offset).unwrap_or_default(),
+            timed: Vec::new(),
             tracker,
             meta: Arc::new(FileMeta { pod: pod_from_path(&r.path), path, fingerprint: fp, name }),
         };
@@ -675,7 +719,6 @@ impl Loop {
                 tracing::info!(copy = %c.path.display(), "finishing the truncated file's content from its copy");
                 {
                     let mut s = reading.tracker.lock();
-                    s.file = Some(c.file.clone());
                     (s.dev, s.ino) = (c.dev, c.ino);
                     s.path = c.path.to_string_lossy().into();
                 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::acks::Tracker;
+use super::acks::{Tracker, Verify};
 use super::fingerprint::{
     FINGERPRINT_CAP, WINDOW, final_fingerprint, fingerprint, window_hash, window_start,
 };
@@ -53,12 +53,17 @@ pub fn file_final_fingerprint(file: &File) -> Option<u64> {
     final_fingerprint(&head[..n])
 }
 
-/// The hash of the window before `at` in `file`, if all of it is there.
-pub fn file_window(file: &File, at: u64) -> Option<u64> {
+/// The window before `at` in `file`, if all of it is there.
+pub fn file_window_bytes(file: &File, at: u64) -> Option<Vec<u8>> {
     let start = window_start(at);
     let mut buf = vec![0; (at - start) as usize];
     let n = read_at(file, start, &mut buf).ok()?;
-    (n == buf.len()).then(|| window_hash(&buf))
+    (n == buf.len()).then_some(buf)
+}
+
+/// The hash of the window before `at` in `file`, if all of it is there.
+pub fn file_window(file: &File, at: u64) -> Option<u64> {
+    file_window_bytes(file, at).map(|w| window_hash(&w))
 }
 
 /// The offset just past the last complete line before `size` (where `start_at=end` begins).
@@ -96,6 +101,8 @@ pub struct Reading {
     pub tail: Vec<u8>,
     pub tracker: Arc<Tracker>,
     pub meta: Arc<FileMeta>,
+    /// Records the clock ended (flush timeout, stop), held until their cuts are saved.
+    pub timed: Vec<Record>,
 }
 
 impl std::fmt::Debug for Reading {
@@ -170,8 +177,20 @@ impl Reading {
                 let excess = self.tail.len().saturating_sub(keep);
                 self.tail.drain(..excess);
             }
+            if self.tail.len() as u64 == self.read.min(WINDOW) {
+                self.tracker.lock().read_to(Verify { at: self.read, hash: window_hash(&self.tail) });
+            }
         }
         Ok(total)
+    }
+
+    /// Notes the ends of the held [`Reading::timed`] records as cuts; whether there are any.
+    pub fn held_cuts(&mut self) -> bool {
+        if self.timed.is_empty() {
+            return false;
+        }
+        self.tracker.lock().cuts.extend(self.timed.iter().map(|r| r.end));
+        true
     }
 }
 

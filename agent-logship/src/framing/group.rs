@@ -9,8 +9,9 @@
 //! range covers them.
 //!
 //! Every decision depends only on the bytes (and, for the flush, the clock), never on how the
-//! bytes were chunked; a frame resumed at an emitted position sees what the first one saw
-//! after it, so it yields the same records and chain.
+//! bytes were chunked; a frame resumed at an emitted position, given where the clock ended
+//! records after it (the checkpoint keeps those cuts), sees what the first one saw after it, so
+//! it yields the same records and chain.
 
 use std::sync::Arc;
 
@@ -75,6 +76,8 @@ struct Group {
     pending: Option<Pending>,
     /// The last piece left a logical line open: no flush on idle.
     open: bool,
+    /// Where a first read ended records by the clock, ascending (see [`Frame::cut_at`]).
+    cuts: std::collections::VecDeque<u64>,
     last_activity: Option<Instant>,
     /// For [`chain_with`].
     scratch: Vec<u8>,
@@ -126,9 +129,13 @@ impl Group {
             (Some(a), Some((_, b))) => a.stream != b,
             _ => false,
         };
+        while self.cuts.front().is_some_and(|c| *c < p.end) {
+            self.cuts.pop_front();
+        }
+        let cut_here = self.cuts.front() == Some(&p.end);
         let starts =
             seg.may_start && self.options.record_start.matches(&seg.text[..seg.text.len().min(self.max)]);
-        if starts || other_stream {
+        if starts || other_stream || cut_here {
             self.flush(out);
             self.start(seg, out);
         } else {
@@ -246,6 +253,7 @@ impl GroupFrame {
                 pos: at,
                 pending: None,
                 open: false,
+                cuts: Default::default(),
                 last_activity: None,
                 scratch: Vec::new(),
                 chunk: BytesMut::new(),
@@ -350,6 +358,10 @@ impl Frame for GroupFrame {
         }
         self.group.open = false;
         self.group.flush(out);
+    }
+
+    fn cut_at(&mut self, cuts: &[u64]) {
+        self.group.cuts = cuts.iter().copied().filter(|c| *c > self.group.pos.offset).collect();
     }
 
     fn position(&self) -> Position {

@@ -100,6 +100,54 @@ fn pending_record_waits_for_the_next_start_or_the_flush_timeout() {
 }
 
 #[test]
+fn a_re_read_ends_records_where_the_clock_ended_them() {
+    // First read: a line cut by the flush timeout, then its stack trace and the next record.
+    let line = "2026-11-27 13:53:33,001 ERROR [main] [X] boom\n";
+    let rest = "java.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n2026-11-27 13:53:40,000 INFO [main] [X] next\n";
+    for format in [Format::Log4j, Format::Cri] {
+        let (line, rest) = match format {
+            Format::Cri => (cri_lines(line), cri_lines(rest)),
+            _ => (line.to_string(), rest.to_string()),
+        };
+        let mut f = make_frame(format, opts(1 << 20))(Position::default());
+        let t0 = Instant::now();
+        let mut first = Vec::new();
+        f.push(line.as_bytes(), t0, &mut first);
+        f.idle(t0 + Duration::from_secs(3), &mut first);
+        assert_eq!(first.len(), 1, "{format:?}: cut by the clock");
+        let cut = first[0].end;
+        f.push(rest.as_bytes(), t0 + Duration::from_secs(4), &mut first);
+        f.finish(&mut first);
+        assert_eq!(first.len(), 3, "{format:?}: {:#?}", texts(&first));
+
+        // A re-read from the start that knows the cut yields the same records, ids and all.
+        let all = format!("{line}{rest}");
+        let mut again = make_frame(format, opts(1 << 20))(Position::default());
+        again.cut_at(&[cut]);
+        let mut second = Vec::new();
+        again.push(all.as_bytes(), t0, &mut second);
+        again.finish(&mut second);
+        assert_eq!(second, first, "{format:?}");
+        // Without it the line and its trace are one record: the line would be stored twice.
+        let (blind, _) = frame_chunks(format, &opts(1 << 20), Position::default(), &[all.as_bytes()]);
+        assert_eq!(blind.len(), 2, "{format:?}: the fault this guards against");
+        // Resumed past the cut, a frame ignores it.
+        let mut later =
+            make_frame(format, opts(1 << 20))(Position { offset: first[1].end, chain: first[1].chain });
+        later.cut_at(&[cut]);
+        let mut third = Vec::new();
+        later.push(&all.as_bytes()[first[1].end as usize..], t0, &mut third);
+        later.finish(&mut third);
+        assert_eq!(third, first[2..], "{format:?}");
+    }
+}
+
+/// `text`'s lines as CRI `F` lines of stdout.
+fn cri_lines(text: &str) -> String {
+    text.lines().map(|l| format!("2026-11-27T13:53:33.001000000Z stdout F {l}\n")).collect()
+}
+
+#[test]
 fn a_line_without_newline_is_emitted_only_by_finish() {
     let mut f = make_frame(Format::Log4j, opts(1 << 20))(Position::default());
     let t0 = Instant::now();

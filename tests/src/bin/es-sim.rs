@@ -65,9 +65,14 @@ struct Cli {
     #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     fail_share: f64,
 
-    /// Delay every answer of the Elasticsearch API (humantime: 50ms).
+    /// Delay every request of the Elasticsearch API before handling it (humantime: 50ms).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     latency: Duration,
+
+    /// Delay every answer of the Elasticsearch API after handling its request: what a bulk
+    /// request stored is stored, the client learns it late (humantime: 5s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    answer_delay: Duration,
 
     /// Seed of the shares.
     #[arg(long, default_value_t = 0)]
@@ -103,6 +108,7 @@ impl Cli {
                 fail_next: self.fail_next,
                 fail_share: self.fail_share,
                 latency: self.latency,
+                answer_delay: self.answer_delay,
                 seed: self.seed,
             },
         })

@@ -99,9 +99,13 @@ fn set_faults(params: &[(String, String)], current: &Faults) -> Result<Command, 
             "fail_next" => faults.fail_next = count()?,
             "fail_share" => faults.fail_share = share()?,
             "seed" => faults.seed = count()?,
-            "latency" => {
-                faults.latency =
-                    humantime::parse_duration(value).map_err(|e| bad(format!("latency={value}: {e}")))?;
+            "latency" | "answer_delay" => {
+                let d = humantime::parse_duration(value).map_err(|e| bad(format!("{key}={value}: {e}")))?;
+                if key == "latency" {
+                    faults.latency = d;
+                } else {
+                    faults.answer_delay = d;
+                }
             }
             "max_content_length" => max_content_length = Some(count()?),
             _ => return Err(bad(format!("unknown fault {key:?}"))),
@@ -139,13 +143,14 @@ mod tests {
         let c = parse(
             "POST",
             "/_sim/faults",
-            Some("item_429_every=10&latency=50ms&max_content_length=1000"),
+            Some("item_429_every=10&latency=50ms&answer_delay=2s&max_content_length=1000"),
             &current,
         );
         let want = Faults {
             fail_next: 3,
             item_429_every: 10,
             latency: Duration::from_millis(50),
+            answer_delay: Duration::from_secs(2),
             ..Faults::default()
         };
         assert_eq!(c, Ok(Command::SetFaults { faults: want, max_content_length: Some(1000) }));

@@ -19,6 +19,10 @@ pub struct Faults {
     pub fail_share: f64,
     /// Added before answering every request of the Elasticsearch API.
     pub latency: Duration,
+    /// Added after handling every request of the Elasticsearch API, before its answer goes out:
+    /// what a bulk request stored is stored, but the client learns it late (a slow network back,
+    /// a coordinating node under load). Each request keeps the delay set when it arrived.
+    pub answer_delay: Duration,
     /// Seeds the shares.
     pub seed: u64,
 }
@@ -68,6 +72,10 @@ impl FaultState {
 
     pub(crate) fn latency(&self) -> Duration {
         self.faults.latency
+    }
+
+    pub(crate) fn answer_delay(&self) -> Duration {
+        self.faults.answer_delay
     }
 }
 

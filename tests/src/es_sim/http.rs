@@ -79,10 +79,21 @@ fn refuse(shared: &Shared, status: u16) {
 
 async fn es_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     lock(&shared.stats).requests += 1;
-    let latency = lock(&shared.faults).latency();
+    let (latency, answer_delay) = {
+        let faults = lock(&shared.faults);
+        (faults.latency(), faults.answer_delay())
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let answer = es_request(shared, req).await;
+    if !answer_delay.is_zero() {
+        tokio::time::sleep(answer_delay).await;
+    }
+    answer
+}
+
+async fn es_request(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let (auth_required, max) = {
@@ -391,6 +402,7 @@ fn faults_json(shared: &Shared) -> Value {
         "fail_next": f.fail_next,
         "fail_share": f.fail_share,
         "latency_ms": u64::try_from(f.latency.as_millis()).unwrap_or(u64::MAX),
+        "answer_delay_ms": u64::try_from(f.answer_delay.as_millis()).unwrap_or(u64::MAX),
         "seed": f.seed,
         "max_content_length": max,
     })

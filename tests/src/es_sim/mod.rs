@@ -292,6 +292,12 @@ impl EsSim {
     }
 
     /// Bodies over this many bytes get 413 "Request size exceeded".
+    /// Every request from now on is handled at once but answered `delay` later (see
+    /// [`Faults::answer_delay`]).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.change_faults(|f| f.answer_delay = delay);
+    }
+
     pub fn set_max_content_length(&self, bytes: u64) {
         lock(&self.shared.settings).max_content_length = bytes;
     }
