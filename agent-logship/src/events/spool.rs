@@ -8,6 +8,10 @@
 //! `<seq>\t<event time, Unix ms>\t<"id">\t<"index">\t<source JSON>` (id and index as JSON
 //! strings: no raw tab or newline can appear in any field), and `events-spool.ack`, the first sequence number not yet
 //! acknowledged (written atomically). A torn last line (a crash mid-write) is cut off at open.
+//!
+//! Segments go before the position is written, so that a full volume frees its space: at open
+//! the position is never put before the first segment left, so a crash in between (or a
+//! position that could not be written) only re-reads entries that are still there.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -120,8 +124,9 @@ impl Spool {
             read_to: committed,
         };
         spool.recover_tail()?;
-        // An ack file lost or from before a drop (a crash between the two) must not hold the
-        // position below what is left: nothing before the first segment exists any more.
+        // An ack file lost, or older than the segments removed after it was written (a crash,
+        // a full volume), must not hold the position below what is left: nothing before the
+        // first segment exists any more.
         if let Some(&(first, _)) = spool.segments.first() {
             spool.advance_to(first);
             spool.read_to = spool.read_to.max(first);
@@ -278,7 +283,8 @@ impl Spool {
         Ok(())
     }
 
-    /// Drops the oldest segment, acknowledged or not.
+    /// Drops the oldest segment, acknowledged or not. The position is written with the next
+    /// acknowledgement (`open` already never starts before the first segment).
     fn drop_oldest(&mut self) -> Result<Dropped, SpoolError> {
         let (first, bytes) = self.segments[0];
         let end = self.segments.get(1).map_or(self.next_seq, |s| s.0);
@@ -286,13 +292,10 @@ impl Spool {
         let held = (first.max(self.committed)..end.min(self.read_to))
             .filter(|s| !self.acked.contains(s))
             .count() as u64;
-        // The position first: a crash between the two leaves a file before the position (removed
-        // at the next open), never a position before a missing file.
-        self.advance_to(end);
-        self.read_to = self.read_to.max(end);
-        self.save_committed()?;
         remove(&self.segment_path(first))?;
         self.segments.remove(0);
+        self.advance_to(end);
+        self.read_to = self.read_to.max(end);
         Ok(Dropped { entries: unread, held, bytes })
     }
 
@@ -345,11 +348,13 @@ impl Spool {
         while self.acked.remove(&self.committed) {
             self.committed += 1;
         }
-        if self.committed != before {
-            self.save_committed()?;
-            self.remove_acknowledged()?;
+        if self.committed == before {
+            return Ok(());
         }
-        Ok(())
+        // Space first: on a full volume the position cannot be written until a segment is gone.
+        let removed = self.remove_acknowledged();
+        let saved = self.save_committed();
+        removed.and(saved)
     }
 
     fn advance_to(&mut self, seq: u64) {
@@ -375,12 +380,19 @@ impl Spool {
         write().map_err(|source| SpoolError::Io { path, source })
     }
 
-    /// Removes the segments whose every entry is before the committed position (never the
-    /// newest: it is appended to).
+    /// Removes the segments whose every entry is before the committed position, the newest
+    /// included (the next append begins a new one): an acknowledged spool takes no room.
     fn remove_acknowledged(&mut self) -> Result<(), SpoolError> {
-        while self.segments.len() > 1 && self.segments[1].0 <= self.committed {
-            let (first, _) = self.segments.remove(0);
+        while let Some(&(first, _)) = self.segments.first() {
+            let end = self.segments.get(1).map_or(self.next_seq, |s| s.0);
+            if end > self.committed {
+                break;
+            }
+            if self.segments.len() == 1 {
+                self.writer = None;
+            }
             remove(&self.segment_path(first))?;
+            self.segments.remove(0);
         }
         Ok(())
     }

@@ -144,9 +144,14 @@ fn acknowledged_segments_are_removed_from_disk() {
     assert!(segments(dir.path()) > 1);
     let all: Vec<u64> = (0..2000).collect();
     spool.acknowledge(&all).expect("ack");
-    assert_eq!(segments(dir.path()), 1, "only the segment being written stays");
-    assert_eq!(spool.pending(), 0);
+    assert_eq!(segments(dir.path()), 0, "the segment being written goes too");
+    assert_eq!((spool.pending(), spool.bytes()), (0, 0));
     assert!(spool.read(2000, 10).expect("read").is_empty());
+    append(&mut spool, 2000..2003);
+    assert_eq!(seqs(&spool.read(2000, 10).expect("read")), [2000, 2001, 2002], "a new segment begins");
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), 256 * 1024).expect("reopen");
+    assert_eq!(seqs(&spool.read(0, 10).expect("read")), [2000, 2001, 2002]);
 }
 
 #[test]
@@ -181,9 +186,11 @@ fn a_lost_position_never_falls_behind_what_is_left() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut spool = Spool::open(dir.path(), 256 * 1024).expect("open");
-        append(&mut spool, 0..6000);
+        append(&mut spool, 0..10);
+        spool.acknowledge(&[0, 1]).expect("ack");
+        append(&mut spool, 10..6000);
     }
-    // The ack file lost (or older than the drop that followed it).
+    // The ack file lost (or older than the drops that followed it: they do not write it).
     fs::remove_file(dir.path().join(ACK_FILE)).expect("remove");
     let mut spool = Spool::open(dir.path(), 256 * 1024).expect("reopen");
     let left = spool.read(0, usize::MAX).expect("read");
@@ -192,4 +199,29 @@ fn a_lost_position_never_falls_behind_what_is_left() {
     let all: Vec<u64> = seqs(&left);
     spool.acknowledge(&all).expect("ack");
     assert_eq!(spool.pending(), 0);
+}
+
+#[test]
+fn a_position_that_cannot_be_written_still_frees_the_acknowledged_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(dir.path(), 256 * 1024).expect("open");
+    append(&mut spool, 0..2000);
+    let before = spool.bytes();
+    // The position cannot be written (as on a full volume: its temp file cannot be created).
+    fs::create_dir(dir.path().join(format!("{ACK_FILE}.tmp"))).expect("block the ack file");
+    let acked: Vec<u64> = (0..1500).collect();
+    assert!(spool.acknowledge(&acked).is_err(), "the position was not written");
+    assert!(spool.bytes() < before, "the acknowledged segments are gone anyway");
+    let all: Vec<u64> = (0..2000).collect();
+    assert!(spool.acknowledge(&all).is_err());
+    assert_eq!(spool.bytes(), 0, "all of it, the newest segment too");
+    // Restarted with the stale position: nothing comes back that was acknowledged, nothing is
+    // numbered twice.
+    drop(spool);
+    fs::remove_dir(dir.path().join(format!("{ACK_FILE}.tmp"))).expect("unblock");
+    let mut spool = Spool::open(dir.path(), 256 * 1024).expect("reopen");
+    assert_eq!(spool.pending(), 0);
+    assert!(spool.read(0, 10).expect("read").is_empty());
+    append(&mut spool, 0..2);
+    assert_eq!(spool.read(0, 10).expect("read").len(), 2);
 }
