@@ -65,14 +65,23 @@ impl<C: Default> Startup<C> {
         &mut self,
         build: impl FnOnce(C, Reader) -> Result<T, Vec<Problem>>,
     ) -> Result<T, ExitCode> {
+        self.try_config(build).map_err(|problems| self.bad_config(problems))
+    }
+
+    /// [`Startup::config`] that hands every problem back instead of exiting: for an agent that
+    /// must stay up on bad settings (a sidecar that exited would take its pod out of service).
+    pub fn try_config<T>(
+        &mut self,
+        build: impl FnOnce(C, Reader) -> Result<T, Vec<Problem>>,
+    ) -> Result<T, Vec<Problem>> {
         let mut problems = std::mem::take(&mut self.problems);
         let reader = Reader::new(self.settings, std::mem::take(&mut self.matches), &self.vars);
         match build(std::mem::take(&mut self.cli), reader) {
             Ok(config) if problems.is_empty() => Ok(config),
-            Ok(_) => Err(self.bad_config(problems)),
+            Ok(_) => Err(problems),
             Err(mut own) => {
                 problems.append(&mut own);
-                Err(self.bad_config(problems))
+                Err(problems)
             }
         }
     }
@@ -85,7 +94,15 @@ impl<C: Default> Startup<C> {
         &mut self,
         build: impl FnOnce(C, Reader) -> Result<T, Vec<Problem>>,
     ) -> Result<(T, crate::dns::Dns), ExitCode> {
-        self.config(|cli, read| {
+        self.try_config_with_dns(build).map_err(|problems| self.bad_config(problems))
+    }
+
+    /// [`Startup::config_with_dns`] that hands every problem back (see [`Startup::try_config`]).
+    pub fn try_config_with_dns<T>(
+        &mut self,
+        build: impl FnOnce(C, Reader) -> Result<T, Vec<Problem>>,
+    ) -> Result<(T, crate::dns::Dns), Vec<Problem>> {
+        self.try_config(|cli, read| {
             let dns = crate::dns::Dns::from_vars(read.vars().iter().map(|(k, v)| (k.as_str(), v.as_str())));
             match (dns, build(cli, read)) {
                 (Ok(dns), Ok(config)) => Ok((config, dns)),

@@ -500,6 +500,11 @@ EXIT CODES:
 #[derive(Debug, Parser, Default)]
 #[command(name = "agent-logship", version, after_help = AFTER_HELP)]
 pub struct Cli {
+    /// Check the settings (and that the data directory, the Events namespace and the CA files
+    /// are usable), then exit: 0 when shipping could start, 64 naming every problem. Reads no
+    /// log and sends nothing. Without it, bad settings keep agent-logship up, shipping nothing.
+    #[arg(long)]
+    pub check: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -586,7 +591,17 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_parts(_cli: Cli, mut read: Reader) -> Result<Config, Vec<Problem>> {
+    pub fn from_parts(cli: Cli, read: Reader) -> Result<Config, Vec<Problem>> {
+        Config::build(cli, read, &mut None)
+    }
+
+    /// [`Config::from_parts`], also giving the listen address when it is valid although other
+    /// settings are not: a held agent serves `/metrics` there (see `run::hold`).
+    pub fn build(
+        _cli: Cli,
+        mut read: Reader,
+        listen_out: &mut Option<Listen>,
+    ) -> Result<Config, Vec<Problem>> {
         let paths = read.get(&PATHS);
         let exclude = read.get(&EXCLUDE);
         let start_at = read.opt(&START_AT).unwrap_or(StartAt::Beginning);
@@ -663,6 +678,7 @@ impl Config {
         let rotate_grace = read.get(&ROTATE_GRACE);
         let forget_after = read.get(&FORGET_AFTER);
         let listen = read.opt(&LISTEN);
+        *listen_out = listen;
         let listen_setting =
             read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
         let shutdown_grace = read.get(&SHUTDOWN_GRACE);

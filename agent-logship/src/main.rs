@@ -8,7 +8,7 @@ use agent_core::Exit;
 use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
 use agent_logship::config::{Cli, Command, Config, SETTINGS};
-use agent_logship::run::{self, Failure};
+use agent_logship::run::{self, Check, Failure};
 
 fn main() -> ExitCode {
     let mut start = match Startup::<Cli>::begin(&SETTINGS) {
@@ -21,9 +21,27 @@ fn main() -> ExitCode {
         Err(e) => return start.fail(Exit::Software, &format!("cannot start the runtime: {e}")),
     };
     let command = start.cli.command.take();
-    let (config, dns) = match start.config_with_dns(Config::from_parts) {
+    let check_only = start.cli.check;
+    let mut listen = None;
+    let built = start.try_config_with_dns(|cli, read| Config::build(cli, read, &mut listen));
+    let termination = start.termination_path().map(std::path::Path::to_path_buf);
+    // `setup` and `--check` exit 64 on bad settings (for CI and Jobs); the shipper itself, a
+    // native sidecar, holds instead: an exit would take the Calypso pod out of its Service.
+    let held = |problems| {
+        runtime.block_on(async {
+            match Signals::install(termination.as_deref()) {
+                Ok(signals) => {
+                    run::hold(problems, listen, signals, termination.as_deref()).await;
+                    Exit::Ok.into()
+                }
+                Err(e) => start.fail(Exit::Software, &format!("cannot install signal handlers: {e}")),
+            }
+        })
+    };
+    let (config, dns) = match built {
         Ok(c) => c,
-        Err(exit) => return exit,
+        Err(problems) if check_only || command.is_some() => return start.bad_config(problems),
+        Err(problems) => return held(problems),
     };
     if let Some(Command::Setup(_)) = command {
         return match runtime.block_on(run::setup(&config, dns)) {
@@ -35,7 +53,14 @@ fn main() -> ExitCode {
             Err(e) => start.fail(Exit::Unavailable, &e.to_string()),
         };
     }
-    let termination = start.termination_path().map(std::path::Path::to_path_buf);
+    if check_only {
+        let problems = runtime.block_on(async { run::check(&config, &dns, Check::Only) });
+        if !problems.is_empty() {
+            return start.bad_config(problems);
+        }
+        println!("the settings are valid: shipping could start");
+        return Exit::Ok.into();
+    }
     let ran = runtime.block_on(async {
         let signals = Signals::install(termination.as_deref())
             .map_err(|e| Failure::Broken(format!("cannot install signal handlers: {e}")))?;
@@ -43,7 +68,7 @@ fn main() -> ExitCode {
     });
     match ran {
         Ok(()) => Exit::Ok.into(),
-        Err(Failure::Config(problems)) => start.bad_config(problems),
+        Err(Failure::Config(problems)) => held(problems),
         Err(e) => start.fail(Exit::Software, &e.to_string()),
     }
 }

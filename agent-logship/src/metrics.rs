@@ -27,6 +27,8 @@ pub struct Metrics {
     /// `_bulk` requests sent, and those that failed as a whole (connection, 429, 5xx, 401/403).
     pub requests: AtomicU64,
     pub requests_failed: AtomicU64,
+    /// Times the pipeline failed and was started again in the process.
+    pub pipeline_restarts: AtomicU64,
     /// Batches split because the server answered 413.
     pub batches_split: AtomicU64,
 }
@@ -67,24 +69,49 @@ pub struct Observed {
     pub sources: Box<dyn SourceStatus>,
     /// The Events source's own metrics, when it runs.
     pub events: Option<std::sync::Arc<crate::events::metrics::EventMetrics>>,
-    /// Set when a pipeline task ended unexpectedly: liveness fails with this reason.
-    pub broken: std::sync::Mutex<Option<String>>,
+    /// Why nothing is shipped now (a setting holds the agent, or the pipeline is being
+    /// restarted after a failure): not ready, with this reason.
+    pub not_shipping: std::sync::Mutex<Option<String>>,
+    /// Configuration problems that hold the agent (it ships nothing until they are fixed).
+    pub problems: usize,
     /// Set at SIGTERM: not ready any more.
     pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Observed {
-    pub fn live(&self) -> Result<(), String> {
-        match self.broken.lock().map(|b| b.clone()) {
-            Ok(None) => Ok(()),
-            Ok(Some(reason)) => Err(reason),
-            Err(_) => Err("internal state poisoned".into()),
+    /// What a process that ships nothing shows: `problems` settings hold it, for `reason`.
+    pub fn held(problems: usize, reason: String) -> Observed {
+        Observed {
+            metrics: Default::default(),
+            budget: crate::flow::Budget::new(1),
+            sources: Box::new(NoFiles),
+            events: None,
+            not_shipping: std::sync::Mutex::new(Some(reason)),
+            problems,
+            stopping: Default::default(),
         }
     }
 
+    /// Live while the process answers: nothing the pipeline does fails liveness. A restart by
+    /// the kubelet would do no better than the pipeline's own restarts, and a native sidecar's
+    /// restart takes the whole Calypso pod out of its Service.
+    pub fn live(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     pub fn ready(&self) -> Result<(), String> {
-        self.live()?;
+        if let Some(reason) = self.not_shipping() {
+            return Err(format!("not shipping: {reason}"));
+        }
         if self.stopping.load(Ordering::Relaxed) { Err("shutting down".into()) } else { Ok(()) }
+    }
+
+    pub fn not_shipping(&self) -> Option<String> {
+        self.not_shipping.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_not_shipping(&self, reason: Option<String>) {
+        *self.not_shipping.lock().unwrap_or_else(|e| e.into_inner()) = reason;
     }
 
     /// Prometheus text exposition 0.0.4.
@@ -138,6 +165,11 @@ impl Observed {
         );
         counter("agent_logship_requests_total", "_bulk requests sent.", Metrics::get(&m.requests));
         counter(
+            "agent_logship_pipeline_restarts_total",
+            "Times the pipeline failed and was started again in the process (the reason is logged).",
+            Metrics::get(&m.pipeline_restarts),
+        );
+        counter(
             "agent_logship_requests_failed_total",
             "_bulk requests that failed as a whole (connection, 429, 5xx, 401/403) and were retried.",
             Metrics::get(&m.requests_failed),
@@ -146,6 +178,15 @@ impl Observed {
             "agent_logship_batches_split_total",
             "Batches split after a 413.",
             Metrics::get(&m.batches_split),
+        );
+        let _ = write!(
+            out,
+            "# HELP agent_logship_shipping 1 while the pipeline runs; 0 while a setting holds the agent or the pipeline restarts.\n\
+             # TYPE agent_logship_shipping gauge\nagent_logship_shipping {}\n\
+             # HELP agent_logship_configuration_problems Settings that hold the agent: it ships nothing until they are fixed (the log repeats them every minute).\n\
+             # TYPE agent_logship_configuration_problems gauge\nagent_logship_configuration_problems {}\n",
+            u8::from(self.not_shipping().is_none()),
+            self.problems
         );
         let _ = write!(
             out,
@@ -185,4 +226,13 @@ impl Observed {
 /// A Prometheus label value: backslash, quote and newline escaped.
 fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// No files are read (Events alone, or nothing runs).
+pub struct NoFiles;
+
+impl SourceStatus for NoFiles {
+    fn files(&self) -> Vec<FileLag> {
+        Vec::new()
+    }
 }

@@ -11,10 +11,11 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use agent_core::config::Problem;
 use agent_core::dns::Dns;
+use agent_core::listen::Listen;
 use agent_core::shutdown::Signals;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -45,7 +46,7 @@ const CHANNEL: usize = 8;
 const BATCHES: usize = 1;
 
 /// One LIST page of Events (500 of them) from the API server.
-const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why agent-logship stopped other than by a signal.
 #[derive(Debug)]
@@ -100,76 +101,46 @@ fn client_failure(e: ClientError) -> Failure {
     }
 }
 
-/// Runs the pipeline until SIGTERM/SIGINT (then stops gracefully) or until a part fails; what a
-/// stop leaves unshipped is said in the log and at `termination` (the termination-message path).
+/// The first restart after a failure waits about this long; each further one twice as long, up
+/// to [`RESTART_MAX`]. A pipeline that ran that long before failing starts the count over.
+const RESTART_MIN: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(60);
+
+/// Old pipeline tasks get this long to end after being told to stop before they are aborted:
+/// the next start must not share the spool or the checkpoint with them.
+const PARTS_END: Duration = Duration::from_secs(10);
+
+/// Runs the pipeline until SIGTERM/SIGINT, then stops gracefully. A pipeline that fails (a part
+/// ends or panics, or it cannot start) is stopped and started again in the process after a
+/// backoff: the process never exits for it, since a native sidecar's restart takes the Calypso
+/// pod out of its Service. `Err` only for settings found unusable before the start (see
+/// [`check`]); what a stop leaves unshipped is said in the log and at `termination`.
 pub async fn run(
     config: Config,
     dns: Dns,
     signals: Signals,
     termination: Option<&Path>,
 ) -> Result<(), Failure> {
+    let problems = check(&config, &dns, Check::Run);
+    if !problems.is_empty() {
+        return Err(Failure::Config(problems));
+    }
     let listener = config.listen.bind().map_err(|e| {
         Failure::Config(vec![Problem::new(&config.listen_setting, config.listen.to_string(), e.to_string())])
     })?;
-    prepare_data_dir(&config.data_dir)?;
-    let metrics = Arc::new(Metrics::default());
-    let budget = Budget::new(config.max_inflight_bytes);
-    let limits = BatchLimits {
-        docs: config.batch_docs as usize,
-        bytes: usize::try_from(config.batch_bytes).unwrap_or(usize::MAX),
-        age: config.batch_age,
-    };
-    let sink = match &config.output {
-        Output::Stdout => Sink::Stdout(StdoutSink::stdout()),
-        Output::Elasticsearch(es) => {
-            let options = EsOptions {
-                ca_file: es.ca_file.clone(),
-                auth: es.auth.clone(),
-                gzip: es.gzip,
-                timeout: es.request_timeout,
-                dead_letter_max_bytes: es.dead_letter_max_bytes,
-                ..EsOptions::new(es.urls.clone(), &config.data_dir)
-            };
-            let max_in_flight = options.max_in_flight;
-            let sink = EsSink::new(&options, dns.clone(), metrics.clone()).map_err(client_failure)?;
-            Sink::Es { sink: Arc::new(sink), max_in_flight }
-        }
-    };
-    // Every source hands its batches to the one sink.
-    let (batches_tx, batches_rx) = mpsc::channel::<Bulk>(BATCHES);
-    let (stop_sources, sources_stopped) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = sources_stopped.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let files = if config.paths.is_empty() {
-        None
-    } else {
-        Some(start_files(&config, budget.clone(), metrics.clone(), batches_tx.clone(), limits)?)
-    };
-    let events = match &config.events {
-        Some(ev) => {
-            Some(start_events(ev, &config, dns, budget.clone(), batches_tx.clone(), limits, &stopped)?)
-        }
-        None => None,
-    };
-    drop(batches_tx);
-    let (files, mut encoding) = files.unzip();
-    let (event_metrics, mut watching, mut event_shipping) = match events {
-        Some((m, tasks)) => (Some(m), Some(tasks.watcher), Some(tasks.shipper)),
-        None => (None, None, None),
+    let parts = Parts {
+        metrics: Arc::new(Metrics::default()),
+        budget: Budget::new(config.max_inflight_bytes),
+        events: config.events.as_ref().map(|_| Arc::new(EventMetrics::default())),
+        files: Arc::new(FilesSlot::default()),
     };
     let observed = Arc::new(Observed {
-        metrics: metrics.clone(),
-        budget: budget.clone(),
-        sources: match &files {
-            Some(f) => Box::new(Files(f.clone())),
-            None => Box::new(NoFiles),
-        },
-        events: event_metrics,
-        broken: Default::default(),
+        metrics: parts.metrics.clone(),
+        budget: parts.budget.clone(),
+        sources: Box::new(parts.files.clone()),
+        events: parts.events.clone(),
+        not_shipping: std::sync::Mutex::new(Some("starting".into())),
+        problems: 0,
         stopping: Default::default(),
     });
     tracing::info!(
@@ -182,89 +153,365 @@ pub async fn run(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         "shipping"
     );
-
-    let (abort_tx, abort_rx) = watch::channel(false);
-    let aborted = move || {
-        let mut rx = abort_rx.clone();
-        async move {
-            let _ = rx.wait_for(|a| *a).await;
-        }
-    };
-    let mut shipping = tokio::spawn(sink::run(batches_rx, sink, metrics.clone(), aborted()));
     let (stop_server, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve(listener, observed.clone(), async move {
         let mut rx = server_stopped;
         let _ = rx.wait_for(|s| *s).await;
     }));
 
-    let broken = tokio::select! {
-        signal = signals.first() => {
-            tracing::info!("{signal}: reading the sources to their ends, shipping what was read, then checkpointing");
-            None
-        }
-        // The encoder ends only when the files source has stopped sending.
-        ended = finished(&mut encoding) => Some(match ended {
-            Ok(()) => "file reading stopped".to_string(),
-            Err(e) => format!("the encoder failed: {e}"),
-        }),
-        ended = finished(&mut watching) => Some(format!("the Events watcher stopped: {ended:?}")),
-        ended = finished(&mut event_shipping) => Some(format!("the Events shipper stopped: {ended:?}")),
-        ended = &mut shipping => Some(match ended {
-            Ok(Ok(_)) => "the sink stopped".to_string(),
-            Ok(Err(e)) => format!("the sink failed: {e}"),
-            Err(e) => format!("the sink failed: {e}"),
-        }),
-    };
-    observed.stopping.store(true, Ordering::Relaxed);
-    let _ = stop_sources.send(true);
-    if let Some(reason) = broken {
-        if let Some(f) = &files {
-            f.stop_reading();
-        }
-        if let Ok(mut b) = observed.broken.lock() {
-            *b = Some(reason.clone());
-        }
-        let _ = abort_tx.send(true);
-        if let Some(f) = &files {
-            checkpoint(f).await;
-        }
-        let _ = stop_server.send(true);
-        return Err(Failure::Broken(reason));
-    }
-    // The files source reads to the files' ends, flushes and drops its sender: the encoder
-    // ends, drops its own; the Events tasks stop (the spool keeps what they had not shipped);
-    // then the sink drains.
-    if let Some(f) = &files {
-        f.drain();
-    }
-    let drained = tokio::time::timeout(config.shutdown_grace, async {
-        for task in [encoding.take(), watching.take(), event_shipping.take()].into_iter().flatten() {
-            let _ = task.await;
-        }
-        (&mut shipping).await
-    })
-    .await;
-    match drained {
-        Ok(Ok(Ok(sink::Ended::Drained))) => tracing::info!("everything read was shipped"),
-        Ok(other) => tracing::warn!(?other, "the sink ended before draining"),
-        Err(_) => {
-            if let Some(f) = &files {
-                f.stop_reading();
+    let signal = signals.first();
+    tokio::pin!(signal);
+    let mut delays = agent_core::retry::backoff(RESTART_MIN, RESTART_MAX);
+    loop {
+        let started = Instant::now();
+        let failure = match Pipeline::start(&config, &dns, &parts) {
+            Ok(mut pipeline) => {
+                observed.set_not_shipping(None);
+                let ended = tokio::select! {
+                    signal = &mut signal => Err(signal),
+                    failure = pipeline.failed() => Ok(failure),
+                };
+                match ended {
+                    Err(signal) => {
+                        tracing::info!(
+                            "{signal}: reading the sources to their ends, shipping what was read, then checkpointing"
+                        );
+                        observed.stopping.store(true, Ordering::Relaxed);
+                        pipeline.stop(config.shutdown_grace, &parts.budget).await;
+                        break;
+                    }
+                    Ok(failure) => {
+                        pipeline.abort().await;
+                        failure
+                    }
+                }
             }
-            let _ = abort_tx.send(true);
-            tracing::warn!(
-                in_flight_bytes = budget.in_flight(),
-                "the shutdown grace ran out: what was not acknowledged is read again at the next start"
-            );
+            Err(failure) => failure,
+        };
+        Metrics::add(&parts.metrics.pipeline_restarts, 1);
+        if started.elapsed() >= RESTART_MAX {
+            delays = agent_core::retry::backoff(RESTART_MIN, RESTART_MAX);
+        }
+        let wait = delays.next().unwrap_or(RESTART_MAX);
+        observed.set_not_shipping(Some(format!("{failure} (starting again)")));
+        tracing::error!(
+            %failure,
+            restart_in = %humantime::format_duration(wait),
+            "the pipeline failed: starting it again (the process stays up; what was not acknowledged is read again)"
+        );
+        let woke = tokio::select! {
+            () = tokio::time::sleep(wait) => None,
+            signal = &mut signal => Some(signal),
+        };
+        if let Some(signal) = woke {
+            tracing::info!("{signal}: stopping (the pipeline was not running)");
+            observed.stopping.store(true, Ordering::Relaxed);
+            break;
         }
     }
-    if let Some(f) = &files {
-        checkpoint(f).await;
-    }
-    say_unshipped(files.as_deref(), observed.events.as_deref(), termination);
+    say_unshipped(parts.files.get().as_deref(), parts.events.as_deref(), termination);
     let _ = stop_server.send(true);
     let _ = server.await;
     Ok(())
+}
+
+/// Keeps a process whose settings make shipping impossible up and shipping nothing, until
+/// SIGTERM: the problems are logged now and every minute, `/readyz` fails naming them, and
+/// `/metrics` shows `agent_logship_configuration_problems` (when `listen` can be served). A
+/// sidecar that exited instead would take the Calypso pod out of its Service.
+pub async fn hold(
+    problems: Vec<Problem>,
+    listen: Option<Listen>,
+    signals: Signals,
+    termination: Option<&Path>,
+) {
+    let message = agent_core::config::Problems(problems.clone()).to_string();
+    let observed = Arc::new(Observed::held(problems.len(), message.clone()));
+    let (stop_server, server_stopped) = watch::channel(false);
+    let server = match listen.as_ref().map(Listen::bind) {
+        Some(Ok(listener)) => Some({
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(listen = %addr, "held: serving /livez, /readyz (not ready) and /metrics");
+            tokio::spawn(crate::server::serve(listener, observed, async move {
+                let mut rx = server_stopped;
+                let _ = rx.wait_for(|s| *s).await;
+            }))
+        }),
+        Some(Err(error)) => {
+            tracing::error!(%error, "cannot serve /metrics either");
+            None
+        }
+        None => None,
+    };
+    let signal = signals.first();
+    tokio::pin!(signal);
+    let mut every = tokio::time::interval(HOLD_REPEAT);
+    loop {
+        tokio::select! {
+            _ = every.tick() => tracing::error!(
+                "not shipping until the settings are fixed (said again every minute; the process stays up so that \
+                 Calypso stays in service): {message}"
+            ),
+            signal = &mut signal => {
+                tracing::info!("{signal}: stopping");
+                break;
+            }
+        }
+    }
+    agent_core::termination::write(
+        termination,
+        &format!("stopped without having shipped anything: {message}"),
+    );
+    let _ = stop_server.send(true);
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+}
+
+/// How often a held process repeats its problems.
+const HOLD_REPEAT: Duration = Duration::from_secs(60);
+
+/// What the settings are checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Before running: the data directory is created if it can be; a CA file that is not usable
+    /// (yet) is waited for by the shipper, not a problem.
+    Run,
+    /// `--check`: nothing is created; an unusable CA file is a problem.
+    Only,
+}
+
+/// The problems that make shipping impossible beyond what parsing the settings finds: the data
+/// directory, the Events namespace and the API server's CA, and (`Check::Only`) the
+/// Elasticsearch CA.
+pub fn check(config: &Config, dns: &Dns, how: Check) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Err(p) = usable_data_dir(&config.data_dir, how) {
+        problems.push(p);
+    }
+    if let Some(ev) = &config.events {
+        match events_namespace(ev, config) {
+            Ok(ns) => {
+                if let Err(Failure::Config(mut p)) = kube_client(ev, ns, dns.clone()) {
+                    problems.append(&mut p);
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if let (Check::Only, Output::Elasticsearch(es)) = (how, &config.output) {
+        let options = ClientOptions {
+            urls: es.urls.clone(),
+            ca_file: es.ca_file.clone(),
+            auth: es.auth.clone(),
+            timeout: es.request_timeout,
+        };
+        if let Err(Failure::Config(mut p)) =
+            EsClient::new(&options, dns.clone(), USER_AGENT).map_err(client_failure)
+        {
+            problems.append(&mut p);
+        }
+    }
+    problems
+}
+
+/// What outlives a pipeline's restarts: the counters, the budget, and what `/metrics` reads.
+struct Parts {
+    metrics: Arc<Metrics>,
+    budget: Budget,
+    events: Option<Arc<EventMetrics>>,
+    files: Arc<FilesSlot>,
+}
+
+/// One start of the pipeline: the files source and its encoder, the Events tasks, the sink.
+struct Pipeline {
+    files: Option<Arc<FilesSource>>,
+    encoding: Option<JoinHandle<()>>,
+    watching: Option<JoinHandle<()>>,
+    event_shipping: Option<JoinHandle<()>>,
+    shipping: Option<JoinHandle<Result<sink::Ended, sink::SinkError>>>,
+    slot: Arc<FilesSlot>,
+    stop_sources: watch::Sender<bool>,
+    abort_sink: watch::Sender<bool>,
+}
+
+impl Pipeline {
+    fn start(config: &Config, dns: &Dns, parts: &Parts) -> Result<Pipeline, String> {
+        let limits = BatchLimits {
+            docs: config.batch_docs as usize,
+            bytes: usize::try_from(config.batch_bytes).unwrap_or(usize::MAX),
+            age: config.batch_age,
+        };
+        let sink = match &config.output {
+            Output::Stdout => Sink::Stdout(StdoutSink::stdout()),
+            Output::Elasticsearch(es) => {
+                let options = EsOptions {
+                    ca_file: es.ca_file.clone(),
+                    auth: es.auth.clone(),
+                    gzip: es.gzip,
+                    timeout: es.request_timeout,
+                    dead_letter_max_bytes: es.dead_letter_max_bytes,
+                    ..EsOptions::new(es.urls.clone(), &config.data_dir)
+                };
+                let max_in_flight = options.max_in_flight;
+                let sink = EsSink::new(&options, dns.clone(), parts.metrics.clone())
+                    .map_err(|e| format!("cannot start the Elasticsearch client: {e}"))?;
+                Sink::Es { sink: Arc::new(sink), max_in_flight }
+            }
+        };
+        // Every source hands its batches to the one sink.
+        let (batches_tx, batches_rx) = mpsc::channel::<Bulk>(BATCHES);
+        let (stop_sources, sources_stopped) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = sources_stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let files = if config.paths.is_empty() {
+            None
+        } else {
+            Some(start_files(config, parts, batches_tx.clone(), limits)?)
+        };
+        let (files, encoding) = files.unzip();
+        parts.files.set(files.clone());
+        let events = match (&config.events, &parts.events) {
+            (Some(ev), Some(metrics)) => {
+                let started =
+                    start_events(ev, config, dns, parts, metrics, batches_tx.clone(), limits, &stopped);
+                match started {
+                    Ok(tasks) => Some(tasks),
+                    Err(e) => {
+                        // The files part is running already: stopped before the next try.
+                        let _ = stop_sources.send(true);
+                        if let Some(f) = &files {
+                            f.stop_reading();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
+        drop(batches_tx);
+        let (abort_sink, abort_rx) = watch::channel(false);
+        let aborted = async move {
+            let mut rx = abort_rx;
+            let _ = rx.wait_for(|a| *a).await;
+        };
+        let shipping = tokio::spawn(sink::run(batches_rx, sink, parts.metrics.clone(), aborted));
+        let (watching, event_shipping) = events.map(|t| (t.watcher, t.shipper)).unzip();
+        Ok(Pipeline {
+            files,
+            encoding,
+            watching,
+            event_shipping,
+            shipping: Some(shipping),
+            slot: parts.files.clone(),
+            stop_sources,
+            abort_sink,
+        })
+    }
+
+    /// Completes when a part ended although nothing told it to: why.
+    async fn failed(&mut self) -> String {
+        tokio::select! {
+            // The encoder ends only when the files source has stopped sending.
+            ended = finished(&mut self.encoding) => match ended {
+                Ok(()) => "file reading stopped".to_string(),
+                Err(e) => format!("the encoder failed: {e}"),
+            },
+            ended = finished(&mut self.watching) => format!("the Events watcher stopped: {}", ended_how(ended)),
+            ended = finished(&mut self.event_shipping) => format!("the Events shipper stopped: {}", ended_how(ended)),
+            ended = finished(&mut self.shipping) => match ended {
+                Ok(Ok(_)) => "the sink stopped".to_string(),
+                Ok(Err(e)) => format!("the sink failed: {e}"),
+                Err(e) => format!("the sink failed: {e}"),
+            },
+        }
+    }
+
+    /// After a failure: everything stops at once; the checkpoint keeps what was acknowledged,
+    /// the rest is read again by the next start. Returns once every part has ended.
+    async fn abort(mut self) {
+        let _ = self.stop_sources.send(true);
+        if let Some(f) = &self.files {
+            f.stop_reading();
+        }
+        let _ = self.abort_sink.send(true);
+        self.end_parts().await;
+        if let Some(f) = self.files.take() {
+            checkpoint(&f).await;
+            // The next start loads the checkpoint: this source's writer must be gone first.
+            self.slot.set(None);
+            drop(f);
+        }
+    }
+
+    /// The graceful stop: the files source reads to the files' ends, flushes and drops its
+    /// sender, so the encoder ends and drops its own; the Events tasks stop (the spool keeps
+    /// what they had not shipped); then the sink drains — all within `grace`. Then the
+    /// checkpoint, which covers everything acknowledged.
+    async fn stop(mut self, grace: Duration, budget: &Budget) {
+        let _ = self.stop_sources.send(true);
+        if let Some(f) = &self.files {
+            f.drain();
+        }
+        let tasks = [self.encoding.take(), self.watching.take(), self.event_shipping.take()];
+        let mut shipping = self.shipping.take();
+        let drained = tokio::time::timeout(grace, async {
+            for task in tasks.into_iter().flatten() {
+                let _ = task.await;
+            }
+            finished(&mut shipping).await
+        })
+        .await;
+        match drained {
+            Ok(Ok(Ok(sink::Ended::Drained))) => tracing::info!("everything read was shipped"),
+            Ok(other) => tracing::warn!(?other, "the sink ended before draining"),
+            Err(_) => {
+                if let Some(f) = &self.files {
+                    f.stop_reading();
+                }
+                let _ = self.abort_sink.send(true);
+                tracing::warn!(
+                    in_flight_bytes = budget.in_flight(),
+                    "the shutdown grace ran out: what was not acknowledged is read again at the next start"
+                );
+            }
+        }
+        if let Some(f) = &self.files {
+            checkpoint(f).await;
+        }
+    }
+
+    /// Waits for every task told to stop, aborting those that do not end within [`PARTS_END`].
+    async fn end_parts(&mut self) {
+        for task in
+            [self.encoding.take(), self.watching.take(), self.event_shipping.take()].into_iter().flatten()
+        {
+            end(task).await;
+        }
+        if let Some(task) = self.shipping.take() {
+            end(task).await;
+        }
+    }
+}
+
+/// Waits for a task told to stop; aborts it if it does not end within [`PARTS_END`].
+async fn end<T>(mut task: JoinHandle<T>) {
+    if tokio::time::timeout(PARTS_END, &mut task).await.is_err() {
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+/// A task's end as a log says it: a panic with its message.
+fn ended_how(ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(()) => "it returned".to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// What a stop leaves unshipped (Elasticsearch away, or the grace too short), said in the log and
@@ -317,11 +564,10 @@ async fn finished<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task:
 /// The files source and its encoder task, sending batches into `tx`.
 fn start_files(
     config: &Config,
-    budget: Budget,
-    metrics: Arc<Metrics>,
+    parts: &Parts,
     tx: mpsc::Sender<Bulk>,
     limits: BatchLimits,
-) -> Result<(Arc<FilesSource>, JoinHandle<()>), Failure> {
+) -> Result<(Arc<FilesSource>, JoinHandle<()>), String> {
     let framing = FramingOptions {
         record_start: config.record_start.clone(),
         max_record_bytes: usize::try_from(config.max_record_bytes).unwrap_or(usize::MAX),
@@ -341,55 +587,59 @@ fn start_files(
         ..FilesConfig::new(&config.data_dir)
     };
     let files = Arc::new(
-        FilesSource::start(files_config, make_frame, budget, records_tx, metrics.clone())
-            .map_err(|e| Failure::Broken(format!("cannot start reading files: {e}")))?,
+        FilesSource::start(files_config, make_frame, parts.budget.clone(), records_tx, parts.metrics.clone())
+            .map_err(|e| format!("cannot start reading files: {e}"))?,
     );
     let batcher = Batcher::new(records_rx, limits, encoder.index().clone());
-    Ok((files, tokio::spawn(encode(batcher, tx, encoder, metrics))))
+    Ok((files, tokio::spawn(encode(batcher, tx, encoder, parts.metrics.clone()))))
 }
 
 /// The Events source: its client, its spool, its two tasks (stopping when `stop` completes).
+#[allow(clippy::too_many_arguments)] // the pipeline's parts, each passed once
 fn start_events<S>(
     ev: &EventsConfig,
     config: &Config,
-    dns: Dns,
-    budget: Budget,
+    dns: &Dns,
+    parts: &Parts,
+    metrics: &Arc<EventMetrics>,
     tx: mpsc::Sender<Bulk>,
     limits: BatchLimits,
     stop: impl Fn() -> S,
-) -> Result<(Arc<EventMetrics>, events::source::EventsTasks), Failure>
+) -> Result<events::source::EventsTasks, String>
 where
     S: std::future::Future<Output = ()> + Send + 'static,
 {
-    let scope = match events_namespace(ev, config)? {
-        ns if ns == "*" => Scope::All,
-        ns => Scope::Namespace(ns),
-    };
+    let namespace = events_namespace(ev, config).map_err(|p| p.to_string())?;
+    let scope = Scope::of(&namespace);
+    let client = kube_client(ev, namespace, dns.clone()).map_err(|e| e.to_string())?;
+    let shared = Shared::open(&config.data_dir, ev.spool_max_bytes, metrics.clone())
+        .map_err(|e| format!("cannot open the Events spool: {e}"))?;
+    tracing::info!(scope = %scope, url = %agent_core::redact::url(ev.kube_url.as_str()), "shipping Kubernetes Events");
+    Ok(events::source::start(client, shared, tx, limits, parts.budget.clone(), stop))
+}
+
+/// The API server's client for the Events of `namespace` (`*`: all).
+fn kube_client(ev: &EventsConfig, namespace: String, dns: Dns) -> Result<KubeClient, Failure> {
     let options = KubeOptions {
         url: ev.kube_url.clone(),
         token_file: ev.token_file.clone(),
         ca_file: ev.ca_file.clone(),
-        scope: scope.clone(),
+        scope: Scope::of(&namespace),
         page: 500,
         timeout: LIST_TIMEOUT,
         watch_timeout: ev.watch_timeout,
     };
-    let client = KubeClient::new(options, dns, USER_AGENT).map_err(|e| match e {
+    KubeClient::new(options, dns, USER_AGENT).map_err(|e| match e {
         ClientError::CaFile { .. } | ClientError::CaFileEmpty(_) => {
             Failure::Config(vec![Problem::without_value(config::KUBE_CA_FILE.meta.env, e.to_string())])
         }
         e => Failure::Broken(e.to_string()),
-    })?;
-    let metrics = Arc::new(EventMetrics::default());
-    let shared = Shared::open(&config.data_dir, ev.spool_max_bytes, metrics.clone())
-        .map_err(|e| Failure::Broken(format!("cannot open the Events spool: {e}")))?;
-    tracing::info!(scope = %scope, url = %agent_core::redact::url(ev.kube_url.as_str()), "shipping Kubernetes Events");
-    Ok((metrics, events::source::start(client, shared, tx, limits, budget, stop)))
+    })
 }
 
 /// Whose Events: the setting, else the service account's namespace, else the pod's (Downward
 /// API).
-fn events_namespace(ev: &EventsConfig, config: &Config) -> Result<String, Failure> {
+fn events_namespace(ev: &EventsConfig, config: &Config) -> Result<String, Problem> {
     if let Some(ns) = &ev.namespace {
         return Ok(ns.clone());
     }
@@ -404,7 +654,7 @@ fn events_namespace(ev: &EventsConfig, config: &Config) -> Result<String, Failur
                 "missing: no {} (no service account token mounted) and no AGENT_LOGSHIP_NAMESPACE; give the namespace",
                 file.display()
             );
-            Failure::Config(vec![Problem::without_value(config::EVENTS_NAMESPACE.meta.env, why)])
+            Problem::without_value(config::EVENTS_NAMESPACE.meta.env, why)
         })
 }
 
@@ -414,26 +664,28 @@ async fn checkpoint(files: &FilesSource) {
     }
 }
 
-/// The files source as `/metrics` sees it.
-struct Files(Arc<FilesSource>);
+/// The files source of the pipeline running now, as `/metrics` sees it.
+#[derive(Default)]
+struct FilesSlot(std::sync::Mutex<Option<Arc<FilesSource>>>);
 
-/// No files are read (Events alone).
-struct NoFiles;
+impl FilesSlot {
+    fn set(&self, files: Option<Arc<FilesSource>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = files;
+    }
 
-impl SourceStatus for NoFiles {
-    fn files(&self) -> Vec<FileLag> {
-        Vec::new()
+    fn get(&self) -> Option<Arc<FilesSource>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
-impl SourceStatus for Files {
+impl SourceStatus for Arc<FilesSlot> {
     fn files(&self) -> Vec<FileLag> {
         let lag = |f: FileStatus| FileLag {
             path: f.path,
             lag_bytes: f.lag_bytes,
             oldest_unacknowledged: f.oldest_unacked,
         };
-        self.0.status().into_iter().map(lag).collect()
+        self.get().map(|f| f.status().into_iter().map(lag).collect()).unwrap_or_default()
     }
 }
 
@@ -463,16 +715,27 @@ async fn encode(mut batcher: Batcher<Item>, tx: mpsc::Sender<Bulk>, encoder: Enc
     }
 }
 
-/// The data directory must exist (it is created if it can be) and be writable before anything
-/// is read: checkpoints that cannot be written would mean shipping everything again.
-fn prepare_data_dir(dir: &Path) -> Result<(), Failure> {
-    let bad = |e: std::io::Error| {
-        let reason = format!("not a writable directory: {e} (mount a volume there, e.g. an emptyDir)");
-        Failure::Config(vec![Problem::new(config::DATA_DIR.meta.env, dir.display().to_string(), reason)])
+/// The data directory must exist (for a run it is created if it can be) and be writable before
+/// anything is read: checkpoints that cannot be written would mean shipping everything again.
+fn usable_data_dir(dir: &Path, how: Check) -> Result<(), Problem> {
+    let bad = |reason: String| {
+        Problem::new(
+            config::DATA_DIR.meta.env,
+            dir.display().to_string(),
+            format!("{reason} (mount a volume there, e.g. an emptyDir)"),
+        )
     };
-    std::fs::create_dir_all(dir).map_err(bad)?;
+    let not_writable = |e: std::io::Error| bad(format!("not a writable directory: {e}"));
+    if how == Check::Only && !dir.exists() {
+        // Not created by a check: it will be, if its nearest existing ancestor is a directory.
+        return match dir.ancestors().find(|a| a.exists()) {
+            Some(a) if !a.is_dir() => Err(bad(format!("{} is not a directory", a.display()))),
+            _ => Ok(()),
+        };
+    }
+    std::fs::create_dir_all(dir).map_err(not_writable)?;
     let probe = dir.join(".agent-logship-write-test");
-    std::fs::write(&probe, b"").map_err(bad)?;
+    std::fs::write(&probe, b"").map_err(not_writable)?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

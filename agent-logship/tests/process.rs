@@ -679,14 +679,65 @@ async fn setup_without_elasticsearch_exits_69_and_without_url_64() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_settings_exit_64_naming_each_and_an_unwritable_data_dir_too() {
-    let out = command(
-        &["--format", "xml"],
-        &[("AGENT_LOGSHIP_ES_URL", "ftp://u:hunter2@es"), ("AGENT_LOGSHIP_BATCH_DOCS", "0")],
-    )
-    .output()
-    .await
-    .expect("runs");
+async fn a_pipeline_that_cannot_start_is_started_again_in_the_process_and_then_ships() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    // The checkpoint cannot be read (a directory where the file should be): reading files
+    // cannot start.
+    std::fs::create_dir_all(data.join("files-checkpoint.json")).expect("block the checkpoint");
+    std::fs::write(logs.join("EngineServer.log"), record_line(1)).expect("write");
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let env = sidecar_env(&glob, path_str(&data), &url);
+    let mut agent = start(&[], &env);
+    agent.said("the pipeline failed: starting it again").await;
+    eventually("two restarts counted", Duration::from_secs(30), async || {
+        (agent.metric("agent_logship_pipeline_restarts_total").await >= Some(2.0)).then_some(())
+    })
+    .await;
+    assert_eq!(agent.metric("agent_logship_shipping").await, Some(0.0));
+    assert!(agent.stderr().contains("cannot start reading files"), "{}", agent.stderr());
+    // The fault goes away: the same process ships, nothing restarted it.
+    std::fs::remove_dir(data.join("files-checkpoint.json")).expect("unblock");
+    stored_seq(&es, 1).await;
+    assert_eq!(agent.metric("agent_logship_shipping").await, Some(1.0));
+    assert!(agent.running());
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_fails_while_running_is_restarted_and_the_process_stays_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let log = logs.join("EngineServer.log");
+    std::fs::write(&log, "").expect("create");
+    let glob = format!("{}/*.log", path_str(&logs));
+    // Documents to stdout (no URL), and stdout's reader gone: every write fails (EPIPE).
+    let mut cmd = command(&[], &sidecar_env(&glob, path_str(&data), "")[..]);
+    cmd.env_remove("AGENT_LOGSHIP_ES_URL").stdout(Stdio::piped());
+    let mut agent = Spawned::start(cmd);
+    drop(agent.child.stdout.take());
+    agent.said("shipping").await;
+    append_text(&log, &record_line(1));
+    agent.said("the sink failed").await;
+    eventually("two restarts counted", Duration::from_secs(30), async || {
+        append_text(&log, &record_line(2));
+        (agent.metric("agent_logship_pipeline_restarts_total").await >= Some(2.0)).then_some(())
+    })
+    .await;
+    assert!(agent.running(), "the process stays up: {}", agent.stderr());
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_hold_the_shipper_up_shipping_nothing_and_check_exits_64() {
+    let bad = [("AGENT_LOGSHIP_ES_URL", "ftp://u:hunter2@es"), ("AGENT_LOGSHIP_BATCH_DOCS", "0")];
+    let out = command(&["--check", "--format", "xml"], &bad).output().await.expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     for needle in ["--format", "AGENT_LOGSHIP_ES_URL", "AGENT_LOGSHIP_BATCH_DOCS"] {
@@ -694,16 +745,54 @@ async fn bad_settings_exit_64_naming_each_and_an_unwritable_data_dir_too() {
     }
     assert!(!stderr.contains("hunter2"), "{stderr}");
 
+    // The sidecar itself stays up: the problems in its log, /readyz and /metrics; exit 0 at
+    // SIGTERM, the termination message saying why nothing was shipped.
     let dir = tempfile::tempdir().expect("tempdir");
+    let termination = dir.path().join("termination-log");
+    let mut env = bad.to_vec();
+    env.push(("AGENT_TERMINATION_LOG", path_str(&termination)));
+    let held = start(&["--format", "xml", "--listen", "127.0.0.1:0"], &env);
+    held.said("not shipping until the settings are fixed").await;
+    let addr = held
+        .find_in_stderr("the listen address", |l| {
+            l.split_once("listen=").map(|(_, a)| a.trim().trim_matches('"').to_string())
+        })
+        .await;
+    assert_eq!(held.metric("agent_logship_configuration_problems").await, Some(3.0));
+    assert_eq!(held.metric("agent_logship_shipping").await, Some(0.0));
+    let ready = calypso_testkit::client::get(&format!("http://{addr}/readyz"), Duration::from_secs(2))
+        .await
+        .expect("/readyz");
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("AGENT_LOGSHIP_BATCH_DOCS"), "{}", ready.text());
+    let live = calypso_testkit::client::get(&format!("http://{addr}/livez"), Duration::from_secs(2))
+        .await
+        .expect("/livez");
+    assert_eq!(live.status, 200, "never restarted by the kubelet for a setting");
+    let mut held = held;
+    assert!(held.running());
+    held.signal(Signal::SIGTERM);
+    assert_eq!(held.exit_code().await, 0, "{}", held.stderr());
+    let message = std::fs::read_to_string(&termination).expect("termination message");
+    assert!(
+        message.contains("stopped without having shipped anything") && message.contains("--format"),
+        "{message}"
+    );
+    assert!(!held.stderr().contains("hunter2") && !message.contains("hunter2"));
+
+    // A data directory that is a file: the same.
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "").expect("write");
-    let out = command(&["--listen", "127.0.0.1:0"], &[("AGENT_LOGSHIP_DATA_DIR", path_str(&file))])
-        .output()
-        .await
-        .expect("runs");
+    let env = [("AGENT_LOGSHIP_DATA_DIR", path_str(&file))];
+    let out = command(&["--check"], &env).output().await.expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("AGENT_LOGSHIP_DATA_DIR"), "{stderr}");
+    let mut held = start(&["--listen", "127.0.0.1:0"], &env);
+    held.said("not shipping until the settings are fixed").await;
+    assert_eq!(held.metric("agent_logship_configuration_problems").await, Some(1.0));
+    held.signal(Signal::SIGTERM);
+    assert_eq!(held.exit_code().await, 0, "{}", held.stderr());
 }
 
 /// An HTTPS front for es-sim (`es`, `host:port`) on `localhost`, with a certificate made for the

@@ -1,5 +1,5 @@
 //! agent-logship in a namespace with Services named like it: the kubelet's service-link
-//! variables never stop it; real typos do.
+//! variables never stop it; real typos hold it (and fail `--check`).
 
 use std::process::Stdio;
 
@@ -31,7 +31,13 @@ async fn service_links_of_services_named_after_it_are_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typo_names_the_setting_meant() {
     let env = vec![("AGENT_LOGSHIP_ES_ULR".to_string(), "http://es:9200".to_string())];
+    let mut check = start(&["--check"], &env);
+    assert_eq!(check.exit_code().await, 64);
+    assert!(check.stderr().contains("did you mean AGENT_LOGSHIP_ES_URL?"), "{}", check.stderr());
+    // The sidecar holds, saying the same.
     let mut agent = start(&["--listen", "127.0.0.1:0"], &env);
-    assert_eq!(agent.exit_code().await, 64);
-    assert!(agent.stderr().contains("did you mean AGENT_LOGSHIP_ES_URL?"), "{}", agent.stderr());
+    agent.said("did you mean AGENT_LOGSHIP_ES_URL?").await;
+    assert!(agent.running(), "held, not exited");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
 }

@@ -30,6 +30,13 @@ pub enum Scope {
     All,
 }
 
+impl Scope {
+    /// A namespace's scope; `*` is every namespace.
+    pub fn of(namespace: &str) -> Scope {
+        if namespace == "*" { Scope::All } else { Scope::Namespace(namespace.to_owned()) }
+    }
+}
+
 impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -41,6 +41,10 @@ pub enum Sink {
 pub enum SinkError {
     #[error(transparent)]
     Stdout(#[from] StdoutError),
+    /// A delivery task panicked: its documents' acknowledgements are lost, so the pipeline must
+    /// start again from the sources' checkpoints.
+    #[error("a delivery failed: {0}")]
+    Delivery(String),
 }
 
 /// How [`run`] ended.
@@ -75,7 +79,7 @@ pub async fn run(
                 let mut tasks = JoinSet::new();
                 loop {
                     if tasks.len() >= max {
-                        let _ = tasks.join_next().await;
+                        delivered(tasks.join_next().await)?;
                         continue;
                     }
                     tokio::select! {
@@ -86,10 +90,12 @@ pub async fn run(
                             }
                             None => break,
                         },
-                        Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                        ended = tasks.join_next(), if !tasks.is_empty() => delivered(ended)?,
                     }
                 }
-                while tasks.join_next().await.is_some() {}
+                while let Some(ended) = tasks.join_next().await {
+                    delivered(Some(ended))?;
+                }
             }
         }
         Ok::<_, SinkError>(())
@@ -97,5 +103,13 @@ pub async fn run(
     tokio::select! {
         r = work => r.map(|()| Ended::Drained),
         () = stop => Ok(Ended::Stopped),
+    }
+}
+
+/// A delivery task's end: a panic is the sink's failure.
+fn delivered(ended: Option<Result<(), tokio::task::JoinError>>) -> Result<(), SinkError> {
+    match ended {
+        Some(Err(e)) if e.is_panic() => Err(SinkError::Delivery(e.to_string())),
+        _ => Ok(()),
     }
 }
