@@ -22,6 +22,8 @@ pub struct Metrics {
     pub docs_retried: AtomicU64,
     /// Documents written to the dead-letter file (4xx other than 409).
     pub docs_dead_lettered: AtomicU64,
+    /// Dead letters the dead-letter data stream refused too, kept in the dead-letter file.
+    pub dead_letters_in_file: AtomicU64,
     /// Dead-lettered documents deleted with the oldest rotated dead-letter file.
     pub dead_letters_dropped: AtomicU64,
     /// `_bulk` requests sent, and those that failed as a whole (connection, 429, 5xx, 401/403).
@@ -155,8 +157,13 @@ impl Observed {
         );
         counter(
             "agent_logship_documents_dead_lettered_total",
-            "Documents Elasticsearch refused for good, kept in the dead-letter file.",
+            "Documents Elasticsearch refused for good, sent to the dead-letter data stream.",
             Metrics::get(&m.docs_dead_lettered),
+        );
+        counter(
+            "agent_logship_dead_letters_in_file_total",
+            "Dead letters the dead-letter data stream refused too, kept in the dead-letter file in the pod (lost with it).",
+            Metrics::get(&m.dead_letters_in_file),
         );
         counter(
             "agent_logship_dead_letters_dropped_total",

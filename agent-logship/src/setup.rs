@@ -24,6 +24,9 @@ pub const PATTERN: &str = "logs-calypso.*-*";
 /// The Events' template (`logs-kubernetes.events-<namespace>`).
 pub const EVENTS_NAME: &str = "logs-kubernetes.events";
 pub const EVENTS_PATTERN: &str = "logs-kubernetes.events-*";
+/// The dead letters' template (`logs-agent_logship.dead_letter-<namespace>`).
+pub const DEAD_LETTER_NAME: &str = "logs-agent_logship.dead_letter";
+pub const DEAD_LETTER_PATTERN: &str = "logs-agent_logship.dead_letter-*";
 /// Above Elasticsearch's built-in `logs` template (100) so ours wins for our data streams.
 pub const PRIORITY: u32 = 200;
 
@@ -132,6 +135,7 @@ pub async fn setup(client: &EsClient, opts: &SetupOptions) -> Result<Report, Set
     for (name, pattern, template) in [
         (NAME, PATTERN, index_template(&flavour, with_ilm)),
         (EVENTS_NAME, EVENTS_PATTERN, events_template(&flavour, with_ilm)),
+        (DEAD_LETTER_NAME, DEAD_LETTER_PATTERN, dead_letter_template(&flavour, with_ilm)),
     ] {
         let change =
             put_if_changed(client, &format!("_index_template/{name}"), template, Existing::Template).await?;
@@ -166,19 +170,30 @@ fn message_type(es: bool) -> Value {
     if es { json!({"type": "match_only_text"}) } else { json!({"type": "text"}) }
 }
 
+/// Whether fields a template does not name are mapped as they come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dynamic {
+    On,
+    /// Kept in `_source`, never mapped: no value can be refused for its type.
+    Off,
+}
+
 /// A data stream template for `pattern` with `properties` (strings under `kubernetes.*` are
 /// keywords), the retention policy attached when asked, and the hash of its content in `_meta`.
-fn template(pattern: &str, properties: Value, with_ilm: bool) -> Value {
+fn template(pattern: &str, properties: Value, with_ilm: bool, dynamic: Dynamic) -> Value {
     let mut settings = json!({});
     if with_ilm {
         settings["index.lifecycle.name"] = json!(NAME);
     }
-    let mappings = json!({
+    let mut mappings = json!({
         "dynamic_templates": [
             {"kubernetes_keywords": {"path_match": "kubernetes.*", "match_mapping_type": "string", "mapping": keyword()}}
         ],
         "properties": properties
     });
+    if dynamic == Dynamic::Off {
+        mappings["dynamic"] = json!(false);
+    }
     let body = json!({
         "index_patterns": [pattern],
         "data_stream": {},
@@ -222,7 +237,7 @@ pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
             }},
             "calypso": {"properties": {"environment": kw()}}
     });
-    template(PATTERN, properties, with_ilm)
+    template(PATTERN, properties, with_ilm, Dynamic::On)
 }
 
 /// The Events' index template (the fields of `events::document`).
@@ -250,7 +265,29 @@ pub fn events_template(flavour: &Flavour, with_ilm: bool) -> Value {
             }}
         }}
     });
-    template(EVENTS_PATTERN, properties, with_ilm)
+    template(EVENTS_PATTERN, properties, with_ilm, Dynamic::On)
+}
+
+/// The dead letters' index template: `dynamic: false`, so that no field of a dead letter can be
+/// refused (an unmapped one is kept in `_source`, not indexed), and the original document as a
+/// keyword that is neither indexed nor in doc values: any length, any content, kept as text.
+pub fn dead_letter_template(flavour: &Flavour, with_ilm: bool) -> Value {
+    let es = matches!(flavour, Flavour::Elasticsearch { .. });
+    let kw = keyword;
+    let properties = json!({
+        "@timestamp": {"type": "date"},
+        "message": message_type(es),
+        "error": {"properties": {"type": kw(), "message": {"type": "text"}}},
+        "event": {"properties": {
+            "original": {"type": "keyword", "index": false, "doc_values": false},
+            "dataset": kw()
+        }},
+        "agent_logship": {"properties": {"dead_letter": {"properties": {
+            "index": kw(), "id": kw(), "status": {"type": "long"}
+        }}}},
+        "data_stream": {"properties": {"type": kw(), "dataset": kw(), "namespace": kw()}}
+    });
+    template(DEAD_LETTER_PATTERN, properties, with_ilm, Dynamic::Off)
 }
 
 /// ILM: roll over at 50gb per primary shard or 30 days, delete `days` after rollover.
@@ -276,14 +313,19 @@ pub fn ism_policy(days: u32) -> Value {
         ],
         // Backing indices of data streams are `.ds-<stream>-<generation>`.
         "ism_template": [{
-            "index_patterns": [PATTERN, format!(".ds-{PATTERN}"), EVENTS_PATTERN, format!(".ds-{EVENTS_PATTERN}")],
+            "index_patterns": [
+                PATTERN, format!(".ds-{PATTERN}"),
+                EVENTS_PATTERN, format!(".ds-{EVENTS_PATTERN}"),
+                DEAD_LETTER_PATTERN, format!(".ds-{DEAD_LETTER_PATTERN}")
+            ],
             "priority": PRIORITY
         }]
     });
     let h = hash(&policy);
     let mut policy = policy;
-    policy["description"] =
-        json!(format!("agent-logship retention for {PATTERN} and {EVENTS_PATTERN} (hash {h})"));
+    policy["description"] = json!(format!(
+        "agent-logship retention for {PATTERN}, {EVENTS_PATTERN} and {DEAD_LETTER_PATTERN} (hash {h})"
+    ));
     json!({"policy": policy})
 }
 

@@ -406,25 +406,37 @@ async fn a_stop_with_elasticsearch_away_says_what_was_not_shipped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_documents_go_to_the_dead_letter_file_once_each() {
+async fn refused_documents_go_to_the_dead_letter_data_stream_once_each() {
     let shipping = JsonShipping::new().await;
     let es = &shipping.es;
     std::fs::write(shipping.log(), json_records(0..100, |i| i % 25 == 24)).expect("write");
     let mut agent = start(&[], &shipping.env(&[]));
-    let dead = shipping.data().join("dead-letter.ndjson");
-    eventually("96 stored and 4 dead-lettered", Duration::from_secs(30), async || {
-        let dead_lines = std::fs::read_to_string(&dead).map(|t| t.lines().count()).unwrap_or(0);
-        (es.count() == 96 && dead_lines == 4).then_some(())
+    let stream = "logs-agent_logship.dead_letter-calypso_uat";
+    eventually("96 stored and 4 dead letters", Duration::from_secs(30), async || {
+        (es.count_in("logs-calypso.*") == 96 && es.count_in(stream) == 4).then_some(())
     })
     .await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
-    let text = std::fs::read_to_string(&dead).expect("dead letters");
-    for line in text.lines() {
-        let v: Value = serde_json::from_str(line).expect("a dead letter is JSON");
-        assert!(line.contains("document_parsing_exception"), "{line}");
-        assert!(v.to_string().contains("trade "), "the document is kept: {line}");
+    // Each refused record by its identity: the original's id and its text, exactly once.
+    let refused: BTreeSet<String> =
+        (0..100).filter(|i| i % 25 == 24).map(|i| format!("trade {i} booked")).collect();
+    let mut found = BTreeSet::new();
+    for letter in es.docs(stream) {
+        assert_eq!(field(&letter, "error.type").as_deref(), Some("document_parsing_exception"), "{letter}");
+        assert_eq!(field(&letter, "agent_logship.dead_letter.status").as_deref(), Some("400"));
+        let original: Value =
+            serde_json::from_str(&field(&letter, "event.original").expect("the original kept"))
+                .expect("the original as it was sent");
+        let message = field(&original, "message").expect("its message");
+        assert_eq!(
+            letter["_id"], letter["agent_logship"]["dead_letter"]["id"],
+            "the original's id: {letter}"
+        );
+        assert!(found.insert(message.clone()), "{message} twice");
     }
+    assert_eq!(found, refused);
+    assert!(!shipping.data().join("dead-letter.ndjson").exists(), "nothing left in the pod");
     let warnings = agent.stderr().lines().filter(|l| l.contains("document_parsing_exception")).count();
     assert_eq!(warnings, 1, "logged once per reason:\n{}", agent.stderr());
 }
@@ -445,6 +457,7 @@ async fn a_dead_letter_append_on_a_full_volume_is_cut_back_and_written_once_late
     let es = &shipping.es;
     let refused = |i: usize| i % 10 == 9;
     std::fs::write(shipping.log(), json_records(0..40, refused)).expect("write");
+    shipping.refuse_dead_letters();
     // Room for about one dead letter: the first append of the refused documents fails half-way.
     let script = format!("trap '' XFSZ; exec {} --fsize=700:unlimited -- \"$0\" \"$@\"", prlimit.display());
     let mut cmd = Command::new(&sh);
@@ -472,7 +485,11 @@ async fn a_dead_letter_append_on_a_full_volume_is_cut_back_and_written_once_late
     let mut kept: Vec<String> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("a torn line ({e}): {l:?}")))
-        .map(|v| v["source"]["message"].as_str().expect("the document").to_owned())
+        .map(|v| {
+            let original = v["source"]["event"]["original"].as_str().expect("the dead letter's original");
+            let original: Value = serde_json::from_str(original).expect("the original document");
+            original["message"].as_str().expect("its message").to_owned()
+        })
         .collect();
     kept.sort();
     let mut want: Vec<String> =
@@ -508,6 +525,18 @@ impl JsonShipping {
         Path::new(&self.data)
     }
 
+    /// The dead-letter data stream refuses every dead letter too (its original, a string, is
+    /// mapped as a number): they go to the dead-letter file, the last resort.
+    fn refuse_dead_letters(&self) {
+        let template = serde_json::json!({
+            "index_patterns": ["logs-agent_logship.dead_letter-*"],
+            "data_stream": {},
+            "priority": 500,
+            "template": {"mappings": {"properties": {"event": {"properties": {"original": {"type": "long"}}}}}}
+        });
+        self.es.put_template("refuse-dead-letters", template).expect("template");
+    }
+
     /// The sidecar's environment, and `extra`.
     fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut env = sidecar_env(&self.glob, &self.data, &self.url);
@@ -540,6 +569,7 @@ async fn a_flood_of_refusals_keeps_the_dead_letter_files_bounded() {
     let shipping = JsonShipping::new().await;
     let (es, log, data) = (&shipping.es, shipping.log(), shipping.data());
     std::fs::write(&log, json_records(0..1, |_| false)).expect("write");
+    shipping.refuse_dead_letters();
     // Smaller than one batch of 20 dead letters: every batch finds the file full.
     let mut agent = start(&[], &shipping.env(&[("AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES", "1KiB")]));
     eventually("the first document stored", Duration::from_secs(30), async || {
@@ -572,6 +602,11 @@ async fn a_flood_of_refusals_keeps_the_dead_letter_files_bounded() {
     })
     .await;
     assert!(kept <= 40 && dropped >= 160, "kept {kept}, dropped {dropped}");
+    assert!(
+        agent.stderr().contains("the dead-letter data stream refused a dead letter too"),
+        "the fault happened: {}",
+        agent.stderr()
+    );
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert_eq!(es.count(), 1);

@@ -1,7 +1,8 @@
 //! The `_bulk` sender against a small scriptable Elasticsearch stub (hyper on 127.0.0.1:0):
 //! partial 429s resent alone, 409 delivered, 400 dead-lettered and logged once, whole 503
 //! retried, 413 split, 401 until the credential file changes, connection refused then up —
-//! every document acknowledged exactly once, only after it is stored, none lost.
+//! every document acknowledged exactly once, only after it is stored, none lost. Refused
+//! documents go to the dead-letter data stream; the dead-letter file is the last resort.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
@@ -22,9 +23,18 @@ use tokio::sync::mpsc;
 
 // ---------------------------------------------------------------- the stub
 
+/// The stub's one data stream, and the dead-letter stream of its namespace.
+const STREAM: &str = "logs-calypso.test-default";
+const DEAD_LETTERS: &str = "logs-agent_logship.dead_letter-default";
+
 #[derive(Default)]
 struct State {
     stored: HashMap<String, Vec<u8>>,
+    /// What the dead-letter stream stored, by `_id`.
+    dead_letters: HashMap<String, Vec<u8>>,
+    /// The dead-letter stream refuses every document with 400.
+    refuse_dead_letters: bool,
+    dead_letter_requests: u32,
     /// Ids of each `_bulk` request, in arrival order.
     requests: Vec<Vec<String>>,
     /// Whole-request statuses to answer next, one per request.
@@ -45,6 +55,33 @@ struct State {
     gzip_bodies: u32,
 }
 
+impl State {
+    /// The dead-letter stream: stores (or, `refuse_dead_letters`, refuses) each dead letter,
+    /// 409 for one it has.
+    fn dead_letter_items(&mut self, ids: &[String], lines: &[&[u8]]) -> (u16, String) {
+        self.dead_letter_requests += 1;
+        let mut items = Vec::new();
+        for (id, pair) in ids.iter().zip(lines.chunks(2)) {
+            let (status, error) = if self.refuse_dead_letters {
+                (400, Some(("document_parsing_exception", "failed to parse field [event.original]")))
+            } else if self.dead_letters.contains_key(id) {
+                (409, Some(("version_conflict_engine_exception", "document already exists")))
+            } else {
+                self.dead_letters.insert(id.clone(), pair[1].to_vec());
+                (201, None)
+            };
+            items.push(match error {
+                Some((t, r)) => {
+                    serde_json::json!({"create":{"_id":id,"status":status,"error":{"type":t,"reason":r}}})
+                }
+                None => serde_json::json!({"create":{"_id":id,"status":status}}),
+            });
+        }
+        let errors = self.refuse_dead_letters;
+        (200, serde_json::json!({"took":1,"errors":errors,"items":items}).to_string())
+    }
+}
+
 #[derive(Clone, Default)]
 struct Stub(Arc<Mutex<State>>);
 
@@ -53,7 +90,7 @@ impl Stub {
         f(&mut self.0.lock().expect("stub lock"))
     }
 
-    fn answer(&self, auth: Option<String>, gzip: bool, body: &[u8]) -> (u16, String) {
+    fn answer(&self, index: &str, auth: Option<String>, gzip: bool, body: &[u8]) -> (u16, String) {
         let mut st = self.0.lock().expect("stub lock");
         if let Some(want) = &st.auth
             && auth.as_deref() != Some(want)
@@ -83,12 +120,19 @@ impl Stub {
                 action["create"]["_id"].as_str().expect("create with _id").to_string()
             })
             .collect();
+        // The size limit is the server's, for every request.
+        if st.max_body.is_some_and(|m| body.len() > m) {
+            if index == STREAM {
+                st.requests.push(ids);
+            }
+            return (413, String::new());
+        }
+        if index == DEAD_LETTERS {
+            return st.dead_letter_items(&ids, &lines);
+        }
         st.requests.push(ids.clone());
         if let Some(s) = st.whole.pop_front() {
             return (s, format!(r#"{{"error":{{"type":"x","reason":"injected"}},"status":{s}}}"#));
-        }
-        if st.max_body.is_some_and(|m| body.len() > m) {
-            return (413, String::new());
         }
         let mut items = Vec::new();
         let mut errors = false;
@@ -143,14 +187,18 @@ impl Stub {
                             .get("authorization")
                             .map(|v| v.to_str().expect("ascii").to_string());
                         let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
-                        assert_eq!(req.uri().path(), "/logs-calypso.test-default/_bulk");
+                        let index = match req.uri().path() {
+                            "/logs-calypso.test-default/_bulk" => STREAM,
+                            "/logs-agent_logship.dead_letter-default/_bulk" => DEAD_LETTERS,
+                            other => panic!("a request to {other}"),
+                        };
                         assert_eq!(
                             req.uri().query(),
                             Some("filter_path=errors,items.*.status,items.*.error")
                         );
                         assert_eq!(req.headers()["content-type"], "application/x-ndjson");
                         let body = req.into_body().collect().await.expect("body").to_bytes();
-                        let (status, text) = stub.answer(auth, gzip, &body);
+                        let (status, text) = stub.answer(index, auth, gzip, &body);
                         Ok::<_, std::convert::Infallible>(
                             Response::builder()
                                 .status(status)
@@ -333,16 +381,55 @@ async fn item_400_dead_lettered_and_logged_once() {
     assert_eq!(get(&m.docs_dead_lettered), 3);
     assert_eq!(get(&m.docs_stored), 17);
     assert_eq!(stub.with(|s| s.requests.len()), 2, "never retried");
-    let text = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).expect("dead letters");
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    let ids: Vec<&str> = lines.iter().map(|l| l["_id"].as_str().expect("id")).collect();
-    assert_eq!(ids, [id(1), id(4), id(12)]);
-    assert_eq!(lines[0]["status"], 400);
-    assert_eq!(lines[0]["error"]["type"], "document_parsing_exception");
-    assert_eq!(lines[0]["source"]["message"], "record 1");
+    // In the dead-letter stream, each under the original's id, the original kept as text.
+    let letters = stub.with(|s| s.dead_letters.clone());
+    let mut ids: Vec<&String> = letters.keys().collect();
+    ids.sort();
+    assert_eq!(ids, [&id(1), &id(4), &id(12)]);
+    let letter: serde_json::Value = serde_json::from_slice(&letters[&id(1)]).expect("json");
+    assert_eq!(letter["agent_logship"]["dead_letter"]["status"], 400);
+    assert_eq!(letter["agent_logship"]["dead_letter"]["index"], STREAM);
+    assert_eq!(letter["error"]["type"], "document_parsing_exception");
+    let original: serde_json::Value =
+        serde_json::from_str(letter["event"]["original"].as_str().expect("text")).expect("the original");
+    assert_eq!(original["message"], "record 1");
+    assert!(!dir.path().join("dead-letter.ndjson").exists(), "nothing kept in the pod");
+    assert_eq!(get(&m.dead_letters_in_file), 0);
     let warned = logs.lock().expect("logs").matches("refused a document for good").count();
     assert_eq!(warned, 1, "one warning per reason");
+}
+
+#[tokio::test]
+async fn dead_letters_the_dead_letter_stream_refuses_are_kept_in_the_file() {
+    let stub = Stub::default();
+    stub.with(|s| {
+        s.item_400.extend([id(2), id(3)]);
+        s.refuse_dead_letters = true;
+    });
+    let addr = start(&stub).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let opts = options(vec![format!("http://{addr}")], dir.path());
+    let logs = capture_logs();
+    let run = launch(&opts);
+    run.send(0..5).await;
+    let (acks, m) = run.finish().await;
+    exactly_once(&acks, 5);
+    assert_eq!((get(&m.docs_dead_lettered), get(&m.dead_letters_in_file)), (2, 2));
+    assert!(stub.with(|s| s.dead_letter_requests) >= 1, "the stream was tried first");
+    let text = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).expect("dead letters");
+    let mut originals: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .map(|v| {
+            assert_eq!(v["_index"], DEAD_LETTERS);
+            let original = v["source"]["event"]["original"].as_str().expect("the original").to_owned();
+            serde_json::from_str::<serde_json::Value>(&original).expect("json")["message"].to_string()
+        })
+        .collect();
+    originals.sort();
+    assert_eq!(originals, [r#""record 2""#, r#""record 3""#]);
+    let logged = logs.lock().expect("logs").clone();
+    assert!(logged.contains("the dead-letter data stream refused a dead letter too"), "{logged}");
 }
 
 /// A key without `create_doc` on a data stream: Elasticsearch answers 200 with those items 403.
@@ -404,21 +491,24 @@ async fn whole_503_and_429_retried_acks_only_after_success() {
 #[tokio::test]
 async fn dead_letters_past_the_bound_rotate_and_the_oldest_are_counted_as_dropped() {
     let stub = Stub::default();
-    stub.with(|s| s.item_400.extend((0..200).map(id)));
+    stub.with(|s| {
+        s.item_400.extend((0..200).map(id));
+        s.refuse_dead_letters = true;
+    });
     let addr = start(&stub).await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut opts = options(vec![format!("http://{addr}")], dir.path());
-    opts.dead_letter_max_bytes = 8 << 10;
+    opts.dead_letter_max_bytes = 32 << 10;
     let logs = capture_logs();
     let run = launch(&opts);
     run.send(0..200).await;
     let (acks, m) = run.finish().await;
     exactly_once(&acks, 200);
-    assert_eq!(get(&m.docs_dead_lettered), 200);
+    assert_eq!((get(&m.docs_dead_lettered), get(&m.dead_letters_in_file)), (200, 200));
     let lines = |name: &str| -> usize {
         let path = dir.path().join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(text.len() <= 8 << 10, "{name} is {} bytes", text.len());
+        assert!(text.len() <= 32 << 10, "{name} is {} bytes", text.len());
         text.lines().count()
     };
     let kept = lines("dead-letter.ndjson") + lines("dead-letter.ndjson.1");

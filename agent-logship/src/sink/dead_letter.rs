@@ -1,6 +1,11 @@
-//! The dead-letter file: documents Elasticsearch refused for good (a 4xx other than 409) are
-//! appended to `<data_dir>/dead-letter.ndjson`, one JSON line each with the refusal and the
-//! document, and fsync'd before they are acknowledged — kept and reported, never retried forever.
+//! Dead letters: documents Elasticsearch refused for good (a 4xx other than 409). They are sent
+//! to a data stream of their own, `logs-agent_logship.dead_letter-<namespace>`, as documents its
+//! mapping cannot refuse: the original kept as unindexed text (`event.original`) with the reason
+//! and the record's identity. A pod's emptyDir goes with the pod; Elasticsearch keeps them.
+//!
+//! Only what that stream refuses too is kept in the last resort, the dead-letter file: appended
+//! to `<data_dir>/dead-letter.ndjson`, one JSON line each with the refusal and the document, and
+//! fsync'd before they are acknowledged — kept and reported, never retried forever.
 //!
 //! The file is bounded: when the next lines would take it past its largest size it becomes
 //! `dead-letter.ndjson.1`, replacing the previous one, whose documents are counted and reported
@@ -15,6 +20,49 @@ use super::classify::Rejection;
 
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "dead-letter.ndjson";
+
+/// The dead-letter data streams' dataset: `logs-agent_logship.dead_letter-<namespace>`.
+pub const DATASET: &str = "agent_logship.dead_letter";
+
+/// Where the dead letters of documents bound for `index` go: the dead-letter data stream of its
+/// namespace for a data stream (`logs-<dataset>-<namespace>`), `<index>-dead-letter` for an
+/// index of its own.
+pub fn stream_for(index: &str) -> String {
+    match data_stream_namespace(index) {
+        Some(namespace) => format!("logs-{DATASET}-{namespace}"),
+        None => format!("{index}-dead-letter"),
+    }
+}
+
+/// Whether documents bound for `index` are dead letters already (their refusal goes to the file).
+pub fn is_stream(index: &str) -> bool {
+    index.starts_with(&format!("logs-{DATASET}-")) || index.ends_with("-dead-letter")
+}
+
+/// The namespace of a `logs-<dataset>-<namespace>` data stream name.
+fn data_stream_namespace(index: &str) -> Option<&str> {
+    let (dataset, namespace) = index.strip_prefix("logs-")?.rsplit_once('-')?;
+    (!dataset.is_empty() && !namespace.is_empty()).then_some(namespace)
+}
+
+/// The dead-letter document of `doc`, refused at `now`: compact JSON, one line. Its fields are
+/// the ones the dead-letter template maps (`agent-logship setup`), none of which a value of ours
+/// can conflict with: the original only as text that is not indexed.
+pub fn document(out: &mut Vec<u8>, now: &str, doc: &DeadDoc<'_>) {
+    let why = doc.why;
+    let mut v = serde_json::json!({
+        "@timestamp": now,
+        "message": format!("refused by Elasticsearch: {} {}: {}", why.status, why.kind, why.reason),
+        "error": {"type": why.kind, "message": why.reason},
+        "event": {"original": String::from_utf8_lossy(doc.source), "dataset": DATASET},
+        "agent_logship": {"dead_letter": {"index": doc.index, "id": doc.id, "status": why.status}},
+    });
+    if let Some(namespace) = data_stream_namespace(doc.index) {
+        v["data_stream"] = serde_json::json!({"type": "logs", "dataset": DATASET, "namespace": namespace});
+    }
+    // Writing a Value to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &v);
+}
 
 /// A refused document: where it was going, its id and source, and why it was refused.
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +224,58 @@ fn write_synced(path: &Path, lines: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letters_go_to_the_stream_of_their_namespace() {
+        assert_eq!(
+            stream_for("logs-calypso.engineserver-calypso_uat"),
+            "logs-agent_logship.dead_letter-calypso_uat"
+        );
+        assert_eq!(
+            stream_for("logs-kubernetes.events-calypso_prod"),
+            "logs-agent_logship.dead_letter-calypso_prod"
+        );
+        assert_eq!(stream_for("calypso-logs"), "calypso-logs-dead-letter", "an index of its own");
+        for original in ["logs-calypso.engineserver-calypso_uat", "calypso-logs"] {
+            assert!(!is_stream(original));
+            assert!(
+                is_stream(&stream_for(original)),
+                "{original}: its dead letters' refusals go to the file"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_original_as_text_with_the_reason_and_identity() {
+        let r = Rejection {
+            status: 400,
+            kind: "document_parsing_exception".into(),
+            reason: "failed to parse [user]".into(),
+        };
+        let source = br#"{"message":"trade 7 \"booked\"","user":{"id":7}}"#;
+        let d = DeadDoc { index: "logs-calypso.engineserver-calypso_uat", id: "abc", source, why: &r };
+        let mut out = Vec::new();
+        document(&mut out, "2026-12-07T10:00:00.000Z", &d);
+        assert!(!out.contains(&b'\n'), "one line");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(
+            v["event"]["original"].as_str().map(str::as_bytes),
+            Some(&source[..]),
+            "the original, byte for byte"
+        );
+        assert_eq!(
+            v["agent_logship"]["dead_letter"],
+            serde_json::json!({"index": d.index, "id": "abc", "status": 400})
+        );
+        assert_eq!(v["error"]["type"], "document_parsing_exception");
+        assert_eq!(v["data_stream"]["namespace"], "calypso_uat");
+        assert_eq!(v["@timestamp"], "2026-12-07T10:00:00.000Z");
+        let plain = DeadDoc { index: "calypso-logs", ..d };
+        let mut out = Vec::new();
+        document(&mut out, "2026-12-07T10:00:00.000Z", &plain);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        assert!(v.get("data_stream").is_none(), "not a data stream: {v}");
+    }
 
     #[tokio::test]
     async fn appends_lines() {

@@ -3,7 +3,7 @@
 //! whole-request failures (connection, 429, 5xx) are retried forever with capped exponential
 //! backoff and jitter, moving to the next URL; 413 splits the batch in halves; 401/403 wait
 //! slowly for the credentials to be fixed; per-item 429/5xx are sent again alone, before any new
-//! document; other 4xx go to the dead-letter file, logged once per reason.
+//! document; other 4xx become dead letters (`dead_letter`), logged once per reason.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -13,10 +13,10 @@ use std::time::Duration;
 use agent_core::dns::Dns;
 use tokio::time::Instant;
 
-use super::bulk::Bulk;
+use super::bulk::{Bodies, Bulk, BulkWriter};
 use super::classify::{Item, Misconfig, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
-use super::dead_letter::{DeadDoc, DeadLetterFile};
+use super::dead_letter::{self, DeadDoc, DeadLetterFile};
 use super::request::{self, Gzip};
 use crate::flow::{self, Ack};
 use crate::metrics::Metrics;
@@ -90,8 +90,8 @@ pub struct EsSink {
     dead_letter: DeadLetterFile,
     metrics: Arc<Metrics>,
     retry: RetryTiming,
-    /// (status, error type) already reported at warn: later ones go to debug.
-    reported: Mutex<HashSet<(u16, String)>>,
+    /// (status, error type, kept in the file) already reported at warn: later ones go to debug.
+    reported: Mutex<HashSet<(u16, String, bool)>>,
     /// When a lasting-failure warning was last logged.
     last_warning: Mutex<Option<Instant>>,
 }
@@ -198,8 +198,7 @@ impl EsSink {
                             kind: "request_too_large".into(),
                             reason: "the document alone is larger than the server accepts".into(),
                         };
-                        self.dead_letter_all(bulk, &why, backoff).await;
-                        return None;
+                        return self.dead_letter_all(bulk, &why, backoff).await;
                     }
                     let (first, second) = bulk.halves();
                     tracing::debug!(first = first.len(), second = second.len(), "413: batch split");
@@ -208,16 +207,15 @@ impl EsSink {
                 }
                 Verdict::Rejected(why) => {
                     // A whole request refused for good: our bug (malformed body) or a proxy's
-                    // refusal. The documents are kept in the dead-letter file, not retried forever.
-                    self.dead_letter_all(bulk, &why, backoff).await;
-                    return None;
+                    // refusal. The documents are dead letters, not retried forever.
+                    return self.dead_letter_all(bulk, &why, backoff).await;
                 }
             }
         }
     }
 
-    /// Acknowledges stored and duplicate items, dead-letters the refused ones, and returns the
-    /// items to send again.
+    /// Acknowledges stored and duplicate items, and returns what to send next: the items to send
+    /// again, and the refused ones as dead letters.
     async fn settle(
         &self,
         mut bulk: Bulk,
@@ -243,18 +241,22 @@ impl EsSink {
             }
         }
         flow::done_all(delivered);
-        Metrics::add(&self.metrics.docs_stored, stored);
-        Metrics::add(&self.metrics.docs_duplicate, duplicate);
+        // Dead letters were counted when they were refused.
+        if !dead_letter::is_stream(bulk.index()) {
+            Metrics::add(&self.metrics.docs_stored, stored);
+            Metrics::add(&self.metrics.docs_duplicate, duplicate);
+        }
+        let mut next = Vec::new();
+        if !retry.is_empty() {
+            Metrics::add(&self.metrics.docs_retried, retry.len() as u64);
+            tracing::debug!(documents = retry.len(), "items to retry (429/5xx)");
+            self.sleep(backoff).await;
+            next.push(bulk.pick(retry));
+        }
         if !dead.is_empty() {
-            self.dead_letter(&bulk, dead, backoff).await;
+            next.extend(self.dead_letter(&bulk, dead, backoff).await);
         }
-        if retry.is_empty() {
-            return None;
-        }
-        Metrics::add(&self.metrics.docs_retried, retry.len() as u64);
-        tracing::debug!(documents = retry.len(), "items to retry (429/5xx)");
-        self.sleep(backoff).await;
-        Some(vec![bulk.pick(retry)])
+        (!next.is_empty()).then_some(next)
     }
 
     async fn dead_letter_all(
@@ -262,39 +264,39 @@ impl EsSink {
         mut bulk: Bulk,
         why: &Rejection,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
-    ) {
+    ) -> Option<Vec<Bulk>> {
         let dead = bulk.take_acks().into_iter().enumerate().map(|(i, ack)| (i, ack, why.clone())).collect();
-        self.dead_letter(&bulk, dead, backoff).await;
+        self.dead_letter(&bulk, dead, backoff).await.map(|b| vec![b])
     }
 
-    /// Writes the documents `dead` of `bulk` to the dead-letter file (retrying while it cannot
-    /// be written: they are not acknowledged before they are on disk), then acknowledges them.
+    /// The documents `dead` of `bulk`, refused for good: as a batch for their dead-letter data
+    /// stream (returned, to be delivered like any other; their acknowledgements go with them),
+    /// or, when `bulk` was that stream's already, written to the dead-letter file.
     async fn dead_letter(
         &self,
         bulk: &Bulk,
         dead: Vec<(usize, Ack, Rejection)>,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
-    ) {
-        let docs: Vec<DeadDoc<'_>> = dead
+    ) -> Option<Bulk> {
+        let (refused, acks): (Vec<(usize, Rejection)>, Vec<Ack>) =
+            dead.into_iter().map(|(i, ack, why)| ((i, why), ack)).unzip();
+        let docs: Vec<DeadDoc<'_>> = refused
             .iter()
-            .map(|(i, _, why)| DeadDoc { index: bulk.index(), id: bulk.id(*i), source: bulk.source(*i), why })
+            .map(|(i, why)| DeadDoc { index: bulk.index(), id: bulk.id(*i), source: bulk.source(*i), why })
             .collect();
+        let last_resort = dead_letter::is_stream(bulk.index());
         for doc in &docs {
-            let why = doc.why;
-            let first =
-                self.reported.lock().map(|mut r| r.insert((why.status, why.kind.clone()))).unwrap_or(true);
-            if first {
-                tracing::warn!(
-                    status = why.status,
-                    error.type = %why.kind,
-                    error.reason = %why.reason,
-                    index = %doc.index,
-                    file = %self.dead_letter.path().display(),
-                    "Elasticsearch refused a document for good; it is kept in the dead-letter file (further refusals for this reason are logged at debug)"
-                );
-            } else {
-                tracing::debug!(status = why.status, error.type = %why.kind, id = %doc.id, "document dead-lettered");
+            self.report(doc, last_resort);
+        }
+        if !last_resort {
+            Metrics::add(&self.metrics.docs_dead_lettered, docs.len() as u64);
+            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            let stream: Arc<str> = dead_letter::stream_for(bulk.index()).into();
+            let mut letters = BulkWriter::new(stream, 0, &Bodies::default());
+            for (doc, ack) in docs.iter().zip(acks) {
+                letters.push(doc.id, ack, |out| dead_letter::document(out, &now, doc));
             }
+            return Some(letters.finish());
         }
         loop {
             let (dropped, written) = self.dead_letter.append(&docs).await;
@@ -315,8 +317,41 @@ impl EsSink {
                 }
             }
         }
-        Metrics::add(&self.metrics.docs_dead_lettered, dead.len() as u64);
-        flow::done_all(dead.into_iter().map(|(_, ack, _)| ack));
+        Metrics::add(&self.metrics.dead_letters_in_file, docs.len() as u64);
+        flow::done_all(acks);
+        None
+    }
+
+    /// Says, once per reason and place, that documents were refused and where they are kept;
+    /// each further one at debug.
+    fn report(&self, doc: &DeadDoc<'_>, in_file: bool) {
+        let why = doc.why;
+        let first = self
+            .reported
+            .lock()
+            .map(|mut r| r.insert((why.status, why.kind.clone(), in_file)))
+            .unwrap_or(true);
+        if !first {
+            tracing::debug!(status = why.status, error.type = %why.kind, id = %doc.id, "document dead-lettered");
+        } else if in_file {
+            tracing::warn!(
+                status = why.status,
+                error.type = %why.kind,
+                error.reason = %why.reason,
+                index = %doc.index,
+                file = %self.dead_letter.path().display(),
+                "the dead-letter data stream refused a dead letter too: it is kept in the dead-letter file, lost with the pod (further ones for this reason are logged at debug)"
+            );
+        } else {
+            tracing::warn!(
+                status = why.status,
+                error.type = %why.kind,
+                error.reason = %why.reason,
+                index = %doc.index,
+                dead_letters = %dead_letter::stream_for(doc.index),
+                "Elasticsearch refused a document for good; it is kept in the dead-letter data stream (further refusals for this reason are logged at debug)"
+            );
+        }
     }
 
     /// Logs a failure that makes the data wait: at warn at most every `warn_every`, else debug.

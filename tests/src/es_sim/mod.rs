@@ -235,6 +235,13 @@ impl EsSim {
         *lock(&self.shared.stats) = Stats::default();
     }
 
+    /// Installs an index template, as `PUT /_index_template/<name>` with `body` does.
+    pub fn put_template(&self, name: &str, body: serde_json::Value) -> Result<(), String> {
+        lock(&self.shared.store)
+            .put_template(name, body)
+            .map_err(|e| format!("{} {}: {}", e.status, e.kind, e.reason))
+    }
+
     /// Forgets all documents, indices and data streams (templates and policies stay).
     pub fn clear_documents(&self) {
         lock(&self.shared.store).clear_documents();
