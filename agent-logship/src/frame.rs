@@ -24,9 +24,9 @@ pub trait Frame: Send {
     /// without its newline is never emitted here (the writer may not have finished it).
     fn idle(&mut self, now: Instant, out: &mut Vec<Record>);
 
-    /// The agent is stopping: emits the pending record now, as `idle` would once the flush
-    /// timeout has passed (a line without its newline still waits: it is read again at the
-    /// next start, never cut).
+    /// Emits the pending record now, as `idle` would once the flush timeout has passed: the agent
+    /// is stopping, or the frames hold more than they may. A line without its newline still
+    /// waits (read again at the next start, never cut).
     fn flush(&mut self, out: &mut Vec<Record>);
 
     /// The file is let go (rotated away and read to its end, or deleted): emits everything

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub bytes_read: AtomicU64,
     /// Records cut at the size limit (each piece counts).
     pub records_cut: AtomicU64,
+    /// Records shipped before their next line came: the frames held more than they may.
+    pub records_shipped_early: AtomicU64,
     /// Records whose time could not be read (ingest time used, flagged).
     pub timestamps_unparsed: AtomicU64,
     /// Documents Elasticsearch stored (2xx).
@@ -134,6 +136,11 @@ impl Observed {
             "agent_logship_records_cut_total",
             "Record pieces cut at the size limit.",
             Metrics::get(&m.records_cut),
+        );
+        counter(
+            "agent_logship_records_shipped_early_total",
+            "Records shipped before their next line came, because the files' pending records held more than the in-flight budget.",
+            Metrics::get(&m.records_shipped_early),
         );
         counter(
             "agent_logship_timestamps_unparsed_total",

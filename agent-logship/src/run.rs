@@ -584,6 +584,7 @@ fn start_files(
         poll_interval: config.poll_interval,
         rotate_grace: config.rotate_grace,
         forget_after: config.forget_after,
+        framed_max_bytes: usize::try_from(config.max_inflight_bytes).unwrap_or(usize::MAX),
         ..FilesConfig::new(&config.data_dir)
     };
     let files = Arc::new(

@@ -335,6 +335,62 @@ async fn a_record_cut_by_the_flush_timeout_then_continued_is_stored_once_after_a
     }
 }
 
+/// Trace lines `lines` of file `f`, each naming itself (`F3.m17(`), ~100 bytes.
+fn trace(f: usize, lines: std::ops::Range<usize>) -> String {
+    lines.map(|j| format!("\tat com.calypso.pricing.F{f}.m{j}(F.java:{j}) {}\n", "-".repeat(50))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_records_past_the_budget_ship_early_and_a_re_read_stores_nothing_twice() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    // Five records of ~60 KB waiting for their next line: 300 KB, over a 256 KiB budget.
+    for f in 0..5 {
+        let text =
+            format!("2026-12-07 10:00:00,000 ERROR [main] [Pricer] failed seq={f}\n{}", trace(f, 0..600));
+        std::fs::write(logs.join(format!("F{f}.log")), text).expect("write");
+    }
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.retain(|(k, _)| *k != "AGENT_LOGSHIP_FLUSH_TIMEOUT");
+    let slow = [("AGENT_LOGSHIP_FLUSH_TIMEOUT", "1h"), ("AGENT_LOGSHIP_MAX_INFLIGHT_BYTES", "256KiB")];
+    // What is shipped early is stored, but acknowledged only after the kill.
+    es.set_answer_delay(Duration::from_secs(300));
+    let mut agent = start(&[], &[&env[..], &slow].concat());
+    eventually("a record shipped early and stored", Duration::from_secs(30), async || {
+        let early = agent.metric("agent_logship_records_shipped_early_total").await;
+        (early >= Some(1.0) && es.count() >= 1).then_some(())
+    })
+    .await;
+    // The checkpoint has not passed the early record (its acknowledgement is held back), but
+    // says where it was cut.
+    assert!(checkpointed_offsets(&data).contains(&0), "{:?}", checkpointed_offsets(&data));
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+    // The rest of each trace, then the next record: after the early record, a record of its own.
+    for f in 0..5 {
+        let more = format!("{}{}", trace(f, 600..650), record_line(100 + f as u64));
+        append_text(&logs.join(format!("F{f}.log")), &more);
+    }
+    es.clear_faults();
+    let mut agent = start(&[], &env);
+    for f in 0..5 {
+        stored_seq(&es, 100 + f).await;
+    }
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let docs = es.docs("*");
+    for f in 0..5 {
+        for j in 0..650 {
+            let token = format!("F{f}.m{j}(");
+            assert_eq!(stored_with(&docs, &token), 1, "{token}: in one document");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ships_what_was_read_then_checkpoints() {
     let es = EsSim::start(EsOptions::default()).await.expect("es-sim");

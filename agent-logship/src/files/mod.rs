@@ -46,6 +46,10 @@ pub struct FilesConfig {
     pub forget_after: Duration,
     /// At most one checkpoint write per this interval. Default 1 s.
     pub checkpoint_interval: Duration,
+    /// What the frames may hold in all (records waiting for their next line): beyond it, a
+    /// file's pending record is shipped at once, as the flush timeout would. Default 8 MiB (the
+    /// lead sets `AGENT_LOGSHIP_MAX_INFLIGHT_BYTES`).
+    pub framed_max_bytes: usize,
 }
 
 impl FilesConfig {
@@ -60,6 +64,7 @@ impl FilesConfig {
             rotate_grace: Duration::from_secs(2),
             forget_after: Duration::from_secs(24 * 3600),
             checkpoint_interval: Duration::from_secs(1),
+            framed_max_bytes: 8 << 20,
         }
     }
 }

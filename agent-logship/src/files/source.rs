@@ -234,6 +234,7 @@ impl FilesSource {
             nothing_found: false,
             buf: vec![0; 64 * 1024],
             draining: draining.clone(),
+            framed: 0,
         };
         let thread = std::thread::Builder::new()
             .name("logship-files".into())
@@ -421,6 +422,9 @@ struct Loop {
     nothing_found: bool,
     buf: Vec<u8>,
     draining: Arc<AtomicBool>,
+    /// What the frames hold, counted at each turn's start and kept up to date as files are read
+    /// (see [`Loop::step`]).
+    framed: usize,
 }
 
 impl Loop {
@@ -544,6 +548,8 @@ impl Loop {
             }
         }
         let mut busy = false;
+        self.framed =
+            self.readers.iter().filter_map(|r| r.reading.as_ref()).map(|x| x.frame.pending_bytes()).sum();
         let mut i = 0;
         while i < self.readers.len() {
             busy |= self.step(i)?;
@@ -584,12 +590,25 @@ impl Loop {
         let r = &mut self.readers[i];
         let Some(reading) = r.reading.as_mut() else { return Ok(false) };
         let mut records = Vec::new();
+        let framed_before = reading.frame.pending_bytes();
         let n = reading.read_new(&r.file, size, &mut self.buf, &mut records).unwrap_or_else(|error| {
             tracing::warn!(path = %r.path.display(), %error, "read failed; retrying");
             0
         });
         Metrics::add(&self.io.metrics.bytes_read, n);
         self.io.send(reading, records)?;
+        let framed = reading.frame.pending_bytes();
+        self.framed = (self.framed + framed).saturating_sub(framed_before);
+        if framed > 0 && self.framed > self.cfg.framed_max_bytes {
+            // The frames hold more than they may: this file's pending record is shipped now
+            // rather than when its next line comes (a line still being written stays).
+            reading.frame.flush(&mut reading.timed);
+            if reading.held_cuts() {
+                Metrics::add(&self.io.metrics.records_shipped_early, reading.timed.len() as u64);
+                self.framed = self.framed.saturating_sub(framed - reading.frame.pending_bytes());
+                return Ok(true);
+            }
+        }
         if n == 0 {
             reading.frame.idle(tokio::time::Instant::now(), &mut reading.timed);
             if reading.held_cuts() {

@@ -19,6 +19,9 @@ pub(crate) struct Line<'a> {
     pub cont: bool,
 }
 
+/// The unfinished-line buffer's room kept between lines.
+const KEEP: usize = 64 * 1024;
+
 #[derive(Debug)]
 pub(crate) struct Lines {
     buf: Vec<u8>,
@@ -53,8 +56,12 @@ impl Lines {
                     let cont = std::mem::take(&mut self.cont);
                     let at = self.at;
                     self.at = emit_line(&buf, at, true, cont, self.max, f);
-                    self.buf = buf;
-                    self.buf.clear();
+                    // A long line's room is not kept: a file that once had one would hold it
+                    // for good (hundreds of files, each a megabyte).
+                    if buf.capacity() <= KEEP {
+                        self.buf = buf;
+                        self.buf.clear();
+                    }
                 }
             }
         }
