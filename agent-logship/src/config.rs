@@ -202,7 +202,8 @@ pub const MAX_INFLIGHT_BYTES: Spec<u64> = Spec::new(
     "max-inflight-bytes",
     "AGENT_LOGSHIP_MAX_INFLIGHT_BYTES",
     "Log bytes read but not yet acknowledged; when reached, reading pauses (memory stays bounded \
-     however long Elasticsearch is away)",
+     however long Elasticsearch is away). The records waiting for their next line, in all files, \
+     are held to it too: past it they are shipped early",
     bytes,
 )
 .value_name("BYTES")
@@ -210,7 +211,7 @@ pub const MAX_INFLIGHT_BYTES: Spec<u64> = Spec::new(
 pub const DATA_DIR: Spec<PathBuf> = Spec::new(
     "data-dir",
     "AGENT_LOGSHIP_DATA_DIR",
-    "Writable directory for checkpoints and the dead-letter file; keep it across restarts \
+    "Writable directory for checkpoints and the last-resort dead-letter file; keep it across restarts \
      (an emptyDir of the pod)",
     path,
 )
@@ -219,7 +220,7 @@ pub const DATA_DIR: Spec<PathBuf> = Spec::new(
 pub const DEAD_LETTER_MAX_BYTES: Spec<u64> = Spec::new(
     "dead-letter-max-bytes",
     "AGENT_LOGSHIP_DEAD_LETTER_MAX_BYTES",
-    "Largest the dead-letter file grows; then it becomes dead-letter.ndjson.1 and the previous .1 \
+    "Largest the dead-letter file (dead letters the dead-letter data stream refused too) grows; then it becomes dead-letter.ndjson.1 and the previous .1 \
      is deleted, its documents counted and logged (the data directory stays bounded: a full \
      emptyDir gets the pod evicted)",
     bytes,
