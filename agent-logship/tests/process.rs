@@ -686,6 +686,49 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// The peak RSS of agent-logship reading `files` files, each holding a ~400 KB record that waits
+/// for its next line (an hour's flush timeout), with a 1 MiB budget: once every file is read.
+async fn peak_kib_with_files_mid_record(files: usize) -> u64 {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let mut total = 0;
+    for f in 0..files {
+        let text =
+            format!("2026-12-07 10:00:00,000 ERROR [main] [Pricer] failed seq={f}\n{}", trace(f, 0..4000));
+        total += text.len();
+        std::fs::write(logs.join(format!("F{f}.log")), text).expect("write");
+    }
+    let glob = format!("{}/*.log", path_str(&logs));
+    let url = es.url();
+    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    env.retain(|(k, _)| *k != "AGENT_LOGSHIP_FLUSH_TIMEOUT");
+    env.extend([("AGENT_LOGSHIP_FLUSH_TIMEOUT", "1h"), ("AGENT_LOGSHIP_MAX_INFLIGHT_BYTES", "1MiB")]);
+    let agent = start(&[], &env);
+    eventually("every file read", Duration::from_secs(60), async || {
+        (agent.metric("agent_logship_read_bytes_total").await == Some(total as f64)).then_some(())
+    })
+    .await;
+    let early = agent.metric("agent_logship_records_shipped_early_total").await.expect("metric");
+    assert!(early >= (files - 4) as f64, "records past the budget shipped early: {early}");
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", agent.child.id().expect("pid"))).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_does_not_grow_with_the_files_waiting_for_a_next_line() {
+    let few = peak_kib_with_files_mid_record(5).await;
+    let many = peak_kib_with_files_mid_record(40).await;
+    // 35 more files of 400 KB each would be 14 MB more if each kept its record.
+    assert!(many < few + 6 * 1024, "peak RSS {few} KiB with 5 files, {many} KiB with 40");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_through_a_long_outage() {
     let es = EsSim::start(EsOptions::default()).await.expect("es-sim");

@@ -602,10 +602,15 @@ impl Loop {
         if framed > 0 && self.framed > self.cfg.framed_max_bytes {
             // The frames hold more than they may: this file's pending record is shipped now
             // rather than when its next line comes (a line still being written stays).
+            // Sent at once, not with the turn's other timed records: held until the turn's end,
+            // they would all be in memory together.
             reading.frame.flush(&mut reading.timed);
             if reading.held_cuts() {
-                Metrics::add(&self.io.metrics.records_shipped_early, reading.timed.len() as u64);
+                self.shared.save_cuts();
+                let records = std::mem::take(&mut reading.timed);
+                Metrics::add(&self.io.metrics.records_shipped_early, records.len() as u64);
                 self.framed = self.framed.saturating_sub(framed - reading.frame.pending_bytes());
+                self.io.send(reading, records)?;
                 return Ok(true);
             }
         }

@@ -36,7 +36,12 @@ fn chain_with(scratch: &mut Vec<u8>, previous: u128, offset: u64, bytes: &[u8]) 
     scratch.extend_from_slice(&previous.to_le_bytes());
     scratch.extend_from_slice(&offset.to_le_bytes());
     scratch.extend_from_slice(bytes);
-    xxhash_rust::xxh3::xxh3_128(scratch)
+    let chain = xxhash_rust::xxh3::xxh3_128(scratch);
+    // A large record's room is not kept: every file would hold its largest record's size.
+    if scratch.capacity() > CHUNK {
+        *scratch = Vec::new();
+    }
+    chain
 }
 
 /// What the group gets: one line, or a piece of one.
@@ -211,10 +216,13 @@ impl Group {
 
     fn flush(&mut self, out: &mut Vec<Record>) {
         let Some(p) = self.pending.take() else { return };
+        // The rest of the record's room is the next records' chunk, unless the record outgrew a
+        // chunk: the rest would keep its whole allocation alive (megabytes per file, for good).
+        let large = p.text.capacity() > CHUNK;
         if p.blank {
             // Not shipped (nothing to read); covered by the next record's range. Its room is
             // used again.
-            self.chunk = p.text;
+            self.chunk = if large { BytesMut::new() } else { p.text };
             self.chunk.clear();
             return;
         }
@@ -222,7 +230,8 @@ impl Group {
         let chain = chain_with(&mut self.scratch, self.pos.chain, offset, &p.text);
         self.pos = Position { offset: p.end, chain };
         let mut text = p.text;
-        self.chunk = text.split_off(text.len());
+        let rest = text.split_off(text.len());
+        self.chunk = if large { BytesMut::new() } else { rest };
         out.push(Record { offset, end: p.end, bytes: text.freeze(), cut: p.cut, cri: p.cri, chain });
     }
 }
