@@ -243,21 +243,14 @@ pub async fn hold(
         }
         None => None,
     };
-    let signal = signals.first();
-    tokio::pin!(signal);
-    let mut every = tokio::time::interval(HOLD_REPEAT);
-    loop {
-        tokio::select! {
-            _ = every.tick() => tracing::error!(
-                "not shipping until the settings are fixed (said again every minute; the process stays up so that \
-                 Calypso stays in service): {message}"
-            ),
-            signal = &mut signal => {
-                tracing::info!("{signal}: stopping");
-                break;
-            }
-        }
-    }
+    let signal = repeat_until(HOLD_REPEAT, signals.first(), || {
+        tracing::error!(
+            "not shipping until the settings are fixed (said again every minute; the process stays up so that \
+             Calypso stays in service): {message}"
+        );
+    })
+    .await;
+    tracing::info!("{signal}: stopping");
     agent_core::termination::write(
         termination,
         &format!("stopped without having shipped anything: {message}"),
@@ -270,6 +263,22 @@ pub async fn hold(
 
 /// How often a held process repeats its problems.
 const HOLD_REPEAT: Duration = Duration::from_secs(60);
+
+/// Calls `say` now and every `every` until `stop` completes; `stop`'s output.
+async fn repeat_until<T>(
+    every: Duration,
+    stop: impl std::future::Future<Output = T>,
+    mut say: impl FnMut(),
+) -> T {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            out = &mut stop => return out,
+            _ = tick.tick() => say(),
+        }
+    }
+}
 
 /// What the settings are checked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -739,4 +748,22 @@ fn usable_data_dir(dir: &Path, how: Check) -> Result<(), Problem> {
     std::fs::write(&probe, b"").map_err(not_writable)?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_agent_says_its_problems_every_minute_until_stopped() {
+        let mut said = Vec::new();
+        let start = tokio::time::Instant::now();
+        let stop = async {
+            tokio::time::sleep(Duration::from_secs(210)).await;
+            "SIGTERM"
+        };
+        let signal = repeat_until(HOLD_REPEAT, stop, || said.push(start.elapsed().as_secs())).await;
+        assert_eq!(signal, "SIGTERM");
+        assert_eq!(said, [0, 60, 120, 180], "at once, then every minute");
+    }
 }
