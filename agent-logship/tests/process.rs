@@ -197,6 +197,33 @@ async fn every_record_exactly_once_through_rotation_faults_and_kills() {
     assert!(stats.items_with(429) > 0 && stats.duplicates > 0, "the faults happened: {stats:?}");
 }
 
+/// es-sim, a logs and a data directory, and a sidecar's environment for them.
+struct Scene {
+    es: EsSim,
+    _dir: tempfile::TempDir,
+    logs: PathBuf,
+    data: PathBuf,
+    glob: String,
+    url: String,
+}
+
+impl Scene {
+    async fn new() -> Scene {
+        let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
+        std::fs::create_dir(&logs).expect("mkdir");
+        let glob = format!("{}/*.log", path_str(&logs));
+        let url = es.url();
+        Scene { es, _dir: dir, logs, data, glob, url }
+    }
+
+    /// [`sidecar_env`] shipping `logs/*.log`.
+    fn env(&self) -> Vec<(&str, &str)> {
+        sidecar_env(&self.glob, path_str(&self.data), &self.url)
+    }
+}
+
 /// One log4j record line carrying `seq`.
 fn record_line(seq: u64) -> String {
     format!("2026-12-07 10:00:00,000 INFO  [main] [Engine] processed trade batch seq={seq}\n")
@@ -233,17 +260,13 @@ async fn stored_seq(es: &EsSim, seq: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kill() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
-    std::fs::create_dir(&logs).expect("mkdir");
+    let scene = Scene::new().await;
+    let (es, logs, data) = (&scene.es, &scene.logs, &scene.data);
     let log = logs.join("EngineServer.log");
     let header = "# EngineServer log opened by log4j\n";
     let records = |seqs: std::ops::Range<u64>| seqs.map(record_line).collect::<String>();
     std::fs::write(&log, format!("{header}{}", records(1..21))).expect("write");
-    let glob = format!("{}/*.log", path_str(&logs));
-    let url = es.url();
-    let env = sidecar_env(&glob, path_str(&data), &url);
+    let env = scene.env();
 
     let mut agent = start(&[], &env);
     stored_seq(&es, 20).await;
@@ -288,15 +311,11 @@ async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_cut_by_the_flush_timeout_then_continued_is_stored_once_after_a_kill() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
-    std::fs::create_dir(&logs).expect("mkdir");
+    let scene = Scene::new().await;
+    let (es, logs) = (&scene.es, &scene.logs);
     let log = logs.join("EngineServer.log");
     std::fs::write(&log, "").expect("create");
-    let glob = format!("{}/*.log", path_str(&logs));
-    let url = es.url();
-    let env = sidecar_env(&glob, path_str(&data), &url);
+    let env = scene.env();
 
     let mut agent = start(&[], &env);
     agent.said("shipping").await;
@@ -342,19 +361,15 @@ fn trace(f: usize, lines: std::ops::Range<usize>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_records_past_the_budget_ship_early_and_a_re_read_stores_nothing_twice() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
-    std::fs::create_dir(&logs).expect("mkdir");
+    let scene = Scene::new().await;
+    let (es, logs, data) = (&scene.es, &scene.logs, &scene.data);
     // Five records of ~60 KB waiting for their next line: 300 KB, over a 256 KiB budget.
     for f in 0..5 {
         let text =
             format!("2026-12-07 10:00:00,000 ERROR [main] [Pricer] failed seq={f}\n{}", trace(f, 0..600));
         std::fs::write(logs.join(format!("F{f}.log")), text).expect("write");
     }
-    let glob = format!("{}/*.log", path_str(&logs));
-    let url = es.url();
-    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    let mut env = scene.env();
     env.retain(|(k, _)| *k != "AGENT_LOGSHIP_FLUSH_TIMEOUT");
     let slow = [("AGENT_LOGSHIP_FLUSH_TIMEOUT", "1h"), ("AGENT_LOGSHIP_MAX_INFLIGHT_BYTES", "256KiB")];
     // What is shipped early is stored, but acknowledged only after the kill.
@@ -689,10 +704,8 @@ fn rss_kib(pid: u32) -> u64 {
 /// The peak RSS of agent-logship reading `files` files, each holding a ~400 KB record that waits
 /// for its next line (an hour's flush timeout), with a 1 MiB budget: once every file is read.
 async fn peak_kib_with_files_mid_record(files: usize) -> u64 {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
-    std::fs::create_dir(&logs).expect("mkdir");
+    let scene = Scene::new().await;
+    let logs = &scene.logs;
     let mut total = 0;
     for f in 0..files {
         let text =
@@ -700,9 +713,7 @@ async fn peak_kib_with_files_mid_record(files: usize) -> u64 {
         total += text.len();
         std::fs::write(logs.join(format!("F{f}.log")), text).expect("write");
     }
-    let glob = format!("{}/*.log", path_str(&logs));
-    let url = es.url();
-    let mut env = sidecar_env(&glob, path_str(&data), &url);
+    let mut env = scene.env();
     env.retain(|(k, _)| *k != "AGENT_LOGSHIP_FLUSH_TIMEOUT");
     env.extend([("AGENT_LOGSHIP_FLUSH_TIMEOUT", "1h"), ("AGENT_LOGSHIP_MAX_INFLIGHT_BYTES", "1MiB")]);
     let agent = start(&[], &env);
@@ -814,17 +825,13 @@ async fn setup_without_elasticsearch_exits_69_and_without_url_64() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_that_cannot_start_is_started_again_in_the_process_and_then_ships() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (logs, data) = (dir.path().join("logs"), dir.path().join("data"));
-    std::fs::create_dir(&logs).expect("mkdir");
+    let scene = Scene::new().await;
+    let (es, logs, data) = (&scene.es, &scene.logs, &scene.data);
     // The checkpoint cannot be read (a directory where the file should be): reading files
     // cannot start.
     std::fs::create_dir_all(data.join("files-checkpoint.json")).expect("block the checkpoint");
     std::fs::write(logs.join("EngineServer.log"), record_line(1)).expect("write");
-    let glob = format!("{}/*.log", path_str(&logs));
-    let url = es.url();
-    let env = sidecar_env(&glob, path_str(&data), &url);
+    let env = scene.env();
     let mut agent = start(&[], &env);
     agent.said("the pipeline failed: starting it again").await;
     eventually("two restarts counted", Duration::from_secs(30), async || {
