@@ -396,6 +396,7 @@ impl Pipeline {
                         if let Some(f) = &files {
                             f.stop_reading();
                         }
+                        parts.files.set(None);
                         return Err(e);
                     }
                 }

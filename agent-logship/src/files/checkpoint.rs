@@ -167,8 +167,12 @@ pub fn load_if_any(dir: &Path) -> Result<Option<Vec<Entry>>, CheckpointError> {
     })
 }
 
-/// Writes the checkpoint of `dir` atomically and durably.
+/// Writes the checkpoint of `dir` atomically and durably. One write at a time in the process:
+/// the source of a pipeline being started again must not interleave its temp file with the
+/// last write of the one it replaces.
 pub fn save(dir: &Path, entries: &[Entry]) -> Result<(), CheckpointError> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let write = || -> io::Result<()> {
