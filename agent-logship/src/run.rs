@@ -111,7 +111,7 @@ const RESTART_MAX: Duration = Duration::from_secs(60);
 const PARTS_END: Duration = Duration::from_secs(10);
 
 /// Runs the pipeline until SIGTERM/SIGINT, then stops gracefully. A pipeline that fails (a part
-/// ends or panics, or it cannot start) is stopped and started again in the process after a
+/// ends, or it cannot start) is stopped and started again in the process after a
 /// backoff: the process never exits for it, since a native sidecar's restart takes the Calypso
 /// pod out of its Service. `Err` only for settings found unusable before the start (see
 /// [`check`]); what a stop leaves unshipped is said in the log and at `termination`.
@@ -516,7 +516,7 @@ async fn end<T>(mut task: JoinHandle<T>) {
     }
 }
 
-/// A task's end as a log says it: a panic with its message.
+/// A task's end as a log says it (returned, or cancelled).
 fn ended_how(ended: Result<(), tokio::task::JoinError>) -> String {
     match ended {
         Ok(()) => "it returned".to_string(),

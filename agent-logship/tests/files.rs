@@ -637,3 +637,30 @@ async fn copytruncate_while_paused_finishes_from_the_copy() {
     run.sync(&log, "marker-1").await;
     exactly_once(&run.stop().await, &[want, vec!["marker-1".into()]].concat());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_started_at_its_end_is_checkpointed_there_before_its_first_record_is_sent() {
+    let env = Env::new();
+    let a = env.path("a.log");
+    append(&a, &lines("old", 0..50));
+    let start = fs::metadata(&a).expect("stat").len();
+    // No periodic write in the test's time: what is on disk was written for the record.
+    let cfg = FilesConfig {
+        start_at: StartAt::End,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..env.config("*.log")
+    };
+    let mut run = Run::start(cfg, 1 << 20);
+    wait_for("the file taken up", || run.src.status().len() == 1).await;
+    append(&a, &lines("new", 0..3));
+    let (rec, _, _ack) =
+        tokio::time::timeout(DEADLINE, run.recv()).await.expect("in time").expect("a record");
+    assert_eq!(rec.offset, start, "started at the end");
+    let on_disk = agent_logship::files::checkpoint::load(&env.data).expect("checkpoint");
+    assert_eq!(
+        on_disk.iter().map(|e| e.committed.offset).collect::<Vec<_>>(),
+        [start],
+        "where it started is on disk before anything is sent: a crash re-reads from there"
+    );
+    assert!(on_disk[0].verify.is_some_and(|v| v.at == start), "and verified by the bytes skipped");
+}

@@ -294,19 +294,52 @@ async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kil
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
 
-    let docs = es.docs("*");
-    let mut seqs = BTreeMap::new();
-    for doc in &docs {
+    assert_stored_once_whole(&es.docs("*"), header, (1..41).chain(101..301));
+}
+
+/// Every stored document of `seqs` once, whole, and nothing else but `header` lines.
+fn assert_stored_once_whole(docs: &[Value], header: &str, seqs: impl Iterator<Item = u64>) {
+    let mut stored = BTreeMap::new();
+    for doc in docs {
         let message = field(doc, "message").unwrap_or_default();
         if message == header.trim_end() {
             continue;
         }
         let seq = seq_of(&message).unwrap_or_else(|| panic!("a fragment stored: {doc}"));
         assert!(record_line(seq).ends_with(&format!("] {message}\n")), "stored whole: {message:?}");
-        *seqs.entry(seq).or_insert(0) += 1;
+        *stored.entry(seq).or_insert(0) += 1;
     }
-    let want: BTreeMap<u64, i32> = (1..41).chain(101..301).map(|s| (s, 1)).collect();
-    assert_eq!(seqs, want, "every record of both contents exactly once");
+    assert_eq!(stored, seqs.map(|s| (s, 1)).collect::<BTreeMap<u64, i32>>(), "each record exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_while_down_is_read_from_its_start() {
+    let scene = Scene::new().await;
+    let (es, logs, data) = (&scene.es, &scene.logs, &scene.data);
+    let log = logs.join("EngineServer.log");
+    let header = "# EngineServer log opened by log4j\n";
+    let records = |seqs: std::ops::Range<u64>| seqs.map(record_line).collect::<String>();
+    std::fs::write(&log, format!("{header}{}", records(1..16))).expect("write");
+    let mut env = scene.env();
+    env.retain(|(k, _)| *k != "AGENT_LOGSHIP_FLUSH_TIMEOUT");
+    // The last record waits for its next line: the committed position stops before it.
+    let waiting = [("AGENT_LOGSHIP_FLUSH_TIMEOUT", "1h")];
+    let mut agent = start(&[], &[&env[..], &waiting].concat());
+    stored_seq(es, 14).await;
+    let committed = (header.len() + records(1..15).len()) as u64;
+    eventually("the checkpoint at the last record's start", Duration::from_secs(30), async || {
+        checkpointed_offsets(data).contains(&committed).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+    // Rewritten while the agent is away: the same inode, the same first line, longer content.
+    std::fs::write(&log, format!("{header}{}", records(1000..1031))).expect("rewrite in place");
+    let mut agent = start(&[], &env);
+    stored_seq(es, 1030).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert_stored_once_whole(&es.docs("*"), header, (1..15).chain(1000..1031));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

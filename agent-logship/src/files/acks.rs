@@ -103,7 +103,7 @@ pub struct TrackState {
 const MARK_GAP: u64 = 4096;
 
 impl TrackState {
-    /// The reader read up to `mark.at`, and the window before it hashes to `mark.hash`.
+    /// A record read ends at `mark.at`, and the window before it, as read, hashes to `mark.hash`.
     pub fn read_to(&mut self, mark: Verify) {
         let n = self.marks.len();
         if n >= 2 && mark.at.saturating_sub(self.marks[n - 2].at) < MARK_GAP {

@@ -132,7 +132,7 @@ fn entry(f: &Value) -> Result<Entry, String> {
         name: f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
         dev: num("dev")?,
         ino: num("ino")?,
-        seen: UNIX_EPOCH + Duration::from_secs(num("seen")?),
+        seen: UNIX_EPOCH.checked_add(Duration::from_secs(num("seen")?)).ok_or("bad \"seen\"")?,
     })
 }
 
@@ -210,6 +210,8 @@ mod tests {
         assert_eq!(decode(&encode(&e)), Ok(e));
         let before_cuts = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","path":"/l/a.log","dev":1,"ino":2,"seen":3}]}"#;
         assert_eq!(decode(before_cuts).map(|e| e[0].cuts.clone()), Ok(vec![]), "a checkpoint without cuts");
+        let far = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","dev":1,"ino":2,"seen":18446744073709551615}]}"#;
+        assert!(decode(far).is_err(), "a time past what the clock can hold is not valid");
         let bad_cuts = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","cuts":[-1],"dev":1,"ino":2,"seen":3}]}"#;
         assert!(decode(bad_cuts).is_err());
         assert!(decode(b"{").is_err());

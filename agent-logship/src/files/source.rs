@@ -22,7 +22,7 @@ use super::checkpoint::{self, CheckpointError, Entry};
 use super::discover::{self, Wake};
 use super::pathglob::PathGlob;
 use super::tail::{
-    Reader, Reading, dev_ino_size, file_final_fingerprint, file_fingerprint, file_window, file_window_bytes,
+    Reader, Reading, dev_ino_size, file_final_fingerprint, file_fingerprint, file_tail, file_window,
     last_line_end,
 };
 use super::{FilesConfig, FilesError, StartAt};
@@ -73,8 +73,8 @@ struct Shared {
     retired: AtomicBool,
     dirty: Arc<AtomicBool>,
     save_lock: Mutex<()>,
-    /// The last [`Shared::save_cuts`] failed (said once until one succeeds).
-    cuts_unsaved: AtomicBool,
+    /// The last [`Shared::save_before_sending`] failed (said once until one succeeds).
+    unsaved: AtomicBool,
 }
 
 impl Shared {
@@ -133,20 +133,22 @@ impl Shared {
         checkpoint::save(&self.dir, &all)
     }
 
-    /// Saves now because records ended by the clock are about to be sent: their cuts must be
-    /// kept before Elasticsearch can store them. A failure (a full volume) is said once per
-    /// spell; the records are sent anyway (holding them would stop shipping).
-    fn save_cuts(&self) {
+    /// Saves now because records are about to be sent that a re-read must frame the same way
+    /// (ended by the clock: their cuts; the first of a file started at its end: where it
+    /// starts). A failure (a full volume) is said once per spell; the records are sent anyway
+    /// (holding them would stop shipping).
+    fn save_before_sending(&self) {
         match self.save() {
-            Ok(()) => self.cuts_unsaved.store(false, Ordering::Release),
+            Ok(()) => self.unsaved.store(false, Ordering::Release),
             Err(error) => {
                 self.dirty.store(true, Ordering::Release);
-                if !self.cuts_unsaved.swap(true, Ordering::AcqRel) {
+                if !self.unsaved.swap(true, Ordering::AcqRel) {
                     tracing::warn!(
                         %error,
-                        "cannot keep where records were cut by the flush timeout; sending them \
-                         anyway (after a crash before the next checkpoint, such a record may be \
-                         stored again joined with the lines after it)"
+                        "cannot write the checkpoint before sending records a re-read must see \
+                         the same way; sending them anyway (after a crash before the next \
+                         checkpoint, such a record may be stored again, joined with the lines \
+                         after it)"
                     );
                 }
             }
@@ -215,7 +217,7 @@ impl FilesSource {
             retired: AtomicBool::new(false),
             dirty: Arc::new(AtomicBool::new(first_write.is_err())),
             save_lock: Mutex::new(()),
-            cuts_unsaved: AtomicBool::new(false),
+            unsaved: AtomicBool::new(false),
         });
         let gate = Arc::new(Mutex::new(false));
         let draining = Arc::new(AtomicBool::new(false));
@@ -530,7 +532,7 @@ impl Loop {
         if !self.readers.iter().any(|r| r.reading.as_ref().is_some_and(|x| !x.timed.is_empty())) {
             return Ok(());
         }
-        self.shared.save_cuts();
+        self.shared.save_before_sending();
         for r in &mut self.readers {
             if let Some(reading) = r.reading.as_mut() {
                 let records = std::mem::take(&mut reading.timed);
@@ -606,7 +608,7 @@ impl Loop {
             // they would all be in memory together.
             reading.frame.flush(&mut reading.timed);
             if reading.held_cuts() {
-                self.shared.save_cuts();
+                self.shared.save_before_sending();
                 let records = std::mem::take(&mut reading.timed);
                 Metrics::add(&self.io.metrics.records_shipped_early, records.len() as u64);
                 self.framed = self.framed.saturating_sub(framed - reading.frame.pending_bytes());
@@ -635,6 +637,7 @@ impl Loop {
     fn finish(&self, mut reading: Reading) -> Result<(), Stopped> {
         let mut records = Vec::new();
         reading.frame.finish(&mut records);
+        reading.mark_end_of(&records);
         self.io.send(&reading, records)?;
         reading.tracker.lock().reading = false;
         self.shared.dirty.store(true, Ordering::Release);
@@ -674,11 +677,10 @@ impl Loop {
             Some(e) if !e.name.is_empty() => e.name.as_str().into(),
             _ => stem(&r.path).into(),
         };
+        let at_end = claimed.is_none() && r.at_startup && self.start_at == StartAt::End;
         let (start, verify, cuts) = match claimed {
             Some(e) => (e.committed, e.verify, e.cuts),
-            None if r.at_startup && self.start_at == StartAt::End => {
-                (Position { offset: last_line_end(&r.file, size), chain: 0 }, None, Vec::new())
-            }
+            None if at_end => (Position { offset: last_line_end(&r.file, size), chain: 0 }, None, Vec::new()),
             None => (Position::default(), None, Vec::new()),
         };
         tracing::debug!(path = %r.path.display(), fingerprint = fp, offset = start.offset, "reading file");
@@ -709,11 +711,17 @@ impl Loop {
             frame,
             read: start.offset,
             // What we resume after: it tells whether the file is rewritten from here on.
-            tail: file_window_bytes(&r.file, start.offset).unwrap_or_default(),
+            tail: file_tail(&r.file, start.offset),
             timed: Vec::new(),
             tracker,
             meta: Arc::new(FileMeta { pod: pod_from_path(&r.path), path, fingerprint: fp, name }),
         };
+        if at_end {
+            // Where it starts is kept before anything is sent: after a crash before the next
+            // checkpoint, the file would be read from 0 (the records again, under other ids).
+            reading.mark_start();
+            self.shared.save_before_sending();
+        }
         let r = &mut self.readers[i];
         r.reading = Some(reading);
         r.alias_size = None;

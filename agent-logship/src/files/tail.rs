@@ -53,9 +53,9 @@ pub fn file_final_fingerprint(file: &File) -> Option<u64> {
     final_fingerprint(&head[..n])
 }
 
-/// The window before `at` in `file`, if all of it is there.
-pub fn file_window_bytes(file: &File, at: u64) -> Option<Vec<u8>> {
-    let start = window_start(at);
+/// The `len` bytes before `at` in `file` (fewer at its start), if all of them are there.
+fn bytes_before(file: &File, at: u64, len: u64) -> Option<Vec<u8>> {
+    let start = at.saturating_sub(len);
     let mut buf = vec![0; (at - start) as usize];
     let n = read_at(file, start, &mut buf).ok()?;
     (n == buf.len()).then_some(buf)
@@ -63,7 +63,12 @@ pub fn file_window_bytes(file: &File, at: u64) -> Option<Vec<u8>> {
 
 /// The hash of the window before `at` in `file`, if all of it is there.
 pub fn file_window(file: &File, at: u64) -> Option<u64> {
-    file_window_bytes(file, at).map(|w| window_hash(&w))
+    bytes_before(file, at, at - window_start(at)).map(|w| window_hash(&w))
+}
+
+/// A [`Reading::tail`] for a reading that starts at `at` in `file`: the bytes before it.
+pub fn file_tail(file: &File, at: u64) -> Vec<u8> {
+    bytes_before(file, at, TAIL as u64).unwrap_or_default()
 }
 
 /// The offset just past the last complete line before `size` (where `start_at=end` begins).
@@ -96,8 +101,9 @@ pub struct Reading {
     pub frame: Box<dyn Frame>,
     /// Bytes fed to the frame (the next byte to read).
     pub read: u64,
-    /// The last (up to [`WINDOW`]) bytes fed, ending at `read`: they tell whether what we read is
-    /// still in the file, and find the copy of a truncated file.
+    /// The last (up to [`TAIL`]) bytes fed, ending at `read`: they tell whether what we read is
+    /// still in the file, find the copy of a truncated file, and give the verification window
+    /// before a record that ended a little before `read`.
     pub tail: Vec<u8>,
     pub tracker: Arc<Tracker>,
     pub meta: Arc<FileMeta>,
@@ -165,23 +171,46 @@ impl Reading {
                 break;
             }
             let bytes = &buf[..n];
+            let (start, first) = (self.read, out.len());
             self.frame.push(bytes, tokio::time::Instant::now(), out);
+            // The chunk's last record: where the committed position stops once it is acknowledged.
+            if let Some(end) = out[first..].last().map(|r| r.end) {
+                self.mark(window_before(&self.tail, start, bytes, end).map(|hash| Verify { at: end, hash }));
+            }
             self.read += n as u64;
             total += n as u64;
-            let keep = WINDOW as usize;
-            if n >= keep {
+            if n >= TAIL {
                 self.tail.clear();
-                self.tail.extend_from_slice(&bytes[n - keep..]);
+                self.tail.extend_from_slice(&bytes[n - TAIL..]);
             } else {
                 self.tail.extend_from_slice(bytes);
-                let excess = self.tail.len().saturating_sub(keep);
+                let excess = self.tail.len().saturating_sub(TAIL);
                 self.tail.drain(..excess);
-            }
-            if self.tail.len() as u64 == self.read.min(WINDOW) {
-                self.tracker.lock().read_to(Verify { at: self.read, hash: window_hash(&self.tail) });
             }
         }
         Ok(total)
+    }
+
+    /// Notes where the last of `records` (emitted without reading: the clock, a stop, the file
+    /// let go) ends, for the checkpoint's verification.
+    pub fn mark_end_of(&self, records: &[Record]) {
+        if let Some(end) = records.last().map(|r| r.end) {
+            self.mark(window_before(&self.tail, self.read, &[], end).map(|hash| Verify { at: end, hash }));
+        }
+    }
+
+    /// Notes the start as verified by the bytes before it (a file started at its end: they
+    /// are what was skipped).
+    pub fn mark_start(&self) {
+        self.mark(
+            window_before(&self.tail, self.read, &[], self.read).map(|hash| Verify { at: self.read, hash }),
+        );
+    }
+
+    fn mark(&self, mark: Option<Verify>) {
+        if let Some(mark) = mark {
+            self.tracker.lock().read_to(mark);
+        }
     }
 
     /// Notes the ends of the held [`Reading::timed`] records as cuts; whether there are any.
@@ -189,9 +218,35 @@ impl Reading {
         if self.timed.is_empty() {
             return false;
         }
+        self.mark_end_of(&self.timed);
         self.tracker.lock().cuts.extend(self.timed.iter().map(|r| r.end));
         true
     }
+}
+
+/// Bytes of history a reading keeps: a record may end this far before the chunk that ends it
+/// begins (a line split between two reads) and still get its verification window.
+pub const TAIL: usize = 4 * WINDOW as usize;
+
+/// The verification window's hash before `at`, from the bytes read around it: `tail` (ending at
+/// `start`) and then `bytes`. `None` when not all of the window is there.
+pub fn window_before(tail: &[u8], start: u64, bytes: &[u8], at: u64) -> Option<u64> {
+    let have_from = start.checked_sub(tail.len() as u64)?;
+    let from = window_start(at);
+    if from < have_from || at > start + bytes.len() as u64 || at < from {
+        return None;
+    }
+    let (lo, hi, t) = ((from - have_from) as usize, (at - have_from) as usize, tail.len());
+    Some(if hi <= t {
+        window_hash(&tail[lo..hi])
+    } else if lo >= t {
+        window_hash(&bytes[lo - t..hi - t])
+    } else {
+        let mut w = Vec::with_capacity(hi - lo);
+        w.extend_from_slice(&tail[lo..]);
+        w.extend_from_slice(&bytes[..hi - t]);
+        window_hash(&w)
+    })
 }
 
 /// A file the source holds open.
@@ -243,5 +298,26 @@ impl Reader {
     /// (One never read, whose only line has no newline, is kept until it has been.)
     pub fn done_with(&self) -> bool {
         self.reading.is_none() && (self.finished || self.alias_size.is_some() || self.size == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_before_a_record_end_comes_from_the_bytes_read_around_it() {
+        let file: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let want = |at: usize| window_hash(&file[at.saturating_sub(WINDOW as usize)..at]);
+        // A chunk [3000, 5000) after a tail of what came before it.
+        let (start, bytes) = (3000u64, &file[3000..5000]);
+        let tail = &file[3000 - TAIL.min(3000)..3000];
+        for at in [4000, 5000, 3000, 3500, 2200] {
+            assert_eq!(window_before(tail, start, bytes, at), Some(want(at as usize)), "{at}");
+        }
+        assert_eq!(window_before(tail, start, bytes, 5001), None, "past what was read");
+        let short = &file[2900..3000];
+        assert_eq!(window_before(short, start, bytes, 3500), None, "the window begins before the tail");
+        assert_eq!(window_before(&file[..100], 100, &[], 60), Some(want(60)), "at the file's start");
     }
 }

@@ -41,10 +41,6 @@ pub enum Sink {
 pub enum SinkError {
     #[error(transparent)]
     Stdout(#[from] StdoutError),
-    /// A delivery task panicked: its documents' acknowledgements are lost, so the pipeline must
-    /// start again from the sources' checkpoints.
-    #[error("a delivery failed: {0}")]
-    Delivery(String),
 }
 
 /// How [`run`] ended.
@@ -79,7 +75,7 @@ pub async fn run(
                 let mut tasks = JoinSet::new();
                 loop {
                     if tasks.len() >= max {
-                        delivered(tasks.join_next().await)?;
+                        let _ = tasks.join_next().await;
                         continue;
                     }
                     tokio::select! {
@@ -90,12 +86,10 @@ pub async fn run(
                             }
                             None => break,
                         },
-                        ended = tasks.join_next(), if !tasks.is_empty() => delivered(ended)?,
+                        Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     }
                 }
-                while let Some(ended) = tasks.join_next().await {
-                    delivered(Some(ended))?;
-                }
+                while tasks.join_next().await.is_some() {}
             }
         }
         Ok::<_, SinkError>(())
@@ -103,13 +97,5 @@ pub async fn run(
     tokio::select! {
         r = work => r.map(|()| Ended::Drained),
         () = stop => Ok(Ended::Stopped),
-    }
-}
-
-/// A delivery task's end: a panic is the sink's failure.
-fn delivered(ended: Option<Result<(), tokio::task::JoinError>>) -> Result<(), SinkError> {
-    match ended {
-        Some(Err(e)) if e.is_panic() => Err(SinkError::Delivery(e.to_string())),
-        _ => Ok(()),
     }
 }
