@@ -125,9 +125,16 @@ pub async fn run(
     if !problems.is_empty() {
         return Err(Failure::Config(problems));
     }
-    let listener = config.listen.bind().map_err(|e| {
-        Failure::Config(vec![Problem::new(&config.listen_setting, config.listen.to_string(), e.to_string())])
-    })?;
+    // A listen address in use (another container on the port, for a moment or for good) does
+    // not stop the shipping: the probes and /metrics come once it is free.
+    let listener = config.listen.bind().map_err(|error| {
+        tracing::error!(
+            setting = %config.listen_setting,
+            address = %config.listen,
+            %error,
+            "cannot listen: shipping anyway, without probes or /metrics until the address is free (tried again every 10 s)"
+        );
+    });
     let parts = Parts {
         metrics: Arc::new(Metrics::default()),
         budget: Budget::new(config.max_inflight_bytes),
@@ -150,14 +157,12 @@ pub async fn run(
             Output::Stdout => "stdout".to_string(),
             Output::Elasticsearch(es) => es.urls.iter().map(|u| agent_core::redact::url(u.as_str())).collect::<Vec<_>>().join(","),
         },
-        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        listen = %listener.as_ref().ok().and_then(|l| l.local_addr().ok()).map_or(config.listen.to_string(), |a| a.to_string()),
         "shipping"
     );
     let (stop_server, server_stopped) = watch::channel(false);
-    let server = tokio::spawn(crate::server::serve(listener, observed.clone(), async move {
-        let mut rx = server_stopped;
-        let _ = rx.wait_for(|s| *s).await;
-    }));
+    let server =
+        tokio::spawn(serve_when_bound(config.listen, listener.ok(), observed.clone(), server_stopped));
 
     let signal = signals.first();
     tokio::pin!(signal);
@@ -213,6 +218,39 @@ pub async fn run(
     let _ = stop_server.send(true);
     let _ = server.await;
     Ok(())
+}
+
+/// How often an address in use is tried again.
+const LISTEN_RETRY: Duration = Duration::from_secs(10);
+
+/// Serves `/livez`, `/readyz` and `/metrics` on `listener`, or, while there is none, binds
+/// `listen` again every [`LISTEN_RETRY`]; until `stopped` says so.
+async fn serve_when_bound(
+    listen: Listen,
+    mut listener: Option<tokio::net::TcpListener>,
+    observed: Arc<Observed>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if let Some(l) = listener.take() {
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let _ = crate::server::serve(l, observed, stop).await;
+            return;
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(LISTEN_RETRY) => {}
+        }
+        match listen.bind() {
+            Ok(l) => {
+                tracing::info!(listen = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening now");
+                listener = Some(l);
+            }
+            Err(error) => tracing::debug!(%error, "cannot listen yet"),
+        }
+    }
 }
 
 /// Keeps a process whose settings make shipping impossible up and shipping nothing, until

@@ -909,6 +909,26 @@ async fn a_sink_that_fails_while_running_is_restarted_and_the_process_stays_up()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_address_in_use_does_not_stop_the_shipping_and_is_served_once_free() {
+    let scene = Scene::new().await;
+    let (es, logs) = (&scene.es, &scene.logs);
+    std::fs::write(logs.join("EngineServer.log"), record_line(1)).expect("write");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let mut env = scene.env();
+    env.retain(|(k, _)| *k != "AGENT_LOGSHIP_LISTEN");
+    env.push(("AGENT_LOGSHIP_LISTEN", &addr));
+    let mut agent = start(&[], &env);
+    agent.said("cannot listen: shipping anyway").await;
+    stored_seq(es, 1).await;
+    drop(taken);
+    agent.said("listening now").await;
+    assert_eq!(agent.metric("agent_logship_shipping").await, Some(1.0), "served once the address is free");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_hold_the_shipper_up_shipping_nothing_and_check_exits_64() {
     let bad = [("AGENT_LOGSHIP_ES_URL", "ftp://u:hunter2@es"), ("AGENT_LOGSHIP_BATCH_DOCS", "0")];
     let out = command(&["--check", "--format", "xml"], &bad).output().await.expect("runs");
