@@ -33,6 +33,8 @@ pub struct Metrics {
     pub requests_failed: AtomicU64,
     /// Times the pipeline failed and was started again in the process.
     pub pipeline_restarts: AtomicU64,
+    /// Checkpoint writes that failed (a full or read-only data volume).
+    pub checkpoint_failures: AtomicU64,
     /// Batches split because the server answered 413.
     pub batches_split: AtomicU64,
 }
@@ -178,6 +180,11 @@ impl Observed {
             Metrics::get(&m.dead_letters_dropped),
         );
         counter("agent_logship_requests_total", "_bulk requests sent.", Metrics::get(&m.requests));
+        counter(
+            "agent_logship_checkpoint_write_failures_total",
+            "Checkpoint writes that failed (a full or read-only data volume): a crash then re-reads more, and may store records ended by the clock twice.",
+            Metrics::get(&m.checkpoint_failures),
+        );
         counter(
             "agent_logship_pipeline_restarts_total",
             "Times the pipeline failed and was started again in the process (the reason is logged).",

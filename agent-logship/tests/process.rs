@@ -909,6 +909,26 @@ async fn a_sink_that_fails_while_running_is_restarted_and_the_process_stays_up()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_that_cannot_be_written_is_counted_and_shipping_goes_on() {
+    let scene = Scene::new().await;
+    let (es, logs, data) = (&scene.es, &scene.logs, &scene.data);
+    let log = logs.join("EngineServer.log");
+    std::fs::write(&log, record_line(1)).expect("write");
+    let mut agent = start(&[], &scene.env());
+    stored_seq(es, 1).await;
+    // As on a full volume: the checkpoint's temp file cannot be written.
+    std::fs::create_dir(data.join("files-checkpoint.json.tmp")).expect("block the checkpoint");
+    append_text(&log, &record_line(2));
+    stored_seq(es, 2).await;
+    eventually("the failed writes counted", Duration::from_secs(30), async || {
+        (agent.metric("agent_logship_checkpoint_write_failures_total").await >= Some(1.0)).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listen_address_in_use_does_not_stop_the_shipping_and_is_served_once_free() {
     let scene = Scene::new().await;
     let (es, logs) = (&scene.es, &scene.logs);

@@ -75,6 +75,7 @@ struct Shared {
     save_lock: Mutex<()>,
     /// The last [`Shared::save_before_sending`] failed (said once until one succeeds).
     unsaved: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -142,6 +143,7 @@ impl Shared {
             Ok(()) => self.unsaved.store(false, Ordering::Release),
             Err(error) => {
                 self.dirty.store(true, Ordering::Release);
+                Metrics::add(&self.metrics.checkpoint_failures, 1);
                 if !self.unsaved.swap(true, Ordering::AcqRel) {
                     tracing::warn!(
                         %error,
@@ -218,6 +220,7 @@ impl FilesSource {
             dirty: Arc::new(AtomicBool::new(first_write.is_err())),
             save_lock: Mutex::new(()),
             unsaved: AtomicBool::new(false),
+            metrics: metrics.clone(),
         });
         let gate = Arc::new(Mutex::new(false));
         let draining = Arc::new(AtomicBool::new(false));
@@ -310,6 +313,7 @@ async fn save_periodically(shared: Arc<Shared>, every: Duration) {
             match tokio::task::spawn_blocking(move || s.save()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
+                    Metrics::add(&shared.metrics.checkpoint_failures, 1);
                     tracing::warn!(%error, "checkpoint not written; retrying");
                     shared.dirty.store(true, Ordering::Release);
                 }
