@@ -12,6 +12,7 @@
 //! as dropped. The data directory is an emptyDir with a size limit, and a pod over it is evicted
 //! — Calypso with it — so a steady stream of refusals must not grow the file without end.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -77,6 +78,10 @@ pub struct DeadDoc<'a> {
 pub struct DeadLetterFile {
     path: PathBuf,
     max_bytes: u64,
+    /// The `_id`s in the file and its rotated predecessor, read from them at the first append: a
+    /// dead letter sent again after a crash (its acknowledgement never reached the checkpoint)
+    /// is not written twice.
+    kept: std::sync::Arc<std::sync::Mutex<Option<HashSet<String>>>>,
 }
 
 /// Dead letters deleted to keep the directory bounded: the rotated file they were in.
@@ -97,7 +102,7 @@ pub struct DeadLetterError {
 
 impl DeadLetterFile {
     pub fn new(path: impl Into<PathBuf>, max_bytes: u64) -> Self {
-        DeadLetterFile { path: path.into(), max_bytes }
+        DeadLetterFile { path: path.into(), max_bytes, kept: Default::default() }
     }
 
     pub fn path(&self) -> &Path {
@@ -120,19 +125,40 @@ impl DeadLetterFile {
     /// size. Returns the dead letters that rotation deleted (whether or not the append then
     /// succeeded: they are gone either way). Blocking IO, on tokio's blocking pool.
     pub async fn append(&self, docs: &[DeadDoc<'_>]) -> (Option<Dropped>, Result<(), DeadLetterError>) {
-        let mut lines = Vec::new();
         let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        for doc in docs {
-            line(&mut lines, &now, doc);
-        }
+        let letters: Vec<(String, Vec<u8>)> = docs
+            .iter()
+            .map(|doc| {
+                let mut l = Vec::new();
+                line(&mut l, &now, doc);
+                (doc.id.to_owned(), l)
+            })
+            .collect();
         let rotated = self.rotated();
-        let (path, to, max_bytes) = (self.path.clone(), rotated.clone(), self.max_bytes);
+        let (path, to, max_bytes, kept) =
+            (self.path.clone(), rotated.clone(), self.max_bytes, self.kept.clone());
         let result = tokio::task::spawn_blocking(move || {
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = match kept.as_mut() {
+                Some(ids) => ids,
+                None => kept.insert(ids_in(&[&path, &to])),
+            };
+            let new: Vec<(String, Vec<u8>)> =
+                letters.into_iter().filter(|(id, _)| !ids.contains(id)).collect();
+            let lines: Vec<u8> = new.iter().flat_map(|(_, l)| l.iter().copied()).collect();
             let dropped = match rotate_if_full(&path, &to, max_bytes, lines.len() as u64) {
                 Ok(d) => d,
                 Err(e) => return (None, Err(e)),
             };
-            (dropped, write_synced(&path, &lines))
+            if dropped.is_some() {
+                // The deleted file's ids go with it.
+                *ids = ids_in(&[&to]);
+            }
+            let written = if lines.is_empty() { Ok(()) } else { write_synced(&path, &lines) };
+            if written.is_ok() {
+                ids.extend(new.into_iter().map(|(id, _)| id));
+            }
+            (dropped, written)
         })
         .await;
         let (dropped, io) = match result {
@@ -169,6 +195,23 @@ fn rotate_if_full(
     // Made durable with the new file: its creation syncs the directory.
     std::fs::rename(path, rotated)?;
     Ok(Some(dropped))
+}
+
+/// The `_id`s of the dead letters in `files` (unreadable lines and missing files have none).
+fn ids_in(files: &[&Path]) -> HashSet<String> {
+    use std::io::BufRead;
+    let mut ids = HashSet::new();
+    for path in files {
+        let Ok(f) = std::fs::File::open(path) else { continue };
+        for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(id) = v["_id"].as_str()
+            {
+                ids.insert(id.to_owned());
+            }
+        }
+    }
+    ids
 }
 
 /// Lines in a file, read through a small buffer (the file may be as large as the bound; the
@@ -299,6 +342,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dead_letter_sent_again_is_written_once_even_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = Rejection { status: 400, kind: "x".into(), reason: "y".into() };
+        let d = |id| DeadDoc { index: "logs-a", id, source: br#"{"m":1}"#, why: &r };
+        let f = DeadLetterFile::new(dir.path().join(FILE_NAME), 1 << 20);
+        f.append(&[d("1"), d("2")]).await.1.expect("append");
+        f.append(&[d("2"), d("3")]).await.1.expect("append");
+        // A new process: what the file holds is read back.
+        let f = DeadLetterFile::new(dir.path().join(FILE_NAME), 1 << 20);
+        f.append(&[d("1"), d("3"), d("4")]).await.1.expect("append");
+        let text = std::fs::read_to_string(f.path()).expect("read");
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("json")["_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["1", "2", "3", "4"]);
+    }
+
+    #[tokio::test]
     async fn unwritable_is_an_error() {
         let f = DeadLetterFile::new("/nonexistent-dir/dead-letter.ndjson", 1 << 20);
         let r = Rejection { status: 400, kind: "x".into(), reason: "y".into() };
@@ -360,12 +427,13 @@ mod tests {
         let text = std::fs::read_to_string(f.path()).expect("read");
         assert_eq!(text.lines().count(), 10);
         // The next batch finds it full: the first moves aside whole, nothing is dropped yet.
-        let (dropped, written) = f.append(&docs[..1]).await;
+        let one = |id| DeadDoc { index: "i", id, source: b"{}", why: &r };
+        let (dropped, written) = f.append(&[one("a")]).await;
         written.expect("append");
         assert_eq!(dropped, None);
         assert_eq!(std::fs::read_to_string(dir.path().join("dead-letter.ndjson.1")).expect("rotated"), text);
         // And the one after that deletes those ten, and says so.
-        let (dropped, written) = f.append(&docs[..1]).await;
+        let (dropped, written) = f.append(&[one("b")]).await;
         written.expect("append");
         assert_eq!(dropped.map(|d| d.documents), Some(10));
     }
