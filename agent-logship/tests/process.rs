@@ -269,11 +269,11 @@ async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kil
     let env = scene.env();
 
     let mut agent = start(&[], &env);
-    stored_seq(&es, 20).await;
+    stored_seq(es, 20).await;
     // The next records are stored, but their acknowledgements come 5 s later.
     es.set_answer_delay(Duration::from_secs(5));
     append_text(&log, &records(21..41));
-    stored_seq(&es, 40).await;
+    stored_seq(es, 40).await;
     // Nothing sent from now on reaches the store before the kill.
     es.set_answer_delay(Duration::ZERO);
     es.set_latency(Duration::from_secs(300));
@@ -282,7 +282,7 @@ async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kil
     std::fs::write(&log, format!("{header}{}", records(101..301))).expect("rewrite in place");
     // The old content's late acknowledgements are checkpointed after the rewrite.
     eventually("the old content's end in the checkpoint", Duration::from_secs(30), async || {
-        checkpointed_offsets(&data).contains(&old_end).then_some(())
+        checkpointed_offsets(data).contains(&old_end).then_some(())
     })
     .await;
     agent.signal(Signal::SIGKILL);
@@ -290,7 +290,7 @@ async fn a_file_rewritten_in_place_while_acks_are_slow_loses_nothing_after_a_kil
 
     es.clear_faults();
     let mut agent = start(&[], &env);
-    stored_seq(&es, 300).await;
+    stored_seq(es, 300).await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
 
@@ -356,7 +356,7 @@ async fn a_record_cut_by_the_flush_timeout_then_continued_is_stored_once_after_a
     es.set_answer_delay(Duration::from_secs(300));
     let line = "2026-12-07 10:00:00,000 ERROR [main] [Engine] pricing failed seq=1\n";
     append_text(&log, line);
-    stored_seq(&es, 1).await;
+    stored_seq(es, 1).await;
     // Its stack trace comes after the flush timeout shipped the line alone.
     let rest = format!(
         "java.lang.IllegalStateException: curve missing-7\n\tat com.calypso.Pricer.price(Pricer.java:77)\n{}",
@@ -373,7 +373,7 @@ async fn a_record_cut_by_the_flush_timeout_then_continued_is_stored_once_after_a
 
     es.clear_faults();
     let mut agent = start(&[], &env);
-    stored_seq(&es, 2).await;
+    stored_seq(es, 2).await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
 
@@ -415,7 +415,7 @@ async fn pending_records_past_the_budget_ship_early_and_a_re_read_stores_nothing
     .await;
     // The checkpoint has not passed the early record (its acknowledgement is held back), but
     // says where it was cut.
-    assert!(checkpointed_offsets(&data).contains(&0), "{:?}", checkpointed_offsets(&data));
+    assert!(checkpointed_offsets(data).contains(&0), "{:?}", checkpointed_offsets(data));
     agent.signal(Signal::SIGKILL);
     agent.exit().await;
     // The rest of each trace, then the next record: after the early record, a record of its own.
@@ -426,7 +426,7 @@ async fn pending_records_past_the_budget_ship_early_and_a_re_read_stores_nothing
     es.clear_faults();
     let mut agent = start(&[], &env);
     for f in 0..5 {
-        stored_seq(&es, 100 + f).await;
+        stored_seq(es, 100 + f).await;
     }
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
@@ -875,7 +875,7 @@ async fn a_pipeline_that_cannot_start_is_started_again_in_the_process_and_then_s
     assert!(agent.stderr().contains("cannot start reading files"), "{}", agent.stderr());
     // The fault goes away: the same process ships, nothing restarted it.
     std::fs::remove_dir(data.join("files-checkpoint.json")).expect("unblock");
-    stored_seq(&es, 1).await;
+    stored_seq(es, 1).await;
     assert_eq!(agent.metric("agent_logship_shipping").await, Some(1.0));
     assert!(agent.running());
     agent.signal(Signal::SIGTERM);
