@@ -266,21 +266,16 @@ pub async fn hold(
     let message = agent_core::config::Problems(problems.clone()).to_string();
     let observed = Arc::new(Observed::held(problems.len(), message.clone()));
     let (stop_server, server_stopped) = watch::channel(false);
-    let server = match listen.as_ref().map(Listen::bind) {
-        Some(Ok(listener)) => Some({
-            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let server = listen.map(|listen| {
+        let listener = listen.bind().map_err(|error| {
+            tracing::error!(%error, "cannot serve /metrics either (tried again every 10 s)");
+        });
+        if let Ok(l) = &listener {
+            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(listen = %addr, "held: serving /livez, /readyz (not ready) and /metrics");
-            tokio::spawn(crate::server::serve(listener, observed, async move {
-                let mut rx = server_stopped;
-                let _ = rx.wait_for(|s| *s).await;
-            }))
-        }),
-        Some(Err(error)) => {
-            tracing::error!(%error, "cannot serve /metrics either");
-            None
         }
-        None => None,
-    };
+        tokio::spawn(serve_when_bound(listen, listener.ok(), observed, server_stopped))
+    });
     let signal = repeat_until(HOLD_REPEAT, signals.first(), || {
         tracing::error!(
             "not shipping until the settings are fixed (said again every minute; the process stays up so that \
@@ -324,7 +319,8 @@ pub enum Check {
     /// Before running: the data directory is created if it can be; a CA file that is not usable
     /// (yet) is waited for by the shipper, not a problem.
     Run,
-    /// `--check`: nothing is created; an unusable CA file is a problem.
+    /// `--check`: no data directory is created (one that exists is probed with a file written
+    /// and removed at once); an unusable CA file is a problem.
     Only,
 }
 

@@ -273,6 +273,14 @@ struct Run {
 
 const LIMITS: BatchLimits = BatchLimits { docs: 10, bytes: 1 << 20, age: Duration::from_millis(20) };
 
+/// The stub started, a data directory, and options for it without gzip (bodies read as sent).
+async fn plain(stub: &Stub) -> (tempfile::TempDir, EsOptions) {
+    let addr = start(stub).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let opts = EsOptions { gzip: false, ..options(vec![format!("http://{addr}")], dir.path()) };
+    (dir, opts)
+}
+
 fn launch(opts: &EsOptions) -> Run {
     launch_with(opts, LIMITS)
 }
@@ -369,10 +377,7 @@ async fn item_400_dead_lettered_and_logged_once() {
             s.item_400.insert(id(n));
         }
     });
-    let addr = start(&stub).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut opts = options(vec![format!("http://{addr}")], dir.path());
-    opts.gzip = false;
+    let (dir, opts) = plain(&stub).await;
     let logs = capture_logs();
     let run = launch(&opts);
     run.send(0..20).await;
@@ -443,10 +448,7 @@ async fn item_403_makes_the_data_wait_not_dead_letters() {
         s.item_403.extend([3, 7].map(id));
         s.item_403_requests = 3;
     });
-    let addr = start(&stub).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut opts = options(vec![format!("http://{addr}")], dir.path());
-    opts.gzip = false;
+    let (dir, opts) = plain(&stub).await;
     let logs = capture_logs();
     let run = launch(&opts);
     run.send(0..20).await;

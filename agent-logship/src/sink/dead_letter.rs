@@ -37,7 +37,8 @@ pub fn stream_for(index: &str) -> String {
 
 /// Whether documents bound for `index` are dead letters already (their refusal goes to the file).
 pub fn is_stream(index: &str) -> bool {
-    index.starts_with(&format!("logs-{DATASET}-")) || index.ends_with("-dead-letter")
+    let in_stream = index.strip_prefix("logs-").and_then(|i| i.strip_prefix(DATASET));
+    in_stream.is_some_and(|rest| rest.starts_with('-')) || index.ends_with("-dead-letter")
 }
 
 /// The namespace of a `logs-<dataset>-<namespace>` data stream name.
