@@ -1,6 +1,6 @@
 //! Runtime plumbing shared by the Calypso pod agents. Holds no Calypso knowledge (that lives in
-//! the `calypso` crate): configuration from env and flags, logging, shutdown signals, exit
-//! codes, the Kubernetes termination message, DNS resolution, the HTTP client and retry policy.
+//! the `calypso` crate): configuration from env and flags, logging, shutdown signals, the
+//! supervisor that starts a sidecar again after a crash, exit codes, the Kubernetes termination message, DNS resolution, the HTTP client and retry policy.
 
 pub mod cli;
 pub mod config;
@@ -16,6 +16,7 @@ pub mod retry;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;
+pub mod supervise;
 pub mod termination;
 
 pub use exit::Exit;

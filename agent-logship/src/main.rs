@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use agent_core::Exit;
 use agent_core::shutdown::Signals;
 use agent_core::startup::Startup;
+use agent_core::supervise::{self, Role};
 use agent_logship::config::{Cli, Command, Config, SETTINGS};
 use agent_logship::run::{self, Check, Failure};
 
@@ -15,13 +16,21 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(exit) => return exit,
     };
+    let command = start.cli.command.take();
+    let check_only = start.cli.check;
+    // The shipper, a native sidecar, must not end on a panic or an OOM kill either: it runs as a
+    // supervised child. Before the runtime: the supervisor must be the only thread.
+    if command.is_none()
+        && !check_only
+        && let Role::Exit(code) = supervise::start("agent-logship", start.termination_path())
+    {
+        return code;
+    }
     // Two workers: reading and encoding on one, compressing and sending on the other.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return start.fail(Exit::Software, &format!("cannot start the runtime: {e}")),
     };
-    let command = start.cli.command.take();
-    let check_only = start.cli.check;
     let mut listen = None;
     let built = start.try_config_with_dns(|cli, read| Config::build(cli, read, &mut listen));
     let termination = start.termination_path().map(std::path::Path::to_path_buf);

@@ -191,6 +191,11 @@ impl Observed {
             Metrics::get(&m.pipeline_restarts),
         );
         counter(
+            "agent_logship_worker_restarts_total",
+            "Times the shipping process ended (a panic, an OOM kill) and its supervisor started it again; the container stays up.",
+            agent_core::supervise::restarts(),
+        );
+        counter(
             "agent_logship_requests_failed_total",
             "_bulk requests that failed as a whole (connection, 429, 5xx, 401/403) and were retried.",
             Metrics::get(&m.requests_failed),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use calypso_testkit::es_sim::{EsOptions, EsSim, Flavour};
 use calypso_testkit::eventually;
 use calypso_testkit::logwriter::{LogConfig, LogWriter};
-use calypso_testkit::process::Spawned;
+use calypso_testkit::process::{self, PATIENCE, Spawned};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::process::Command;
@@ -572,7 +572,7 @@ async fn a_dead_letter_append_on_a_full_volume_is_cut_back_and_written_once_late
     let dead = shipping.data().join("dead-letter.ndjson");
     let text = std::fs::read_to_string(&dead).unwrap_or_default();
     assert!(text.is_empty() || text.ends_with('\n'), "cut back to whole lines: {text:?}");
-    let pid = agent.child.id().expect("running").to_string();
+    let pid = agent.worker(None).await.to_string();
     let raised = std::process::Command::new(&prlimit)
         .args(["--pid", &pid, "--fsize=unlimited:unlimited"])
         .status()
@@ -757,7 +757,7 @@ async fn peak_kib_with_files_mid_record(files: usize) -> u64 {
     let early = agent.metric("agent_logship_records_shipped_early_total").await.expect("metric");
     assert!(early >= (files - 4) as f64, "records past the budget shipped early: {early}");
     let status =
-        std::fs::read_to_string(format!("/proc/{}/status", agent.child.id().expect("pid"))).expect("status");
+        std::fs::read_to_string(format!("/proc/{}/status", agent.worker(None).await)).expect("status");
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -788,7 +788,7 @@ async fn memory_stays_flat_through_a_long_outage() {
     es.down().await;
     let agent = start(&[], &env);
     agent.said("shipping").await;
-    let pid = agent.child.id().expect("pid");
+    let pid = agent.worker(None).await;
     writer.write_n(20_000).expect("write");
     // Reading pauses once the budget (or the queues between the stages) are full.
     let mut last = 0.0;
@@ -906,6 +906,104 @@ async fn a_sink_that_fails_while_running_is_restarted_and_the_process_stays_up()
     assert!(agent.running(), "the process stays up: {}", agent.stderr());
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
+/// The seqs of the stored documents, each as often as it was stored.
+fn stored_seqs(es: &EsSim) -> Vec<u64> {
+    let mut seqs: Vec<u64> = es
+        .docs("*")
+        .iter()
+        .map(|d| seq_of(&field(d, "message").unwrap_or_default()).expect("a seq"))
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+/// A panic aborts (SIGABRT) and the OOM killer kills (SIGKILL) the worker process; the
+/// supervisor, the container's first process, stays up and starts it again, so the container
+/// is never restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_is_started_again_and_every_record_is_stored_once() {
+    let scene = Scene::new().await;
+    let log = scene.logs.join("EngineServer.log");
+    std::fs::write(&log, "").expect("create");
+    let mut agent = start(&[], &scene.env());
+    agent.said("shipping").await;
+    let mut worker = agent.worker(None).await;
+    let mut seq = 0;
+    let mut write = |n: u64| {
+        for _ in 0..n {
+            seq += 1;
+            append_text(&log, &record_line(seq));
+        }
+        seq
+    };
+    for (restarts, signal) in [(1.0, Signal::SIGABRT), (2.0, Signal::SIGKILL)] {
+        stored_seq(&scene.es, write(50)).await;
+        write(20);
+        process::signal_pid(worker, signal);
+        // Written while no worker runs.
+        write(30);
+        let next = agent.worker(Some(worker)).await;
+        assert!(!process::alive(worker), "the {signal} worker {worker} ended");
+        worker = next;
+        eventually("the restart counted", PATIENCE, async || {
+            (agent.metric("agent_logship_worker_restarts_total").await == Some(restarts)).then_some(())
+        })
+        .await;
+        assert!(agent.running(), "the supervisor stays up: {}", agent.stderr());
+    }
+    let last = write(50);
+    stored_seq(&scene.es, last).await;
+    let said = agent.stderr();
+    assert!(
+        said.contains("ended: SIGABRT (a panic") && said.contains("ended: SIGKILL (the kernel's OOM"),
+        "{said}"
+    );
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!process::alive(worker), "the worker ended with the supervisor");
+    assert_eq!(stored_seqs(&scene.es), (1..=last).collect::<Vec<_>>(), "every record once");
+}
+
+/// Kubernetes ends a container with SIGKILL after the grace period: the worker goes with the
+/// supervisor, never left behind shipping on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_supervisor_takes_its_worker_with_it() {
+    let scene = Scene::new().await;
+    let mut agent = start(&[], &scene.env());
+    agent.said("shipping").await;
+    let worker = agent.worker(None).await;
+    agent.signal(Signal::SIGKILL);
+    agent.exit().await;
+    eventually("the worker gone", PATIENCE, async || (!process::alive(worker)).then_some(())).await;
+}
+
+/// SIGTERM while the supervisor waits to start a dead worker again stops at once, exit 0, and
+/// the termination message says what happened. Three quick deaths make the wait 4 s, so the
+/// signal surely lands in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_a_worker_is_started_again_stops_at_once() {
+    let scene = Scene::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let termination = dir.path().join("termination-log");
+    let mut env = scene.env();
+    env.push(("AGENT_TERMINATION_LOG", path_str(&termination)));
+    let mut agent = start(&[], &env);
+    agent.said("shipping").await;
+    let mut worker = agent.worker(None).await;
+    for wait in [1, 2] {
+        process::signal_pid(worker, Signal::SIGABRT);
+        agent.said(&format!("starting it again in {wait} s")).await;
+        worker = agent.worker(Some(worker)).await;
+    }
+    process::signal_pid(worker, Signal::SIGABRT);
+    agent.said("starting it again in 4 s").await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let message = std::fs::read_to_string(&termination).expect("termination message");
+    assert!(message.starts_with("SIGTERM while agent-logship was starting again"), "{message}");
+    assert!(!agent.stderr().contains("starting it again in 8 s"), "no fourth start");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,10 +86,11 @@ impl Spawned {
     }
 
     /// A Prometheus metric's value (the first sample whose series starts with `name`) from
-    /// the `/metrics` of a process that logged `listen=ADDR`; `None` before it said where, or
+    /// the `/metrics` of a process that logged `listen=ADDR` (the latest); `None` before it said where, or
     /// when the series is not there.
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let addr = self.stderr().lines().find_map(|l| {
+        // The last address said: a worker started again on port 0 listens elsewhere.
+        let addr = self.stderr().lines().rev().find_map(|l| {
             l.split_whitespace()
                 .find_map(|w| w.strip_prefix("listen="))
                 .map(|a| a.trim_matches('"').to_string())
@@ -103,9 +104,39 @@ impl Spawned {
         self.child.try_wait().is_ok_and(|s| s.is_none())
     }
 
+    /// The pid of the worker process a supervising agent runs (its one child), once there is
+    /// one other than `not` (a worker just killed, whose successor is awaited).
+    pub async fn worker(&self, not: Option<u32>) -> u32 {
+        let pid = self.child.id().expect("a running process has a pid");
+        eventually(&format!("a worker process of {}", self.name), PATIENCE, async || {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+            let worker = children.split_whitespace().next()?.parse().ok()?;
+            // Forked but not yet exec'd, it would still be the supervisor's image: its
+            // environment gets the supervisor's mark at the exec.
+            let environ = std::fs::read(format!("/proc/{worker}/environ")).ok()?;
+            let marked = environ
+                .split(|b| *b == 0)
+                .any(|v| v.starts_with(agent_core::supervise::SUPERVISED.as_bytes()));
+            (Some(worker) != not && marked).then_some(worker)
+        })
+        .await
+    }
+
     /// Sends a signal.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = self.child.id().and_then(|p| i32::try_from(p).ok()).expect("a running process has a pid");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
+        let pid = self.child.id().expect("a running process has a pid");
+        signal_pid(pid, signal);
     }
+}
+
+/// Whether `pid` runs (exists and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal_pid(pid: impl TryInto<i32>, signal: nix::sys::signal::Signal) {
+    let pid = pid.try_into().unwrap_or_else(|_| panic!("a pid"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
 }
