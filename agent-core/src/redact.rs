@@ -17,7 +17,7 @@ use std::ops::Range;
 pub const MASK: &str = "***";
 
 /// The URL text with the password (or a lone user-info token) and every query and fragment
-/// value replaced by [`MASK`].
+/// value replaced by [`MASK`]; without a scheme, a leading `user:password@` too.
 pub fn url(text: &str) -> String {
     let (head, fragment) = match text.find('#') {
         Some(i) => (&text[..i], Some(&text[i + 1..])),
@@ -27,20 +27,17 @@ pub fn url(text: &str) -> String {
         Some(i) => (&head[..i], Some(&head[i + 1..])),
         None => (head, None),
     };
-    let mut out = match before_query.find("://") {
-        Some(i) => {
-            let start = i + 3;
-            match userinfo(&before_query[start..], false) {
-                Some(u) => {
-                    let (info, rest) = (&before_query[start..start + u.end], &before_query[start + u.end..]);
-                    let masked = match info.split_once(':') {
-                        Some((user, _)) => format!("{user}:{MASK}"),
-                        None => MASK.to_string(),
-                    };
-                    format!("{}{masked}{rest}", &before_query[..start])
-                }
-                None => before_query.to_string(),
-            }
+    // Without a scheme the user info starts the text: `user:password@host:port`, the form a
+    // bare TCP target may take.
+    let start = before_query.find("://").map_or(0, |i| i + 3);
+    let mut out = match userinfo(&before_query[start..], false) {
+        Some(u) => {
+            let (info, rest) = (&before_query[start..start + u.end], &before_query[start + u.end..]);
+            let masked = match info.split_once(':') {
+                Some((user, _)) => format!("{user}:{MASK}"),
+                None => MASK.to_string(),
+            };
+            format!("{}{masked}{rest}", &before_query[..start])
         }
         None => before_query.to_string(),
     };
@@ -83,6 +80,33 @@ pub fn text(text: &str) -> String {
     apply(text, masks)
 }
 
+/// At most this many bytes of one text from elsewhere (a sensor's details) are kept.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// [`text`] of at most [`MAX_TEXT_BYTES`] of `text`: cut at the last white space before the
+/// limit (so no URL or `key=value` is cut in half, its secret half kept and shown), masked, and
+/// saying how much was cut. Bounds both the work and what is kept.
+pub fn text_cut(text: &str) -> String {
+    cut_at(text, MAX_TEXT_BYTES)
+}
+
+fn cut_at(full: &str, max: usize) -> String {
+    if full.len() <= max {
+        return text(full);
+    }
+    let mut end = max;
+    while !full.is_char_boundary(end) {
+        end -= 1;
+    }
+    let kept = full[..end].rfind(char::is_whitespace).unwrap_or(0);
+    let mut out = text(full[..kept].trim_end());
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(&format!("[{} more bytes not kept]", full.len() - kept));
+    out
+}
+
 /// Replaces each range (merged where they overlap or touch) by [`MASK`].
 fn apply(text: &str, mut masks: Vec<Range<usize>>) -> String {
     masks.retain(|r| !r.is_empty());
@@ -112,12 +136,43 @@ fn apply(text: &str, mut masks: Vec<Range<usize>>) -> String {
     out
 }
 
-/// Where a URL (or URL-ish token) ends in free text.
-fn token_end(text: &str, from: usize) -> usize {
-    // Not at `'`: RFC 3986 allows it in user info.
-    text[from..]
-        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>'))
-        .map_or(text.len(), |i| from + i)
+/// The tokens of free text a URL or connect string lies in: the runs between white space,
+/// `"`, `<` and `>` (not `'`: RFC 3986 allows it in user info), with their offsets.
+fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    text.char_indices().chain([(text.len(), ' ')]).filter_map(move |(i, c)| {
+        if !(c.is_whitespace() || matches!(c, '"' | '<' | '>')) {
+            return None;
+        }
+        let token = (start, &text[start..i]);
+        start = i + c.len_utf8();
+        (!token.1.is_empty()).then_some(token)
+    })
+}
+
+/// The first position at or after `from` where a character of a class is, in one text; the
+/// last answer is kept, so a pass asking with growing positions looks at each byte about once.
+/// This keeps masking linear however many `://`, `@` or `password=` a hostile text repeats.
+struct Next<'a, F> {
+    text: &'a str,
+    is: F,
+    from: usize,
+    found: usize,
+}
+
+impl<'a, F: Fn(char) -> bool> Next<'a, F> {
+    fn new(text: &'a str, is: F) -> Self {
+        Next { text, is, from: usize::MAX, found: 0 }
+    }
+
+    /// The position, or the text's length when there is none.
+    fn at(&mut self, from: usize) -> usize {
+        if !(self.from <= from && from <= self.found) {
+            self.from = from;
+            self.found = self.text[from..].find(&self.is).map_or(self.text.len(), |i| from + i);
+        }
+        self.found
+    }
 }
 
 /// Where the user info ends in `rest`, the text after `scheme://` up to the end of the URL:
@@ -145,20 +200,28 @@ fn userinfo(rest: &str, greedy: bool) -> Option<Range<usize>> {
     Some(0..last_at)
 }
 
-/// `scheme://user:password@` → mask the password; `scheme://token@` → mask the token.
+/// `scheme://user:password@` → mask the password; `scheme://token@` → mask the token. In free
+/// text a password may hold anything, so the last `@` of the token ends the user info.
 fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
-    let mut from = 0;
-    while let Some(i) = text[from..].find("://") {
-        let start = from + i + 3;
-        let end = token_end(text, start);
-        if let Some(info) = userinfo(&text[start..end], true) {
-            let info = start + info.start..start + info.end;
-            match text[info.clone()].find(':') {
-                Some(colon) => masks.push(info.start + colon + 1..info.end),
-                None => masks.push(info),
+    for (base, token) in tokens(text) {
+        let Some(last_at) = token.rfind('@') else { continue };
+        let mut at = Next::new(token, |c| c == '@');
+        let mut delim = Next::new(token, |c| matches!(c, '/' | '?' | '#'));
+        let mut colon = Next::new(token, |c| c == ':');
+        for (i, _) in token.match_indices("://") {
+            let start = i + 3;
+            if start > last_at {
+                break;
             }
+            let (first_at, d, c) = (at.at(start), delim.at(start), colon.at(start));
+            // `http://h/@x`: a path before the first `@`, and no `user:` before it.
+            if d < first_at && c > d {
+                continue;
+            }
+            masks.push(if c < last_at { base + c + 1..base + last_at } else { base + start..base + last_at });
+            // A later `://` in this token masks a part of this one's range: nothing to add.
+            break;
         }
-        from = start;
     }
 }
 
@@ -166,23 +229,26 @@ fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
 fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
     const PREFIX: &str = "jdbc:oracle:";
     let lower = text.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find(PREFIX) {
-        let after_prefix = from + i + PREFIX.len();
-        from = after_prefix;
-        // The driver type, then `:`.
-        let Some(colon) = text[after_prefix..].find(':') else { break };
-        let start = after_prefix + colon + 1;
-        let end = token_end(text, start);
-        let connect = &text[start..end];
-        let (Some(slash), Some(first_at)) = (connect.find('/'), connect.find('@')) else { continue };
-        if slash > first_at {
-            continue; // `thin:@host:1521/SVC`: no credentials.
+    for (base, token) in tokens(text) {
+        let Some(last_at) = token.rfind('@') else { continue };
+        let mut colon = Next::new(token, |c| c == ':');
+        let mut slash = Next::new(token, |c| c == '/');
+        let mut at = Next::new(token, |c| c == '@');
+        for (i, _) in lower[base..base + token.len()].match_indices(PREFIX) {
+            // The driver type, then `:`.
+            let start = colon.at(i + PREFIX.len()) + 1;
+            if start > last_at {
+                break;
+            }
+            let s = slash.at(start);
+            if s > at.at(start) {
+                continue; // `thin:@host:1521/SVC`: no credentials.
+            }
+            // The last `@` ends the password (one with `@` must be quoted for Oracle, but mask
+            // too much rather than too little). A later match masks a part of this range.
+            masks.push(base + s + 1..base + last_at);
+            break;
         }
-        // The last `@` ends the password (one with `@` must be quoted for Oracle, but mask
-        // too much rather than too little).
-        let last_at = connect.rfind('@').unwrap_or(first_at);
-        masks.push(start + slash + 1..start + last_at);
     }
 }
 
@@ -250,6 +316,11 @@ fn is_key_char(c: char) -> bool {
 /// `key=value`, `key: value`, `"key":"value"` with a secret key: mask the value.
 fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
     let bytes = text.as_bytes();
+    // Where an unquoted value ends, and where each quote closes.
+    let mut value_end =
+        Next::new(text, |c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''));
+    let mut double_quote = Next::new(text, |c| c == '"');
+    let mut single_quote = Next::new(text, |c| c == '\'');
     for (sep, _) in text.match_indices(['=', ':']) {
         // Backwards: spaces, a closing quote, the key.
         let mut k_end = sep;
@@ -274,12 +345,10 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
             v += 1;
         }
         let value = match bytes.get(v) {
-            Some(&q @ (b'"' | b'\'')) => {
-                let end = text[v + 1..].find(char::from(q)).map_or(text.len(), |i| v + 1 + i);
-                v + 1..end
-            }
+            Some(b'"') => v + 1..double_quote.at(v + 1),
+            Some(b'\'') => v + 1..single_quote.at(v + 1),
             _ => {
-                let end = value_end(text, v);
+                let end = value_end.at(v);
                 // `Authorization: Bearer <token>`: the scheme, then the secret.
                 let scheme = &text[v..end];
                 if ["bearer", "basic", "token", "negotiate"].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
@@ -287,7 +356,7 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
                     while t < text.len() && bytes[t] == b' ' {
                         t += 1;
                     }
-                    t..value_end(text, t)
+                    t..value_end.at(t)
                 } else {
                     v..end
                 }
@@ -295,13 +364,6 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         };
         masks.push(value);
     }
-}
-
-/// Where an unquoted value starting at `from` ends.
-fn value_end(text: &str, from: usize) -> usize {
-    text[from..]
-        .find(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''))
-        .map_or(text.len(), |i| from + i)
 }
 
 #[cfg(test)]
@@ -316,6 +378,9 @@ mod tests {
         assert_eq!(url("tcp://admin:hunter2@ds:1"), "tcp://admin:***@ds:1");
         assert_eq!(url("ftp://u:p@h:99999/bad"), "ftp://u:***@h:99999/bad", "not a valid URL");
         assert_eq!(url("db:1521"), "db:1521");
+        assert_eq!(url("calypso:hunter2@ds:1"), "calypso:***@ds:1", "a bare target's user info");
+        assert_eq!(url("tok3n@ds:1"), "***@ds:1");
+        assert_eq!(url("ds/@x:1"), "ds/@x:1", "no user info before a path");
         assert_eq!(url("http://a@b:c@host/"), "http://a@b:***@host/", "the last @ ends the user info");
         assert_eq!(url("http://u:p@ss@host/"), "http://u:***@host/");
         assert_eq!(url("http://:s3cret@ds/health"), "http://:***@ds/health");
@@ -323,6 +388,24 @@ mod tests {
         assert_eq!(url("http://ds?token=abc"), "http://ds?token=***");
         assert_eq!(url("not a url?secret=1"), "not a url?secret=***");
         assert_eq!(url(""), "");
+    }
+
+    #[test]
+    fn long_text_is_cut_before_a_token_never_inside_one() {
+        let long = format!("{} http://u:hunter2@h/x tail", "word ".repeat(10));
+        let at = long.find("http").expect("url") + 12; // inside the password
+        let words = "word ".repeat(10);
+        assert_eq!(
+            super::cut_at(&long, at),
+            format!("{} [{} more bytes not kept]", words.trim_end(), long.len() - 50)
+        );
+        assert_eq!(
+            super::cut_at("password=hunter2", 12),
+            "[16 more bytes not kept]",
+            "one token: nothing kept"
+        );
+        assert_eq!(super::cut_at("é password=x", 1), "[13 more bytes not kept]", "a character boundary");
+        assert_eq!(super::cut_at("short password=x", 100), "short password=***");
     }
 
     #[test]
@@ -385,6 +468,50 @@ mod tests {
         assert_eq!(text("authserver: state RED"), "authserver: state RED");
         assert_eq!(text(""), "");
         assert_eq!(text("é=password:é"), "é=password:***");
+    }
+}
+
+#[cfg(test)]
+mod linear {
+    //! Masking time grows with the text, not with its square: hostile texts repeat what each
+    //! rule looks for, without the white space that would end a token.
+
+    use std::time::{Duration, Instant};
+
+    /// The fastest of three runs of [`super::text`] on `unit` repeated to `bytes`.
+    fn time(unit: &str, bytes: usize) -> Duration {
+        let input = unit.repeat(bytes / unit.len());
+        (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(super::text(std::hint::black_box(&input)));
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn masking_time_grows_linearly_with_hostile_text() {
+        for unit in [
+            "://",
+            "http://a",
+            "http://u:p@h/",
+            "jdbc:oracle:thin:u/",
+            "jdbc:oracle:thin:u/p@",
+            "password=",
+            "a:b@",
+            "Authorization:Bearer ",
+            "token: Bearer x=",
+            "@",
+            "'password='",
+            "\"secret\":\"",
+        ] {
+            let (small, medium, large) = (time(unit, 10_000), time(unit, 100_000), time(unit, 1_000_000));
+            // Linear is 10x per step; quadratic would be 100x. Timer noise is in the small run.
+            let ratio = large.as_secs_f64() / medium.as_secs_f64().max(1e-6);
+            assert!(ratio < 30.0, "{unit:?}: 10 KB {small:?}, 100 KB {medium:?}, 1 MB {large:?}");
+        }
     }
 }
 

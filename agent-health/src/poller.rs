@@ -49,13 +49,26 @@ pub async fn tick(app: Arc<App>) {
 
 /// One poll: an answer (a report, or a bad payload) or no answer, and the error label if any;
 /// redacted.
+///
+/// Reading and masking a report of up to a megabyte is CPU work: it runs on a blocking thread,
+/// so that the probes, served by this runtime's one thread, are answered meanwhile.
 pub async fn poll_once(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, Option<PollError>) {
-    let (poll, error) = fetch(http, upstream, timeout).await;
-    (redacted(poll), error)
+    let fetched = http.get(upstream, timeout, calypso::MAX_BODY_BYTES).await;
+    let read = move || {
+        let (poll, error) = judge(fetched);
+        (redacted(poll), error)
+    };
+    match tokio::task::spawn_blocking(read).await {
+        Ok(judged) => judged,
+        Err(e) => {
+            (Poll::BadAnswer(format!("the answer could not be read: {e}")), Some(PollError::BadPayload))
+        }
+    }
 }
 
-async fn fetch(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, Option<PollError>) {
-    match http.get(upstream, timeout, calypso::MAX_BODY_BYTES).await {
+/// What a fetch's outcome is as a poll.
+fn judge(fetched: Result<agent_core::http::Fetched, FetchError>) -> (Poll, Option<PollError>) {
+    match fetched {
         Ok(got) => match calypso::parse_response(got.status, got.content_type.as_deref(), &got.body) {
             Ok(report) => (Poll::Answer(report), None),
             Err(e) => (Poll::BadAnswer(format!("HTTP {}: {e}", got.status)), Some(PollError::BadPayload)),
@@ -81,11 +94,11 @@ async fn fetch(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, O
 pub fn redacted(poll: Poll) -> Poll {
     match poll {
         Poll::Answer(mut report) => {
-            report.map_texts(redact::text);
+            report.map_texts(redact::text_cut);
             Poll::Answer(report)
         }
-        Poll::BadAnswer(why) => Poll::BadAnswer(redact::text(&why)),
-        Poll::NoAnswer(why) => Poll::NoAnswer(redact::text(&why)),
+        Poll::BadAnswer(why) => Poll::BadAnswer(redact::text_cut(&why)),
+        Poll::NoAnswer(why) => Poll::NoAnswer(redact::text_cut(&why)),
     }
 }
 

@@ -524,3 +524,38 @@ async fn secrets_in_sensor_details_never_leave_and_details_stay_on_loopback() {
         assert!(!text.contains(SECRET), "{what} shows the secret: {text}");
     }
 }
+
+/// A huge health report full of URLs (masking work that once grew with its square) never stalls
+/// the probes: the kubelet gives `/livez` one second; each answer here comes within 100 ms while
+/// the polls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_report_full_of_urls_never_delays_a_probe() {
+    let ds = sim(Component::DataServer, None).await;
+    let agent = Agent::start(&ds.health_url(), &["--debug-listen", "127.0.0.1:0"]).await;
+    agent.until("/readyz", 200).await;
+    // 160 KB of `://` without a space, half a sensor's details each.
+    let hostile = "http://a@b:c/".repeat(80 * 1024 / 13);
+    ds.control().set_sensor("Calypso/Endpoints", calypso::State::Green, None, Some(&hostile));
+    ds.control().set_sensor("Calypso/Routes", calypso::State::Green, None, Some(&hostile));
+    let polls = async || {
+        let metrics = agent.get("/metrics").await.1;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("agent_health_poll_duration_seconds_count ")?.parse::<u64>().ok())
+    };
+    let first = polls().await.expect("polls counted");
+    let mut slowest = Duration::ZERO;
+    let mut probes = 0;
+    while polls().await.expect("polls counted") < first + 4 {
+        let started = std::time::Instant::now();
+        let (code, body) = agent.get("/livez").await;
+        slowest = slowest.max(started.elapsed());
+        probes += 1;
+        assert_eq!(code, 200, "{body}");
+    }
+    assert!(slowest < Duration::from_millis(100), "the slowest of {probes} /livez answers took {slowest:?}");
+    // What is kept of each detail is bounded, and says so.
+    let status = Agent::get_from(agent.debug.as_deref().expect("debug address"), "/status").await.1;
+    assert!(status.contains("more bytes not kept]"), "{}", &status[..status.len().min(2000)]);
+    assert!(status.len() < 40 * 1024, "/status holds {} bytes", status.len());
+}

@@ -90,7 +90,7 @@ impl Checker {
                 let mut report = calypso::parse_response(got.status, got.content_type.as_deref(), &got.body)
                     .map_err(|e| NotReady::from(format!("bad health payload (HTTP {}): {e}", got.status)))?;
                 // Before the summary cuts the details short (and a secret in half).
-                report.map_texts(agent_core::redact::text);
+                report.map_texts(agent_core::redact::text_cut);
                 match report.state {
                     State::Green => Ok(()),
                     State::Amber if !self.rules.strict => Ok(()),

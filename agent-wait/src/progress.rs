@@ -67,8 +67,8 @@ impl Progress {
     /// Records a failed attempt of target `i`; a note when the reason is new (by its
     /// signature) or was last said [`REPEAT_EVERY`] ago.
     pub fn not_ready(&mut self, i: usize, why: NotReady, now: Instant) -> Option<Note> {
-        let reason = agent_core::redact::text(&why.reason);
-        let signature = agent_core::redact::text(&why.signature);
+        let reason = agent_core::redact::text_cut(&why.reason);
+        let signature = agent_core::redact::text_cut(&why.signature);
         let e = &mut self.entries[i];
         e.attempts += 1;
         let changed = e.last_signature.as_deref() != Some(signature.as_str());
