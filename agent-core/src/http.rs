@@ -32,6 +32,10 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("body larger than {0} bytes")]
     BodyTooLarge(usize),
+    /// The status and headers came, then the body was cut off: the server answered (it is
+    /// alive), but what it said cannot be read.
+    #[error("HTTP {status}, then the answer was cut off after {received} bytes of body ({why})")]
+    Truncated { status: u16, received: usize, why: String },
     #[error("{0}")]
     Other(String),
 }
@@ -90,7 +94,15 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        let cut = |e: reqwest::Error, received: usize| FetchError::Truncated {
+            status,
+            received,
+            why: match classify(e) {
+                FetchError::Closed => "the connection closed".to_string(),
+                other => other.to_string(),
+            },
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| cut(e, body.len()))? {
             if body.len() + chunk.len() > max_body {
                 return Err(FetchError::BodyTooLarge(max_body));
             }
@@ -220,6 +232,15 @@ mod tests {
         assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::Refused));
         let url = serve(b"", 1).await;
         assert_eq!(client().get(&url, Duration::from_secs(5), 9).await, Err(FetchError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_is_an_answer_that_cannot_be_read() {
+        let url = serve(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 100\r\n\r\n{\"sta", 1).await;
+        assert_eq!(
+            client().get(&url, Duration::from_secs(5), 1000).await,
+            Err(FetchError::Truncated { status: 503, received: 5, why: "the connection closed".into() })
+        );
     }
 
     #[tokio::test]

@@ -28,8 +28,17 @@ pub fn url(text: &str) -> String {
         None => (head, None),
     };
     // Without a scheme the user info starts the text: `user:password@host:port`, the form a
-    // bare TCP target may take.
-    let start = before_query.find("://").map_or(0, |i| i + 3);
+    // bare TCP target may take. Oracle's `jdbc:oracle:thin:user/password@host` has no `//`
+    // either, and its `jdbc:oracle:thin:@host` holds no credential: it is read as free text.
+    let start = match before_query.find("://") {
+        Some(i) => i + 3,
+        None if before_query.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("jdbc:")) => {
+            let mut out = self::text(before_query);
+            append_parts(&mut out, query, fragment);
+            return out;
+        }
+        None => 0,
+    };
     let mut out = match userinfo(&before_query[start..], false) {
         Some(u) => {
             let (info, rest) = (&before_query[start..start + u.end], &before_query[start + u.end..]);
@@ -41,13 +50,18 @@ pub fn url(text: &str) -> String {
         }
         None => before_query.to_string(),
     };
+    append_parts(&mut out, query, fragment);
+    out
+}
+
+/// The query and the fragment, every value masked.
+fn append_parts(out: &mut String, query: Option<&str>, fragment: Option<&str>) {
     for (mark, part) in [('?', query), ('#', fragment)] {
         if let Some(part) = part {
             out.push(mark);
             out.push_str(&mask_pair_values(part));
         }
     }
-    out
 }
 
 /// `a=1&b&c=2` as `a=***&b&c=***`.
@@ -378,6 +392,8 @@ mod tests {
         assert_eq!(url("tcp://admin:hunter2@ds:1"), "tcp://admin:***@ds:1");
         assert_eq!(url("ftp://u:p@h:99999/bad"), "ftp://u:***@h:99999/bad", "not a valid URL");
         assert_eq!(url("db:1521"), "db:1521");
+        assert_eq!(url("jdbc:oracle:thin:@db:1521:X"), "jdbc:oracle:thin:@db:1521:X", "no credential");
+        assert_eq!(url("jdbc:oracle:thin:scott/tiger@db:1521/S"), "jdbc:oracle:thin:scott/***@db:1521/S");
         assert_eq!(url("calypso:hunter2@ds:1"), "calypso:***@ds:1", "a bare target's user info");
         assert_eq!(url("tok3n@ds:1"), "***@ds:1");
         assert_eq!(url("ds/@x:1"), "ds/@x:1", "no user info before a path");

@@ -76,6 +76,10 @@ fn judge(fetched: Result<agent_core::http::Fetched, FetchError>) -> (Poll, Optio
         Err(FetchError::BodyTooLarge(limit)) => {
             (Poll::BadAnswer(format!("body larger than {limit} bytes")), Some(PollError::BadPayload))
         }
+        // The JVM answered: not ready, but alive.
+        Err(e @ FetchError::Truncated { .. }) => {
+            (Poll::BadAnswer(e.to_string()), Some(PollError::BadPayload))
+        }
         Err(e) => {
             let label = match &e {
                 FetchError::Refused => PollError::Refused,

@@ -559,3 +559,35 @@ async fn a_huge_report_full_of_urls_never_delays_a_probe() {
     assert!(status.contains("more bytes not kept]"), "{}", &status[..status.len().min(2000)]);
     assert!(status.len() < 40 * 1024, "/status holds {} bytes", status.len());
 }
+
+/// An upstream that sends its status and headers and then drops the connection mid-body has
+/// answered: the JVM runs. Not ready, but alive for longer than the liveness grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_off_mid_body_is_not_ready_but_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/health", upstream.local_addr().expect("addr"));
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let head = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 4000\r\n\r\n";
+            let _ = s.write_all(format!("{head}{{\"state\":\"RED\",\"subSystems\":[").as_bytes()).await;
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Dropped: the connection closes 3971 bytes short.
+        }
+    });
+    let agent = Agent::start(&url, &["--debug-listen", "127.0.0.1:0"]).await;
+    let reason = agent.until("/readyz", 503).await;
+    assert!(reason.contains("HTTP 503, then the answer was cut off after 29 bytes of body"), "{reason}");
+    let since = SystemTime::now();
+    let status = polled_for(&agent, "bad_answer", since, GRACE + Duration::from_secs(1)).await;
+    assert!(
+        transitions(&status, "live").iter().all(|(ok, ..)| *ok),
+        "a cut-off answer is an answer: {status}"
+    );
+    assert_eq!(agent.get("/livez").await.0, 200);
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 4, "the cut-off answers were sent");
+}

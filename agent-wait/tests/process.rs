@@ -201,6 +201,41 @@ async fn credentials_in_sensor_details_are_redacted() {
     );
 }
 
+/// A bare `user:password@host:port` is a TCP target: its password is masked in the progress
+/// lines and the termination message like every URL's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_user_info_target_is_masked_everywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let term = dir.path().join("termination-log");
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let target = format!("calypso:hunter2@{}", socket.local_addr().expect("addr"));
+    let mut agent =
+        start(&["--timeout", "2s", &target], &[("AGENT_TERMINATION_LOG", term.to_str().expect("utf-8"))]);
+    assert_eq!(agent.exit_code().await, 124, "{}", agent.stderr());
+    let message = std::fs::read_to_string(&term).expect("termination message");
+    let shown = format!("calypso:***@{} (connection refused)", socket.local_addr().expect("addr"));
+    assert!(message.contains(&shown), "{message}");
+    let stderr = agent.stderr();
+    assert!(stderr.contains("calypso:***@"), "{stderr}");
+    assert!(!message.contains("hunter2") && !stderr.contains("hunter2"), "{message}{stderr}");
+}
+
+/// A report of 160 KB of URLs (masking that once grew with its square took seconds) cannot
+/// hold an attempt, nor the deadline: `--timeout 3s` ends within seconds of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_red_report_does_not_hold_the_deadline() {
+    let ds = sim(Component::DataServer).await;
+    let hostile = "http://a@b:c/".repeat(80 * 1024 / 13);
+    ds.control().set_sensor("Calypso/Endpoints", State::Red, None, Some(&hostile));
+    ds.control().set_sensor("Calypso/Routes", State::Red, None, Some(&hostile));
+    let started = std::time::Instant::now();
+    let mut agent = start(&["--timeout", "3s", &calypso_url(&ds)], &[]);
+    assert_eq!(agent.exit_code().await, 124, "{}", agent.stderr());
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(6), "exited {took:?} after a 3 s deadline");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_waiting_exits_143() {
     let dir = tempfile::tempdir().expect("tempdir");
