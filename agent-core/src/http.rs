@@ -49,10 +49,16 @@ pub struct BuildError(String);
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    connect_timeout: Duration,
 }
 
 impl HttpClient {
-    pub fn new(dns: Dns, user_agent: &str) -> Result<Self, BuildError> {
+    /// `connect_timeout` bounds connecting to all of a name's addresses together (the agents
+    /// pass their attempt timeout): hyper-util gives each address of a family an equal share of
+    /// it, one after the other, and starts on the other family 300 ms after the first (RFC 6555).
+    /// Without it, an address that drops packets first in the list would hold every attempt for
+    /// its whole timeout, however healthy the next address.
+    pub fn new(dns: Dns, user_agent: &str, connect_timeout: Duration) -> Result<Self, BuildError> {
         // reqwest is built without a default crypto provider so that only ring is linked; a
         // second install (another client in the process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -60,6 +66,7 @@ impl HttpClient {
             .use_preconfigured_tls(tls_config())
             .dns_resolver(Arc::new(dns))
             .user_agent(user_agent)
+            .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(0)
             // Health checks go straight to the target: an HTTP_PROXY meant for the pod's
             // outbound traffic would otherwise answer for it ("refused" by the proxy, names
@@ -68,7 +75,7 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError(reason(&e)))?;
-        Ok(HttpClient { client })
+        Ok(HttpClient { client, connect_timeout })
     }
 
     /// GETs `url`, the whole exchange (DNS, connect, TLS, headers, body) within `timeout`,
@@ -86,7 +93,11 @@ impl HttpClient {
     }
 
     async fn get_inner(&self, url: &url::Url, max_body: usize) -> Result<Fetched, FetchError> {
-        let mut resp = self.client.get(url.clone()).send().await.map_err(classify)?;
+        let mut resp = self.client.get(url.clone()).send().await.map_err(|e| match e.is_timeout() {
+            // The connect timeout (the attempt's) ran out on the last address: the attempt did.
+            true => FetchError::Timeout(self.connect_timeout),
+            false => classify(e),
+        })?;
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -188,7 +199,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn client() -> HttpClient {
-        HttpClient::new(Dns::system(), "test").expect("client")
+        HttpClient::new(Dns::system(), "test", Duration::from_secs(10)).expect("client")
     }
 
     /// Serves one canned HTTP answer per connection, `n` times.

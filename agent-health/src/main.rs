@@ -71,7 +71,7 @@ fn bind(on: &ListenOn) -> Result<TcpListener, Failure> {
 async fn run(config: Config, dns: Dns, termination: Option<&Path>) -> Result<(), Failure> {
     let signals =
         Signals::install(termination).map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let http = HttpClient::new(dns, USER_AGENT).map_err(|e| e.to_string())?;
+    let http = HttpClient::new(dns, USER_AGENT, config.policy.attempt_timeout).map_err(|e| e.to_string())?;
     let listener = bind(&config.listen)?;
     let debug_listener = config.debug_listen.as_ref().map(bind).transpose()?;
     let app = Arc::new(App::new(config.policy.clone(), config.max_sensor_metrics));

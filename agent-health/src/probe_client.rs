@@ -25,8 +25,9 @@ pub async fn check(url: &Url, timeout: Duration) -> Result<(bool, String), Check
             "only http://HOST:PORT (the sidecar is asked over the pod's network)".into(),
         ));
     }
-    let client = HttpClient::new(Dns::system(), concat!("agent-health-check/", env!("CARGO_PKG_VERSION")))
-        .map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    let client =
+        HttpClient::new(Dns::system(), concat!("agent-health-check/", env!("CARGO_PKG_VERSION")), timeout)
+            .map_err(|e| CheckError::Unreachable(e.to_string()))?;
     let got = client
         .get(url, timeout, MAX_ANSWER_BYTES)
         .await

@@ -7,7 +7,6 @@ use std::time::Duration;
 use agent_core::dns::Dns;
 use agent_core::http::{FetchError, HttpClient};
 use calypso::State;
-use tokio::net::TcpStream;
 
 use crate::predicate::{JsonPredicate, StatusRanges};
 use crate::target::Kind;
@@ -115,19 +114,10 @@ impl Check for Checker {
 }
 
 impl Checker {
-    /// Ready when any of the host's addresses accepts a connection; the last failure otherwise.
+    /// Ready when any of the host's addresses accepts a connection (raced, [`crate::connect`]);
+    /// the last failure otherwise.
     async fn tcp(&self, host: &str, port: u16) -> Result<(), String> {
         let addrs = self.dns.lookup(host, port).await.map_err(|e| e.to_string())?;
-        let mut last = String::new();
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    last = "connection refused".into()
-                }
-                Err(e) => last = format!("connect {addr}: {e}"),
-            }
-        }
-        Err(last)
+        crate::connect::race(&addrs).await.map(drop)
     }
 }

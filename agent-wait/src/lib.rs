@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod config;
+pub mod connect;
 pub mod predicate;
 pub mod progress;
 pub mod target;

@@ -28,7 +28,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         let signals = Signals::install(start.termination_path())
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        let http = HttpClient::new(config.dns.clone(), USER_AGENT).map_err(|e| e.to_string())?;
+        let http = HttpClient::new(config.dns.clone(), USER_AGENT, config.rules.attempt_timeout)
+            .map_err(|e| e.to_string())?;
         let checker = Checker::new(config.dns.clone(), http, config.rules.clone());
         if let Some(c) = config.component {
             tracing::info!(component = %c, "waiting for the dependencies of the {c}");

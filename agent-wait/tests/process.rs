@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 
 use calypso::{Component, State};
+use calypso_testkit::black_hole::{BlackHole, listen_drops};
 use calypso_testkit::dns::DnsDouble;
 use calypso_testkit::process::{PATIENCE, Spawned};
 use calypso_testkit::{Mode, Sim, SimConfig, SimHandle, eventually};
@@ -70,6 +71,32 @@ async fn calypso_target_by_late_name_ignoring_proxies() {
     dns.insert("dataserver.test", Ipv4Addr::LOCALHOST);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert!(ds.control().requests() > 0, "the simulator itself answered");
+}
+
+/// A name whose first address drops every SYN (a node gone) and whose second accepts: ready
+/// through the second, for tcp (raced, RFC 8305) and http (the connect timeout shared between
+/// the addresses). Tried one after the other with no connect timeout, every attempt would spend
+/// its whole timeout on the first address, and agent-wait would never be ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_drops_packets_does_not_hold_the_name() {
+    let dns = DnsDouble::start().await.expect("dns double");
+    let ds = sim(Component::DataServer).await;
+    let port = ds.addr().port();
+    let hole = BlackHole::bind((Ipv4Addr::new(127, 0, 0, 2), port).into()).await.expect("black hole");
+    let direct = tokio::time::timeout(PATIENCE / 10, tokio::net::TcpStream::connect(hole.addr())).await;
+    assert!(direct.is_err(), "the first address drops SYNs: {direct:?}");
+    dns.insert_all("dataserver.test", &[Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST]);
+    let servers = dns.addr().to_string();
+    for target in
+        [format!("tcp://dataserver.test:{port}"), format!("calypso://dataserver.test:{port}/health")]
+    {
+        let drops = listen_drops();
+        // The overall deadline is many attempts long: before the fix it ran out.
+        let args = [target.as_str(), "--attempt-timeout", "4s", "--timeout", "40s"];
+        let mut agent = start(&args, &[("AGENT_DNS_SERVERS", &servers)]);
+        assert_eq!(agent.exit_code().await, 0, "{target}: {}", agent.stderr());
+        assert!(listen_drops() > drops, "{target}: agent-wait met the black hole");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,8 @@
 //! attempt (a Kubernetes Service that does not exist yet must not be fatal).
 //!
 //! Protocol as a real authoritative server answers a stub resolver: the reply echoes the query
-//! ID, opcode, RD bit and question; a known name gets its A record (TTL 0, so nothing may cache
-//! it); an AAAA query for a known name gets NOERROR with no answers (NODATA); an unknown name gets
+//! ID, opcode, RD bit and question; a known name gets its A records, in the order the test gave
+//! them (TTL 0, so nothing may cache them); an AAAA query for a known name gets NOERROR with no answers (NODATA); an unknown name gets
 //! NXDOMAIN (RCODE 3) with no records; a query it cannot parse gets FORMERR (RCODE 1). EDNS
 //! options in the additional section are ignored, as RFC 6891 allows a server without EDNS to.
 
@@ -23,7 +23,7 @@ const RCODE_NXDOMAIN: u8 = 3;
 
 #[derive(Default)]
 struct Zone {
-    records: Mutex<HashMap<String, Ipv4Addr>>,
+    records: Mutex<HashMap<String, Vec<Ipv4Addr>>>,
     queries: AtomicU64,
 }
 
@@ -50,7 +50,12 @@ impl DnsDouble {
 
     /// From now on `name` resolves to `ip` (names compare without case or trailing dot).
     pub fn insert(&self, name: &str, ip: Ipv4Addr) {
-        self.records().insert(normalise(name), ip);
+        self.insert_all(name, &[ip]);
+    }
+
+    /// From now on `name` resolves to every one of `ips`, answered in this order.
+    pub fn insert_all(&self, name: &str, ips: &[Ipv4Addr]) {
+        self.records().insert(normalise(name), ips.to_vec());
     }
 
     /// From now on `name` is NXDOMAIN.
@@ -63,7 +68,7 @@ impl DnsDouble {
         self.zone.queries.load(Ordering::SeqCst)
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Ipv4Addr>>> {
         self.zone.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -84,7 +89,7 @@ async fn serve(socket: UdpSocket, zone: Arc<Zone>) {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
         let answer = {
             let records = zone.records.lock().unwrap_or_else(PoisonError::into_inner);
-            respond(&buf[..n], |name| records.get(name).copied())
+            respond(&buf[..n], |name| records.get(name).cloned())
         };
         zone.queries.fetch_add(1, Ordering::SeqCst);
         if let Some(answer) = answer {
@@ -94,7 +99,7 @@ async fn serve(socket: UdpSocket, zone: Arc<Zone>) {
 }
 
 /// The reply to one query, or `None` when it is too short to carry an ID (dropped, as servers do).
-pub fn respond(query: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Option<Vec<u8>> {
+pub fn respond(query: &[u8], lookup: impl Fn(&str) -> Option<Vec<Ipv4Addr>>) -> Option<Vec<u8>> {
     if query.len() < 12 {
         return None;
     }
@@ -117,14 +122,17 @@ pub fn respond(query: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Optio
     let question = &query[12..question_end];
     let reply = match lookup(&name) {
         None => [header(RCODE_NXDOMAIN, 1, 0), question.to_vec()].concat(),
-        Some(ip) if qtype == TYPE_A && qclass == CLASS_IN => {
-            let mut r = [header(0, 1, 1), question.to_vec()].concat();
-            r.extend_from_slice(&[0xC0, 0x0C]); // the name: a pointer to the question's
-            r.extend_from_slice(&TYPE_A.to_be_bytes());
-            r.extend_from_slice(&CLASS_IN.to_be_bytes());
-            r.extend_from_slice(&0u32.to_be_bytes()); // TTL 0
-            r.extend_from_slice(&4u16.to_be_bytes());
-            r.extend_from_slice(&ip.octets());
+        Some(ips) if qtype == TYPE_A && qclass == CLASS_IN => {
+            let count = u16::try_from(ips.len()).ok()?;
+            let mut r = [header(0, 1, count), question.to_vec()].concat();
+            for ip in ips {
+                r.extend_from_slice(&[0xC0, 0x0C]); // the name: a pointer to the question's
+                r.extend_from_slice(&TYPE_A.to_be_bytes());
+                r.extend_from_slice(&CLASS_IN.to_be_bytes());
+                r.extend_from_slice(&0u32.to_be_bytes()); // TTL 0
+                r.extend_from_slice(&4u16.to_be_bytes());
+                r.extend_from_slice(&ip.octets());
+            }
             r
         }
         Some(_) => [header(0, 1, 0), question.to_vec()].concat(), // NODATA
@@ -175,7 +183,7 @@ mod tests {
     #[test]
     fn answers_known_names_nxdomain_otherwise() {
         let ip = Ipv4Addr::new(127, 0, 0, 1);
-        let lookup = |n: &str| (n == "ds.test").then_some(ip);
+        let lookup = |n: &str| (n == "ds.test").then(|| vec![ip]);
         let a = respond(&query("DS.test", TYPE_A), lookup).expect("reply");
         assert_eq!(&a[0..2], &[0xAB, 0xCD], "ID echoed");
         assert_eq!(a[3] & 0x0F, 0, "NOERROR");
@@ -187,5 +195,15 @@ mod tests {
         assert_eq!((nodata[3] & 0x0F, nodata[7]), (0, 0));
         assert_eq!(respond(&[0; 13], lookup).map(|r| r[3] & 0x0F), Some(RCODE_FORMERR));
         assert_eq!(respond(&[0; 5], lookup), None);
+    }
+
+    #[test]
+    fn answers_every_address_in_order() {
+        let ips = [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST];
+        let a = respond(&query("ds.test", TYPE_A), |_| Some(ips.to_vec())).expect("reply");
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 2, "two answers");
+        let question_end = 12 + "ds.test".len() + 2 + 4;
+        let rdata: Vec<&[u8]> = a[question_end..].chunks(16).map(|rr| &rr[12..]).collect();
+        assert_eq!(rdata, [&ips[0].octets()[..], &ips[1].octets()[..]]);
     }
 }
