@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -38,6 +38,10 @@ pub enum DnsError {
     NoSuchHost(String),
     #[error("dns: cannot resolve {host:?}: {reason}")]
     Failed { host: String, reason: String },
+    /// The attempt's time ran out while the name was still being looked up: the DNS server is
+    /// silent, not the target.
+    #[error("dns: no answer for {host:?} from {servers} within {}", humantime::format_duration(*after))]
+    Silent { host: String, servers: String, after: Duration },
 }
 
 /// A resolver: the system's configuration, or explicit name servers. Clones share the built
@@ -61,6 +65,8 @@ struct Files {
 struct Cached {
     stamp: Stamp,
     resolver: TokioResolver,
+    /// The name servers it asks, as an error message names them.
+    servers: String,
 }
 
 /// What a file looked like when it was read; `None` when it could not be `stat`ed.
@@ -157,8 +163,18 @@ impl Dns {
             ]);
         }
         let failed = |reason: String| DnsError::Failed { host: host.to_string(), reason };
+        // Marked until an answer (or an error) comes: a lookup cut short by a timeout stays
+        // marked, which is how [`Dns::within`] tells a silent DNS server.
+        let pending = PENDING.try_with(Pending::clone).ok();
+        if let Some(p) = &pending {
+            p.set(Some(host.to_string()));
+        }
         let resolver = self.resolver().await.map_err(failed)?;
-        match resolver.lookup_ip(host).await {
+        let found = resolver.lookup_ip(host).await;
+        if let Some(p) = &pending {
+            p.set(None);
+        }
+        match found {
             Ok(found) => {
                 let addrs: Vec<SocketAddr> = found.iter().map(|ip| SocketAddr::new(ip, port)).collect();
                 if addrs.is_empty() { Err(DnsError::NoSuchHost(host.to_string())) } else { Ok(addrs) }
@@ -184,11 +200,47 @@ impl Dns {
         let (config, opts, hosts) = tokio::task::spawn_blocking(move || read(&files, servers.as_deref()))
             .await
             .map_err(|e| format!("reading the resolver configuration failed: {e}"))??;
+        let servers = describe(&config);
         let resolver = build(config, opts, hosts)?;
         self.builds.fetch_add(1, Ordering::Relaxed);
         *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Cached { stamp, resolver: resolver.clone() });
+            Some(Cached { stamp, resolver: resolver.clone(), servers });
         Ok(resolver)
+    }
+
+    /// Runs `work` within `timeout`. When the time runs out while a lookup made in it (through
+    /// [`Dns::lookup`], also for the HTTP client) is still waiting for the DNS server, the error
+    /// is [`DnsError::Silent`], naming the servers; otherwise `None`: the target was slow.
+    pub async fn within<T>(
+        &self,
+        timeout: Duration,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Option<DnsError>> {
+        let pending = Pending::default();
+        match tokio::time::timeout(timeout, PENDING.scope(pending.clone(), work)).await {
+            Ok(done) => Ok(done),
+            Err(_) => Err(self.silent(&pending, timeout)),
+        }
+    }
+
+    /// Inside [`Dns::within`]: whether a lookup was cut short by a timeout of `after` (one
+    /// inside the work, such as the HTTP client's connect timeout).
+    pub fn cut_short(&self, after: Duration) -> Option<DnsError> {
+        PENDING.try_with(|pending| self.silent(pending, after)).ok().flatten()
+    }
+
+    fn silent(&self, pending: &Pending, after: Duration) -> Option<DnsError> {
+        let host = pending.host()?;
+        Some(DnsError::Silent { host, servers: self.servers_described(), after })
+    }
+
+    /// The name servers, as [`DnsError::Silent`] names them.
+    fn servers_described(&self) -> String {
+        let cached = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some(c) => c.servers.clone(),
+            None => format!("the DNS servers of {}", self.files.resolv_conf.display()),
+        }
     }
 
     fn stamp(&self) -> Stamp {
@@ -197,6 +249,41 @@ impl Dns {
             resolv_conf: self.servers.is_none().then(|| stamp(&self.files.resolv_conf)).flatten(),
             hosts: stamp(&self.files.hosts),
         }
+    }
+}
+
+tokio::task_local! {
+    /// The lookup under way in a [`Dns::within`], if any.
+    static PENDING: Pending;
+}
+
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<Option<String>>>);
+
+impl Pending {
+    fn set(&self, host: Option<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = host;
+    }
+
+    fn host(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// "the DNS server 10.96.0.10:53", "the DNS servers 10.0.0.2:53, 10.0.0.3:53".
+fn describe(config: &ResolverConfig) -> String {
+    let addrs: Vec<String> = config
+        .name_servers()
+        .iter()
+        .map(|ns| {
+            let port = ns.connections.first().map_or(53, |c| c.port);
+            SocketAddr::new(ns.ip, port).to_string()
+        })
+        .collect();
+    match addrs.len() {
+        0 => "no DNS server (none configured)".to_string(),
+        1 => format!("the DNS server {}", addrs[0]),
+        _ => format!("the DNS servers {}", addrs.join(", ")),
     }
 }
 
@@ -263,6 +350,28 @@ impl reqwest::dns::Resolve for Dns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lookup_cut_short_names_the_silent_dns_server() {
+        // Bound and never read: queries go unanswered, as with a DNS server that is down.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let dns = Dns::with_servers(vec![addr]);
+        let after = Duration::from_millis(300);
+        let got = dns.within(after, dns.lookup("ds.test", 1)).await;
+        let servers = format!("the DNS server {addr}");
+        assert_eq!(got, Err(Some(DnsError::Silent { host: "ds.test".into(), servers, after })));
+        assert_eq!(
+            got.unwrap_err().expect("silent").to_string(),
+            format!("dns: no answer for \"ds.test\" from the DNS server {addr} within 300ms")
+        );
+        // Time running out after the lookup, or with no lookup at all, is the target's.
+        let literal = dns.within(after, async {
+            dns.lookup("127.0.0.1", 1).await.expect("a literal");
+            std::future::pending::<()>().await
+        });
+        assert_eq!(literal.await, Err(None));
+    }
 
     #[tokio::test]
     async fn literals_and_localhost_need_no_server() {

@@ -49,6 +49,7 @@ pub struct BuildError(String);
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    dns: Dns,
     connect_timeout: Duration,
 }
 
@@ -64,7 +65,7 @@ impl HttpClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls_config())
-            .dns_resolver(Arc::new(dns))
+            .dns_resolver(Arc::new(dns.clone()))
             .user_agent(user_agent)
             .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(0)
@@ -75,7 +76,7 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError(reason(&e)))?;
-        Ok(HttpClient { client, connect_timeout })
+        Ok(HttpClient { client, dns, connect_timeout })
     }
 
     /// GETs `url`, the whole exchange (DNS, connect, TLS, headers, body) within `timeout`,
@@ -86,16 +87,21 @@ impl HttpClient {
         timeout: Duration,
         max_body: usize,
     ) -> Result<Fetched, FetchError> {
-        match tokio::time::timeout(timeout, self.get_inner(url, max_body)).await {
+        match self.dns.within(timeout, self.get_inner(url, max_body)).await {
             Ok(r) => r,
-            Err(_) => Err(FetchError::Timeout(timeout)),
+            Err(Some(silent)) => Err(FetchError::Dns(silent)),
+            Err(None) => Err(FetchError::Timeout(timeout)),
         }
     }
 
     async fn get_inner(&self, url: &url::Url, max_body: usize) -> Result<Fetched, FetchError> {
         let mut resp = self.client.get(url.clone()).send().await.map_err(|e| match e.is_timeout() {
-            // The connect timeout (the attempt's) ran out on the last address: the attempt did.
-            true => FetchError::Timeout(self.connect_timeout),
+            // The connect timeout (the attempt's) ran out, in the lookup or on the last address:
+            // the attempt did.
+            true => match self.dns.cut_short(self.connect_timeout) {
+                Some(silent) => FetchError::Dns(silent),
+                None => FetchError::Timeout(self.connect_timeout),
+            },
             false => classify(e),
         })?;
         let status = resp.status().as_u16();
@@ -215,6 +221,22 @@ mod tests {
             }
         });
         format!("http://{addr}/health").parse().expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_silent_dns_server_is_named_not_the_target() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let url = url::Url::parse("http://ds.test:1/health").expect("url");
+        // The attempt's timeout runs out first, or the connect timeout (it covers the lookup).
+        for (connect_timeout, within) in [(10_000, "300ms"), (200, "200ms")] {
+            let connect_timeout = Duration::from_millis(connect_timeout);
+            let client =
+                HttpClient::new(Dns::with_servers(vec![addr]), "test", connect_timeout).expect("client");
+            let got = client.get(&url, Duration::from_millis(300), 1000).await;
+            let want = format!("from the DNS server {addr} within {within}");
+            assert!(matches!(&got, Err(FetchError::Dns(e)) if e.to_string().contains(&want)), "{got:?}");
+        }
     }
 
     #[tokio::test]

@@ -49,8 +49,12 @@ pub enum Poll {
     Answer(HealthReport),
     /// An HTTP answer whose body is no health report: the process answers, the payload is bad.
     BadAnswer(String),
-    /// No HTTP answer at all: refused, reset, timed out, name not found.
+    /// No HTTP answer at all: refused, reset, timed out.
     NoAnswer(String),
+    /// Calypso could not be asked: the upstream's name did not resolve (no such name, or the
+    /// DNS server failed or was silent). Not ready, but it says nothing of whether the JVM
+    /// runs — a DNS outage must not get every Calypso server restarted.
+    NotAsked(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -233,6 +237,8 @@ impl Tracker {
                 }
             }
             Poll::BadAnswer(_) => self.unreachable_since = None,
+            // Nothing learnt: the liveness clocks neither start nor stop.
+            Poll::NotAsked(_) => {}
         }
         self.last = Some((poll, now, wall));
         self.record_transitions(now, wall);
@@ -301,7 +307,9 @@ impl Tracker {
             Some((Poll::BadAnswer(why), _, _)) => {
                 Verdict::fail(format!("starting: bad health payload: {why}"))
             }
-            Some((Poll::NoAnswer(why), _, _)) => Verdict::fail(format!("starting: {why}")),
+            Some((Poll::NoAnswer(why) | Poll::NotAsked(why), _, _)) => {
+                Verdict::fail(format!("starting: {why}"))
+            }
         }
     }
 
@@ -311,6 +319,7 @@ impl Tracker {
             Poll::Answer(r) => r,
             Poll::BadAnswer(why) => return Err(format!("bad health payload: {why}")),
             Poll::NoAnswer(why) => return Err(format!("unreachable: {why}")),
+            Poll::NotAsked(why) => return Err(format!("not asked: {why}")),
         };
         let causes = report.causes();
         let counted: Vec<_> = causes
@@ -359,6 +368,7 @@ impl Tracker {
                 Some((Poll::Answer(r), _, _)) => r.summary(),
                 Some((Poll::BadAnswer(why), _, _)) => format!("bad health payload: {why}"),
                 Some((Poll::NoAnswer(why), _, _)) => format!("no answer: {why}"),
+                Some((Poll::NotAsked(why), _, _)) => format!("not asked: {why}"),
             },
         }];
         if let Some((Poll::Answer(report), _, _)) = &self.last {
@@ -573,6 +583,26 @@ mod tests {
         polls.extend((0..5).map(|_| Poll::NoAnswer("timeout".into())));
         let (t, at) = feed(policy(), polls);
         assert!(ok(&t, Probe::Live, at + 2 * S));
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_not_ready_but_never_fails_liveness() {
+        let silent = || Poll::NotAsked("dns: no answer for \"ds\" from the DNS server 10.96.0.10:53".into());
+        let mut polls = vec![green(), green()];
+        polls.extend((0..100).map(|_| silent()));
+        let (t, at) = feed(policy(), polls);
+        assert!(ok(&t, Probe::Live, at + 2 * S), "a DNS outage must not restart Calypso");
+        assert!(ok(&t, Probe::Startup, at), "started once, started");
+        let v = t.verdict(Probe::Ready, at);
+        assert_eq!(v.reason, "not asked: dns: no answer for \"ds\" from the DNS server 10.96.0.10:53");
+        // Nor does it stop the clock of a Calypso that did not answer before it.
+        let mut polls = vec![green(), green()];
+        polls.extend((0..20).map(|_| Poll::NoAnswer("connection refused".into())));
+        polls.extend((0..5).map(|_| silent()));
+        polls.extend((0..5).map(|_| Poll::NoAnswer("connection refused".into())));
+        let (t, at) = feed(policy(), polls);
+        let v = t.verdict(Probe::Live, at + 2 * S);
+        assert_eq!((v.ok, v.reason.as_str()), (false, "no answer from Calypso for 1m (connection refused)"));
     }
 
     #[test]

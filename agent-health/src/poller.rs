@@ -80,12 +80,12 @@ fn judge(fetched: Result<agent_core::http::Fetched, FetchError>) -> (Poll, Optio
         Err(e @ FetchError::Truncated { .. }) => {
             (Poll::BadAnswer(e.to_string()), Some(PollError::BadPayload))
         }
+        Err(e @ FetchError::Dns(_)) => (Poll::NotAsked(e.to_string()), Some(PollError::Dns)),
         Err(e) => {
             let label = match &e {
                 FetchError::Refused => PollError::Refused,
                 FetchError::Timeout(_) => PollError::Timeout,
                 FetchError::Closed => PollError::Closed,
-                FetchError::Dns(_) => PollError::Dns,
                 _ => PollError::Other,
             };
             (Poll::NoAnswer(e.to_string()), Some(label))
@@ -103,6 +103,7 @@ pub fn redacted(poll: Poll) -> Poll {
         }
         Poll::BadAnswer(why) => Poll::BadAnswer(redact::text_cut(&why)),
         Poll::NoAnswer(why) => Poll::NoAnswer(redact::text_cut(&why)),
+        Poll::NotAsked(why) => Poll::NotAsked(redact::text_cut(&why)),
     }
 }
 

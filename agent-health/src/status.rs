@@ -26,6 +26,7 @@ pub fn render(app: &App, now: Instant) -> Value {
                     Poll::Answer(_) => ("answer", Value::Null),
                     Poll::BadAnswer(why) => ("bad_answer", json!(why)),
                     Poll::NoAnswer(why) => ("no_answer", json!(why)),
+                    Poll::NotAsked(why) => ("not_asked", json!(why)),
                 };
                 json!({ "completed_at": rfc3339(at), "outcome": outcome, "error": error })
             }

@@ -591,3 +591,29 @@ async fn an_answer_cut_off_mid_body_is_not_ready_but_alive() {
     assert_eq!(agent.get("/livez").await.0, 200);
     assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 4, "the cut-off answers were sent");
 }
+
+/// The upstream is asked by name and the DNS server goes silent: readiness fails naming the DNS
+/// server, not Calypso, and liveness holds for longer than the grace — a DNS outage must not get
+/// every Calypso server restarted. When DNS answers again, the engine is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_dns_server_is_not_ready_but_never_fails_liveness() {
+    let dns = calypso_testkit::dns::DnsDouble::start().await.expect("dns double");
+    dns.insert("calypso.test", std::net::Ipv4Addr::LOCALHOST);
+    let ds = sim(Component::DataServer, None).await;
+    let url = format!("http://calypso.test:{}/health", ds.addr().port());
+    let servers = dns.addr().to_string();
+    let agent =
+        Agent::start_with(&url, &["--debug-listen", "127.0.0.1:0"], &[("AGENT_DNS_SERVERS", &servers)]).await;
+    agent.until("/readyz", 200).await;
+    dns.silence(true);
+    let reason = agent.until("/readyz", 503).await;
+    let want =
+        format!("not asked: dns: no answer for \"calypso.test\" from the DNS server {servers} within 400ms");
+    assert!(reason.contains(&want), "{reason}");
+    let since = SystemTime::now();
+    let status = polled_for(&agent, "not_asked", since, GRACE + Duration::from_secs(1)).await;
+    assert!(transitions(&status, "live").iter().all(|(ok, ..)| *ok), "DNS is not Calypso: {status}");
+    assert_eq!(agent.get("/livez").await.0, 200);
+    dns.silence(false);
+    agent.until("/readyz", 200).await;
+}

@@ -59,9 +59,10 @@ impl Checker {
     async fn attempt(&self, kind: &Kind) -> Result<(), NotReady> {
         let timeout = self.rules.attempt_timeout;
         match kind {
-            Kind::Tcp { host, port } => match tokio::time::timeout(timeout, self.tcp(host, *port)).await {
+            Kind::Tcp { host, port } => match self.dns.within(timeout, self.tcp(host, *port)).await {
                 Ok(r) => r.map_err(NotReady::from),
-                Err(_) => Err(FetchError::Timeout(timeout).to_string().into()),
+                Err(Some(silent)) => Err(silent.to_string().into()),
+                Err(None) => Err(FetchError::Timeout(timeout).to_string().into()),
             },
             Kind::Http { url } => {
                 let got =

@@ -74,8 +74,8 @@ async fn calypso_target_by_late_name_ignoring_proxies() {
 }
 
 /// A name whose first address drops every SYN (a node gone) and whose second accepts: ready
-/// through the second, for tcp (raced, RFC 8305) and http (the connect timeout shared between
-/// the addresses). Tried one after the other with no connect timeout, every attempt would spend
+/// through the second within the first attempt, for tcp (raced, RFC 8305) and http (the connect
+/// timeout shared between the addresses). Tried one after the other with no connect timeout, every attempt would spend
 /// its whole timeout on the first address, and agent-wait would never be ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_that_drops_packets_does_not_hold_the_name() {
@@ -96,7 +96,34 @@ async fn an_address_that_drops_packets_does_not_hold_the_name() {
         let mut agent = start(&args, &[("AGENT_DNS_SERVERS", &servers)]);
         assert_eq!(agent.exit_code().await, 0, "{target}: {}", agent.stderr());
         assert!(listen_drops() > drops, "{target}: agent-wait met the black hole");
+        let stderr = agent.stderr();
+        let ready = stderr.lines().find(|l| l.contains(": ready after")).expect("a ready line");
+        assert!(ready.contains(" attempts=1 "), "{target}: ready within the first attempt: {stderr}");
     }
+}
+
+/// A DNS server that does not answer is named as the reason, for tcp and http targets alike:
+/// the target is not to blame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_dns_server_is_named_not_the_target() {
+    let dns = DnsDouble::start().await.expect("dns double");
+    dns.insert("dataserver.test", Ipv4Addr::LOCALHOST);
+    dns.silence(true);
+    let servers = dns.addr().to_string();
+    let ds = sim(Component::DataServer).await;
+    let port = ds.addr().port();
+    for target in
+        [format!("tcp://dataserver.test:{port}"), format!("calypso://dataserver.test:{port}/health")]
+    {
+        let agent = start(&[&target, "--attempt-timeout", "300ms"], &[("AGENT_DNS_SERVERS", &servers)]);
+        let want =
+            format!("dns: no answer for \"dataserver.test\" from the DNS server {servers} within 300ms");
+        agent.said(&want).await;
+    }
+    dns.silence(false);
+    let target = format!("tcp://dataserver.test:{port}");
+    let mut agent = start(&[&target, "--attempt-timeout", "300ms"], &[("AGENT_DNS_SERVERS", &servers)]);
+    assert_eq!(agent.exit_code().await, 0, "answered again: {}", agent.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

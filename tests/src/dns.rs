@@ -7,10 +7,12 @@
 //! them (TTL 0, so nothing may cache them); an AAAA query for a known name gets NOERROR with no answers (NODATA); an unknown name gets
 //! NXDOMAIN (RCODE 3) with no records; a query it cannot parse gets FORMERR (RCODE 1). EDNS
 //! options in the additional section are ignored, as RFC 6891 allows a server without EDNS to.
+//! Silenced, it reads queries and answers none, as a DNS server that is down (or overloaded)
+//! does to a client.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::UdpSocket;
@@ -25,6 +27,7 @@ const RCODE_NXDOMAIN: u8 = 3;
 struct Zone {
     records: Mutex<HashMap<String, Vec<Ipv4Addr>>>,
     queries: AtomicU64,
+    silent: AtomicBool,
 }
 
 /// A running DNS double; stops when dropped.
@@ -63,6 +66,11 @@ impl DnsDouble {
         self.records().remove(&normalise(name));
     }
 
+    /// From now on (`true`) no query is answered, until `false`.
+    pub fn silence(&self, silent: bool) {
+        self.zone.silent.store(silent, Ordering::SeqCst);
+    }
+
     /// Queries answered so far.
     pub fn queries(&self) -> u64 {
         self.zone.queries.load(Ordering::SeqCst)
@@ -87,6 +95,9 @@ async fn serve(socket: UdpSocket, zone: Arc<Zone>) {
     let mut buf = [0u8; 1500];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
+        if zone.silent.load(Ordering::SeqCst) {
+            continue;
+        }
         let answer = {
             let records = zone.records.lock().unwrap_or_else(PoisonError::into_inner);
             respond(&buf[..n], |name| records.get(name).cloned())
