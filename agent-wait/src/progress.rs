@@ -64,13 +64,14 @@ impl Progress {
         Progress { started, entries }
     }
 
-    /// Records a failed attempt of target `i`; a note when the reason is new (by its
-    /// signature) or was last said [`REPEAT_EVERY`] ago.
+    /// Records a failed attempt of target `i` (pending again, if it was ready); a note when the
+    /// reason is new (by its signature) or was last said [`REPEAT_EVERY`] ago.
     pub fn not_ready(&mut self, i: usize, why: NotReady, now: Instant) -> Option<Note> {
         let reason = agent_core::redact::text_cut(&why.reason);
         let signature = agent_core::redact::text_cut(&why.signature);
         let e = &mut self.entries[i];
         e.attempts += 1;
+        e.ready_after = None;
         let changed = e.last_signature.as_deref() != Some(signature.as_str());
         let due = e.last_logged.is_none_or(|t| now.duration_since(t) >= REPEAT_EVERY);
         e.last_reason = Some(reason.clone());
@@ -83,7 +84,7 @@ impl Progress {
         Some(Note::Waiting { label: e.label.clone(), reason, attempts: e.attempts, elapsed })
     }
 
-    /// Records target `i` as ready (once; it is not checked again).
+    /// Records target `i` as ready.
     pub fn ready(&mut self, i: usize, now: Instant) -> Note {
         let elapsed = now.duration_since(self.started);
         let e = &mut self.entries[i];

@@ -1,5 +1,10 @@
 //! The wait itself: every target checked in parallel, each with its own backoff, until all are
 //! ready, the deadline passes or a signal arrives.
+//!
+//! "All ready" means ready together: a target found ready early may have failed by the time the
+//! last one is ready (a DataServer that went RED while the EventServer was still starting). So
+//! when every target has been ready, the ones ready before the last are checked once more, all
+//! at once; any that fails is waited for again, and the round repeats when it is ready.
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,14 +44,36 @@ pub async fn wait_all(
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Dropping the set (on any return) aborts the probes still running.
     let mut probes = JoinSet::new();
-    for (i, t) in targets.iter().enumerate() {
+    let start_probe = |probes: &mut JoinSet<()>, i: usize| {
+        let t: &Target = &targets[i];
         tracing::debug!(dependency = %t.label, "checking");
         probes.spawn(probe(i, t.kind.clone(), checker.clone(), max_interval, tx.clone()));
+    };
+    for i in 0..targets.len() {
+        start_probe(&mut probes, i);
     }
-    drop(tx);
     tokio::pin!(stop);
+    // The target whose probe found it ready last, and whether the others were confirmed since.
+    let mut last_ready = None;
+    let mut confirmed = true;
+    let mut confirming = 0usize;
 
-    while !progress.all_ready() {
+    loop {
+        if progress.all_ready() && confirming == 0 {
+            if confirmed {
+                break;
+            }
+            confirmed = true;
+            for (i, t) in targets.iter().enumerate().filter(|(i, _)| Some(*i) != last_ready) {
+                let (kind, checker, tx) = (t.kind.clone(), checker.clone(), tx.clone());
+                probes.spawn(async move {
+                    let result = checker.check(&kind).await;
+                    let _ = tx.send((i, Attempt::Confirm(result)));
+                });
+                confirming += 1;
+            }
+            continue;
+        }
         tokio::select! {
             _ = sleep_until(deadline) => {
                 return Outcome::DeadlinePassed(format!(
@@ -58,11 +85,26 @@ pub async fn wait_all(
             signal = &mut stop => {
                 return Outcome::Terminated(format!("{signal} while waiting; not ready: {}", progress.pending()));
             }
-            Some((i, result)) = rx.recv() => {
+            Some((i, attempt)) = rx.recv() => {
                 let now = Instant::now();
-                let note = match result {
-                    Ok(()) => Some(progress.ready(i, now)),
-                    Err(reason) => progress.not_ready(i, reason, now),
+                let note = match attempt {
+                    Attempt::Probe(Ok(())) => {
+                        (last_ready, confirmed) = (Some(i), false);
+                        Some(progress.ready(i, now))
+                    }
+                    Attempt::Probe(Err(why)) => progress.not_ready(i, why, now),
+                    Attempt::Confirm(result) => {
+                        confirming -= 1;
+                        match result {
+                            Ok(()) => None,
+                            Err(why) => {
+                                start_probe(&mut probes, i);
+                                let again = |s: &str| format!("no longer ready: {s}");
+                                let why = NotReady { reason: again(&why.reason), signature: again(&why.signature) };
+                                progress.not_ready(i, why, now)
+                            }
+                        }
+                    }
                 };
                 log(note);
             }
@@ -85,19 +127,26 @@ fn log(note: Option<Note>) {
     }
 }
 
+/// An attempt's result: from a target's probe, or from the check that confirms a target found
+/// ready earlier is still ready.
+enum Attempt {
+    Probe(Result<(), NotReady>),
+    Confirm(Result<(), NotReady>),
+}
+
 /// Checks one target until it is ready, pausing between attempts by the backoff.
 async fn probe(
     i: usize,
     kind: Kind,
     checker: impl Check,
     max_interval: Duration,
-    tx: mpsc::UnboundedSender<(usize, Result<(), NotReady>)>,
+    tx: mpsc::UnboundedSender<(usize, Attempt)>,
 ) {
     let mut delays = backoff(MIN_INTERVAL, max_interval);
     loop {
         let result = checker.check(&kind).await;
         let ready = result.is_ok();
-        if tx.send((i, result)).is_err() || ready {
+        if tx.send((i, Attempt::Probe(result))).is_err() || ready {
             return;
         }
         sleep(delays.next().unwrap_or(max_interval)).await;
@@ -163,9 +212,37 @@ mod tests {
         assert!(took >= Duration::from_millis(5_300) && took <= Duration::from_millis(6_300), "{took:?}");
         let Outcome::Ready(line) = outcome else { panic!("{outcome:?}") };
         assert!(line.starts_with("2 targets ready in ") && line.contains("t0 0.0s, t1 "), "{line}");
-        assert_eq!(fake.attempts(0), 1, "a ready target is not checked again");
+        assert_eq!(fake.attempts(0), 2, "a ready target is checked again only when the last is ready");
         // Backoff from 50 ms doubling to a 1 s cap over 5.3 s: more than 5, fewer than 20.
         assert!((6..20).contains(&fake.attempts(1)), "{}", fake.attempts(1));
+    }
+
+    /// t0 is ready at once, down from 2 s to 8 s (a DataServer failing over); t1 is ready from
+    /// 5.3 s. Everything is ready together only from 8 s.
+    #[derive(Clone)]
+    struct Flapping(Instant);
+
+    impl Check for Flapping {
+        async fn check(&self, kind: &Kind) -> Result<(), NotReady> {
+            let Kind::Tcp { port, .. } = kind else { unreachable!("scripted targets are tcp") };
+            let t = self.0.elapsed();
+            let ready = match port {
+                0 => t < 2 * SECOND || t >= 8 * SECOND,
+                _ => t >= Duration::from_millis(5_300),
+            };
+            if ready { Ok(()) } else { Err(NotReady::from(format!("down {port}"))) }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_failed_meanwhile_is_waited_for_again() {
+        let started = Instant::now();
+        let outcome =
+            wait_all(&targets(2), &Flapping(started), 60 * SECOND, SECOND, std::future::pending()).await;
+        let took = started.elapsed();
+        assert!(took >= 8 * SECOND && took <= 9 * SECOND, "{took:?}");
+        let Outcome::Ready(line) = outcome else { panic!("{outcome:?}") };
+        assert!(line.contains("t0 8."), "t0's time is when it was ready again: {line}");
     }
 
     #[tokio::test(start_paused = true)]
