@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod connect;
+pub mod gate;
 pub mod predicate;
 pub mod progress;
 pub mod target;

@@ -319,6 +319,22 @@ async fn command_replaces_agent_wait() {
     assert_eq!(out, format!("pid={pid}\n"));
 }
 
+/// agent-wait holds SIGTERM and SIGINT blocked for its signal thread; the command must not
+/// inherit that, or it would never hear the kubelet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_starts_with_no_signal_blocked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
+    std::fs::write(&ready, "yes").expect("write");
+    let file = format!("file://{}", ready.display());
+    let mut agent = start(&[&file, "--", "grep", "^SigBlk:", "/proc/self/status"], &[]);
+    let mut stdout = agent.child.stdout.take().expect("stdout");
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await.expect("read");
+    assert_eq!(out, "SigBlk:\t0000000000000000\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_not_found_exits_127() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -411,4 +427,53 @@ async fn component_without_dependencies_is_ready_at_once() {
     let mut agent = start(&["--component", "event-server"], &[]);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert!(agent.stderr().contains("0 targets ready"));
+}
+
+/// A SIGTERM that arrives after every target is ready and before the exec is not swallowed:
+/// agent-wait stops (143) and the command never starts. agent-wait is held at that very moment
+/// by its own log line: its stderr is a pipe the test filled, so the write of "1 target ready"
+/// blocks until the test drains it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_just_before_the_exec_stops_agent_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ready, started) = (dir.path().join("ready"), dir.path().join("started"));
+    std::fs::write(&ready, "yes").expect("write");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let writer = tokio::net::unix::pipe::Sender::from_owned_fd(writer.into()).expect("non-blocking");
+    writer.writable().await.expect("an empty pipe is writable");
+    while writer.try_write(&[b'.'; 4096]).is_ok() {}
+    let writer = writer.into_blocking_fd().expect("blocking again");
+    let file = format!("file://{}", ready.display());
+    let touch = format!("touch {}; sleep 60", started.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-wait"))
+        .args([file.as_str(), "--", "sh", "-c", &touch])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        // Only the lines after the wait: the first write that blocks is "1 target ready".
+        .env("AGENT_LOG", "warn,agent_wait=info,agent_wait::wait=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(writer))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent-wait starts");
+    let pid = child.id().expect("pid");
+    // /proc/PID/syscall: "1 0x2 ..." is write(2, ...), the main thread's blocked log line.
+    eventually("agent-wait blocked writing its ready line", PATIENCE, async || {
+        let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+        syscall.starts_with("1 0x2 ").then_some(())
+    })
+    .await;
+    calypso_testkit::process::signal_pid(pid, nix::sys::signal::Signal::SIGTERM);
+    let drained = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut { reader }, &mut out);
+        out
+    });
+    let status =
+        tokio::time::timeout(PATIENCE, child.wait()).await.expect("agent-wait ends").expect("status");
+    let stderr = drained.join().expect("drained");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("SIGTERM after every target was ready, before \"sh\" started"), "{stderr}");
+    assert!(!started.exists(), "the command never started");
 }
