@@ -165,11 +165,11 @@ impl Dns {
         let failed = |reason: String| DnsError::Failed { host: host.to_string(), reason };
         // Marked until an answer (or an error) comes: a lookup cut short by a timeout stays
         // marked, which is how [`Dns::within`] tells a silent DNS server.
+        let resolver = self.resolver().await.map_err(failed)?;
         let pending = PENDING.try_with(Pending::clone).ok();
         if let Some(p) = &pending {
             p.set(Some(host.to_string()));
         }
-        let resolver = self.resolver().await.map_err(failed)?;
         let found = resolver.lookup_ip(host).await;
         if let Some(p) = &pending {
             p.set(None);
