@@ -18,40 +18,49 @@ pub const MASK: &str = "***";
 
 /// The URL text with the password (or a lone user-info token) and every query and fragment
 /// value replaced by [`MASK`]; without a scheme, a leading `user:password@` too.
+///
+/// The user info is found before the query and fragment are split off: a password written with
+/// an unescaped `#` or `?` (`http://u:Pa#ss@h`, not a valid URL, but typed by people) is masked
+/// whole. The price: `http://h:80/p?mail=a@b` is shown as `http://h:***@b`, too much rather than
+/// too little.
 pub fn url(text: &str) -> String {
-    let (head, fragment) = match text.find('#') {
-        Some(i) => (&text[..i], Some(&text[i + 1..])),
-        None => (text, None),
-    };
-    let (before_query, query) = match head.find('?') {
-        Some(i) => (&head[..i], Some(&head[i + 1..])),
-        None => (head, None),
-    };
+    let (head, query, fragment) = split_parts(text);
+    // Oracle's `jdbc:oracle:thin:user/password@host` has no `//`, and its
+    // `jdbc:oracle:thin:@host` holds no credential: it is read as free text.
+    if !head.contains("://") && head.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("jdbc:")) {
+        let mut out = self::text(head);
+        append_parts(&mut out, query, fragment);
+        return out;
+    }
     // Without a scheme the user info starts the text: `user:password@host:port`, the form a
-    // bare TCP target may take. Oracle's `jdbc:oracle:thin:user/password@host` has no `//`
-    // either, and its `jdbc:oracle:thin:@host` holds no credential: it is read as free text.
-    let start = match before_query.find("://") {
-        Some(i) => i + 3,
-        None if before_query.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("jdbc:")) => {
-            let mut out = self::text(before_query);
-            append_parts(&mut out, query, fragment);
-            return out;
-        }
-        None => 0,
+    // bare TCP target may take.
+    let start = head.find("://").map_or(0, |i| i + 3);
+    let rest = &text[start..];
+    let Some(info) = userinfo(rest, false) else {
+        let mut out = head.to_string();
+        append_parts(&mut out, query, fragment);
+        return out;
     };
-    let mut out = match userinfo(&before_query[start..], false) {
-        Some(u) => {
-            let (info, rest) = (&before_query[start..start + u.end], &before_query[start + u.end..]);
-            let masked = match info.split_once(':') {
-                Some((user, _)) => format!("{user}:{MASK}"),
-                None => MASK.to_string(),
-            };
-            format!("{}{masked}{rest}", &before_query[..start])
-        }
-        None => before_query.to_string(),
+    let masked = match rest[..info.end].split_once(':') {
+        Some((user, _)) => format!("{user}:{MASK}"),
+        None => MASK.to_string(),
     };
+    let (host, query, fragment) = split_parts(&rest[info.end..]);
+    let mut out = format!("{}{masked}{host}", &text[..start]);
     append_parts(&mut out, query, fragment);
     out
+}
+
+/// `head?query#fragment`.
+fn split_parts(text: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (head, fragment) = match text.split_once('#') {
+        Some((h, f)) => (h, Some(f)),
+        None => (text, None),
+    };
+    match head.split_once('?') {
+        Some((h, q)) => (h, Some(q), fragment),
+        None => (head, None, fragment),
+    }
 }
 
 /// The query and the fragment, every value masked.
@@ -239,11 +248,24 @@ fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
     }
 }
 
-/// Oracle's `jdbc:oracle:thin:user/password@host...` (any driver type: `thin`, `oci`, `kprb`).
+/// Oracle's `jdbc:oracle:thin:user/password@host...` (any driver type: `thin`, `oci`, `kprb`),
+/// also with the password quoted, as Oracle wants one holding `@` or white space:
+/// `user/"p@ss word"@host`.
 fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
     const PREFIX: &str = "jdbc:oracle:";
     let lower = text.to_ascii_lowercase();
+    let mut quote = Next::new(text, |c| c == '"');
     for (base, token) in tokens(text) {
+        let end = base + token.len();
+        // A quote ends the token: `...thin:user/` then `"password"`.
+        if token.ends_with('/')
+            && !token.contains('@')
+            && text[end..].starts_with('"')
+            && lower[base..end].contains(PREFIX)
+        {
+            masks.push(end + 1..quote.at(end + 1));
+            continue;
+        }
         let Some(last_at) = token.rfind('@') else { continue };
         let mut colon = Next::new(token, |c| c == ':');
         let mut slash = Next::new(token, |c| c == '/');
@@ -335,10 +357,17 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         Next::new(text, |c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''));
     let mut double_quote = Next::new(text, |c| c == '"');
     let mut single_quote = Next::new(text, |c| c == '\'');
+    let blank = |b: u8| matches!(b, b' ' | b'\t');
+    // A separator inside a value already masked is masked with it; skipping it also keeps the
+    // scans for closing quotes from going over the same text twice.
+    let mut masked_until = 0;
     for (sep, _) in text.match_indices(['=', ':']) {
-        // Backwards: spaces, a closing quote, the key.
+        if sep < masked_until {
+            continue;
+        }
+        // Backwards: blanks, a closing quote, the key.
         let mut k_end = sep;
-        while k_end > 0 && bytes[k_end - 1] == b' ' {
+        while k_end > 0 && blank(bytes[k_end - 1]) {
             k_end -= 1;
         }
         if k_end > 0 && matches!(bytes[k_end - 1], b'"' | b'\'') {
@@ -353,13 +382,21 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         if key.is_empty() || !is_secret_key(key) {
             continue;
         }
-        // Forwards: spaces, then a quoted value or one up to a terminator.
+        // Forwards: blanks (not a line break: a value is on its key's line), then a quoted
+        // value or one up to a terminator.
         let mut v = sep + 1;
-        while v < text.len() && bytes[v] == b' ' {
+        while v < text.len() && blank(bytes[v]) {
             v += 1;
         }
         let value = match bytes.get(v) {
-            Some(b'"') => v + 1..double_quote.at(v + 1),
+            Some(b'"') => {
+                // JSON's `\"` does not close the string.
+                let mut close = double_quote.at(v + 1);
+                while close < text.len() && escaped(bytes, close) {
+                    close = double_quote.at(close + 1);
+                }
+                v + 1..close
+            }
             Some(b'\'') => v + 1..single_quote.at(v + 1),
             _ => {
                 let end = value_end.at(v);
@@ -367,7 +404,7 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
                 let scheme = &text[v..end];
                 if ["bearer", "basic", "token", "negotiate"].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
                     let mut t = end;
-                    while t < text.len() && bytes[t] == b' ' {
+                    while t < text.len() && blank(bytes[t]) {
                         t += 1;
                     }
                     t..value_end.at(t)
@@ -376,8 +413,14 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
                 }
             }
         };
+        masked_until = value.end;
         masks.push(value);
     }
+}
+
+/// Whether the byte at `at` is escaped: an odd number of backslashes before it.
+fn escaped(bytes: &[u8], at: usize) -> bool {
+    bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
 }
 
 #[cfg(test)]
@@ -397,6 +440,11 @@ mod tests {
         assert_eq!(url("calypso:hunter2@ds:1"), "calypso:***@ds:1", "a bare target's user info");
         assert_eq!(url("tok3n@ds:1"), "***@ds:1");
         assert_eq!(url("ds/@x:1"), "ds/@x:1", "no user info before a path");
+        assert_eq!(url("http://calypso:Pa#ss1@ds:8140/health"), "http://calypso:***@ds:8140/health");
+        assert_eq!(url("calypso://calypso:Pa?ss2@ds:8140/h?x=1"), "calypso://calypso:***@ds:8140/h?x=***");
+        assert_eq!(url("calypso:Pa#ss5@ds:1521"), "calypso:***@ds:1521");
+        assert_eq!(url("http://h/p?mail=a@b"), "http://h/p?mail=***", "no user: before the path");
+        assert_eq!(url("http://h:80/p?mail=a@b"), "http://h:***@b", "too much rather than too little");
         assert_eq!(url("http://a@b:c@host/"), "http://a@b:***@host/", "the last @ ends the user info");
         assert_eq!(url("http://u:p@ss@host/"), "http://u:***@host/");
         assert_eq!(url("http://:s3cret@ds/health"), "http://:***@ds/health");
@@ -461,6 +509,13 @@ mod tests {
             "jdbc:oracle:thin:@calypso-db.demo:1521:DEMO",
             "no credentials: unchanged"
         );
+        // Oracle wants a password holding `@` or white space quoted.
+        assert_eq!(
+            text(r#"cannot connect to jdbc:oracle:thin:calypso/"Tiger@2024"@db:1521/CAL"#),
+            r#"cannot connect to jdbc:oracle:thin:calypso/"***"@db:1521/CAL"#
+        );
+        assert_eq!(text(r#"jdbc:oracle:thin:scott/"p@ss w0rd"@db"#), r#"jdbc:oracle:thin:scott/"***"@db"#);
+        assert_eq!(text(r#""jdbc:oracle:thin:@//db:1521/" next"#), r#""jdbc:oracle:thin:@//db:1521/" next"#);
     }
 
     #[test]
@@ -484,6 +539,13 @@ mod tests {
         assert_eq!(text("authserver: state RED"), "authserver: state RED");
         assert_eq!(text(""), "");
         assert_eq!(text("é=password:é"), "é=password:***");
+        // Tabs are blanks too; a line break ends the value's line.
+        assert_eq!(text("password\t=\thunter2 password=\thunter3"), "password\t=\t*** password=\t***");
+        assert_eq!(text("Authorization: Bearer\tsecrettok"), "Authorization: Bearer\t***");
+        assert_eq!(text("reset password:\nUser logged in"), "reset password:\nUser logged in");
+        // JSON's escaped quote does not end the string.
+        assert_eq!(text(r#"{"password":"ab\"cdef9","u":"c"}"#), r#"{"password":"***","u":"c"}"#);
+        assert_eq!(text(r#"{"password":"ab\\","u":"c"}"#), r#"{"password":"***","u":"c"}"#);
     }
 }
 
@@ -522,6 +584,9 @@ mod linear {
             "@",
             "'password='",
             "\"secret\":\"",
+            "jdbc:oracle:thin:u/\"",
+            "\"password\":\"\\\"",
+            "password\t=\t\\\"",
         ] {
             let (small, medium, large) = (time(unit, 10_000), time(unit, 100_000), time(unit, 1_000_000));
             // Linear is 10x per step; quadratic would be 100x. Timer noise is in the small run.

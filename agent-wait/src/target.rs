@@ -69,11 +69,18 @@ impl Target {
     }
 
     /// Splits a list of targets on white space, and on commas outside a URL's query or
-    /// fragment (where a comma is data: `http://a/x?ids=1,2`).
+    /// fragment (where a comma is data: `http://a/x?ids=1,2`) and outside its user info (a
+    /// password may hold one: `http://u:Pa,ss@h/`, told by an `@` before the host ends).
     pub fn split_list(text: &str) -> Vec<&str> {
         let mut items = Vec::new();
         let (mut start, mut in_query) = (0, false);
+        // The end of the authority after the last `://`, and its last `@` (cached: every comma
+        // of one authority asks the same).
+        let mut authority = None;
         for (i, c) in text.char_indices() {
+            if c == ',' && !in_query && in_user_info(text, i, &mut authority) {
+                continue;
+            }
             if c.is_whitespace() || (c == ',' && !in_query) {
                 items.push(&text[start..i]);
                 start = i + c.len_utf8();
@@ -96,6 +103,27 @@ impl Target {
         };
         Ok(Target { label: label.to_string(), kind })
     }
+}
+
+/// Whether the comma at `i` lies in the user info of a URL: after a `://` of the same item,
+/// before the last `@` ahead of the next `/`, `?`, `#` or white space.
+fn in_user_info(text: &str, i: usize, authority: &mut Option<(usize, Option<usize>)>) -> bool {
+    let item_start = text[..i].rfind(char::is_whitespace).map_or(0, |w| w + 1);
+    let Some(scheme) = text[item_start..i].rfind("://") else { return false };
+    if text[item_start + scheme + 3..i].contains(['/', '?', '#']) {
+        return false;
+    }
+    let last_at = match *authority {
+        Some((end, last_at)) if end > i => last_at,
+        _ => {
+            let ends = |c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace();
+            let end = text[i..].find(ends).map_or(text.len(), |e| i + e);
+            let last_at = text[i..end].rfind('@').map(|a| i + a);
+            *authority = Some((end, last_at));
+            last_at
+        }
+    };
+    last_at.is_some_and(|at| i < at)
 }
 
 const SYNTAX: &str = "expected tcp://host:port, host:port, http(s)://..., calypso://host:port/path, calypso+https://... or file:///path";
@@ -185,6 +213,16 @@ mod tests {
             ["a:1", "b:2", "http://c/x?ids=1,2", "d:4", "e:5"]
         );
         assert!(Target::split_list(" , ").is_empty());
+    }
+
+    #[test]
+    fn a_comma_in_a_password_does_not_split() {
+        assert_eq!(
+            Target::split_list("http://calypso:Pa,ss9@db:1/health,tcp://a:1,http://b:2/x"),
+            ["http://calypso:Pa,ss9@db:1/health", "tcp://a:1", "http://b:2/x"]
+        );
+        assert_eq!(Target::split_list("http://u:a,b,c@h:1,h2:2"), ["http://u:a,b,c@h:1", "h2:2"]);
+        assert_eq!(Target::split_list("tcp://a:1,tcp://u:p@b:2"), ["tcp://a:1", "tcp://u:p@b:2"]);
     }
 
     #[test]
