@@ -85,7 +85,11 @@ impl Gate {
                     Decision::Stop(name) => NotExecuted::Stopped(name),
                     Decision::Exec => {
                         let _ = set.thread_unblock();
-                        NotExecuted::Failed(command.exec())
+                        let failed = command.exec();
+                        // Blocked again: a stop signal now must not cut off the message saying
+                        // why the command did not start.
+                        let _ = set.thread_block();
+                        NotExecuted::Failed(failed)
                     }
                 };
                 let _ = outcome_tx.send(outcome);

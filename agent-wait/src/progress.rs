@@ -23,6 +23,8 @@ struct Entry {
     last_signature: Option<String>,
     last_logged: Option<Instant>,
     ready_after: Option<Duration>,
+    /// Ready before, being checked once more now that every target has been ready.
+    rechecking: bool,
 }
 
 /// Something worth a log line.
@@ -59,6 +61,7 @@ impl Progress {
                 last_signature: None,
                 last_logged: None,
                 ready_after: None,
+                rechecking: false,
             })
             .collect();
         Progress { started, entries }
@@ -72,6 +75,7 @@ impl Progress {
         let e = &mut self.entries[i];
         e.attempts += 1;
         e.ready_after = None;
+        e.rechecking = false;
         let changed = e.last_signature.as_deref() != Some(signature.as_str());
         let due = e.last_logged.is_none_or(|t| now.duration_since(t) >= REPEAT_EVERY);
         e.last_reason = Some(reason.clone());
@@ -91,6 +95,16 @@ impl Progress {
         e.attempts += 1;
         e.ready_after = Some(elapsed);
         Note::Ready { label: e.label.clone(), attempts: e.attempts, elapsed }
+    }
+
+    /// Target `i`, ready before, is being checked once more.
+    pub fn rechecking(&mut self, i: usize) {
+        self.entries[i].rechecking = true;
+    }
+
+    /// Target `i` was still ready when checked once more.
+    pub fn still_ready(&mut self, i: usize) {
+        self.entries[i].rechecking = false;
     }
 
     pub fn all_ready(&self) -> bool {
@@ -113,8 +127,14 @@ impl Progress {
         let parts: Vec<String> = self
             .entries
             .iter()
-            .filter(|e| e.ready_after.is_none())
-            .map(|e| format!("{} ({})", e.label, e.last_reason.as_deref().unwrap_or("no attempt finished")))
+            .filter(|e| e.ready_after.is_none() || e.rechecking)
+            .map(|e| {
+                let why = match e.ready_after {
+                    Some(after) => format!("ready after {}, being checked once more", secs(after)),
+                    None => e.last_reason.clone().unwrap_or_else(|| "no attempt finished".into()),
+                };
+                format!("{} ({why})", e.label)
+            })
             .collect();
         parts.join("; ")
     }

@@ -66,6 +66,7 @@ pub async fn wait_all(
             confirmed = true;
             for (i, t) in targets.iter().enumerate().filter(|(i, _)| Some(*i) != last_ready) {
                 let (kind, checker, tx) = (t.kind.clone(), checker.clone(), tx.clone());
+                progress.rechecking(i);
                 probes.spawn(async move {
                     let result = checker.check(&kind).await;
                     let _ = tx.send((i, Attempt::Confirm(result)));
@@ -96,7 +97,10 @@ pub async fn wait_all(
                     Attempt::Confirm(result) => {
                         confirming -= 1;
                         match result {
-                            Ok(()) => None,
+                            Ok(()) => {
+                                progress.still_ready(i);
+                                None
+                            }
                             Err(why) => {
                                 start_probe(&mut probes, i);
                                 let again = |s: &str| format!("no longer ready: {s}");
@@ -243,6 +247,39 @@ mod tests {
         assert!(took >= 8 * SECOND && took <= 9 * SECOND, "{took:?}");
         let Outcome::Ready(line) = outcome else { panic!("{outcome:?}") };
         assert!(line.contains("t0 8."), "t0's time is when it was ready again: {line}");
+    }
+
+    /// t0 is ready at once, then hangs; t1 is ready after 1 s.
+    #[derive(Clone)]
+    struct HangsLater(Instant, Arc<AtomicU32>);
+
+    impl Check for HangsLater {
+        async fn check(&self, kind: &Kind) -> Result<(), NotReady> {
+            let Kind::Tcp { port, .. } = kind else { unreachable!("scripted targets are tcp") };
+            if *port == 1 {
+                return if self.0.elapsed() >= SECOND {
+                    Ok(())
+                } else {
+                    Err(NotReady::from("later".to_string()))
+                };
+            }
+            if self.1.fetch_add(1, Ordering::SeqCst) > 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_during_the_recheck_names_what_is_being_rechecked() {
+        let fake = HangsLater(Instant::now(), Arc::default());
+        let outcome = wait_all(&targets(2), &fake, 5 * SECOND, SECOND, std::future::pending()).await;
+        assert_eq!(
+            outcome,
+            Outcome::DeadlinePassed(
+                "deadline 5s passed; not ready: t0 (ready after 0.0s, being checked once more)".into()
+            )
+        );
     }
 
     #[tokio::test(start_paused = true)]
