@@ -12,7 +12,7 @@
 //!   restarted (liveness, crash, OOM kill) beside this sidecar gets its whole startup budget again
 //!   instead of a passed startup and a liveness clock that began when the old JVM died.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +20,16 @@ use calypso::{HealthReport, State};
 use tokio::time::Instant;
 
 use crate::pattern::Pattern;
+
+/// A poll and what the policy makes of it ([`Policy::judge`]).
+#[derive(Debug)]
+pub struct Judged {
+    poll: Poll,
+    /// Good for readiness, or why not.
+    readiness: Result<(), String>,
+    /// The liveness sensors RED in the report (none but in an answer).
+    red_liveness_sensors: BTreeSet<String>,
+}
 
 /// The settings of the policy.
 #[derive(Debug, Clone)]
@@ -36,6 +46,64 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// What this policy makes of a poll, worked out before the tracker is locked: walking a
+    /// report of a megabyte takes a while, and the probes wait for the lock (the poller does this
+    /// on a blocking thread).
+    pub fn judge(&self, poll: Poll) -> Judged {
+        let readiness = self.readiness(&poll);
+        let red_liveness_sensors = match &poll {
+            Poll::Answer(report) => report
+                .nodes()
+                .into_iter()
+                // Sensors are leaves: a sub-system (`Calypso`) is no sensor, and matching it
+                // would let a connection sensor decide liveness through its parent.
+                .filter(|(path, n)| {
+                    n.children.is_empty()
+                        && n.state == State::Red
+                        && self.liveness_sensors.iter().any(|p| p.matches(path))
+                })
+                .map(|(path, _)| path)
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        Judged { poll, readiness, red_liveness_sensors }
+    }
+
+    /// Whether one poll is good for readiness, else why not.
+    fn readiness(&self, poll: &Poll) -> Result<(), String> {
+        let report = match poll {
+            Poll::Answer(r) => r,
+            Poll::BadAnswer(why) => return Err(format!("bad health payload: {why}")),
+            Poll::NoAnswer(why) => return Err(format!("unreachable: {why}")),
+            Poll::NotAsked(why) => return Err(format!("not asked: {why}")),
+        };
+        let causes = report.causes();
+        let counted: Vec<_> =
+            causes.iter().filter(|c| !self.readiness_ignore.iter().any(|p| p.matches(&c.path))).collect();
+        // The server's own state, unless ignored sensors are among its causes: then the worst
+        // of the others (ignored sensors are never the only cause).
+        let state = if counted.len() == causes.len() {
+            report.state
+        } else {
+            counted.iter().map(|c| c.node.state).max().unwrap_or(State::Green)
+        };
+        let ok = match state {
+            State::Green => true,
+            State::Amber => self.amber_ready,
+            State::Red => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let parts: Vec<String> =
+            counted.iter().take(3).map(|c| format!("{}: {}", c.path, c.node.state)).collect();
+        Err(if parts.is_empty() {
+            format!("state {state}")
+        } else {
+            format!("state {state} ({})", parts.join("; "))
+        })
+    }
+
     /// No completed poll for this long makes the data stale: 3 x interval + attempt timeout.
     pub fn stale_after(&self) -> Duration {
         self.interval.saturating_mul(3).saturating_add(self.attempt_timeout)
@@ -170,6 +238,13 @@ impl Tracker {
 
     /// Takes one completed poll into account.
     pub fn observe(&mut self, poll: Poll, now: Instant, wall: SystemTime) {
+        let judged = self.policy.judge(poll);
+        self.observe_judged(judged, now, wall);
+    }
+
+    /// Takes one completed poll, judged already, into account.
+    pub fn observe_judged(&mut self, judged: Judged, now: Instant, wall: SystemTime) {
+        let Judged { poll, readiness, red_liveness_sensors: red } = judged;
         // After a stale spell the old polls say nothing: readiness starts over.
         if self.last.as_ref().is_some_and(|(_, at, _)| now.duration_since(*at) > self.policy.stale_after()) {
             self.ready = false;
@@ -177,7 +252,7 @@ impl Tracker {
             self.bad_in_a_row = 0;
         }
         // Readiness, with hysteresis.
-        match self.judge_readiness(&poll) {
+        match readiness {
             Ok(()) => {
                 self.good_in_a_row += 1;
                 self.bad_in_a_row = 0;
@@ -216,18 +291,6 @@ impl Tracker {
             }
             Poll::Answer(report) => {
                 self.unreachable_since = None;
-                let red: Vec<String> = report
-                    .nodes()
-                    .into_iter()
-                    // Sensors are leaves: a sub-system (`Calypso`) is no sensor, and matching it
-                    // would let a connection sensor decide liveness through its parent.
-                    .filter(|(path, n)| {
-                        n.children.is_empty()
-                            && n.state == State::Red
-                            && self.policy.liveness_sensors.iter().any(|p| p.matches(path))
-                    })
-                    .map(|(path, _)| path)
-                    .collect();
                 self.red_since.retain(|path, _| red.contains(path));
                 for path in red {
                     self.red_since.entry(path).or_insert(now);
@@ -237,8 +300,12 @@ impl Tracker {
                 }
             }
             Poll::BadAnswer(_) => self.unreachable_since = None,
-            // Nothing learnt: the liveness clocks neither start nor stop.
-            Poll::NotAsked(_) => {}
+            // Nothing is known of Calypso meanwhile: the liveness clocks start over, so that the
+            // time DNS was down never counts as time Calypso did not answer.
+            Poll::NotAsked(_) => {
+                self.unreachable_since = None;
+                self.red_since.clear();
+            }
         }
         self.last = Some((poll, now, wall));
         self.record_transitions(now, wall);
@@ -311,43 +378,6 @@ impl Tracker {
                 Verdict::fail(format!("starting: {why}"))
             }
         }
-    }
-
-    /// Whether one poll is good for readiness, else why not.
-    fn judge_readiness(&self, poll: &Poll) -> Result<(), String> {
-        let report = match poll {
-            Poll::Answer(r) => r,
-            Poll::BadAnswer(why) => return Err(format!("bad health payload: {why}")),
-            Poll::NoAnswer(why) => return Err(format!("unreachable: {why}")),
-            Poll::NotAsked(why) => return Err(format!("not asked: {why}")),
-        };
-        let causes = report.causes();
-        let counted: Vec<_> = causes
-            .iter()
-            .filter(|c| !self.policy.readiness_ignore.iter().any(|p| p.matches(&c.path)))
-            .collect();
-        // The server's own state, unless ignored sensors are among its causes: then the worst
-        // of the others (ignored sensors are never the only cause).
-        let state = if counted.len() == causes.len() {
-            report.state
-        } else {
-            counted.iter().map(|c| c.node.state).max().unwrap_or(State::Green)
-        };
-        let ok = match state {
-            State::Green => true,
-            State::Amber => self.policy.amber_ready,
-            State::Red => false,
-        };
-        if ok {
-            return Ok(());
-        }
-        let parts: Vec<String> =
-            counted.iter().take(3).map(|c| format!("{}: {}", c.path, c.node.state)).collect();
-        Err(if parts.is_empty() {
-            format!("state {state}")
-        } else {
-            format!("state {state} ({})", parts.join("; "))
-        })
     }
 
     /// The checks behind a probe's verdict, for `?verbose`.
@@ -595,13 +625,19 @@ mod tests {
         assert!(ok(&t, Probe::Startup, at), "started once, started");
         let v = t.verdict(Probe::Ready, at);
         assert_eq!(v.reason, "not asked: dns: no answer for \"ds\" from the DNS server 10.96.0.10:53");
-        // Nor does it stop the clock of a Calypso that did not answer before it.
-        let mut polls = vec![green(), green()];
-        polls.extend((0..20).map(|_| Poll::NoAnswer("connection refused".into())));
-        polls.extend((0..5).map(|_| silent()));
-        polls.extend((0..5).map(|_| Poll::NoAnswer("connection refused".into())));
+        // Time DNS was down never counts as time Calypso did not answer: one refused poll before
+        // the outage and one after do not add up to the grace.
+        let mut polls = vec![green(), green(), Poll::NoAnswer("connection refused".into())];
+        polls.extend((0..40).map(|_| silent()));
+        polls.push(Poll::NoAnswer("connection refused".into()));
         let (t, at) = feed(policy(), polls);
-        let v = t.verdict(Probe::Live, at + 2 * S);
+        assert!(ok(&t, Probe::Live, at + 2 * S), "the clock started over after the outage");
+        // Calypso silent for the whole grace after DNS answers again does fail liveness.
+        let mut polls = vec![green(), green()];
+        polls.extend((0..5).map(|_| silent()));
+        polls.extend((0..31).map(|_| Poll::NoAnswer("connection refused".into())));
+        let (t, at) = feed(policy(), polls);
+        let v = t.verdict(Probe::Live, at);
         assert_eq!((v.ok, v.reason.as_str()), (false, "no answer from Calypso for 1m (connection refused)"));
     }
 

@@ -14,25 +14,23 @@ use tokio::time::{Instant, MissedTickBehavior};
 use url::Url;
 
 use crate::app::App;
-use crate::policy::Poll;
+use crate::policy::{Judged, Policy, Poll};
 use crate::stats::PollError;
 
 /// Polls until the task is dropped.
 pub async fn run(app: Arc<App>, http: HttpClient, upstream: Url) {
-    let (interval, timeout) = {
-        let t = app.tracker();
-        (t.policy().interval, t.policy().attempt_timeout)
-    };
+    let policy = Arc::new(app.tracker().policy().clone());
+    let (interval, timeout) = (policy.interval, policy.attempt_timeout);
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let started = Instant::now();
-        let (poll, error) = poll_once(&http, &upstream, timeout).await;
+        let (judged, error) = poll_once(&http, &upstream, timeout, &policy).await;
         let took = started.elapsed();
         tracing::debug!(took_ms = took.as_millis() as u64, ?error, "polled");
         app.stats().record_poll(took, error);
-        app.tracker().observe(poll, Instant::now(), SystemTime::now());
+        app.tracker().observe_judged(judged, Instant::now(), SystemTime::now());
     }
 }
 
@@ -47,27 +45,34 @@ pub async fn tick(app: Arc<App>) {
     }
 }
 
-/// One poll: an answer (a report, or a bad payload) or no answer, and the error label if any;
-/// redacted.
+/// One poll: an answer (a report, or a bad payload) or no answer, redacted and judged by the
+/// policy, and the error label if any.
 ///
-/// Reading and masking a report of up to a megabyte is CPU work: it runs on a blocking thread,
-/// so that the probes, served by this runtime's one thread, are answered meanwhile.
-pub async fn poll_once(http: &HttpClient, upstream: &Url, timeout: Duration) -> (Poll, Option<PollError>) {
+/// Reading, masking and judging a report of up to a megabyte is CPU work: it runs on a blocking
+/// thread, so that the probes, served by this runtime's one thread, are answered meanwhile.
+pub async fn poll_once(
+    http: &HttpClient,
+    upstream: &Url,
+    timeout: Duration,
+    policy: &Arc<Policy>,
+) -> (Judged, Option<PollError>) {
     let fetched = http.get(upstream, timeout, calypso::MAX_BODY_BYTES).await;
+    let judge_with = policy.clone();
     let read = move || {
-        let (poll, error) = judge(fetched);
-        (redacted(poll), error)
+        let (poll, error) = as_poll(fetched);
+        (judge_with.judge(redacted(poll)), error)
     };
     match tokio::task::spawn_blocking(read).await {
         Ok(judged) => judged,
         Err(e) => {
-            (Poll::BadAnswer(format!("the answer could not be read: {e}")), Some(PollError::BadPayload))
+            let poll = Poll::BadAnswer(format!("the answer could not be read: {e}"));
+            (policy.judge(poll), Some(PollError::BadPayload))
         }
     }
 }
 
 /// What a fetch's outcome is as a poll.
-fn judge(fetched: Result<agent_core::http::Fetched, FetchError>) -> (Poll, Option<PollError>) {
+fn as_poll(fetched: Result<agent_core::http::Fetched, FetchError>) -> (Poll, Option<PollError>) {
     match fetched {
         Ok(got) => match calypso::parse_response(got.status, got.content_type.as_deref(), &got.body) {
             Ok(report) => (Poll::Answer(report), None),

@@ -32,6 +32,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// `Value` built some other way.
 pub const MAX_DEPTH: usize = 64;
 
+/// How long a node's path (`SubSystem/Sensor/...`, its names and the `/`s) may be. Real paths
+/// are tens of bytes; the agents build every node's path to match and report sensors, and a
+/// report of deep chains of long names (a megabyte can hold a chain 60 deep of 4 KiB names above
+/// 10,000 leaves) would make that gigabytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+
 /// Why a health answer could not be read. Each message is one line, for logs and termination
 /// messages.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -45,6 +51,8 @@ pub enum ParseError {
     InvalidJson { line: usize, column: usize, message: String },
     #[error("health tree nesting deeper than {limit} levels")]
     TooDeep { limit: usize },
+    #[error("a sensor's path (its names joined by /) longer than {limit} bytes")]
+    PathTooLong { limit: usize },
     /// Neither 2xx (a plain liveness answer, GREEN) nor 5xx (RED): e.g. a 404 page.
     #[error("HTTP {status} with a body that is not JSON")]
     NotJson { status: u16 },
@@ -143,7 +151,7 @@ fn report_from_value(status: u16, value: &Value) -> Result<HealthReport, ParseEr
 }
 
 fn report_from_object(status: u16, root: &Map<String, Value>) -> Result<HealthReport, ParseError> {
-    let sub_systems = children(root, 1)?;
+    let sub_systems = children(root, 1, 0)?;
     let state = match own_state(root).or_else(|| worst_of(&sub_systems)) {
         Some(state) => state,
         // A state word we do not know (`STARTING`) is a state we cannot vouch for: AMBER, as
@@ -160,12 +168,22 @@ fn report_from_object(status: u16, root: &Map<String, Value>) -> Result<HealthRe
     })
 }
 
-/// A sub-system, sensor or component `depth` levels below the server.
-fn node(name: String, obj: &Map<String, Value>, depth: usize) -> Result<HealthNode, ParseError> {
+/// A sub-system, sensor or component `depth` levels below the server, its parent's path
+/// `path_len` bytes long.
+fn node(
+    name: String,
+    obj: &Map<String, Value>,
+    depth: usize,
+    path_len: usize,
+) -> Result<HealthNode, ParseError> {
     if depth > MAX_DEPTH {
         return Err(ParseError::TooDeep { limit: MAX_DEPTH });
     }
-    let children = children(obj, depth + 1)?;
+    let path_len = if path_len == 0 { name.len() } else { path_len + 1 + name.len() };
+    if path_len > MAX_PATH_BYTES {
+        return Err(ParseError::PathTooLong { limit: MAX_PATH_BYTES });
+    }
+    let children = children(obj, depth + 1, path_len)?;
     // No state and no children: the server told us nothing about this node.
     let state = own_state(obj).or_else(|| worst_of(&children)).unwrap_or(State::Amber);
     Ok(HealthNode {
@@ -182,7 +200,7 @@ fn node(name: String, obj: &Map<String, Value>, depth: usize) -> Result<HealthNo
 
 /// The children under every children key of `obj`, concatenated in map order. Entries that are
 /// not objects are skipped: they are no node we could name or judge.
-fn children(obj: &Map<String, Value>, depth: usize) -> Result<Vec<HealthNode>, ParseError> {
+fn children(obj: &Map<String, Value>, depth: usize, path_len: usize) -> Result<Vec<HealthNode>, ParseError> {
     let mut out = Vec::new();
     for (key, value) in obj {
         if !CHILDREN_KEYS.iter().any(|k| key_is(key, k)) {
@@ -193,7 +211,7 @@ fn children(obj: &Map<String, Value>, depth: usize) -> Result<Vec<HealthNode>, P
                 for (index, item) in items.iter().enumerate() {
                     if let Value::Object(child) = item {
                         let name = first(child, NAME_KEYS, text).unwrap_or_else(|| format!("#{index}"));
-                        out.push(node(name, child, depth)?);
+                        out.push(node(name, child, depth, path_len)?);
                     }
                 }
             }
@@ -201,7 +219,7 @@ fn children(obj: &Map<String, Value>, depth: usize) -> Result<Vec<HealthNode>, P
             Value::Object(map) => {
                 for (name, item) in map {
                     if let Value::Object(child) = item {
-                        out.push(node(name.clone(), child, depth)?);
+                        out.push(node(name.clone(), child, depth, path_len)?);
                     }
                 }
             }
@@ -472,6 +490,19 @@ mod tests {
         assert!(
             matches!(&e, ParseError::InvalidJson { message, .. } if message == "recursion limit exceeded"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_path_longer_than_the_limit_is_an_error() {
+        // `A/B`: 1000 + 1 + 23 bytes is the limit exactly; one byte more is refused.
+        let report = |leaf: &str| json!({"subSystems": [{"name": "a".repeat(1000), "sensors": [{"name": leaf, "state": "GREEN"}]}]});
+        assert!(report_from_value(200, &report(&"b".repeat(23))).is_ok());
+        let e = report_from_value(200, &report(&"b".repeat(24))).err();
+        assert_eq!(e, Some(ParseError::PathTooLong { limit: MAX_PATH_BYTES }));
+        assert_eq!(
+            e.map(|e| e.to_string()).unwrap_or_default(),
+            "a sensor's path (its names joined by /) longer than 1024 bytes"
         );
     }
 
