@@ -13,9 +13,16 @@
 //! nothing else would stop an orphaned shipper.
 //!
 //! The supervisor is one thread that blocks the signals it cares about and takes them with
-//! `sigwait`: no handlers, no runtime, no allocation worth the name while the child runs.
+//! `sigwait`: no handlers, no runtime, no allocation worth the name while the child runs. It
+//! hands on SIGTERM and SIGINT, the only ones the agent acts on; SIGHUP, SIGQUIT, SIGUSR1 and
+//! SIGUSR2 it ignores (handed on, each would end the worker). The child has a process group of
+//! its own, so a signal sent to the whole group (a terminal's Ctrl-C, `kill -- -PGID`) reaches
+//! it once, through the supervisor, not twice — which it would take for a second, "stop at
+//! once" signal.
 
 use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -61,7 +68,8 @@ pub fn restarts() -> u64 {
 /// die with the supervisor and returns [`Role::Work`]. Must be called before any thread starts:
 /// the blocked signal mask is the calling thread's, and threads inherit it.
 pub fn start(name: &str, termination: Option<&Path>) -> Role {
-    if let Some((supervisor, restarts)) = std::env::var(SUPERVISED).ok().as_deref().and_then(parse_marker) {
+    let marker = std::env::var(SUPERVISED).ok().as_deref().and_then(parse_marker);
+    if let Some((supervisor, restarts)) = marker.filter(|(pid, _)| is_our_worker(*pid)) {
         RESTARTS.store(restarts, Ordering::Relaxed);
         // The supervisor's blocked signals are inherited (std's spawn does not reset the mask
         // on every path): the child must get them.
@@ -74,10 +82,17 @@ pub fn start(name: &str, termination: Option<&Path>) -> Role {
             tracing::warn!("cannot ask to end with the supervisor (prctl: {e}): an orphan would run on");
         }
         if getppid() != supervisor {
-            tracing::error!("the supervisor that started this process is gone: stopping");
+            let message = format!(
+                "the supervisor (pid {supervisor} in {SUPERVISED}) that started this process is gone: stopping (if {SUPERVISED} was set by hand, remove it)"
+            );
+            tracing::error!("{message}");
+            termination::write(termination, &message);
             return Role::Exit(ExitCode::from(128 + Signal::SIGKILL as u8));
         }
         return Role::Work;
+    }
+    if std::env::var_os(SUPERVISED).is_some() {
+        tracing::warn!("{SUPERVISED} is set, but not by a supervisor of this process: ignored");
     }
     let blocked = forwarded();
     if let Err(e) = blocked.thread_block() {
@@ -90,7 +105,25 @@ pub fn start(name: &str, termination: Option<&Path>) -> Role {
 /// `<pid> <restarts>`, or `None` for anything else (a value someone set by hand is ignored).
 fn parse_marker(value: &str) -> Option<(Pid, u64)> {
     let (pid, restarts) = value.split_once(' ')?;
-    Some((Pid::from_raw(pid.parse().ok()?), restarts.parse().ok()?))
+    let pid: i32 = pid.parse().ok()?;
+    (pid > 0).then_some(())?;
+    Some((Pid::from_raw(pid), restarts.parse().ok()?))
+}
+
+/// Whether a marker naming `supervisor` can be this process's: a worker is never PID 1 (the
+/// marker was copied into a container's environment by hand), and when its parent is the one
+/// named, that parent runs this same binary. A parent that is not the one named is a
+/// supervisor that died (the worker then stops), or a marker set by hand outside a container.
+fn is_our_worker(supervisor: Pid) -> bool {
+    if getpid() == Pid::from_raw(1) {
+        return false;
+    }
+    if getppid() != supervisor {
+        return true;
+    }
+    let file = |path: String| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    let ours = file("/proc/self/exe".into());
+    ours.is_some() && ours == file(format!("/proc/{supervisor}/exe"))
 }
 
 /// The signals the supervisor takes: those it hands on, the child's end, and its own timer.
@@ -126,39 +159,46 @@ struct Supervisor<'a> {
 impl Supervisor<'_> {
     fn run(mut self) -> Role {
         let mut backoff = Duration::from_secs(1);
+        let mut first = true;
         loop {
             let started = Instant::now();
-            let child = match self.spawn() {
-                Ok(child) => child,
-                Err(e) => return self.work_here(&e),
+            let why = match self.spawn() {
+                Ok(child) => {
+                    let (status, stop) = self.watch(child);
+                    if let Some(signal) = stop {
+                        tracing::debug!(?signal, ?status, "the child ended after a stop signal");
+                        return Role::Exit(exit_code(status));
+                    }
+                    if started.elapsed() >= HEALTHY_AFTER {
+                        backoff = Duration::from_secs(1);
+                    }
+                    self.restarts += 1;
+                    format!("its worker process ended: {}", death(status))
+                }
+                // No `/proc`, or no running the binary: this will not change.
+                Err(e) if first && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
+                    return self.work_here(&e);
+                }
+                // Out of processes or memory for a moment (EAGAIN, ENOMEM): try again.
+                Err(e) => format!("its worker process could not be started ({e})"),
             };
-            let (status, stop) = self.watch(child);
-            if let Some(signal) = stop {
-                tracing::debug!(?signal, ?status, "the child ended after a stop signal");
-                return Role::Exit(exit_code(status));
-            }
-            if started.elapsed() >= HEALTHY_AFTER {
-                backoff = Duration::from_secs(1);
-            }
-            self.restarts += 1;
+            first = false;
             tracing::error!(
                 restarts = self.restarts,
-                "{}'s worker process ended: {}; starting it again in {} s",
+                "{}: {why}; starting it again in {} s",
                 self.name,
-                death(status),
                 backoff.as_secs()
             );
             if let Some(signal) = self.pause(backoff) {
-                let message = format!(
-                    "{signal} while {} was starting again after its worker process ended ({})",
-                    self.name,
-                    death(status)
-                );
+                let message = format!("{signal} while {} was starting again: {why}", self.name);
                 tracing::info!("{message}: stopping");
                 termination::write(self.termination, &message);
                 return Role::Exit(ExitCode::SUCCESS);
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
+            // The worker that died may have written why; the next one starts with a clean slate,
+            // so a clean end later is not reported with an old reason.
+            termination::clear(self.termination);
         }
     }
 
@@ -169,6 +209,7 @@ impl Supervisor<'_> {
             .arg0(arg0)
             .args(args)
             .env(SUPERVISED, format!("{} {}", getpid(), self.restarts))
+            .process_group(0)
             .spawn()?;
         Ok(Pid::from_raw(i32::try_from(child.id()).map_err(std::io::Error::other)?))
     }
@@ -197,13 +238,12 @@ impl Supervisor<'_> {
                     }
                 }
                 Ok(Signal::SIGALRM) => {}
-                Ok(signal) => {
-                    if is_stop(signal) {
-                        stop = Some(signal);
-                    }
+                Ok(signal) if is_stop(signal) => {
+                    stop = Some(signal);
                     // ESRCH: it is ending anyway; SIGCHLD follows.
                     let _ = kill(child, signal);
                 }
+                Ok(signal) => tracing::info!("{signal} ignored: {} stops on SIGTERM or SIGINT", self.name),
                 Err(e) => tracing::debug!("sigwait: {e}"),
             }
         }
@@ -211,11 +251,23 @@ impl Supervisor<'_> {
 
     /// Waits `delay`; the stop signal that cut it short, if one did.
     fn pause(&self, delay: Duration) -> Option<Signal> {
-        alarm::set(u32::try_from(delay.as_secs()).unwrap_or(u32::MAX).max(1));
+        // The deadline before the alarm: an alarm that still comes early is set again for what
+        // is left, never lost.
         let deadline = Instant::now() + delay;
+        let arm = |left: Duration| {
+            alarm::set(u32::try_from(left.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX).max(1))
+        };
+        arm(delay);
         let stop = loop {
             match self.blocked.wait() {
-                Ok(Signal::SIGALRM) if Instant::now() >= deadline => break None,
+                Ok(Signal::SIGALRM) => {
+                    match deadline.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+                        None => break None,
+                        Some(left) => {
+                            arm(left);
+                        }
+                    }
+                }
                 Ok(signal) if is_stop(signal) => break Some(signal),
                 Ok(Signal::SIGCHLD) => {
                     reap(Pid::from_raw(0));
@@ -280,7 +332,7 @@ mod tests {
     #[test]
     fn the_marker_is_a_pid_and_a_count_or_nothing() {
         assert_eq!(parse_marker("42 3"), Some((Pid::from_raw(42), 3)));
-        for bad in ["", "42", "x 3", "42 x", "42 3 4", "42  3"] {
+        for bad in ["", "42", "x 3", "42 x", "42 3 4", "42  3", "0 0", "-1 3"] {
             assert_eq!(parse_marker(bad), None, "{bad:?}");
         }
     }

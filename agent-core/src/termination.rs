@@ -46,6 +46,14 @@ pub fn write(path: Option<&Path>, message: &str) {
     }
 }
 
+/// Empties the termination message: an earlier run's reason no longer holds.
+pub fn clear(path: Option<&Path>) {
+    let Some(path) = path else { return };
+    if let Err(e) = std::fs::File::create(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot clear the termination message");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

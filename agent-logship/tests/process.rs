@@ -979,6 +979,68 @@ async fn a_killed_supervisor_takes_its_worker_with_it() {
     eventually("the worker gone", PATIENCE, async || (!process::alive(worker)).then_some(())).await;
 }
 
+/// The process group of a process, from `/proc/PID/stat` (the field after the parent's pid).
+fn process_group(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    after_name.split_whitespace().nth(2).and_then(|g| g.parse().ok()).expect("a process group")
+}
+
+/// A stop signal sent to the whole process group (a terminal's Ctrl-C, `kill -- -PGID`) reaches
+/// the worker once, through the supervisor: one graceful stop and exit 0, not taken for a
+/// second signal that stops at once (143).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_signal_to_the_whole_group_is_one_graceful_stop() {
+    let scene = Scene::new().await;
+    let mut cmd = command(&[], &scene.env());
+    cmd.stdout(Stdio::null()).process_group(0);
+    let mut agent = Spawned::start(cmd);
+    agent.said("shipping").await;
+    let worker = agent.worker(None).await;
+    let supervisor = agent.child.id().expect("pid");
+    assert_ne!(process_group(worker), process_group(supervisor), "a process group of its own");
+    let group = nix::unistd::Pid::from_raw(process_group(supervisor));
+    nix::sys::signal::killpg(group, Signal::SIGINT).expect("killpg");
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!agent.stderr().contains("stopped at once"), "{}", agent.stderr());
+}
+
+/// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 mean nothing to agent-logship: the supervisor ignores
+/// them rather than handing them on to end the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_signals_to_the_supervisor_leave_the_worker_alone() {
+    let scene = Scene::new().await;
+    let mut agent = start(&[], &scene.env());
+    agent.said("shipping").await;
+    let worker = agent.worker(None).await;
+    for signal in [Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
+        agent.signal(signal);
+        agent.said(&format!("{signal} ignored")).await;
+    }
+    assert!(process::alive(worker), "the same worker runs: {}", agent.stderr());
+    assert_eq!(agent.metric("agent_logship_worker_restarts_total").await, Some(0.0));
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
+/// An AGENT_SUPERVISED copied into the environment by hand does not make the agent take itself
+/// for a worker (and stop, its "supervisor" being no such thing): it is ignored, said so, and the
+/// agent supervises as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_marker_set_by_hand_is_ignored() {
+    let scene = Scene::new().await;
+    // This test process is the agent's parent: the pid matches, the binary does not.
+    let forged = format!("{} 0", std::process::id());
+    let mut env = scene.env();
+    env.push(("AGENT_SUPERVISED", &forged));
+    let mut agent = start(&[], &env);
+    agent.said("AGENT_SUPERVISED is set, but not by a supervisor of this process: ignored").await;
+    agent.said("shipping").await;
+    agent.worker(None).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+}
+
 /// SIGTERM while the supervisor waits to start a dead worker again stops at once, exit 0, and
 /// the termination message says what happened. Three quick deaths make the wait 4 s, so the
 /// signal surely lands in it.
