@@ -93,13 +93,20 @@ fn mask_pair_values(pairs: &str) -> String {
 ///   `pwd`, `passwd`, `secret`, `token`, `apikey`, `api_key`, `credential`...; any case, any
 ///   prefix: `DBPASSWORD=`, `access_token=`), in URL queries and fragments too. A value ends at
 ///   `;`, `&`, `,`, white space or a quote, or is quoted (`password="a b"`);
-///   `Authorization: Bearer x` masks the token.
+///   `Authorization: Bearer x` (or `Basic`, `ApiKey`...) masks the token;
+/// - the value of `<key>value</key>` whose key names a secret;
+/// - a JSON Web Token anywhere (`eyJ...`: three base64url parts separated by dots);
+/// - the body of a PEM private key (`-----BEGIN ... PRIVATE KEY-----` to its `-----END`), the
+///   two marker lines kept.
 pub fn text(text: &str) -> String {
     let mut masks = Vec::new();
     url_userinfo(text, &mut masks);
     oracle_credentials(text, &mut masks);
     bare_userinfo(text, &mut masks);
     secret_values(text, &mut masks);
+    xml_secret_elements(text, &mut masks);
+    json_web_tokens(text, &mut masks);
+    pem_private_keys(text, &mut masks);
     apply(text, masks)
 }
 
@@ -342,7 +349,10 @@ const SECRET_KEYS: [&str; 4] = ["pass", "pw", "sig", "auth"];
 /// Whether a key names a secret.
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| key.contains(w)) || SECRET_KEYS.contains(&key.as_str())
+    // `*_KEY`, as agent-init's default secret variables: `AWS_SECRET_ACCESS_KEY`, `signing_key`.
+    SECRET_WORDS.iter().any(|w| key.contains(w))
+        || SECRET_KEYS.contains(&key.as_str())
+        || key.ends_with("_key")
 }
 
 fn is_key_char(c: char) -> bool {
@@ -402,7 +412,10 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
                 let end = value_end.at(v);
                 // `Authorization: Bearer <token>`: the scheme, then the secret.
                 let scheme = &text[v..end];
-                if ["bearer", "basic", "token", "negotiate"].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
+                if ["bearer", "basic", "token", "negotiate", "apikey"]
+                    .iter()
+                    .any(|s| scheme.eq_ignore_ascii_case(s))
+                {
                     let mut t = end;
                     while t < text.len() && blank(bytes[t]) {
                         t += 1;
@@ -415,6 +428,75 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         };
         masked_until = value.end;
         masks.push(value);
+    }
+}
+
+/// `<password>hunter2</password>` (any secret key, any case): the element's text.
+fn xml_secret_elements(text: &str, masks: &mut Vec<Range<usize>>) {
+    let mut close = Next::new(text, |c| c == '<');
+    let mut from = 0;
+    while let Some(i) = text[from..].find('<').map(|i| from + i) {
+        from = i + 1;
+        let name_end = text[from..].find(|c: char| !is_key_char(c)).map_or(text.len(), |e| from + e);
+        if name_end == from || !text[name_end..].starts_with('>') || !is_secret_key(&text[from..name_end]) {
+            continue;
+        }
+        let value_start = name_end + 1;
+        let value_end = close.at(value_start);
+        // Only an element closed by its own end tag: `<password/>` or a `<token>` opening a
+        // nested structure is left alone.
+        let end_tag = format!("</{}>", &text[from..name_end]);
+        if text[value_end..].get(..end_tag.len()).is_some_and(|t| t.eq_ignore_ascii_case(&end_tag)) {
+            masks.push(value_start..value_end);
+            from = value_end;
+        }
+    }
+}
+
+/// A JSON Web Token: `eyJ` (a base64url JSON header), then two more dot-separated base64url
+/// parts, the signature possibly empty (`alg: none`).
+fn json_web_tokens(text: &str, masks: &mut Vec<Range<usize>>) {
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(start) = text[from..].find("eyJ").map(|i| from + i) {
+        // Each part's end, from where it starts.
+        let part_end = |p: usize| p + bytes[p..].iter().take_while(|&&c| b64(c)).count();
+        let header_end = part_end(start);
+        from = header_end.max(start + 3);
+        if start > 0 && b64(bytes[start - 1]) {
+            continue; // inside a longer word
+        }
+        if bytes.get(header_end) != Some(&b'.') {
+            continue;
+        }
+        let payload_end = part_end(header_end + 1);
+        if payload_end == header_end + 1 || bytes.get(payload_end) != Some(&b'.') {
+            continue;
+        }
+        let end = part_end(payload_end + 1);
+        masks.push(start..end);
+        from = end;
+    }
+}
+
+/// The body of a PEM private key block, between its `-----BEGIN ...PRIVATE KEY-----` and
+/// `-----END ...-----` lines (kept, so a reader still sees what was there). An unterminated
+/// block is masked to the end of the text.
+fn pem_private_keys(text: &str, masks: &mut Vec<Range<usize>>) {
+    const BEGIN: &str = "-----BEGIN ";
+    const DASHES: &str = "-----";
+    let mut from = 0;
+    while let Some(begin) = text[from..].find(BEGIN).map(|i| from + i) {
+        let label_start = begin + BEGIN.len();
+        let Some(label_end) = text[label_start..].find(DASHES).map(|i| label_start + i) else { return };
+        from = label_end + DASHES.len();
+        if !text[label_start..label_end].ends_with("PRIVATE KEY") {
+            continue;
+        }
+        let end = text[from..].find("-----END ").map_or(text.len(), |i| from + i);
+        masks.push(from..end);
+        from = end;
     }
 }
 
@@ -519,6 +601,34 @@ mod tests {
     }
 
     #[test]
+    fn text_masks_xml_jwt_and_pem() {
+        assert_eq!(
+            text("<user>calypso</user><password>hunter2</password>"),
+            "<user>calypso</user><password>***</password>"
+        );
+        assert_eq!(text("<DB_Password>p w</db_password>"), "<DB_Password>***</db_password>");
+        assert_eq!(
+            text("<password/><token><a>1</a></token>"),
+            "<password/><token><a>1</a></token>",
+            "no text element"
+        );
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYWx5cHNvIn0.c2lnbmF0dXJl";
+        assert_eq!(text(&format!("sent {jwt} to auth")), "sent *** to auth");
+        assert_eq!(
+            text("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0. rest"),
+            "*** rest",
+            "alg none: empty signature"
+        );
+        assert_eq!(text("keyJunk.a.b eyJonly eyJa.b"), "keyJunk.a.b eyJonly eyJa.b", "not a token");
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQ==\n-----END PRIVATE KEY-----";
+        assert_eq!(text(pem), "-----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----");
+        let rsa = "x -----BEGIN RSA PRIVATE KEY-----\nMIIE\n";
+        assert_eq!(text(rsa), "x -----BEGIN RSA PRIVATE KEY-----***", "unterminated: to the end");
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        assert_eq!(text(cert), cert, "a certificate is public");
+    }
+
+    #[test]
     fn text_masks_secret_values() {
         assert_eq!(text("user=calypso;password=hunter2;x=1"), "user=calypso;password=***;x=1");
         assert_eq!(text("PWD: hunter2, ok"), "PWD: ***, ok");
@@ -529,6 +639,18 @@ mod tests {
         assert_eq!(text("https://app/cb#access_token=abc"), "https://app/cb#access_token=***");
         assert_eq!(text("client_secret=s sig=x"), "client_secret=*** sig=***");
         assert_eq!(text("Authorization: Bearer eyJabc.def"), "Authorization: Bearer ***");
+        assert_eq!(text("authorization: ApiKey a1b2c3"), "authorization: ApiKey ***");
+        assert_eq!(
+            text("AWS_SECRET_ACCESS_KEY=abc signing_key: k1"),
+            "AWS_SECRET_ACCESS_KEY=*** signing_key: ***"
+        );
+        // Near misses stay: a key name that only looks like one, ids and times.
+        assert_eq!(
+            text("keyboard=us monkey=1 trade=T-123 at=10:00:01"),
+            "keyboard=us monkey=1 trade=T-123 at=10:00:01"
+        );
+        // Any key holding a secret word counts, as agent-init's `*PASSWORD*`: a policy name too.
+        assert_eq!(text("passwordPolicy=strict"), "passwordPolicy=***");
         assert_eq!(text("secret=\"unterminated"), "secret=\"***");
         assert_eq!(text("password="), "password=");
         assert_eq!(
@@ -587,6 +709,13 @@ mod linear {
             "jdbc:oracle:thin:u/\"",
             "\"password\":\"\\\"",
             "password\t=\t\\\"",
+            "<password>",
+            "<password>x</",
+            "eyJ",
+            "eyJa.",
+            "eyJa.b.c",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "-----BEGIN ",
         ] {
             let (small, medium, large) = (time(unit, 10_000), time(unit, 100_000), time(unit, 1_000_000));
             // Linear is 10x per step; quadratic would be 100x. Timer noise is in the small run.
