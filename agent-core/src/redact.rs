@@ -99,15 +99,97 @@ fn mask_pair_values(pairs: &str) -> String {
 /// - the body of a PEM private key (`-----BEGIN ... PRIVATE KEY-----` to its `-----END`), the
 ///   two marker lines kept.
 pub fn text(text: &str) -> String {
-    let mut masks = Vec::new();
-    url_userinfo(text, &mut masks);
-    oracle_credentials(text, &mut masks);
-    bare_userinfo(text, &mut masks);
-    secret_values(text, &mut masks);
-    xml_secret_elements(text, &mut masks);
-    json_web_tokens(text, &mut masks);
-    pem_private_keys(text, &mut masks);
-    apply(text, masks)
+    replace(text, &find(text), MASK)
+}
+
+/// A kind of credential [`find`] knows, named for counting (`/metrics`) and for the docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    UrlUserinfo,
+    OracleCredentials,
+    BareUserinfo,
+    SecretValue,
+    XmlSecretElement,
+    JsonWebToken,
+    PemPrivateKey,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 7] = [
+        Rule::UrlUserinfo,
+        Rule::OracleCredentials,
+        Rule::BareUserinfo,
+        Rule::SecretValue,
+        Rule::XmlSecretElement,
+        Rule::JsonWebToken,
+        Rule::PemPrivateKey,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::UrlUserinfo => "url_userinfo",
+            Rule::OracleCredentials => "oracle_credentials",
+            Rule::BareUserinfo => "bare_userinfo",
+            Rule::SecretValue => "secret_value",
+            Rule::XmlSecretElement => "xml_secret_element",
+            Rule::JsonWebToken => "json_web_token",
+            Rule::PemPrivateKey => "pem_private_key",
+        }
+    }
+
+    fn finder(self) -> fn(&str, &mut Vec<Range<usize>>) {
+        match self {
+            Rule::UrlUserinfo => url_userinfo,
+            Rule::OracleCredentials => oracle_credentials,
+            Rule::BareUserinfo => bare_userinfo,
+            Rule::SecretValue => secret_values,
+            Rule::XmlSecretElement => xml_secret_elements,
+            Rule::JsonWebToken => json_web_tokens,
+            Rule::PemPrivateKey => pem_private_keys,
+        }
+    }
+}
+
+/// Every credential in `text` ([`text`] lists the forms): which rule found it, and its bytes.
+/// Ranges may overlap (a token in a URL's query is found by two rules). Empty for most texts,
+/// without allocating: a caller can keep the text as it is.
+pub fn find(text: &str) -> Vec<(Rule, Range<usize>)> {
+    let (mut found, mut ranges) = (Vec::new(), Vec::new());
+    for rule in Rule::ALL {
+        rule.finder()(text, &mut ranges);
+        found.extend(ranges.drain(..).filter(|r| !r.is_empty()).map(|r| (rule, r)));
+    }
+    found
+}
+
+/// `text` with every range of `found` (overlapping ones merged) replaced by `mask`, every other
+/// byte as it was.
+pub fn replace(text: &str, found: &[(Rule, Range<usize>)], mask: &str) -> String {
+    let mut masks: Vec<Range<usize>> = found.iter().map(|(_, r)| r.clone()).collect();
+    masks.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    let mut pending: Option<Range<usize>> = None;
+    for r in masks {
+        match &mut pending {
+            Some(p) if r.start <= p.end => p.end = p.end.max(r.end),
+            _ => {
+                if let Some(p) = pending.take() {
+                    out.push_str(&text[done..p.start]);
+                    out.push_str(mask);
+                    done = p.end;
+                }
+                pending = Some(r);
+            }
+        }
+    }
+    if let Some(p) = pending {
+        out.push_str(&text[done..p.start]);
+        out.push_str(mask);
+        done = p.end;
+    }
+    out.push_str(&text[done..]);
+    out
 }
 
 /// At most this many bytes of one text from elsewhere (a sensor's details) are kept.
@@ -138,33 +220,6 @@ fn cut_at(full: &str, max: usize) -> String {
 }
 
 /// Replaces each range (merged where they overlap or touch) by [`MASK`].
-fn apply(text: &str, mut masks: Vec<Range<usize>>) -> String {
-    masks.retain(|r| !r.is_empty());
-    masks.sort_by_key(|r| r.start);
-    let mut out = String::with_capacity(text.len());
-    let mut done = 0;
-    let mut pending: Option<Range<usize>> = None;
-    for r in masks {
-        match &mut pending {
-            Some(p) if r.start <= p.end => p.end = p.end.max(r.end),
-            _ => {
-                if let Some(p) = pending.take() {
-                    out.push_str(&text[done..p.start]);
-                    out.push_str(MASK);
-                    done = p.end;
-                }
-                pending = Some(r);
-            }
-        }
-    }
-    if let Some(p) = pending {
-        out.push_str(&text[done..p.start]);
-        out.push_str(MASK);
-        done = p.end;
-    }
-    out.push_str(&text[done..]);
-    out
-}
 
 /// The tokens of free text a URL or connect string lies in: the runs between white space,
 /// `"`, `<` and `>` (not `'`: RFC 3986 allows it in user info), with their offsets.
@@ -598,6 +653,31 @@ mod tests {
         );
         assert_eq!(text(r#"jdbc:oracle:thin:scott/"p@ss w0rd"@db"#), r#"jdbc:oracle:thin:scott/"***"@db"#);
         assert_eq!(text(r#""jdbc:oracle:thin:@//db:1521/" next"#), r#""jdbc:oracle:thin:@//db:1521/" next"#);
+    }
+
+    #[test]
+    fn find_names_each_rule_and_replace_keeps_every_other_byte() {
+        use super::{Rule, find, replace};
+        let line = "db jdbc:oracle:thin:u/p1@h; http://a:p2@h/x?token=t3 <secret>s4</secret> k eyJa.eyJb.c";
+        let found = find(line);
+        let mut rules: Vec<Rule> = found.iter().map(|(r, _)| *r).collect();
+        rules.sort();
+        rules.dedup();
+        let want = [
+            Rule::UrlUserinfo,
+            Rule::OracleCredentials,
+            Rule::SecretValue,
+            Rule::XmlSecretElement,
+            Rule::JsonWebToken,
+        ];
+        assert_eq!(rules, want);
+        assert_eq!(
+            replace(line, &found, "<redacted>"),
+            "db jdbc:oracle:thin:u/<redacted>@h; http://a:<redacted>@h/x?token=<redacted> <secret><redacted></secret> k <redacted>"
+        );
+        assert!(find("2026-12-07 10:00:01,123 INFO [main] trade T-42 booked").is_empty());
+        let names: std::collections::BTreeSet<_> = Rule::ALL.map(Rule::name).into_iter().collect();
+        assert_eq!(names.len(), Rule::ALL.len(), "each rule has a name of its own");
     }
 
     #[test]
