@@ -219,8 +219,6 @@ fn cut_at(full: &str, max: usize) -> String {
     out
 }
 
-/// Replaces each range (merged where they overlap or touch) by [`MASK`].
-
 /// The tokens of free text a URL or connect string lies in: the runs between white space,
 /// `"`, `<` and `>` (not `'`: RFC 3986 allows it in user info), with their offsets.
 fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
