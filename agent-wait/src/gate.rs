@@ -29,20 +29,6 @@ use tokio::sync::watch;
 const STOP: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
 const EXEC_REQUEST: Signal = Signal::SIGURG;
 
-/// What the signal thread decides when asked to exec. Pure, so that the order of events can be
-/// tested without racing real signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Exec,
-    /// A stop signal came first: its name.
-    Stop(&'static str),
-}
-
-/// A request to exec comes after `stopped` (the first stop signal taken, if any).
-pub fn decide(stopped: Option<&'static str>) -> Decision {
-    stopped.map_or(Decision::Exec, Decision::Stop)
-}
-
 /// How an exec that returned ended.
 #[derive(Debug)]
 pub enum NotExecuted {
@@ -81,9 +67,10 @@ impl Gate {
                     continue;
                 }
                 let Ok(mut command) = request_rx.try_recv() else { continue };
-                let outcome = match decide(first) {
-                    Decision::Stop(name) => NotExecuted::Stopped(name),
-                    Decision::Exec => {
+                // A stop signal taken before the request wins.
+                let outcome = match first {
+                    Some(name) => NotExecuted::Stopped(name),
+                    None => {
                         let _ = set.thread_unblock();
                         let failed = command.exec();
                         // Blocked again: a stop signal now must not cut off the message saying
@@ -127,12 +114,6 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stop_signal_taken_before_the_request_wins() {
-        assert_eq!(decide(None), Decision::Exec);
-        assert_eq!(decide(Some("SIGTERM")), Decision::Stop("SIGTERM"));
-    }
 
     #[test]
     fn the_request_numbers_above_the_stop_signals() {

@@ -78,7 +78,7 @@ impl Target {
         // of one authority asks the same).
         let mut authority = None;
         for (i, c) in text.char_indices() {
-            if c == ',' && !in_query && in_user_info(text, i, &mut authority) {
+            if c == ',' && !in_query && in_user_info(text, start, i, &mut authority) {
                 continue;
             }
             if c.is_whitespace() || (c == ',' && !in_query) {
@@ -105,10 +105,14 @@ impl Target {
     }
 }
 
-/// Whether the comma at `i` lies in the user info of a URL: after a `://` of the same item,
-/// before the last `@` ahead of the next `/`, `?`, `#` or white space.
-fn in_user_info(text: &str, i: usize, authority: &mut Option<(usize, Option<usize>)>) -> bool {
-    let item_start = text[..i].rfind(char::is_whitespace).map_or(0, |w| w + 1);
+/// Whether the comma at `i` lies in the user info of a URL: after a `://` of the item that
+/// starts at `item_start`, before the last `@` ahead of the next `/`, `?`, `#` or white space.
+fn in_user_info(
+    text: &str,
+    item_start: usize,
+    i: usize,
+    authority: &mut Option<(usize, Option<usize>)>,
+) -> bool {
     let Some(scheme) = text[item_start..i].rfind("://") else { return false };
     if text[item_start + scheme + 3..i].contains(['/', '?', '#']) {
         return false;
