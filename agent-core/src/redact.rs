@@ -99,8 +99,12 @@ fn mask_pair_values(pairs: &str) -> String {
 /// - the body of a PEM private key (`-----BEGIN ... PRIVATE KEY-----` to its `-----END`), the
 ///   two marker lines kept.
 pub fn text(text: &str) -> String {
-    replace(text, &find(text), MASK)
+    replace(text, find(text).into_iter().map(|(_, r)| r), MASK)
 }
+
+/// Bumped whenever [`find`] changes what it masks: agent-logship keeps it with its checkpoint,
+/// so that it can say when records read again after a restart get other ids than before.
+pub const RULES_VERSION: u32 = 1;
 
 /// A kind of credential [`find`] knows, named for counting (`/metrics`) and for the docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,10 +166,10 @@ pub fn find(text: &str) -> Vec<(Rule, Range<usize>)> {
     found
 }
 
-/// `text` with every range of `found` (overlapping ones merged) replaced by `mask`, every other
-/// byte as it was.
-pub fn replace(text: &str, found: &[(Rule, Range<usize>)], mask: &str) -> String {
-    let mut masks: Vec<Range<usize>> = found.iter().map(|(_, r)| r.clone()).collect();
+/// `text` with every range of `masks` (overlapping ones merged) replaced by `mask`, every other
+/// byte as it was. The ranges must lie on character boundaries of `text` ([`find`]'s do).
+pub fn replace(text: &str, masks: impl IntoIterator<Item = Range<usize>>, mask: &str) -> String {
+    let mut masks: Vec<Range<usize>> = masks.into_iter().collect();
     masks.sort_by_key(|r| r.start);
     let mut out = String::with_capacity(text.len());
     let mut done = 0;
@@ -399,13 +403,31 @@ const SECRET_WORDS: [&str; 16] = [
 /// Key names (lower case) that hold a secret only as the whole key.
 const SECRET_KEYS: [&str; 4] = ["pass", "pw", "sig", "auth"];
 
-/// Whether a key names a secret.
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+/// Whether a key names a secret (any case): it holds `password`, `secret`, `token` and the like
+/// anywhere, is `pass`, `pw`, `sig` or `auth`, or ends in `_key`. Allocates nothing: agent-logship
+/// asks it of every key of every JSON log line.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.as_bytes();
+    let has = |word: &str| key.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word.as_bytes()));
     // `*_KEY`, as agent-init's default secret variables: `AWS_SECRET_ACCESS_KEY`, `signing_key`.
-    SECRET_WORDS.iter().any(|w| key.contains(w))
-        || SECRET_KEYS.contains(&key.as_str())
-        || key.ends_with("_key")
+    SECRET_WORDS.iter().any(|w| has(w))
+        || SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k.as_bytes()))
+        || (key.len() >= 4 && key[key.len() - 4..].eq_ignore_ascii_case(b"_key"))
+}
+
+/// Whether `key` before a separator is a name in code rather than a setting, so what follows
+/// is no secret: a source position (`TokenService.java:118` in a stack frame), a Java class
+/// (`com.calypso.auth.InvalidTokenException: expired`: a dotted name whose last part is
+/// capitalised, as classes are and property keys are not) or an exception's simple name.
+fn names_code(key: &str, after: &str) -> bool {
+    const SOURCES: [&str; 4] = [".java", ".kt", ".scala", ".groovy"];
+    let line_number = after.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    if line_number && SOURCES.iter().any(|s| key.ends_with(s)) {
+        return true;
+    }
+    let class =
+        key.rsplit_once('.').is_some_and(|(_, last)| last.starts_with(|c: char| c.is_ascii_uppercase()));
+    class || key.ends_with("Exception") || key.ends_with("Error")
 }
 
 fn is_key_char(c: char) -> bool {
@@ -442,7 +464,7 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
             .find(|(_, c)| !is_key_char(*c))
             .map_or(0, |(i, c)| i + c.len_utf8());
         let key = &text[k_start..k_end];
-        if key.is_empty() || !is_secret_key(key) {
+        if key.is_empty() || !is_secret_key(key) || names_code(key, &text[sep + 1..]) {
             continue;
         }
         // Forwards: blanks (not a line break: a value is on its key's line), then a quoted
@@ -670,7 +692,7 @@ mod tests {
         ];
         assert_eq!(rules, want);
         assert_eq!(
-            replace(line, &found, "<redacted>"),
+            replace(line, found.iter().map(|(_, r)| r.clone()), "<redacted>"),
             "db jdbc:oracle:thin:u/<redacted>@h; http://a:<redacted>@h/x?token=<redacted> <secret><redacted></secret> k <redacted>"
         );
         assert!(find("2026-12-07 10:00:01,123 INFO [main] trade T-42 booked").is_empty());
@@ -726,6 +748,20 @@ mod tests {
         assert_eq!(
             text("keyboard=us monkey=1 trade=T-123 at=10:00:01"),
             "keyboard=us monkey=1 trade=T-123 at=10:00:01"
+        );
+        // Names in code: a stack frame's source position, an exception's class.
+        for code in [
+            "\tat com.calypso.tk.core.PasswordPolicy.check(PasswordPolicy.java:42)",
+            "\tat c.TokenCache.get(TokenCache.kt:7) [TokenCache.scala:9]",
+            "Caused by: com.calypso.auth.InvalidTokenException: The token has expired",
+            "SecretNotFoundError: no such alias",
+        ] {
+            assert_eq!(text(code), code);
+        }
+        // Property keys are not classes: lower-case dotted keys still count.
+        assert_eq!(
+            text("javax.net.ssl.trustStorePassword=changeit spring.datasource.password: pw"),
+            "javax.net.ssl.trustStorePassword=*** spring.datasource.password: ***"
         );
         // Any key holding a secret word counts, as agent-init's `*PASSWORD*`: a policy name too.
         assert_eq!(text("passwordPolicy=strict"), "passwordPolicy=***");

@@ -52,7 +52,7 @@ fn main() {
         framed += tf.elapsed();
         for r in recs.drain(..) {
             e.encode_into(&r, &file, &|| now, &mut out);
-            ids ^= encode::document_id("a", "b", "c", "d", 1, r.offset, r.chain);
+            ids ^= encode::document_id("a", "b", "c", "d", r.offset, r.chain);
             out.push(b'\n');
             n += 1;
             if out.len() > 5 << 20 {

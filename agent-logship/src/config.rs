@@ -80,6 +80,25 @@ pub const MAX_RECORD_BYTES: Spec<u64> = Spec::new(
 )
 .value_name("BYTES")
 .default("1MiB");
+pub const REDACT: Spec<bool> = Spec::new(
+    "redact",
+    "AGENT_LOGSHIP_REDACT",
+    "Mask credentials in everything stored (URL user info, JDBC/ODBC passwords, values of keys \
+     naming a secret, Authorization headers, JWTs, PEM private keys) with `<redacted>`, and tag the \
+     document `redacted`; false ships the text as it is",
+    parse::boolean,
+)
+.value_name("true|false")
+.default("true");
+pub const REDACT_PATTERNS: Spec<Vec<regex_lite::Regex>> = Spec::new(
+    "redact-patterns",
+    "AGENT_LOGSHIP_REDACT_PATTERNS",
+    "More to mask: regular expressions, one per line (blank lines and lines starting with # \
+     skipped); the first capture group is masked if the pattern has one, else the whole match. \
+     At most 32",
+    patterns,
+)
+.value_name("REGEXES");
 pub const TIMEZONE: Spec<TimeZone> = Spec::new(
     "timezone",
     "AGENT_LOGSHIP_TIMEZONE",
@@ -355,6 +374,8 @@ pub static SETTINGS: Settings = Settings {
         &RECORD_START.meta,
         &FLUSH_TIMEOUT.meta,
         &MAX_RECORD_BYTES.meta,
+        &REDACT.meta,
+        &REDACT_PATTERNS.meta,
         &TIMEZONE.meta,
         &COMPONENT.meta,
         &ENVIRONMENT.meta,
@@ -420,6 +441,28 @@ fn bytes(text: &str) -> Result<u64, String> {
         Some(n) if n > 0 => Ok(n),
         Some(_) => Err("must be more than zero".into()),
         None => Err("not a size like 1048576, 512KiB, 5MiB or 1GiB".into()),
+    }
+}
+
+/// `AGENT_LOGSHIP_REDACT_PATTERNS`: one regular expression per line. A pattern that matches
+/// the empty text would mask nothing anywhere (its empty matches are skipped): a mistake, said.
+fn patterns(text: &str) -> Result<Vec<regex_lite::Regex>, String> {
+    let lines = text.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let mut patterns = Vec::new();
+    for (i, line) in lines {
+        let p = regex_lite::Regex::new(line).map_err(|e| format!("line {}: {line}: {e}", i + 1))?;
+        if p.is_match("") {
+            return Err(format!("line {}: {line}: matches the empty text, so it would mask nothing", i + 1));
+        }
+        patterns.push(p);
+    }
+    match patterns.len() {
+        0 => Err("no pattern given (one regular expression per line)".into()),
+        n if n > crate::redaction::MAX_PATTERNS => Err(format!(
+            "{n} patterns: at most {} (each is a scan of every record)",
+            crate::redaction::MAX_PATTERNS
+        )),
+        _ => Ok(patterns),
     }
 }
 
@@ -572,6 +615,9 @@ pub struct Config {
     pub record_start: RecordStart,
     pub flush_timeout: Duration,
     pub max_record_bytes: u64,
+    /// `AGENT_LOGSHIP_REDACT`: the extra patterns (none: the built-in rules alone); `None` when
+    /// redaction is off.
+    pub redact: Option<Vec<regex_lite::Regex>>,
     /// What the documents say about where they come from (`host_name` is filled in at start).
     pub origin: EncodeContext,
     pub output: Output,
@@ -610,6 +656,15 @@ impl Config {
         let record_start = read.opt(&RECORD_START).unwrap_or_default();
         let flush_timeout = read.get(&FLUSH_TIMEOUT);
         let max_record_bytes = read.get(&MAX_RECORD_BYTES);
+        let redact = read.get(&REDACT);
+        let patterns = read.opt(&REDACT_PATTERNS);
+        if !redact && patterns.is_some() {
+            read.push(read.problem(
+                &REDACT_PATTERNS,
+                "given, but AGENT_LOGSHIP_REDACT is false: nothing would be masked (unset one of them)",
+            ));
+        }
+        let redact = redact.then(|| patterns.unwrap_or_default());
         let origin = EncodeContext {
             component: read.get(&COMPONENT),
             environment: read.opt(&ENVIRONMENT),
@@ -696,6 +751,7 @@ impl Config {
             record_start,
             flush_timeout,
             max_record_bytes,
+            redact,
             origin,
             output,
             batch_docs,

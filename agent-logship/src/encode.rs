@@ -89,6 +89,11 @@ pub struct Encoder {
 
 const MAX_INDEX_BYTES: usize = 255;
 
+/// What a document whose credentials were masked says (`tags`, as ECS has it): an auditor finds
+/// every such document with `tags:redacted`.
+pub const REDACTED_TAGS: &[u8] = b",\"tags\":[\"redacted\"]";
+const REDACTED: &str = "redacted";
+
 impl Encoder {
     pub fn new(ctx: EncodeContext) -> Self {
         let component = name_part(&ctx.component, 100 - "calypso.".len());
@@ -138,7 +143,8 @@ impl Encoder {
     }
 
     /// The record's `_id`: the pod and container it came from (the file's pod for CRI files),
-    /// the file's fingerprint, the record's offset and chain.
+    /// the file's name, the record's offset and chain. Not the file's fingerprint: it hashes the
+    /// file's first line as written, before masking, and a secret's bytes must not reach an id.
     pub fn id(&self, record: &Record, file: &FileMeta) -> DocId {
         let (ns, pod, container) = match &file.pod {
             Some(p) => (p.namespace.as_str(), p.pod.as_str(), p.container.as_str()),
@@ -148,7 +154,7 @@ impl Encoder {
                 self.ctx.container_name.as_deref().unwrap_or(""),
             ),
         };
-        let id = document_id(ns, pod, container, &file.name, file.fingerprint, record.offset, record.chain);
+        let id = document_id(ns, pod, container, &file.name, record.offset, record.chain);
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 32];
         for (pair, byte) in hex.chunks_exact_mut(2).zip(id.to_be_bytes()) {
@@ -180,6 +186,9 @@ impl Encoder {
         };
         out.extend_from_slice(b"\",\"message\":");
         json::string(out, r.message);
+        if record.redacted {
+            out.extend_from_slice(REDACTED_TAGS);
+        }
         out.extend_from_slice(b",\"log\":{");
         if let Some(h) = &r.header {
             if let Some(level) = h.level {
@@ -296,6 +305,9 @@ impl Encoder {
             parse::write_unix_ms(ts, out);
             out.extend_from_slice(b"\",\"message\":");
             json::string(out, &record.bytes);
+            if record.redacted {
+                out.extend_from_slice(REDACTED_TAGS);
+            }
             out.extend_from_slice(b",\"log\":{");
             self.write_log_source(record, file, out);
             write_flags(out, false, record.cut, unparsed, true);
@@ -310,6 +322,9 @@ impl Encoder {
             remove_path(&mut obj, path);
         }
         obj.retain(|k, _| !k.starts_with("kubernetes.") && !k.starts_with("data_stream."));
+        if record.redacted {
+            add_redacted_tag(&mut obj);
+        }
         out.push(b'{');
         let unparsed = if has_path(&obj, &["@timestamp"]) {
             false
@@ -414,6 +429,32 @@ const OURS: &[&[&str]] = &[
     &["data_stream"],
 ];
 
+/// Adds `redacted` to the line's own `tags`: to its list, or after its single tag. A `tags` of
+/// another kind (a number, an object) is kept as its JSON text in the list.
+fn add_redacted_tag(obj: &mut Map<String, Value>) {
+    let tag = Value::String(REDACTED.to_owned());
+    match obj.remove("tags") {
+        None | Some(Value::Null) => {
+            obj.insert("tags".to_owned(), Value::Array(vec![tag]));
+        }
+        Some(Value::Array(mut tags)) => {
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+            obj.insert("tags".to_owned(), Value::Array(tags));
+        }
+        Some(Value::String(s)) if s == REDACTED => {
+            obj.insert("tags".to_owned(), Value::Array(vec![tag]));
+        }
+        Some(Value::String(s)) => {
+            obj.insert("tags".to_owned(), Value::Array(vec![Value::String(s), tag]));
+        }
+        Some(other) => {
+            obj.insert("tags".to_owned(), Value::Array(vec![Value::String(other.to_string()), tag]));
+        }
+    }
+}
+
 /// Whether `obj` has the field, dotted (`a.b`) or nested (`{"a":{"b":..}}`).
 fn has_path(obj: &Map<String, Value>, path: &[&str]) -> bool {
     if obj.contains_key(&path.join(".")) {
@@ -507,21 +548,21 @@ fn render_kubernetes(
 }
 
 /// xxh3-128 over the length-prefixed namespace, pod, container and file name (as first seen,
-/// rotation suffixes removed), the file fingerprint, the record's offset and its chain (which hashes the record's bytes and everything before it).
+/// rotation suffixes removed), the record's offset and its chain (which hashes the record's
+/// masked bytes and every record before it, the file's first line included).
 /// `docs/agent-logship-ids.md` says why each is there.
 pub fn document_id(
     namespace: &str,
     pod: &str,
     container: &str,
     name: &str,
-    fingerprint: u64,
     offset: u64,
     chain: u128,
 ) -> u128 {
     // One-shot over a stack buffer (the streaming hasher costs more to set up than to run);
     // names longer than Kubernetes allows take the streaming path, same value.
     let mut buf = [0u8; 512];
-    let len = 32 + namespace.len() + pod.len() + container.len() + name.len() + 8 + 8 + 16;
+    let len = 32 + namespace.len() + pod.len() + container.len() + name.len() + 8 + 16;
     if len <= buf.len() {
         let mut at = 0;
         let mut put = |b: &[u8]| {
@@ -532,7 +573,6 @@ pub fn document_id(
             put(&(s.len() as u64).to_le_bytes());
             put(s.as_bytes());
         }
-        put(&fingerprint.to_le_bytes());
         put(&offset.to_le_bytes());
         put(&chain.to_le_bytes());
         return xxhash_rust::xxh3::xxh3_128(&buf[..len]);
@@ -542,7 +582,6 @@ pub fn document_id(
         h.update(&(s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     }
-    h.update(&fingerprint.to_le_bytes());
     h.update(&offset.to_le_bytes());
     h.update(&chain.to_le_bytes());
     h.digest128()

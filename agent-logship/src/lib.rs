@@ -19,6 +19,7 @@ pub mod framing;
 pub mod metrics;
 pub mod parse;
 pub mod record;
+pub mod redaction;
 pub mod run;
 pub mod server;
 pub mod setup;

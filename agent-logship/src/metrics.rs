@@ -75,6 +75,8 @@ pub struct Observed {
     pub sources: Box<dyn SourceStatus>,
     /// The Events source's own metrics, when it runs.
     pub events: Option<std::sync::Arc<crate::events::metrics::EventMetrics>>,
+    /// The redaction rules and their counts (`None`: redaction is off).
+    pub redactor: Option<std::sync::Arc<crate::redaction::Redactor>>,
     /// Why nothing is shipped now (a setting holds the agent, or the pipeline is being
     /// restarted after a failure): not ready, with this reason.
     pub not_shipping: std::sync::Mutex<Option<String>>,
@@ -92,6 +94,7 @@ impl Observed {
             budget: crate::flow::Budget::new(1),
             sources: Box::new(NoFiles),
             events: None,
+            redactor: None,
             not_shipping: std::sync::Mutex::new(Some(reason)),
             problems,
             stopping: Default::default(),
@@ -241,6 +244,17 @@ impl Observed {
         if files.len() > MAX_FILE_SERIES {
             let rest: u64 = files[MAX_FILE_SERIES..].iter().map(|f| f.lag_bytes).sum();
             let _ = writeln!(out, "agent_logship_file_lag_bytes{{path=\"other\"}} {rest}");
+        }
+        if let Some(redactor) = &self.redactor {
+            let name = "agent_logship_redacted_documents_total";
+            let _ = write!(
+                out,
+                "# HELP {name} Documents (records and Events) in which a rule masked a credential, by rule\n\
+                 # TYPE {name} counter\n"
+            );
+            for (rule, n) in redactor.counts() {
+                let _ = writeln!(out, "{name}{{rule=\"{rule}\"}} {n}");
+            }
         }
         if let Some(events) = &self.events {
             events.render(&mut out);

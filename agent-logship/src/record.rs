@@ -14,7 +14,7 @@ pub struct Record {
     pub offset: u64,
     /// Byte offset just past the record (its trailing newline included).
     pub end: u64,
-    /// The record's text as written: lines joined by `\n`, no trailing newline. For CRI files,
+    /// The record's text as written, credentials masked: lines joined by `\n`, no trailing newline. For CRI files,
     /// the payloads with the `<time> <stream> <P|F> ` prefixes removed and partial lines joined.
     /// Not necessarily UTF-8: the encoder replaces invalid sequences. A slice of a chunk shared
     /// with the records framed before and after it (one allocation per chunk, not per record).
@@ -30,6 +30,8 @@ pub struct Record {
     /// bytes)`. Equal for the same record of the same content however the file was reached
     /// (renamed, copied, re-read after a crash), and it is the record's content hash in the id.
     pub chain: u128,
+    /// Credentials were masked in `bytes` (the document is tagged `redacted`).
+    pub redacted: bool,
 }
 
 /// What a CRI log line says besides its text.

@@ -33,6 +33,7 @@ use crate::files::{FileStatus, FilesConfig, FilesSource};
 use crate::flow::Budget;
 use crate::framing::{self, FramingOptions};
 use crate::metrics::{FileLag, Metrics, Observed, SourceStatus};
+use crate::redaction::Redactor;
 use crate::setup::{self, SetupOptions};
 use crate::sink::client::{ClientError, ClientOptions, EsClient};
 use crate::sink::{self, BatchLimits, Batcher, Bulk, EsOptions, EsSink, Sink, StdoutSink};
@@ -140,12 +141,14 @@ pub async fn run(
         budget: Budget::new(config.max_inflight_bytes),
         events: config.events.as_ref().map(|_| Arc::new(EventMetrics::default())),
         files: Arc::new(FilesSlot::default()),
+        redactor: config.redact.clone().map(|patterns| Arc::new(Redactor::new(patterns))),
     };
     let observed = Arc::new(Observed {
         metrics: parts.metrics.clone(),
         budget: parts.budget.clone(),
         sources: Box::new(parts.files.clone()),
         events: parts.events.clone(),
+        redactor: parts.redactor.clone(),
         not_shipping: std::sync::Mutex::new(Some("starting".into())),
         problems: 0,
         stopping: Default::default(),
@@ -364,6 +367,8 @@ struct Parts {
     budget: Budget,
     events: Option<Arc<EventMetrics>>,
     files: Arc<FilesSlot>,
+    /// One for the process: its counts outlive a pipeline restart.
+    redactor: Option<Arc<Redactor>>,
 }
 
 /// One start of the pipeline: the files source and its encoder, the Events tasks, the sink.
@@ -616,6 +621,7 @@ fn start_files(
         record_start: config.record_start.clone(),
         max_record_bytes: usize::try_from(config.max_record_bytes).unwrap_or(usize::MAX),
         flush_timeout: config.flush_timeout,
+        redactor: parts.redactor.clone(),
     };
     let make_frame = framing::make_frame(config.format, framing);
     let encoder = Encoder::new(EncodeContext { host_name: host_name(), ..config.origin.clone() });
@@ -660,7 +666,7 @@ where
     let shared = Shared::open(&config.data_dir, ev.spool_max_bytes, metrics.clone())
         .map_err(|e| format!("cannot open the Events spool: {e}"))?;
     tracing::info!(scope = %scope, url = %agent_core::redact::url(ev.kube_url.as_str()), "shipping Kubernetes Events");
-    Ok(events::source::start(client, shared, tx, limits, parts.budget.clone(), stop))
+    Ok(events::source::start(client, shared, tx, limits, parts.budget.clone(), parts.redactor.clone(), stop))
 }
 
 /// The API server's client for the Events of `namespace` (`*`: all).

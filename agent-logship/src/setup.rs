@@ -503,7 +503,7 @@ mod tests {
             r#"{"metadata":{"name":"n","namespace":"ns","uid":"u"},"involvedObject":{"kind":"Pod","name":"engine-0","namespace":"ns","uid":"p","fieldPath":"spec"},"reason":"R","message":"m","type":"Normal","count":2,"action":"A","reportingComponent":"kubelet"}"#,
         )
         .expect("event");
-        crate::events::document::write(&e, 2, &std::time::SystemTime::now, &mut doc);
+        crate::events::document::write(&e, 2, &std::time::SystemTime::now, None, &mut doc);
         let doc: Value = serde_json::from_slice(&doc).expect("json");
         // (data_stream.* as in the log files' template: the stream's own.)
         for path in leaves(&doc, String::new()).iter().filter(|p| !p.starts_with("data_stream.")) {

@@ -58,7 +58,7 @@ impl Lines {
         let end = offset + line.len() as u64 + nl;
         let chain = u128::from(xxh(self.pos.chain, offset, &line));
         self.pos = Position { offset: end, chain };
-        out.push(Record { offset, end, bytes: line.into(), cut: false, cri: None, chain });
+        out.push(Record { offset, end, bytes: line.into(), cut: false, cri: None, chain, redacted: false });
     }
 }
 

@@ -32,6 +32,7 @@ fn record(text: &str) -> Record {
         cut: false,
         cri: None,
         chain: 42,
+        redacted: false,
     }
 }
 
@@ -88,7 +89,7 @@ fn calypso_record_with_stack_trace() {
     assert!(enc.id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     assert_eq!(
         enc.id,
-        format!("{:032x}", document_id("calypso-uat", "dataserver-0", "dataserver", "ds.log", 7, 100, 42))
+        format!("{:032x}", document_id("calypso-uat", "dataserver-0", "dataserver", "ds.log", 100, 42))
     );
 }
 
@@ -204,8 +205,8 @@ fn fixed_index_and_names() {
 
 #[test]
 fn ids_differ_by_every_ingredient() {
-    let base = document_id("ns", "pod", "c", "f", 1, 2, 3);
-    assert_eq!(base, document_id("ns", "pod", "c", "f", 1, 2, 3));
+    let base = document_id("ns", "pod", "c", "f", 2, 3);
+    assert_eq!(base, document_id("ns", "pod", "c", "f", 2, 3));
     let long = "p".repeat(600);
     let streaming = |pod: &str| {
         let mut h = xxhash_rust::xxh3::Xxh3Default::new();
@@ -213,26 +214,20 @@ fn ids_differ_by_every_ingredient() {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
-        h.update(&1u64.to_le_bytes());
         h.update(&2u64.to_le_bytes());
         h.update(&3u128.to_le_bytes());
         h.digest128()
     };
     assert_eq!(base, streaming("pod"));
-    assert_eq!(
-        document_id("ns", &long, "c", "f", 1, 2, 3),
-        streaming(&long),
-        "both paths hash the same bytes"
-    );
+    assert_eq!(document_id("ns", &long, "c", "f", 2, 3), streaming(&long), "both paths hash the same bytes");
     for other in [
-        document_id("ns2", "pod", "c", "f", 1, 2, 3),
-        document_id("ns", "pod2", "c", "f", 1, 2, 3),
-        document_id("ns", "pod", "c2", "f", 1, 2, 3),
-        document_id("nsp", "od", "c", "f", 1, 2, 3),
-        document_id("ns", "pod", "c", "g", 1, 2, 3),
-        document_id("ns", "pod", "c", "f", 9, 2, 3),
-        document_id("ns", "pod", "c", "f", 1, 9, 3),
-        document_id("ns", "pod", "c", "f", 1, 2, 9),
+        document_id("ns2", "pod", "c", "f", 2, 3),
+        document_id("ns", "pod2", "c", "f", 2, 3),
+        document_id("ns", "pod", "c2", "f", 2, 3),
+        document_id("nsp", "od", "c", "f", 2, 3),
+        document_id("ns", "pod", "c", "g", 2, 3),
+        document_id("ns", "pod", "c", "f", 9, 3),
+        document_id("ns", "pod", "c", "f", 2, 9),
     ] {
         assert_ne!(base, other);
     }
@@ -269,7 +264,7 @@ fn encode_speed() {
     for r in &recs {
         out.clear();
         e.encode_into(r, &file(), &now, &mut out);
-        ids ^= document_id("a", "b", "c", "d", 1, r.offset, r.chain) as u64;
+        ids ^= document_id("a", "b", "c", "d", r.offset, r.chain) as u64;
     }
     let encoded = t1.elapsed();
     let mb = log.len() as f64 / 1e6;

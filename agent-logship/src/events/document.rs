@@ -9,8 +9,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::model::Event;
-use crate::encode::{json, name_part};
+use crate::encode::{REDACTED_TAGS, json, name_part};
 use crate::parse::write_unix_ms;
+use crate::redaction::Redactor;
 
 /// `event.dataset` and the middle of the data stream name.
 pub const DATASET: &str = "kubernetes.events";
@@ -107,8 +108,16 @@ fn strip_hash(name: &str) -> Option<&str> {
 }
 
 /// Writes the document of occurrence `occurrence` of `e` (the `_source`). An Event without any
-/// time gets `now`, and `kubernetes.event.time_missing: true` says so.
-pub fn write(e: &Event, occurrence: u64, now: &dyn Fn() -> SystemTime, out: &mut Vec<u8>) {
+/// time gets `now`, and `kubernetes.event.time_missing: true` says so. The message is masked by
+/// `redactor` (`tags: ["redacted"]` when it masked something): a controller's message may quote a
+/// URL or a command line with its credentials.
+pub fn write(
+    e: &Event,
+    occurrence: u64,
+    now: &dyn Fn() -> SystemTime,
+    redactor: Option<&Redactor>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"@timestamp\":");
     let missing = match timestamp(e) {
         Some(t) => {
@@ -123,7 +132,12 @@ pub fn write(e: &Event, occurrence: u64, now: &dyn Fn() -> SystemTime, out: &mut
         }
     };
     out.extend_from_slice(b",\"message\":");
-    json::string(out, e.message.as_deref().unwrap_or_default().as_bytes());
+    let message = e.message.as_deref().unwrap_or_default();
+    let masked = redactor.and_then(|r| r.text(message));
+    json::string(out, masked.as_deref().unwrap_or(message).as_bytes());
+    if masked.is_some() {
+        out.extend_from_slice(REDACTED_TAGS);
+    }
     out.extend_from_slice(b",\"event\":{\"kind\":\"event\",\"dataset\":\"");
     out.extend_from_slice(DATASET.as_bytes());
     out.extend_from_slice(b"\"},\"kubernetes\":{\"namespace\":");

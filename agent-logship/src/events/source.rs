@@ -12,6 +12,7 @@ use super::cursor::Pacing;
 use super::shared::Shared;
 use super::{shipper, watcher};
 use crate::flow::Budget;
+use crate::redaction::Redactor;
 use crate::sink::{BatchLimits, Bulk};
 
 /// The two tasks of the Events source.
@@ -27,12 +28,13 @@ pub fn start<S>(
     tx: mpsc::Sender<Bulk>,
     limits: BatchLimits,
     budget: Budget,
+    redactor: Option<Arc<Redactor>>,
     stop: impl Fn() -> S,
 ) -> EventsTasks
 where
     S: Future<Output = ()> + Send + 'static,
 {
-    let watcher = watcher::Watcher::new(client, Pacing::default(), shared.clone());
+    let watcher = watcher::Watcher::new(client, Pacing::default(), shared.clone(), redactor);
     EventsTasks {
         watcher: tokio::spawn(watcher.run(stop())),
         shipper: tokio::spawn(shipper::run(shared, tx, limits, budget, stop())),

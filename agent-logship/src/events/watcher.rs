@@ -15,6 +15,7 @@ use super::metrics::EventMetrics;
 use super::model::{Event, WatchLine};
 use super::shared::Shared;
 use super::spool::NewEntry;
+use crate::redaction::Redactor;
 
 /// How long a watch line waits for others to be written to the spool with it.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
@@ -28,11 +29,18 @@ pub struct Watcher {
     cursor: Cursor,
     taken: Taken,
     shared: Arc<Shared>,
+    /// Masks each Event's message before it is spooled.
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl Watcher {
-    pub fn new(client: KubeClient, pacing: Pacing, shared: Arc<Shared>) -> Self {
-        Watcher { client, cursor: Cursor::new(pacing), taken: Taken::default(), shared }
+    pub fn new(
+        client: KubeClient,
+        pacing: Pacing,
+        shared: Arc<Shared>,
+        redactor: Option<Arc<Redactor>>,
+    ) -> Self {
+        Watcher { client, cursor: Cursor::new(pacing), taken: Taken::default(), shared, redactor }
     }
 
     fn metrics(&self) -> &EventMetrics {
@@ -230,7 +238,7 @@ impl Watcher {
                 continue;
             }
             let mut source = Vec::with_capacity(512);
-            document::write(e, n, &now, &mut source);
+            document::write(e, n, &now, self.redactor.as_deref(), &mut source);
             let time_ms =
                 document::timestamp(e).and_then(unix_ms).unwrap_or_else(|| document::unix_ms(now()));
             let index = document::data_stream(document::namespace(e));

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use tokio::time::Instant;
 
@@ -227,12 +227,29 @@ impl Group {
             return;
         }
         let offset = self.pos.offset;
-        let chain = chain_with(&mut self.scratch, self.pos.chain, offset, &p.text);
-        self.pos = Position { offset: p.end, chain };
+        // Masked here, before anything else sees the record: the chain (and so the `_id`) is made
+        // of the masked bytes, and so is the document.
+        let masked = self.options.redactor.as_ref().and_then(|r| match self.format {
+            Format::Json => r.json_line(&p.text),
+            Format::Log4j | Format::Cri => r.bytes(&p.text),
+        });
+        let redacted = masked.is_some();
         let mut text = p.text;
-        let rest = text.split_off(text.len());
+        let (bytes, rest) = match masked {
+            // The record's room goes back to the chunk.
+            Some(masked) => (Bytes::from(masked), {
+                text.clear();
+                text
+            }),
+            None => {
+                let rest = text.split_off(text.len());
+                (text.freeze(), rest)
+            }
+        };
+        let chain = chain_with(&mut self.scratch, self.pos.chain, offset, &bytes);
+        self.pos = Position { offset: p.end, chain };
         self.chunk = if large { BytesMut::new() } else { rest };
-        out.push(Record { offset, end: p.end, bytes: text.freeze(), cut: p.cut, cri: p.cri, chain });
+        out.push(Record { offset, end: p.end, bytes, cut: p.cut, cri: p.cri, chain, redacted });
     }
 }
 

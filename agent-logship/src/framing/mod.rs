@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::frame::{MakeFrame, Position};
+use crate::redaction::Redactor;
 
 pub use group::chain;
 pub use pod::pod_from_path;
@@ -45,6 +46,9 @@ pub struct FramingOptions {
     /// The pending record is emitted after this long without a new byte
     /// (`AGENT_LOGSHIP_FLUSH_TIMEOUT`, default 2 s).
     pub flush_timeout: Duration,
+    /// Masks the credentials in every record as it is framed (`AGENT_LOGSHIP_REDACT`, on by
+    /// default): the record's bytes, and so its chain and `_id`, never hold them.
+    pub redactor: Option<Arc<Redactor>>,
 }
 
 impl Default for FramingOptions {
@@ -53,6 +57,7 @@ impl Default for FramingOptions {
             record_start: RecordStart::Timestamp,
             max_record_bytes: 1024 * 1024,
             flush_timeout: Duration::from_secs(2),
+            redactor: Some(Arc::new(Redactor::new(Vec::new()))),
         }
     }
 }

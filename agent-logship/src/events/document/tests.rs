@@ -30,10 +30,35 @@ fn event() -> Event {
 }
 
 fn document(e: &Event) -> serde_json::Value {
+    document_by(e, Some(&Redactor::new(Vec::new())))
+}
+
+fn document_by(e: &Event, redactor: Option<&Redactor>) -> serde_json::Value {
     let mut out = Vec::new();
     let now = || UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-    write(e, occurrence(e), &now, &mut out);
+    write(e, occurrence(e), &now, redactor, &mut out);
     serde_json::from_slice(&out).expect("the document is JSON")
+}
+
+#[test]
+fn a_message_with_credentials_is_masked_and_tagged() {
+    let mut e = event();
+    let message = "Error: failed to pull image \"reg.bank/calypso:17\": https://robot:Pull-T0ken@reg.bank/v2/ \
+                   unauthorized; Authorization: Basic cm9ib3Q6cHc=";
+    e.message = Some(message.into());
+    let d = document(&e);
+    assert_eq!(
+        d["message"],
+        "Error: failed to pull image \"reg.bank/calypso:17\": https://robot:<redacted>@reg.bank/v2/ \
+         unauthorized; Authorization: Basic <redacted>"
+    );
+    assert_eq!(d["tags"], serde_json::json!(["redacted"]));
+    // Off: as written, untagged.
+    let raw = document_by(&e, None);
+    assert_eq!(raw["message"], message);
+    assert!(raw.get("tags").is_none());
+    // Nothing to mask: untagged.
+    assert!(document(&event()).get("tags").is_none());
 }
 
 #[test]
