@@ -161,8 +161,18 @@ pub async fn run(
             Output::Elasticsearch(es) => es.urls.iter().map(|u| agent_core::redact::url(u.as_str())).collect::<Vec<_>>().join(","),
         },
         listen = %listener.as_ref().ok().and_then(|l| l.local_addr().ok()).map_or(config.listen.to_string(), |a| a.to_string()),
+        redact = %match &config.redact {
+            None => "off".to_string(),
+            Some(patterns) => format!("on ({} patterns)", patterns.len()),
+        },
         "shipping"
     );
+    if config.redact.is_none() {
+        tracing::warn!(
+            "AGENT_LOGSHIP_REDACT is false: records and Event messages are stored as written, \
+             credentials included"
+        );
+    }
     let (stop_server, server_stopped) = watch::channel(false);
     let server =
         tokio::spawn(serve_when_bound(config.listen, listener.ok(), observed.clone(), server_stopped));
@@ -635,6 +645,7 @@ fn start_files(
         rotate_grace: config.rotate_grace,
         forget_after: config.forget_after,
         framed_max_bytes: usize::try_from(config.max_inflight_bytes).unwrap_or(usize::MAX),
+        masking: parts.redactor.as_ref().map_or_else(|| "off".to_owned(), |r| format!("{:016x}", r.digest())),
         ..FilesConfig::new(&config.data_dir)
     };
     let files = Arc::new(

@@ -63,8 +63,9 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The checkpoint as JSON (hashes as hex strings: JSON numbers lose precision past 2^53).
-pub fn encode(entries: &[Entry]) -> Vec<u8> {
+/// The checkpoint as JSON (hashes as hex strings: JSON numbers lose precision past 2^53), with
+/// the masking its chains were made with (see `FilesConfig::masking`; left out when empty).
+pub fn encode(entries: &[Entry], masking: &str) -> Vec<u8> {
     let files: Vec<Value> = entries
         .iter()
         .map(|e| {
@@ -83,19 +84,32 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
             })
         })
         .collect();
-    let mut out = serde_json::to_vec_pretty(&json!({ "version": 1, "files": files })).unwrap_or_default();
+    let mut doc = json!({ "version": 1, "files": files });
+    if !masking.is_empty() {
+        doc["masking"] = Value::String(masking.to_owned());
+    }
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');
     out
 }
 
+/// A checkpoint as read: its entries, and the masking it was written with (`None` in checkpoints
+/// written before records were masked).
+pub type Loaded = (Vec<Entry>, Option<String>);
+
 /// Parses a checkpoint; the error says what is wrong.
-pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>, String> {
+pub fn decode(bytes: &[u8]) -> Result<Loaded, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if v.get("version").and_then(Value::as_u64) != Some(1) {
         return Err("missing or unknown \"version\" (expected 1)".into());
     }
     let files = v.get("files").and_then(Value::as_array).ok_or("missing \"files\" array")?;
-    files.iter().enumerate().map(|(i, f)| entry(f).map_err(|e| format!("files[{i}]: {e}"))).collect()
+    let entries = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| entry(f).map_err(|e| format!("files[{i}]: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok((entries, v.get("masking").and_then(Value::as_str).map(str::to_owned)))
 }
 
 fn entry(f: &Value) -> Result<Entry, String> {
@@ -145,12 +159,12 @@ pub fn prune(entries: &mut Vec<Entry>, now: SystemTime, retention: Duration) {
 /// `<name>.corrupt` (so an operator can look at it) and reported as [`CheckpointError::Corrupt`]
 /// — the caller warns and starts fresh.
 pub fn load(dir: &Path) -> Result<Vec<Entry>, CheckpointError> {
-    load_if_any(dir).map(Option::unwrap_or_default)
+    load_if_any(dir).map(|loaded| loaded.map(|(entries, _)| entries).unwrap_or_default())
 }
 
 /// The checkpoint of `dir`, or `None` when there is none at all: the agent's very first start
 /// there (where `start_at=end` applies). A corrupt one is moved aside, as [`load`] says.
-pub fn load_if_any(dir: &Path) -> Result<Option<Vec<Entry>>, CheckpointError> {
+pub fn load_if_any(dir: &Path) -> Result<Option<Loaded>, CheckpointError> {
     let path = dir.join(FILE_NAME);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -170,7 +184,7 @@ pub fn load_if_any(dir: &Path) -> Result<Option<Vec<Entry>>, CheckpointError> {
 /// Writes the checkpoint of `dir` atomically and durably. One write at a time in the process:
 /// the source of a pipeline being started again must not interleave its temp file with the
 /// last write of the one it replaces.
-pub fn save(dir: &Path, entries: &[Entry]) -> Result<(), CheckpointError> {
+pub fn save(dir: &Path, entries: &[Entry], masking: &str) -> Result<(), CheckpointError> {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _writing = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let path = dir.join(FILE_NAME);
@@ -178,7 +192,7 @@ pub fn save(dir: &Path, entries: &[Entry]) -> Result<(), CheckpointError> {
     let write = || -> io::Result<()> {
         fs::create_dir_all(dir)?;
         let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp)?;
-        f.write_all(&encode(entries))?;
+        f.write_all(&encode(entries, masking))?;
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
         File::open(dir)?.sync_all()
@@ -207,9 +221,14 @@ mod tests {
     #[test]
     fn round_trip() {
         let e = vec![sample(), Entry { verify: None, cuts: vec![], ..sample() }];
-        assert_eq!(decode(&encode(&e)), Ok(e));
+        assert_eq!(decode(&encode(&e, "m1")), Ok((e.clone(), Some("m1".into()))));
+        assert_eq!(decode(&encode(&e, "")), Ok((e, None)));
         let before_cuts = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","path":"/l/a.log","dev":1,"ino":2,"seen":3}]}"#;
-        assert_eq!(decode(before_cuts).map(|e| e[0].cuts.clone()), Ok(vec![]), "a checkpoint without cuts");
+        assert_eq!(
+            decode(before_cuts).map(|(e, masking)| (e[0].cuts.clone(), masking)),
+            Ok((vec![], None)),
+            "a checkpoint without cuts, written before masking"
+        );
         let far = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","dev":1,"ino":2,"seen":18446744073709551615}]}"#;
         assert!(decode(far).is_err(), "a time past what the clock can hold is not valid");
         let bad_cuts = br#"{"version":1,"files":[{"fingerprint":"01","offset":5,"chain":"02","cuts":[-1],"dev":1,"ino":2,"seen":3}]}"#;
@@ -242,7 +261,7 @@ mod tests {
     fn corrupt_moved_aside_and_save_load() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(load(dir.path()).expect("none"), vec![]);
-        save(dir.path(), &[sample()]).expect("save");
+        save(dir.path(), &[sample()], "m1").expect("save");
         assert_eq!(load(dir.path()).expect("load"), vec![sample()]);
         fs::write(dir.path().join(FILE_NAME), b"garbage").expect("write");
         assert!(matches!(load(dir.path()), Err(CheckpointError::Corrupt { .. })));

@@ -50,6 +50,10 @@ pub struct FilesConfig {
     /// file's pending record is shipped at once, as the flush timeout would. Default 8 MiB (the
     /// lead sets `AGENT_LOGSHIP_MAX_INFLIGHT_BYTES`).
     pub framed_max_bytes: usize,
+    /// Names the masking the records are framed with (the redaction rules' digest, or `off`):
+    /// kept in the checkpoint, so that a start with other rules says what that means for the
+    /// records read again after it. Default empty (not kept).
+    pub masking: String,
 }
 
 impl FilesConfig {
@@ -65,6 +69,7 @@ impl FilesConfig {
             forget_after: Duration::from_secs(24 * 3600),
             checkpoint_interval: Duration::from_secs(1),
             framed_max_bytes: 8 << 20,
+            masking: String::new(),
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct FileStatus {
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
+    /// `FilesConfig::masking`, written with every checkpoint.
+    masking: String,
     forget_after: Duration,
     trackers: Mutex<Vec<Arc<Tracker>>>,
     /// Checkpoint entries of files not being read now (loaded at start, or let go and all acked).
@@ -131,7 +133,7 @@ impl Shared {
         checkpoint::prune(&mut table, now, self.forget_after);
         all.extend(table.iter().cloned());
         drop(table);
-        checkpoint::save(&self.dir, &all)
+        checkpoint::save(&self.dir, &all, &self.masking)
     }
 
     /// Saves now because records are about to be sent that a re-read must frame the same way
@@ -192,7 +194,10 @@ impl FilesSource {
         // checkpoint entry appeared while the agent was down (log4j rolling during a rolling
         // update) and is read from its beginning. A corrupt checkpoint reads everything again.
         let (table, start_at) = match checkpoint::load_if_any(&config.data_dir) {
-            Ok(Some(t)) => (t, StartAt::Beginning),
+            Ok(Some((t, masking))) => {
+                say_masking_changed(&t, masking.as_deref(), &config.masking);
+                (t, StartAt::Beginning)
+            }
             Ok(None) => (Vec::new(), config.start_at),
             Err(error @ CheckpointError::Corrupt { .. }) => {
                 tracing::warn!(
@@ -207,12 +212,14 @@ impl FilesSource {
         // A checkpoint file at once, so that a restart before the first periodic write is not
         // taken for the very first start. A write that fails (a full volume) is tried again by
         // the periodic writer; the source goes on.
-        let first_write = if table.is_empty() { checkpoint::save(&config.data_dir, &[]) } else { Ok(()) };
+        let first_write =
+            if table.is_empty() { checkpoint::save(&config.data_dir, &[], &config.masking) } else { Ok(()) };
         if let Err(error) = &first_write {
             tracing::warn!(%error, "cannot write the checkpoint yet; trying again with the next write");
         }
         let shared = Arc::new(Shared {
             dir: config.data_dir.clone(),
+            masking: config.masking.clone(),
             forget_after: config.forget_after,
             trackers: Mutex::new(Vec::new()),
             table: Mutex::new(table),
@@ -301,6 +308,26 @@ impl Drop for FilesSource {
             let _ = t.join();
         }
     }
+}
+
+/// Says so when the records are masked otherwise than when the checkpoint was written (the rules
+/// or patterns changed, redaction was turned on or off, or the checkpoint predates masking).
+/// Nothing before a checkpointed position is read again, so no acknowledged record is stored
+/// twice; but the records after it, those in flight at the last stop, are framed again with
+/// other bytes and so other ids.
+fn say_masking_changed(table: &[Entry], before: Option<&str>, now: &str) {
+    if table.is_empty() || now.is_empty() || before == Some(now) {
+        return;
+    }
+    tracing::warn!(
+        before = before.unwrap_or("none (written before records were masked)"),
+        now,
+        files = table.len(),
+        "the masking of records changed since the checkpoint was written: the records after it \
+         (in flight at the last stop, or acknowledged in its last second if it was a crash) get \
+         other ids than when they were sent, so any of them Elasticsearch already has is stored \
+         again; nothing before it is read again"
+    );
 }
 
 async fn save_periodically(shared: Arc<Shared>, every: Duration) {

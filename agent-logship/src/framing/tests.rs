@@ -9,8 +9,9 @@ use tokio::time::Instant;
 use super::*;
 use crate::record::{Record, Stream};
 
+/// Framing alone: the generated records hold `key:value` pairs that masking would change.
 fn opts(max: usize) -> FramingOptions {
-    FramingOptions { max_record_bytes: max, ..FramingOptions::default() }
+    FramingOptions { max_record_bytes: max, redactor: None, ..FramingOptions::default() }
 }
 
 fn frame_chunks(
@@ -442,4 +443,59 @@ fn chain_links_records() {
         assert_eq!(r.chain, group::chain(prev, r.offset, &r.bytes));
         prev = r.chain;
     }
+}
+
+#[test]
+fn records_are_masked_as_they_are_framed_and_their_chains_hold_no_secret() {
+    let o = FramingOptions::default();
+    let with = |secret: &str| {
+        format!(
+            "2026-11-27 13:53:32,123 ERROR [main] [DS] cannot connect jdbc:oracle:thin:calypso/{secret}@db\n\
+             java.sql.SQLException: login as calypso with password={secret} refused\n\
+             \tat oracle.jdbc.driver.T4CConnection.logon(T4CConnection.java:489)\n\
+             2026-11-27 13:53:33,000 INFO  [main] [DS] retrying\n"
+        )
+    };
+    let (a, b) = (
+        frame(Format::Log4j, &o, with("Tig3r").as_bytes()),
+        frame(Format::Log4j, &o, with("L1on5").as_bytes()),
+    );
+    assert_eq!(
+        texts(&a),
+        [
+            "2026-11-27 13:53:32,123 ERROR [main] [DS] cannot connect jdbc:oracle:thin:calypso/<redacted>@db\n\
+             java.sql.SQLException: login as calypso with password=<redacted> refused\n\
+             \tat oracle.jdbc.driver.T4CConnection.logon(T4CConnection.java:489)",
+            "2026-11-27 13:53:33,000 INFO  [main] [DS] retrying",
+        ]
+    );
+    assert_eq!((a[0].redacted, a[1].redacted), (true, false));
+    // The chains (and so the ids) are the same whatever the secret was: nothing of it reaches
+    // them. (Its length does, through the offsets, as `log.offset` tells it anyway.)
+    assert_eq!(a.iter().map(|r| r.chain).collect::<Vec<_>>(), b.iter().map(|r| r.chain).collect::<Vec<_>>());
+    let unmasked = FramingOptions { redactor: None, ..FramingOptions::default() };
+    let raw = frame(Format::Log4j, &unmasked, with("Tig3r").as_bytes());
+    assert!(texts(&raw)[0].contains("Tig3r") && !raw[0].redacted, "off: as written");
+    assert_ne!(raw[0].chain, a[0].chain);
+    // A record without credentials is framed the same either way.
+    assert_eq!(raw[1].bytes, a[1].bytes);
+}
+
+#[test]
+fn json_records_are_masked_field_by_field() {
+    let o = FramingOptions::default();
+    let rs = frame(
+        Format::Json,
+        &o,
+        b"{\"message\":\"up\",\"db\":{\"password\":\"pw1\"}}\n{\"message\":\"clean\"}\nnot json password=pw2\n",
+    );
+    assert_eq!(
+        texts(&rs),
+        [
+            r#"{"db":{"password":"<redacted>"},"message":"up"}"#,
+            r#"{"message":"clean"}"#,
+            "not json password=<redacted>"
+        ]
+    );
+    assert_eq!(rs.iter().map(|r| r.redacted).collect::<Vec<_>>(), [true, false, true]);
 }
