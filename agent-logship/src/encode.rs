@@ -432,27 +432,17 @@ const OURS: &[&[&str]] = &[
 /// Adds `redacted` to the line's own `tags`: to its list, or after its single tag. A `tags` of
 /// another kind (a number, an object) is kept as its JSON text in the list.
 fn add_redacted_tag(obj: &mut Map<String, Value>) {
+    let mut tags = match obj.remove("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(tags)) => tags,
+        Some(Value::String(s)) => vec![Value::String(s)],
+        Some(other) => vec![Value::String(other.to_string())],
+    };
     let tag = Value::String(REDACTED.to_owned());
-    match obj.remove("tags") {
-        None | Some(Value::Null) => {
-            obj.insert("tags".to_owned(), Value::Array(vec![tag]));
-        }
-        Some(Value::Array(mut tags)) => {
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-            obj.insert("tags".to_owned(), Value::Array(tags));
-        }
-        Some(Value::String(s)) if s == REDACTED => {
-            obj.insert("tags".to_owned(), Value::Array(vec![tag]));
-        }
-        Some(Value::String(s)) => {
-            obj.insert("tags".to_owned(), Value::Array(vec![Value::String(s), tag]));
-        }
-        Some(other) => {
-            obj.insert("tags".to_owned(), Value::Array(vec![Value::String(other.to_string()), tag]));
-        }
+    if !tags.contains(&tag) {
+        tags.push(tag);
     }
+    obj.insert("tags".to_owned(), Value::Array(tags));
 }
 
 /// Whether `obj` has the field, dotted (`a.b`) or nested (`{"a":{"b":..}}`).

@@ -101,6 +101,10 @@ impl Redactor {
     /// credential masked, or `None`. Bytes that are not UTF-8 are read as the encoder does
     /// (invalid sequences replaced): a masked record is UTF-8.
     pub fn bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        // Most records: nothing a rule starts from, told without decoding them.
+        if self.patterns.is_empty() && !redact::may_hold(bytes) {
+            return None;
+        }
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(bytes),
@@ -125,12 +129,15 @@ impl Redactor {
             return None;
         }
         self.count(scan.fired);
-        // The scan read an object: so does this.
-        let mut obj: Map<String, Value> = serde_json::from_slice(line).ok()?;
-        for (key, value) in obj.iter_mut() {
-            self.mask_value(value, redact::is_secret_key(key));
-        }
-        serde_json::to_vec(&obj).ok()
+        // The scan read an object, so this does too; were it ever not so, the line would still
+        // be masked, as text.
+        let masked = serde_json::from_slice::<Map<String, Value>>(line).ok().and_then(|mut obj| {
+            for (key, value) in obj.iter_mut() {
+                self.mask_value(value, redact::is_secret_key(key));
+            }
+            serde_json::to_vec(&obj).ok()
+        });
+        masked.or_else(|| self.bytes(line))
     }
 
     fn mask_value(&self, value: &mut Value, secret: bool) {

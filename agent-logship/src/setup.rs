@@ -235,7 +235,9 @@ pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
                 "message": {"type": "text"},
                 "stack_trace": stack
             }},
-            "calypso": {"properties": {"environment": kw()}}
+            "calypso": {"properties": {"environment": kw()}},
+            // `redacted` on documents whose credentials were masked: an auditor's filter.
+            "tags": kw()
     });
     template(PATTERN, properties, with_ilm, Dynamic::On)
 }
@@ -247,6 +249,7 @@ pub fn events_template(flavour: &Flavour, with_ilm: bool) -> Value {
     let properties = json!({
         "@timestamp": {"type": "date"},
         "message": message_type(es),
+        "tags": kw(),
         "event": {"properties": {"kind": kw(), "dataset": kw()}},
         "service": {"properties": {"name": kw()}},
         "kubernetes": {"properties": {
@@ -479,6 +482,7 @@ mod tests {
         assert_eq!(p["error"]["properties"]["stack_trace"]["type"], "wildcard");
         assert_eq!(p["log"]["properties"]["offset"]["type"], "long");
         assert_eq!(p["kubernetes"]["properties"]["pod"]["properties"]["name"]["type"], "keyword");
+        assert_eq!(p["tags"]["type"], "keyword", "tags: [redacted] is an auditor's filter");
         let os = index_template(&Flavour::OpenSearch { version: "2".into() }, false);
         let p = &os["template"]["mappings"]["properties"];
         assert_eq!(p["message"]["type"], "text");
@@ -500,10 +504,12 @@ mod tests {
         // Every field the encoder writes has a mapping here.
         let mut doc = Vec::new();
         let e: crate::events::model::Event = serde_json::from_str(
-            r#"{"metadata":{"name":"n","namespace":"ns","uid":"u"},"involvedObject":{"kind":"Pod","name":"engine-0","namespace":"ns","uid":"p","fieldPath":"spec"},"reason":"R","message":"m","type":"Normal","count":2,"action":"A","reportingComponent":"kubelet"}"#,
+            r#"{"metadata":{"name":"n","namespace":"ns","uid":"u"},"involvedObject":{"kind":"Pod","name":"engine-0","namespace":"ns","uid":"p","fieldPath":"spec"},"reason":"R","message":"m password=x","type":"Normal","count":2,"action":"A","reportingComponent":"kubelet"}"#,
         )
         .expect("event");
-        crate::events::document::write(&e, 2, &std::time::SystemTime::now, None, &mut doc);
+        // A message with a credential: its document is tagged too.
+        let redactor = crate::redaction::Redactor::new(Vec::new());
+        crate::events::document::write(&e, 2, &std::time::SystemTime::now, Some(&redactor), &mut doc);
         let doc: Value = serde_json::from_slice(&doc).expect("json");
         // (data_stream.* as in the log files' template: the stream's own.)
         for path in leaves(&doc, String::new()).iter().filter(|p| !p.starts_with("data_stream.")) {

@@ -1,7 +1,9 @@
 //! The log file `logship-bench` ships: Calypso's log4j format,
 //! `yyyy-MM-dd HH:mm:ss,SSS LEVEL [thread] [Category] message seq=N`, every fifth record an ERROR
 //! followed by a 6-line Java stack trace (so a shipper that splits or glues multi-line records
-//! shows it in its document count), written once and reused.
+//! shows it in its document count), one in forty a line with a credential as Calypso logs them
+//! (a JDBC URL in a connection failure, a properties dump, an HTTP client's headers at debug
+//! level), written once and reused.
 //!
 //! The single-line records are the test kit's ([`calypso_testkit::logwriter::record`], the same
 //! content the shipper's tests and the demo write); the kit's own errors (one in twenty, with
@@ -21,12 +23,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const TRACE_EVERY: u64 = 5;
 /// Lines of every stack trace, after the record's first line.
 pub const TRACE_LINES: usize = 6;
+/// Every this many records (seq 1, 41, 81, ...: never one with a trace) holds a credential.
+pub const CREDENTIAL_EVERY: u64 = 40;
 /// The first record's time: 2026-11-21 08:00:00,000 UTC.
 const START_MS: u64 = 1_795_248_000_000;
 /// Time between two records.
 const STEP_MS: u64 = 7;
 /// Bumped whenever the content changes, so an old file is not reused for a new layout.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,8 @@ pub struct LogFacts {
     pub lines: u64,
     /// Records with a stack trace.
     pub traces: u64,
+    /// Records with a credential.
+    pub credentials: u64,
 }
 
 /// Writes records one after the other, each a whole `String` ending in `\n`.
@@ -66,6 +72,8 @@ impl Generator {
         let now = UNIX_EPOCH + Duration::from_millis(START_MS + seq * STEP_MS);
         let text = if seq.is_multiple_of(TRACE_EVERY) {
             error_record(seq, &mut self.rng, now)
+        } else if seq % CREDENTIAL_EVERY == 1 {
+            credential_record(seq, &mut self.rng, now)
         } else {
             loop {
                 let r = record(seq, &mut self.rng, now);
@@ -78,6 +86,27 @@ impl Generator {
         };
         (seq, text)
     }
+}
+
+/// A one-line record holding a credential, in one of the forms Calypso's servers log.
+fn credential_record<R: Rng + ?Sized>(seq: u64, rng: &mut R, now: SystemTime) -> String {
+    let pw: String = (0..12).map(|_| char::from(rng.random_range(b'a'..=b'z'))).collect();
+    let line = match rng.random_range(0..5) {
+        0 => format!(
+            "WARN  [main] [DataServer] Cannot get connection from jdbc:oracle:thin:calypso/{pw}@db01.bank:1521/CALP, retrying"
+        ),
+        1 => format!(
+            "INFO  [main] [Startup] calypsouser.properties: DRIVER=oracle.jdbc.OracleDriver DBUSER=calypso DBPASSWORD={pw} ENV=uat"
+        ),
+        2 => format!(
+            "DEBUG [http-client-3] [RestClient] > POST /api/v1/trades Host: gateway.bank Authorization: Bearer {pw}.{pw}"
+        ),
+        3 => format!(
+            "WARN  [pool-1-thread-2] [MarketData] feed down: https://mdfeed:{pw}@feed.bank:8443/rates"
+        ),
+        _ => format!("INFO  [main] [Auth] login ok token={pw} user=ops"),
+    };
+    format!("{} {line} seq={seq}\n", log4j_timestamp(now))
 }
 
 /// An ERROR record with exactly [`TRACE_LINES`] lines of stack trace.
@@ -125,7 +154,7 @@ fn error_record<R: Rng + ?Sized>(seq: u64, rng: &mut R, now: SystemTime) -> Stri
 /// Writes the records to `out` until at least `spec.min_bytes` are written.
 pub fn write<W: Write>(spec: LogSpec, out: &mut W) -> io::Result<LogFacts> {
     let mut g = Generator::new(spec.seed);
-    let mut facts = LogFacts { bytes: 0, records: 0, lines: 0, traces: 0 };
+    let mut facts = LogFacts { bytes: 0, records: 0, lines: 0, traces: 0, credentials: 0 };
     while facts.bytes < spec.min_bytes {
         let (seq, text) = g.next_record();
         out.write_all(text.as_bytes())?;
@@ -134,6 +163,8 @@ pub fn write<W: Write>(spec: LogSpec, out: &mut W) -> io::Result<LogFacts> {
         facts.lines += text.bytes().filter(|b| *b == b'\n').count() as u64;
         if seq.is_multiple_of(TRACE_EVERY) {
             facts.traces += 1;
+        } else if seq % CREDENTIAL_EVERY == 1 {
+            facts.credentials += 1;
         }
     }
     Ok(facts)
@@ -163,7 +194,10 @@ pub fn ensure(dir: &Path, spec: LogSpec) -> io::Result<(PathBuf, LogFacts)> {
 }
 
 fn format_facts(f: &LogFacts) -> String {
-    format!("bytes={}\nrecords={}\nlines={}\ntraces={}\n", f.bytes, f.records, f.lines, f.traces)
+    format!(
+        "bytes={}\nrecords={}\nlines={}\ntraces={}\ncredentials={}\n",
+        f.bytes, f.records, f.lines, f.traces, f.credentials
+    )
 }
 
 fn parse_facts(text: &str) -> Option<LogFacts> {
@@ -175,6 +209,7 @@ fn parse_facts(text: &str) -> Option<LogFacts> {
         records: get("records")?,
         lines: get("lines")?,
         traces: get("traces")?,
+        credentials: get("credentials")?,
     })
 }
 
@@ -220,9 +255,14 @@ mod tests {
         assert_eq!(facts.bytes, buf.len() as u64);
         assert!(facts.bytes >= 100_000 && facts.bytes < 101_000);
         assert_eq!(facts.traces, facts.records / TRACE_EVERY);
+        assert_eq!(facts.credentials, facts.records.div_ceil(CREDENTIAL_EVERY));
+        let masked = |text: &str| agent_core::redact::text(text) != text;
         assert_eq!(facts.lines, facts.records + facts.traces * TRACE_LINES as u64);
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(text.matches(" seq=").count() as u64, facts.records);
+        // The credential records are what masking finds, and only they.
+        let found = text.lines().filter(|l| masked(l)).count() as u64;
+        assert_eq!(found, facts.credentials);
     }
 
     #[test]

@@ -114,6 +114,10 @@ enum Runner {
     AgentLogshipNogzip,
     /// agent-logship without an ES URL: NDJSON on stdout, read and discarded.
     AgentLogshipDevnull,
+    /// agent-logship, default settings but AGENT_LOGSHIP_REDACT=false, into es-sim.
+    AgentLogshipNoredact,
+    /// agent-logship to stdout as agent-logship-devnull, with AGENT_LOGSHIP_REDACT=false.
+    AgentLogshipDevnullNoredact,
     /// rsyslogd: imfile (startmsg.regex) + omelasticsearch (bulkmode).
     Rsyslog,
     /// syslog-ng: file() (multi-line regexp prefix) + http() batching to _bulk.
@@ -126,6 +130,8 @@ impl Runner {
             Runner::AgentLogship => "agent-logship",
             Runner::AgentLogshipNogzip => "agent-logship-nogzip",
             Runner::AgentLogshipDevnull => "agent-logship-devnull",
+            Runner::AgentLogshipNoredact => "agent-logship-noredact",
+            Runner::AgentLogshipDevnullNoredact => "agent-logship-devnull-noredact",
             Runner::Rsyslog => "rsyslog",
             Runner::SyslogNg => "syslog-ng",
         }
@@ -137,11 +143,12 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Cmd::Generate(args) => generate(&args).map(|(path, facts)| {
             println!(
-                "{} ({} bytes, {} records, {} with a stack trace)",
+                "{} ({} bytes, {} records, {} with a stack trace, {} with a credential)",
                 path.display(),
                 facts.bytes,
                 facts.records,
-                facts.traces
+                facts.traces,
+                facts.credentials
             );
         }),
         Cmd::Run(args) => run(&args),
@@ -172,6 +179,7 @@ fn report(results: &Path) -> Result<(), String> {
     let rows: Vec<RunResult> = text.lines().filter_map(RunResult::from_json).collect();
     println!("\n{}", logship_report::table(&rows));
     println!("{}", logship_report::targets(&rows));
+    println!("{}", logship_report::redaction_cost(&rows));
     Ok(())
 }
 
@@ -179,11 +187,12 @@ fn run(args: &RunArgs) -> Result<(), String> {
     let (log, facts) = generate(&args.file)?;
     let log = fs::canonicalize(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     println!(
-        "log file {} ({:.1} MiB, {} records, {} with a 6-line stack trace)",
+        "log file {} ({:.1} MiB, {} records, {} with a 6-line stack trace, {} with a credential)",
         log.display(),
         facts.bytes as f64 / 1048576.0,
         facts.records,
-        facts.traces
+        facts.traces,
+        facts.credentials
     );
     for &runner in &args.runners {
         let result = match run_one(args, runner, &log, &facts) {
@@ -257,7 +266,11 @@ fn run_in(
     };
     // Checked before es-sim starts, so a missing shipper costs nothing.
     let (program, version) = match runner {
-        Runner::AgentLogship | Runner::AgentLogshipNogzip | Runner::AgentLogshipDevnull => {
+        Runner::AgentLogship
+        | Runner::AgentLogshipNogzip
+        | Runner::AgentLogshipDevnull
+        | Runner::AgentLogshipNoredact
+        | Runner::AgentLogshipDevnullNoredact => {
             let bin = agent()?;
             let version = version_line(&bin, "--version");
             (bin, version)
@@ -273,9 +286,12 @@ fn run_in(
     };
     println!("{}: {version}", runner.name());
 
-    if runner == Runner::AgentLogshipDevnull {
+    if matches!(runner, Runner::AgentLogshipDevnull | Runner::AgentLogshipDevnullNoredact) {
         let mut cmd = Command::new(&program);
         agent_env(&mut cmd, log, dir, None);
+        if runner == Runner::AgentLogshipDevnullNoredact {
+            cmd.env("AGENT_LOGSHIP_REDACT", "false");
+        }
         let lines = Arc::new(AtomicU64::new(0));
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -306,8 +322,12 @@ fn run_in(
 
     let es = EsSim::start(&args.es_sim, dir)?;
     let (sink, mut cmd) = match runner {
-        // The stdout runner returned above.
-        Runner::AgentLogship | Runner::AgentLogshipNogzip | Runner::AgentLogshipDevnull => {
+        // The stdout runners returned above.
+        Runner::AgentLogship
+        | Runner::AgentLogshipNogzip
+        | Runner::AgentLogshipDevnull
+        | Runner::AgentLogshipNoredact
+        | Runner::AgentLogshipDevnullNoredact => {
             let a = http::request(es.addr, "PUT", "/_index_template/logs-calypso", Some(AGENT_TEMPLATE))?;
             if a.status != 200 {
                 return Err(Skip(format!(
@@ -320,8 +340,12 @@ fn run_in(
             if runner == Runner::AgentLogshipNogzip {
                 cmd.env("AGENT_LOGSHIP_GZIP", "false");
             }
-            let gzip = if runner == Runner::AgentLogship { "gzip" } else { "no gzip" };
-            (format!("es-sim, data stream logs-calypso.*, create with _id, {gzip}"), cmd)
+            if runner == Runner::AgentLogshipNoredact {
+                cmd.env("AGENT_LOGSHIP_REDACT", "false");
+            }
+            let gzip = if runner == Runner::AgentLogshipNogzip { "no gzip" } else { "gzip" };
+            let redact = if runner == Runner::AgentLogshipNoredact { ", masking off" } else { "" };
+            (format!("es-sim, data stream logs-calypso.*, create with _id, {gzip}{redact}"), cmd)
         }
         Runner::Rsyslog => {
             let conf = dir.join("rsyslog.conf");

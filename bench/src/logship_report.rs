@@ -9,7 +9,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// How one runner did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunResult {
-    /// `agent-logship`, `agent-logship-nogzip`, `agent-logship-devnull`, `rsyslog`, `syslog-ng`.
+    /// `agent-logship`, `agent-logship-nogzip`, `agent-logship-devnull`, `agent-logship-noredact`,
+    /// `agent-logship-devnull-noredact`, `rsyslog`, `syslog-ng`.
     pub runner: String,
     /// The shipper's version line.
     pub version: String,
@@ -247,6 +248,40 @@ pub fn targets(results: &[RunResult]) -> String {
     out
 }
 
+/// What masking credentials costs (issue 19: at most 10 % more CPU than without, in the same
+/// run): each agent-logship runner against its twin with `AGENT_LOGSHIP_REDACT=false`, as CPU
+/// per record over every complete run of each in the results (a run's CPU moves by some percent,
+/// as much as what is measured: `bench/run logship` runs each pair twice, in both orders).
+/// Reported, never enforced.
+pub fn redaction_cost(results: &[RunResult]) -> String {
+    // CPU-seconds per record over the complete runs of a runner, and how many runs.
+    let pooled = |name: &str| {
+        let runs: Vec<&RunResult> =
+            results.iter().filter(|r| r.runner == name && r.skipped.is_none() && r.count_ok()).collect();
+        let (cpu, records) = runs.iter().fold((0.0, 0.0), |(c, n), r| (c + r.cpu_s, n + r.records as f64));
+        (records > 0.0 && cpu > 0.0).then(|| (cpu / records, runs.len()))
+    };
+    let mut out = String::from("masking credentials (issue 19), CPU per record against masking off:\n");
+    for (on, off) in [
+        ("agent-logship", "agent-logship-noredact"),
+        ("agent-logship-devnull", "agent-logship-devnull-noredact"),
+    ] {
+        match (pooled(on), pooled(off)) {
+            (Some((a, runs_a)), Some((b, runs_b))) => {
+                let more = a / b - 1.0;
+                out.push_str(&format!(
+                    "  {:<52} {:>9}   {}\n",
+                    format!("{on} vs {off} ({runs_a}+{runs_b} runs)"),
+                    format!("{:+.1} %", 100.0 * more),
+                    if more <= 0.10 { "met (<= +10 %)" } else { "MISSED (<= +10 %)" }
+                ));
+            }
+            _ => out.push_str(&format!("  {on} vs {off}: not judged (a run is missing or incomplete)\n")),
+        }
+    }
+    out
+}
+
 /// The last result of each runner, in the order runners first appear.
 fn latest(results: &[RunResult]) -> Vec<&RunResult> {
     let mut order: Vec<&str> = Vec::new();
@@ -317,6 +352,21 @@ mod tests {
             "judged with gzip: {text}"
         );
         assert!(text.contains("(without gzip, as the peers ship: 200.0 MiB per CPU-second"), "{text}");
+    }
+
+    #[test]
+    fn the_cost_of_masking_is_cpu_per_record_against_its_twin() {
+        let report = redaction_cost(&[
+            run("agent-logship", 1000, 1.0, 20),
+            run("agent-logship-noredact", 1000, 1.0, 20),
+            run("agent-logship", 1000, 1.1, 20),
+            run("agent-logship-devnull", 1000, 1.3, 20),
+            run("agent-logship-devnull-noredact", 1000, 1.0, 20),
+        ]);
+        assert!(report.contains("(2+1 runs)      +5.0 %   met"), "{report}");
+        assert!(report.contains("+30.0 %   MISSED"), "{report}");
+        let alone = redaction_cost(&[run("agent-logship", 1000, 1.0, 20)]);
+        assert!(alone.contains("not judged"), "{alone}");
     }
 
     #[test]

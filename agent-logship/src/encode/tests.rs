@@ -183,6 +183,30 @@ fn json_without_time_or_not_an_object() {
 }
 
 #[test]
+fn masked_records_are_tagged_and_a_json_line_keeps_its_own_tags() {
+    let masked = |text: &str| Record { redacted: true, ..record(text) };
+    let e = Encoder::new(ctx(Format::Log4j));
+    let (d, _) = doc(&e, &masked("2026-11-27 13:53:33,001 INFO [main] [X] password=<redacted>"), &file());
+    assert_eq!(d["tags"], json!(["redacted"]));
+    let (d, _) = doc(&e, &record("2026-11-27 13:53:33,001 INFO [main] [X] clean"), &file());
+    assert!(d.get("tags").is_none());
+    let e = Encoder::new(ctx(Format::Json));
+    for (tags, want) in [
+        ("", json!(["redacted"])),
+        (r#","tags":null"#, json!(["redacted"])),
+        (r#","tags":["a","b"]"#, json!(["a", "b", "redacted"])),
+        (r#","tags":["redacted"]"#, json!(["redacted"])),
+        (r#","tags":"audit""#, json!(["audit", "redacted"])),
+        (r#","tags":{"k":1}"#, json!([r#"{"k":1}"#, "redacted"])),
+    ] {
+        let (d, _) = doc(&e, &masked(&format!(r#"{{"message":"m"{tags}}}"#)), &file());
+        assert_eq!(d["tags"], want, "{tags}");
+    }
+    let (d, _) = doc(&e, &masked("not json password=<redacted>"), &file());
+    assert_eq!(d["tags"], json!(["redacted"]));
+}
+
+#[test]
 fn fixed_index_and_names() {
     let e = Encoder::new(EncodeContext {
         target: Target::Index("Calypso Logs/UAT".into()),
