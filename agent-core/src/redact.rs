@@ -202,9 +202,9 @@ impl Starts {
 fn starts(bytes: &[u8]) -> Starts {
     let mut starts = Starts::NONE;
     // After its letters said it may: key characters are ASCII, so the key is text.
-    let secret_key = |key: Range<usize>, next: Option<u8>| {
+    let secret_key = |key: Range<usize>, sep: usize| {
         let key = std::str::from_utf8(&bytes[key]).unwrap_or_default();
-        !names_code(key, next) && is_secret_key(key)
+        !names_code(key, bytes[sep], bytes.get(sep + 1).copied()) && is_secret_key(key)
     };
     let rest = after_date_time(bytes);
     let skipped = bytes.len() - rest.len();
@@ -215,7 +215,7 @@ fn starts(bytes: &[u8]) -> Starts {
             }
         } else if !starts.has(Rule::SecretValue) {
             let (key, letters) = key_before(bytes, i);
-            if may_be_secret(letters) && secret_key(key, bytes.get(i + 1).copied()) {
+            if may_be_secret(letters) && secret_key(key, i) {
                 starts.add(Rule::SecretValue);
             }
         }
@@ -223,14 +223,10 @@ fn starts(bytes: &[u8]) -> Starts {
     for i in memchr::memchr3_iter(b'<', b'J', b'G', bytes) {
         let (rule, may) = match bytes[i] {
             b'<' => {
-                let (mut end, mut letters) = (i + 1, 0);
-                while let Some(&class) =
-                    bytes.get(end).map(|&b| &KEY_BYTES[usize::from(b)]).filter(|&&c| c != 0)
-                {
-                    letters |= class;
-                    end += 1;
-                }
-                (Rule::XmlSecretElement, may_be_secret(letters) && secret_key(i + 1..end, None))
+                let name = element_name(bytes, i + 1);
+                let letters = bytes[name.clone()].iter().fold(0, |m, &b| m | letter(b));
+                let name = std::str::from_utf8(&bytes[name]).unwrap_or_default();
+                (Rule::XmlSecretElement, may_be_secret(letters) && is_secret_key(name))
             }
             b'J' => (Rule::JsonWebToken, bytes[..i].ends_with(b"ey")),
             _ => (Rule::PemPrivateKey, i >= 7 && bytes[i - 7..].starts_with(PEM_BEGIN.as_bytes())),
@@ -590,7 +586,12 @@ fn may_be_secret(letters: u32) -> bool {
     SECRET_LETTERS.iter().any(|needed| needed & !letters == 0)
 }
 
-/// Key names (lower case) that hold a secret only as the whole key.
+/// A key's last part, after its last `.` or `:` (`db.pass`, `ns:pw`: a path or a namespace).
+fn last_part(key: &[u8]) -> &[u8] {
+    key.rsplit(|&b| b == b'.' || b == b':').next().unwrap_or(key)
+}
+
+/// Key names (lower case) that hold a secret only as the whole key (or its last part).
 const SECRET_KEYS: [&str; 4] = ["pass", "pw", "sig", "auth"];
 
 /// Whether a key names a secret (any case): it holds `password`, `secret`, `token` and the like
@@ -607,15 +608,20 @@ pub fn is_secret_key(key: &str) -> bool {
     let has = |word: &str| key.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word.as_bytes()));
     // `*_KEY`, as agent-init's default secret variables: `AWS_SECRET_ACCESS_KEY`, `signing_key`.
     SECRET_WORDS.iter().zip(SECRET_WORD_LETTERS).any(|(w, needed)| letters & needed == needed && has(w))
-        || SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k.as_bytes()))
+        || SECRET_KEYS.iter().any(|k| last_part(key).eq_ignore_ascii_case(k.as_bytes()))
         || (key.len() >= 4 && key[key.len() - 4..].eq_ignore_ascii_case(b"_key"))
 }
 
-/// Whether `key` before a separator (followed by `next`) is a name in code rather than a setting, so what follows
+/// Whether `key` before a separator `sep` (followed by `next`) is a name in code rather than a setting, so what follows
 /// is no secret: a source position (`TokenService.java:118` in a stack frame), a Java class
 /// (`com.calypso.auth.InvalidTokenException: expired`: a dotted name whose last part is
 /// capitalised, as classes are and property keys are not) or an exception's simple name.
-fn names_code(key: &str, next: Option<u8>) -> bool {
+fn names_code(key: &str, sep: u8, next: Option<u8>) -> bool {
+    // Code is named before a colon only (`File.java:311`, `Class: message`): `App.Password=x`
+    // is a setting.
+    if sep != b':' {
+        return false;
+    }
     const SOURCES: [&str; 4] = [".java", ".kt", ".scala", ".groovy"];
     let line_number = next.is_some_and(|b| b.is_ascii_digit());
     if line_number && SOURCES.iter().any(|s| key.ends_with(s)) {
@@ -638,7 +644,6 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         Next::new(text, |c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''));
     let mut double_quote = Next::new(text, |c| c == '"');
     let mut single_quote = Next::new(text, |c| c == '\'');
-    let blank = |b: u8| matches!(b, b' ' | b'\t');
     // A separator inside a value already masked is masked with it; skipping it also keeps the
     // scans for closing quotes from going over the same text twice.
     let mut masked_until = 0;
@@ -648,46 +653,102 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         }
         let (key, letters) = key_before(bytes, sep);
         let key = &text[key];
-        if !may_be_secret(letters) || !is_secret_key(key) || names_code(key, bytes.get(sep + 1).copied()) {
+        if !may_be_secret(letters)
+            || !is_secret_key(key)
+            || names_code(key, bytes[sep], bytes.get(sep + 1).copied())
+        {
             continue;
         }
-        // Forwards: blanks (not a line break: a value is on its key's line), then a quoted
-        // value or one up to a terminator.
+        // Forwards: the `>` of `=>`, blanks (not a line break: a value is on its key's line),
+        // then the value: quoted, escaped-quoted (JSON written inside a text), in brackets
+        // (`{...}`, `[...]`: a map, a list, an ODBC `{braced}` value), or up to a terminator.
         let mut v = sep + 1;
-        while v < text.len() && blank(bytes[v]) {
+        if bytes[sep] == b'=' && bytes.get(v) == Some(&b'>') {
             v += 1;
         }
-        let value = match bytes.get(v) {
-            Some(b'"') => {
-                // JSON's `\"` does not close the string.
-                let mut close = double_quote.at(v + 1);
-                while close < text.len() && escaped(bytes, close) {
-                    close = double_quote.at(close + 1);
-                }
-                v + 1..close
-            }
-            Some(b'\'') => v + 1..single_quote.at(v + 1),
-            _ => {
-                let end = value_end.at(v);
-                // `Authorization: Bearer <token>`: the scheme, then the secret.
-                let scheme = &text[v..end];
-                if ["bearer", "basic", "token", "negotiate", "apikey"]
-                    .iter()
-                    .any(|s| scheme.eq_ignore_ascii_case(s))
-                {
-                    let mut t = end;
-                    while t < text.len() && blank(bytes[t]) {
-                        t += 1;
+        v = after_blanks(text, v);
+        let mut quoted = |v: usize| -> Option<Range<usize>> {
+            match bytes.get(v) {
+                Some(b'"') => {
+                    // JSON's `\"` does not close the string.
+                    let mut close = double_quote.at(v + 1);
+                    while close < text.len() && escaped(bytes, close) {
+                        close = double_quote.at(close + 1);
                     }
-                    t..value_end.at(t)
-                } else {
-                    v..end
+                    Some(v + 1..close)
                 }
+                Some(b'\'') => Some(v + 1..single_quote.at(v + 1)),
+                Some(b'\\') if bytes.get(v + 1) == Some(&b'"') => {
+                    let close =
+                        memchr::memmem::find(&bytes[v + 2..], b"\\\"").map_or(text.len(), |i| v + 2 + i);
+                    Some(v + 2..close)
+                }
+                _ => None,
             }
+        };
+        let value = match bytes.get(v) {
+            Some(b'{' | b'[') => v + 1..closing_bracket(bytes, v),
+            _ => match quoted(v) {
+                Some(value) => value,
+                None => {
+                    let end = value_end.at(v);
+                    // `Authorization: Bearer <token>`: the scheme, then the secret.
+                    let scheme = &text[v..end];
+                    if ["bearer", "basic", "token", "negotiate", "apikey"]
+                        .iter()
+                        .any(|s| scheme.eq_ignore_ascii_case(s))
+                    {
+                        let t = after_blanks(text, end);
+                        quoted(t).unwrap_or_else(|| t..value_end.at(t))
+                    } else {
+                        v..end
+                    }
+                }
+            },
         };
         masked_until = value.end;
         masks.push(value);
     }
+}
+
+/// The first position at or after `at` that is not white space other than a line break.
+fn after_blanks(text: &str, at: usize) -> usize {
+    text[at..]
+        .char_indices()
+        .find(|&(_, c)| c == '\n' || !c.is_whitespace())
+        .map_or(text.len(), |(i, _)| at + i)
+}
+
+/// Where the bracket opened at `open` closes (`{` and `[` nest, quoted strings are skipped),
+/// else the end of its line: a value in brackets is masked whole, however it is nested.
+fn closing_bracket(bytes: &[u8], open: usize) -> usize {
+    let (mut depth, mut in_string, mut i) = (0usize, false, open);
+    while i < bytes.len() {
+        match (in_string, bytes[i]) {
+            (true, b'\\') => i += 1,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'{' | b'[') => depth += 1,
+            (false, b'}' | b']') => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            (false, b'\n') => return i,
+            (false, _) => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// The name of an element whose tag starts at `at` (after its `<`): key characters and the `:`
+/// of a namespace prefix (`wsse:Password`).
+fn element_name(bytes: &[u8], at: usize) -> Range<usize> {
+    let len = bytes[at..].iter().take_while(|&&b| KEY_BYTES[usize::from(b)] != 0 || b == b':').count();
+    at..at + len
 }
 
 /// The key before a separator at `sep` (after blanks and a closing quote, which may come
@@ -701,6 +762,10 @@ fn key_before(bytes: &[u8], sep: usize) -> (Range<usize>, u32) {
     }
     if end > 0 && matches!(bytes[end - 1], b'"' | b'\'') {
         end -= 1;
+        // `\"password\":`: JSON written inside a text.
+        if end > 0 && bytes[end - 1] == b'\\' {
+            end -= 1;
+        }
     }
     let (mut start, mut letters) = (end, 0);
     while start > 0 {
@@ -716,22 +781,45 @@ fn key_before(bytes: &[u8], sep: usize) -> (Range<usize>, u32) {
 
 /// `<password>hunter2</password>` (any secret key, any case): the element's text.
 fn xml_secret_elements(text: &str, masks: &mut Vec<Range<usize>>) {
+    const CDATA: (&str, &str) = ("<![CDATA[", "]]>");
+    let bytes = text.as_bytes();
     let mut close = Next::new(text, |c| c == '<');
+    let mut tag_end = Next::new(text, |c| c == '>');
     let mut from = 0;
-    while let Some(i) = memchr::memchr(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
+    while let Some(i) = memchr::memchr(b'<', &bytes[from..]).map(|i| from + i) {
         from = i + 1;
-        let name_end = text[from..].find(|c: char| !is_key_char(c)).map_or(text.len(), |e| from + e);
-        if name_end == from || !text[name_end..].starts_with('>') || !is_secret_key(&text[from..name_end]) {
+        let name = element_name(bytes, from);
+        if name.is_empty() || !is_secret_key(&text[name.clone()]) {
             continue;
         }
-        let value_start = name_end + 1;
-        let value_end = close.at(value_start);
-        // Only an element closed by its own end tag: `<password/>` or a `<token>` opening a
-        // nested structure is left alone.
-        let end_tag = format!("</{}>", &text[from..name_end]);
-        if text[value_end..].get(..end_tag.len()).is_some_and(|t| t.eq_ignore_ascii_case(&end_tag)) {
-            masks.push(value_start..value_end);
-            from = value_end;
+        // `<password>`, `<password type="text">`, `<Password >`; not `<password/>`.
+        let value_start = match bytes.get(name.end) {
+            Some(b'>') => name.end + 1,
+            Some(b) if b.is_ascii_whitespace() => {
+                let end = tag_end.at(name.end);
+                if end >= text.len() || bytes[end - 1] == b'/' {
+                    continue;
+                }
+                end + 1
+            }
+            _ => continue,
+        };
+        // The text, or a CDATA section, up to the element's own end tag: a `<token>` opening
+        // a nested structure is left alone.
+        let (value, after) = if text[value_start..].starts_with(CDATA.0) {
+            let start = value_start + CDATA.0.len();
+            match text[start..].find(CDATA.1) {
+                Some(end) => (start..start + end, start + end + CDATA.1.len()),
+                None => continue,
+            }
+        } else {
+            let end = close.at(value_start);
+            (value_start..end, end)
+        };
+        let end_tag = format!("</{}>", &text[name]);
+        if text[after..].get(..end_tag.len()).is_some_and(|t| t.eq_ignore_ascii_case(&end_tag)) {
+            masks.push(value);
+            from = after;
         }
     }
 }
@@ -780,7 +868,8 @@ fn pem_private_keys(text: &str, masks: &mut Vec<Range<usize>>) {
         let label_start = begin + PEM_BEGIN.len();
         let Some(label_end) = text[label_start..].find(DASHES).map(|i| label_start + i) else { return };
         from = label_end + DASHES.len();
-        if !text[label_start..label_end].ends_with("PRIVATE KEY") {
+        // `RSA PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`, `PGP PRIVATE KEY BLOCK`...
+        if !text[label_start..label_end].contains("PRIVATE KEY") {
             continue;
         }
         let end = text[from..].find("-----END ").map_or(text.len(), |i| from + i);
@@ -963,6 +1052,49 @@ mod tests {
             text("keyboard=us monkey=1 trade=T-123 at=10:00:01"),
             "keyboard=us monkey=1 trade=T-123 at=10:00:01"
         );
+        // Forms a hostile review found leaking: each masked, the text around it kept.
+        for (given, masked) in [
+            // JSON written inside a text.
+            (r#"body {\"password\":\"p1\"} end"#, r#"body {\"password\":\"***\"} end"#),
+            // A value in brackets: a map, a list, a nested object, an ODBC braced value.
+            ("{Authorization=[Bearer p2]} x", "{Authorization=[***]} x"),
+            (r#""Authorization": ["Bearer p3"], "u": 1"#, r#""Authorization": [***], "u": 1"#),
+            (r#""db":{"secret":{"v":"p4"}},"n":2"#, r#""db":{"secret":{***}},"n":2"#),
+            ("Pwd={p5;tail};Uid=u", "Pwd={***};Uid=u"),
+            (r#""token":["a]","b"] ok"#, r#""token":[***] ok"#),
+            // Blanks of any kind between the separator and the value; `=>`; a quoted token.
+            ("password=\u{a0}p6 next", "password=\u{a0}*** next"),
+            ("password:\u{3000}p7 next", "password:\u{3000}*** next"),
+            ("password=\rp8 next", "password=\r*** next"),
+            ("Authorization: Bearer\u{a0}p9 next", "Authorization: Bearer\u{a0}*** next"),
+            (r#"Authorization: Bearer "p10" next"#, r#"Authorization: Bearer "***" next"#),
+            (r#"password => "p11", x"#, r#"password => "***", x"#),
+            // A dotted, capitalised key before `=` is a setting, not a class.
+            ("App.Password=p12 passwordError=p13", "App.Password=*** passwordError=***"),
+            // A key's last part.
+            ("db.pass=p14 ns:pw=p15", "db.pass=*** ns:pw=***"),
+            // XML: attributes, a namespace prefix, a blank before `>`, CDATA, names like classes.
+            (
+                r#"<wsse:Password Type="x#PasswordText">p16</wsse:Password>"#,
+                r#"<wsse:Password Type="x#PasswordText">***</wsse:Password>"#,
+            ),
+            (r#"<password type="text">p17</password>"#, r#"<password type="text">***</password>"#),
+            ("<Password >p18</Password>", "<Password >***</Password>"),
+            ("<api_key><![CDATA[p19]]></api_key>", "<api_key><![CDATA[***]]></api_key>"),
+            (
+                "<db.Password>p20</db.Password><TokenError>p21</TokenError>",
+                "<db.Password>***</db.Password><TokenError>***</TokenError>",
+            ),
+            // Other private keys.
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\np22\n-----END PGP PRIVATE KEY BLOCK-----",
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----***-----END PGP PRIVATE KEY BLOCK-----",
+            ),
+        ] {
+            assert_eq!(text(given), masked, "{given}");
+        }
+        // Still left alone: an XML element that opens a structure, a self-closed one.
+        assert_eq!(text("<token><id>1</id></token> <password/>"), "<token><id>1</id></token> <password/>");
         // Names in code: a stack frame's source position, an exception's class.
         for code in [
             "\tat com.calypso.tk.core.PasswordPolicy.check(PasswordPolicy.java:42)",
@@ -1150,6 +1282,21 @@ mod props {
                 "1234",
                 "user",
                 "host.bank",
+                "<TokenError>x</TokenError>",
+                "<ns:pw>x</ns:pw>",
+                "<password a=\"1\">x</password>",
+                "<api_key><![CDATA[x]]></api_key>",
+                r#"\"password\":\"x\""#,
+                "{Authorization=[Bearer x]}",
+                "Pwd={a;b}",
+                "App.Password=x",
+                "db.pass=x",
+                "\u{a0}",
+                "=>",
+                "{",
+                "[",
+                "]",
+                "}",
             ])
             .prop_map(str::to_owned),
             word(),

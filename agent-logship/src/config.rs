@@ -94,8 +94,9 @@ pub const REDACT_PATTERNS: Spec<Vec<regex_lite::Regex>> = Spec::new(
     "redact-patterns",
     "AGENT_LOGSHIP_REDACT_PATTERNS",
     "More to mask: regular expressions, one per line (blank lines and lines starting with # \
-     skipped); the first capture group is masked if the pattern has one, else the whole match. \
-     At most 32",
+     skipped, each line trimmed); the first capture group is masked if the pattern has one, else \
+     the whole match. At most 32, each compiled to at most about 4 KB (a `{1000}` repetition is \
+     refused: it would cost seconds per MiB of log)",
     patterns,
 )
 .value_name("REGEXES");
@@ -450,7 +451,12 @@ fn patterns(text: &str) -> Result<Vec<regex_lite::Regex>, String> {
     let lines = text.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
     let mut patterns = Vec::new();
     for (i, line) in lines {
-        let p = regex_lite::Regex::new(line).map_err(|e| format!("line {}: {line}: {e}", i + 1))?;
+        // Matching takes time in proportion to the text times the pattern's compiled size: the
+        // size is bounded, so that one pattern cannot make every record cost seconds.
+        let p = regex_lite::RegexBuilder::new(line)
+            .size_limit(crate::redaction::MAX_PATTERN_SIZE)
+            .build()
+            .map_err(|e| format!("line {}: {line}: {e}", i + 1))?;
         if p.is_match("") {
             return Err(format!("line {}: {line}: matches the empty text, so it would mask nothing", i + 1));
         }
@@ -883,6 +889,38 @@ mod tests {
         assert_eq!(c.start_at, StartAt::Beginning);
         assert_eq!(c.listen.to_string(), "[::]:8082");
         assert_eq!(c.origin.component, "calypso");
+    }
+
+    #[test]
+    fn redaction_is_on_by_default_and_its_patterns_are_checked() {
+        assert_eq!(config(&[], &[]).expect("defaults").redact.map(|p| p.len()), Some(0));
+        let c = config(
+            &[],
+            &[("AGENT_LOGSHIP_REDACT_PATTERNS", "# ours\n  acct=(\\d{6,})  \n\nSID-[0-9A-F]{32}\n")],
+        )
+        .expect("valid");
+        let patterns: Vec<String> = c.redact.expect("on").iter().map(|p| p.as_str().to_owned()).collect();
+        assert_eq!(patterns, [r"acct=(\d{6,})", "SID-[0-9A-F]{32}"], "trimmed, comments and blanks skipped");
+        assert!(config(&[], &[("AGENT_LOGSHIP_REDACT", "false")]).expect("off").redact.is_none());
+        for (patterns, says) in [
+            ("a(", "line 1: a(:"),
+            ("ok\n[a-z]{1000}X", "line 2: [a-z]{1000}X:"),
+            ("x*", "line 1: x*: matches the empty text"),
+            ("# nothing", "no pattern given"),
+        ] {
+            let text = problems(&[], &[("AGENT_LOGSHIP_REDACT_PATTERNS", patterns)]);
+            assert!(
+                text.contains("AGENT_LOGSHIP_REDACT_PATTERNS") && text.contains(says),
+                "{patterns}: {text}"
+            );
+        }
+        let many = (0..33).map(|i| format!("p{i}")).collect::<Vec<_>>().join("\n");
+        assert!(
+            problems(&[], &[("AGENT_LOGSHIP_REDACT_PATTERNS", &many)]).contains("33 patterns: at most 32")
+        );
+        let text =
+            problems(&[], &[("AGENT_LOGSHIP_REDACT", "false"), ("AGENT_LOGSHIP_REDACT_PATTERNS", "x")]);
+        assert!(text.contains("AGENT_LOGSHIP_REDACT is false"), "{text}");
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub const MASK: &str = "<redacted>";
 /// The most extra patterns: each one is a scan of every record.
 pub const MAX_PATTERNS: usize = 32;
 
+/// The largest compiled pattern, in bytes (regex-lite's measure): `[A-Za-z0-9/+]{40}` takes
+/// 2.7 KB, `[a-z]{100}X` 4.1 KB; `[a-z]{1000}X` (40 KB) would cost seconds per MiB of log.
+pub const MAX_PATTERN_SIZE: usize = 4200;
+
 /// Which rules masked something, a bit each: the built-in rules in [`Rule::ALL`] order, then the
 /// patterns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

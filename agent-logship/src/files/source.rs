@@ -714,7 +714,7 @@ impl Loop {
             None if at_end => (Position { offset: last_line_end(&r.file, size), chain: 0 }, None, Vec::new()),
             None => (Position::default(), None, Vec::new()),
         };
-        tracing::debug!(path = %r.path.display(), fingerprint = fp, offset = start.offset, "reading file");
+        tracing::debug!(path = %r.path.display(), offset = start.offset, "reading file");
         let path: Arc<str> = r.path.to_string_lossy().into();
         let tracker = Arc::new(Tracker::new(
             TrackState {
