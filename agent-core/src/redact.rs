@@ -223,10 +223,9 @@ fn starts(bytes: &[u8]) -> Starts {
     for i in memchr::memchr3_iter(b'<', b'J', b'G', bytes) {
         let (rule, may) = match bytes[i] {
             b'<' => {
-                let name = element_name(bytes, i + 1);
-                let letters = bytes[name.clone()].iter().fold(0, |m, &b| m | letter(b));
-                let name = std::str::from_utf8(&bytes[name]).unwrap_or_default();
-                (Rule::XmlSecretElement, may_be_secret(letters) && is_secret_key(name))
+                // Key characters and `:` are ASCII: the name is text.
+                let name = std::str::from_utf8(&bytes[element_name(bytes, i + 1)]).unwrap_or_default();
+                (Rule::XmlSecretElement, is_secret_key(name))
             }
             b'J' => (Rule::JsonWebToken, bytes[..i].ends_with(b"ey")),
             _ => (Rule::PemPrivateKey, i >= 7 && bytes[i - 7..].starts_with(PEM_BEGIN.as_bytes())),
