@@ -201,11 +201,6 @@ impl Starts {
 /// secret, `eyJ` (a JWT), [`PEM_BEGIN`].
 fn starts(bytes: &[u8]) -> Starts {
     let mut starts = Starts::NONE;
-    // After its letters said it may: key characters are ASCII, so the key is text.
-    let secret_key = |key: Range<usize>, sep: usize| {
-        let key = std::str::from_utf8(&bytes[key]).unwrap_or_default();
-        !names_code(key, bytes[sep], bytes.get(sep + 1).copied()) && is_secret_key(key)
-    };
     let rest = after_date_time(bytes);
     let skipped = bytes.len() - rest.len();
     for i in separators(rest).map(|i| skipped + i) {
@@ -213,11 +208,8 @@ fn starts(bytes: &[u8]) -> Starts {
             for rule in [Rule::UrlUserinfo, Rule::OracleCredentials, Rule::BareUserinfo] {
                 starts.add(rule);
             }
-        } else if !starts.has(Rule::SecretValue) {
-            let (key, letters) = key_before(bytes, i);
-            if may_be_secret(letters) && secret_key(key, i) {
-                starts.add(Rule::SecretValue);
-            }
+        } else if !starts.has(Rule::SecretValue) && secret_key_before(bytes, i) {
+            starts.add(Rule::SecretValue);
         }
     }
     for i in memchr::memchr3_iter(b'<', b'J', b'G', bytes) {
@@ -650,12 +642,7 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
         if sep < masked_until {
             continue;
         }
-        let (key, letters) = key_before(bytes, sep);
-        let key = &text[key];
-        if !may_be_secret(letters)
-            || !is_secret_key(key)
-            || names_code(key, bytes[sep], bytes.get(sep + 1).copied())
-        {
+        if !secret_key_before(bytes, sep) {
             continue;
         }
         // Forwards: the `>` of `=>`, blanks (not a line break: a value is on its key's line),
@@ -748,6 +735,17 @@ fn closing_bracket(bytes: &[u8], open: usize) -> usize {
 fn element_name(bytes: &[u8], at: usize) -> Range<usize> {
     let len = bytes[at..].iter().take_while(|&&b| KEY_BYTES[usize::from(b)] != 0 || b == b':').count();
     at..at + len
+}
+
+/// Whether the key before the separator at `sep` names a secret (and no name in code). Most
+/// keys are passed over by their letters alone; key characters are ASCII, so a key is text.
+fn secret_key_before(bytes: &[u8], sep: usize) -> bool {
+    let (key, letters) = key_before(bytes, sep);
+    if !may_be_secret(letters) {
+        return false;
+    }
+    let key = std::str::from_utf8(&bytes[key]).unwrap_or_default();
+    !names_code(key, bytes[sep], bytes.get(sep + 1).copied()) && is_secret_key(key)
 }
 
 /// The key before a separator at `sep` (after blanks and a closing quote, which may come

@@ -96,9 +96,9 @@ impl Redactor {
 
     /// `text` with every credential masked, or `None` when it holds none.
     pub fn text(&self, text: &str) -> Option<String> {
-        let (masks, fired) = self.find(text);
+        let (masked, fired) = self.mask(text);
         self.count(fired);
-        fired.any().then(|| redact::replace(text, masks, MASK))
+        masked
     }
 
     /// A log record's bytes (log4j, CRI, or a JSON line that is not an object) with every
@@ -148,9 +148,9 @@ impl Redactor {
         match value {
             Value::String(_) | Value::Number(_) if secret => *value = Value::String(MASK.to_owned()),
             Value::String(s) => {
-                let (masks, fired) = self.find(s);
-                if fired.any() {
-                    *s = redact::replace(s, masks, MASK);
+                // Counted by the scan that found it.
+                if let (Some(masked), _) = self.mask(s) {
+                    *s = masked;
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_value(v, secret)),
@@ -161,6 +161,12 @@ impl Redactor {
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
+    }
+
+    /// `text` masked (`None`: nothing to mask), and the rules that fired; not counted.
+    fn mask(&self, text: &str) -> (Option<String>, Fired) {
+        let (masks, fired) = self.find(text);
+        (fired.any().then(|| redact::replace(text, masks, MASK)), fired)
     }
 
     /// The ranges to mask in `text` and the rules that found them. Allocates nothing when there
@@ -176,15 +182,18 @@ impl Redactor {
             .collect();
         for (i, p) in self.patterns.iter().enumerate() {
             let before = masks.len();
+            let nonempty = |r: &Range<usize>| !r.is_empty();
             if p.captures_len() > 1 {
                 // The first group when it took part, else the whole match.
                 masks.extend(
-                    p.captures_iter(text).filter_map(|c| c.get(1).or_else(|| c.get(0))).map(|m| m.range()),
+                    p.captures_iter(text)
+                        .filter_map(|c| c.get(1).or_else(|| c.get(0)))
+                        .map(|m| m.range())
+                        .filter(nonempty),
                 );
             } else {
-                masks.extend(p.find_iter(text).map(|m| m.range()));
+                masks.extend(p.find_iter(text).map(|m| m.range()).filter(nonempty));
             }
-            masks.retain(|r| !r.is_empty());
             if masks.len() > before {
                 fired |= Fired::pattern(i);
             }
