@@ -334,18 +334,36 @@ fn cut_at(full: &str, max: usize) -> String {
     out
 }
 
-/// The tokens of free text a URL or connect string lies in: the runs between white space,
-/// `"`, `<` and `>` (not `'`: RFC 3986 allows it in user info), with their offsets.
-fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let mut start = 0;
-    text.char_indices().chain([(text.len(), ' ')]).filter_map(move |(i, c)| {
-        if !(c.is_whitespace() || matches!(c, '"' | '<' | '>')) {
+/// Whether a character ends a token of free text a URL or connect string lies in: white space,
+/// `"`, `<` and `>` (not `'`: RFC 3986 allows it in user info).
+fn ends_token(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '<' | '>')
+}
+
+/// The tokens (the runs between characters that `ends` one) that hold one of `positions`, once
+/// each, with their offsets. The user-info rules look at the tokens around an `@` only: a record
+/// with one URL is not read character by character.
+fn tokens_at(
+    text: &str,
+    positions: impl Iterator<Item = usize>,
+    ends: impl Fn(char) -> bool + Copy,
+) -> impl Iterator<Item = (usize, &str)> {
+    let mut done = 0;
+    positions.filter_map(move |p| {
+        if p < done {
             return None;
         }
-        let token = (start, &text[start..i]);
-        start = i + c.len_utf8();
-        (!token.1.is_empty()).then_some(token)
+        let start =
+            text[..p].char_indices().rev().find(|&(_, c)| ends(c)).map_or(0, |(i, c)| i + c.len_utf8());
+        let end = text[p..].find(ends).map_or(text.len(), |i| p + i);
+        done = end.max(p + 1);
+        (start < end).then(|| (start, &text[start..end]))
     })
+}
+
+/// The tokens that hold an `@`.
+fn tokens_with_at(text: &str, ends: impl Fn(char) -> bool + Copy) -> impl Iterator<Item = (usize, &str)> {
+    tokens_at(text, memchr::memchr_iter(b'@', text.as_bytes()), ends)
 }
 
 /// The first position at or after `from` where a character of a class is, in one text; the
@@ -401,7 +419,7 @@ fn userinfo(rest: &str, greedy: bool) -> Option<Range<usize>> {
 /// `scheme://user:password@` → mask the password; `scheme://token@` → mask the token. In free
 /// text a password may hold anything, so the last `@` of the token ends the user info.
 fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
-    for (base, token) in tokens(text) {
+    for (base, token) in tokens_with_at(text, ends_token) {
         let Some(last_at) = token.rfind('@') else { continue };
         let mut at = Next::new(token, |c| c == '@');
         let mut delim = Next::new(token, |c| matches!(c, '/' | '?' | '#'));
@@ -428,16 +446,16 @@ fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
 /// `user/"p@ss word"@host`. (Only in a text with an `@`: see [`may_hold`].)
 fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
     const PREFIX: &str = "jdbc:oracle:";
-    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let prefixes = memchr::memchr2_iter(b'j', b'J', bytes).filter(|&i| {
+        bytes[i..].get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX.as_bytes()))
+    });
     let mut quote = Next::new(text, |c| c == '"');
-    for (base, token) in tokens(text) {
+    for (base, token) in tokens_at(text, prefixes, ends_token) {
         let end = base + token.len();
+        let lower = token.to_ascii_lowercase();
         // A quote ends the token: `...thin:user/` then `"password"`.
-        if token.ends_with('/')
-            && !token.contains('@')
-            && text[end..].starts_with('"')
-            && lower[base..end].contains(PREFIX)
-        {
+        if token.ends_with('/') && !token.contains('@') && text[end..].starts_with('"') {
             masks.push(end + 1..quote.at(end + 1));
             continue;
         }
@@ -445,7 +463,7 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
         let mut colon = Next::new(token, |c| c == ':');
         let mut slash = Next::new(token, |c| c == '/');
         let mut at = Next::new(token, |c| c == '@');
-        for (i, _) in lower[base..base + token.len()].match_indices(PREFIX) {
+        for (i, _) in lower.match_indices(PREFIX) {
             // The driver type, then `:`.
             let start = colon.at(i + PREFIX.len()) + 1;
             if start > last_at {
@@ -467,13 +485,7 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
 /// plain word, a `:` not followed by `//`, then an `@`.
 fn bare_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
     let is_start = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ',' | ';' | '(' | '[' | '<');
-    let mut start = 0;
-    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
-        if !is_start(c) {
-            continue;
-        }
-        let token = &text[start..i];
-        start = i + c.len_utf8();
+    for (base, token) in tokens_with_at(text, is_start) {
         let Some(colon) = token.find(':') else { continue };
         let user = &token[..colon];
         let rest = &token[colon + 1..];
@@ -485,7 +497,7 @@ fn bare_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
             continue;
         }
         if let Some(info) = userinfo(rest, true) {
-            let base = i - token.len() + colon + 1;
+            let base = base + colon + 1;
             masks.push(base..base + info.end);
         }
     }
@@ -574,7 +586,8 @@ static KEY_BYTES: [u32; 256] = {
 
 /// Whether a key with these letters (bits above `z` are ignored) may hold a secret word.
 fn may_be_secret(letters: u32) -> bool {
-    SECRET_LETTERS.iter().any(|needed| needed & !letters == 0)
+    // Every set tested, without a branch each: most keys hold none.
+    SECRET_LETTERS.iter().fold(false, |any, needed| any | (needed & !letters == 0))
 }
 
 /// A key's last part, after its last `.` or `:` (`db.pass`, `ns:pw`: a path or a namespace).
@@ -603,24 +616,38 @@ pub fn is_secret_key(key: &str) -> bool {
         || (key.len() >= 4 && key[key.len() - 4..].eq_ignore_ascii_case(b"_key"))
 }
 
-/// Whether `key` before a separator `sep` (followed by `next`) is a name in code rather than a setting, so what follows
-/// is no secret: a source position (`TokenService.java:118` in a stack frame), a Java class
-/// (`com.calypso.auth.InvalidTokenException: expired`: a dotted name whose last part is
-/// capitalised, as classes are and property keys are not) or an exception's simple name.
+/// Whether `key` before a separator `sep` (followed by `next`) is a name in code rather than a
+/// setting, so what follows is no secret: a source position (`TokenService.java:118` in a stack
+/// frame), a Java class (`com.calypso.auth.InvalidTokenException: expired`: a dotted name whose
+/// last part is capitalised, as classes are and property keys are not) or an exception's simple
+/// name.
 fn names_code(key: &str, sep: u8, next: Option<u8>) -> bool {
+    let class =
+        key.rsplit_once('.').is_some_and(|(_, last)| last.starts_with(|c: char| c.is_ascii_uppercase()));
+    ends_code(key.as_bytes(), sep, next) || (sep == b':' && class)
+}
+
+/// Whether what ends in `head` before a separator `sep` (followed by `next`) ends as a name in
+/// code does: a source file with a line number, an exception or an error. Told by the last few
+/// bytes, and asked first: most colons in a Calypso log end a stack frame's position or an
+/// exception's name, and their keys are the longest of a log.
+#[inline(always)]
+fn ends_code(head: &[u8], sep: u8, next: Option<u8>) -> bool {
     // Code is named before a colon only (`File.java:311`, `Class: message`): `App.Password=x`
     // is a setting.
     if sep != b':' {
         return false;
     }
-    const SOURCES: [&str; 4] = [".java", ".kt", ".scala", ".groovy"];
     let line_number = next.is_some_and(|b| b.is_ascii_digit());
-    if line_number && SOURCES.iter().any(|s| key.ends_with(s)) {
-        return true;
-    }
-    let class =
-        key.rsplit_once('.').is_some_and(|(_, last)| last.starts_with(|c: char| c.is_ascii_uppercase()));
-    class || key.ends_with("Exception") || key.ends_with("Error")
+    // Fixed-size comparisons: asked at every colon of a log, a call to compare each suffix cost
+    // more than reading the key back.
+    (line_number
+        && (head.last_chunk() == Some(b".java")
+            || head.last_chunk() == Some(b".kt")
+            || head.last_chunk() == Some(b".scala")
+            || head.last_chunk() == Some(b".groovy")))
+        || head.last_chunk() == Some(b"Exception")
+        || head.last_chunk() == Some(b"Error")
 }
 
 const fn is_key_char(c: char) -> bool {
@@ -738,12 +765,23 @@ fn element_name(bytes: &[u8], at: usize) -> Range<usize> {
 }
 
 /// Whether the key before the separator at `sep` names a secret (and no name in code). Most
-/// keys are passed over by their letters alone; key characters are ASCII, so a key is text.
+/// keys are passed over by their letters alone, in a few instructions inlined into the scans
+/// that ask at every separator; the rest is [`names_secret`].
+#[inline(always)]
 fn secret_key_before(bytes: &[u8], sep: usize) -> bool {
-    let (key, letters) = key_before(bytes, sep);
-    if !may_be_secret(letters) {
+    // The key's suffixes are its own when it ends at the separator (every suffix is key
+    // characters): then a name in code is told without reading the key back.
+    if ends_code(&bytes[..sep], bytes[sep], bytes.get(sep + 1).copied()) {
         return false;
     }
+    let (key, letters) = key_before(bytes, sep);
+    may_be_secret(letters) && names_secret(bytes, key, sep)
+}
+
+/// Whether `key`, before the separator at `sep`, names a secret and no name in code. Key
+/// characters are ASCII, so a key is text.
+#[inline(never)]
+fn names_secret(bytes: &[u8], key: Range<usize>, sep: usize) -> bool {
     let key = std::str::from_utf8(&bytes[key]).unwrap_or_default();
     !names_code(key, bytes[sep], bytes.get(sep + 1).copied()) && is_secret_key(key)
 }
@@ -764,16 +802,16 @@ fn key_before(bytes: &[u8], sep: usize) -> (Range<usize>, u32) {
             end -= 1;
         }
     }
-    let (mut start, mut letters) = (end, 0);
-    while start > 0 {
-        let class = KEY_BYTES[usize::from(bytes[start - 1])];
-        if class == 0 {
-            break;
-        }
-        letters |= class;
-        start -= 1;
-    }
-    (start..end, letters)
+    let mut letters = 0;
+    let len =
+        bytes[..end].iter().rev().map(|&b| KEY_BYTES[usize::from(b)]).take_while(|&class| class != 0).fold(
+            0,
+            |len, class| {
+                letters |= class;
+                len + 1
+            },
+        );
+    (end - len..end, letters)
 }
 
 /// `<password>hunter2</password>` (any secret key, any case): the element's text.

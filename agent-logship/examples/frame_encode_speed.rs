@@ -1,12 +1,17 @@
-//! Framing + parsing + encoding + ids of a generated 200 MB Calypso log (one record in five with a
-//! 6-line stack trace), single thread, in memory: `cargo run --release -p agent-logship --example
-//! frame_encode_speed [time zone]`. Numbers in bench/agent-logship-framing.md.
+//! Framing + parsing + masking + encoding + ids of a generated 200 MB Calypso log (one record in
+//! five with a 6-line stack trace), single thread, in memory: `cargo run --release -p
+//! agent-logship --example frame_encode_speed [time zone]`. Numbers in
+//! bench/agent-logship-framing.md. `AGENT_LOGSHIP_REDACT=false` turns masking off, as in the agent;
+//! `LOG=<file>` reads that log instead (for example the one `bench/run logship` writes), and under
+//! `valgrind --tool=cachegrind` the pair gives masking's cost in instructions, which unlike
+//! times do not move between runs.
 #![allow(clippy::print_stdout)]
 use agent_logship::*;
 fn main() {
-    let mut log = Vec::new();
+    let mut log =
+        std::env::var_os("LOG").map(|p| std::fs::read(p).expect("LOG: a readable file")).unwrap_or_default();
     let mut i = 0u64;
-    while log.len() < 200 << 20 {
+    while log.len() < 200 << 20 && std::env::var_os("LOG").is_none() {
         log.extend_from_slice(format!("2026-11-27 13:53:{:02},{:03} INFO  [pool-1-thread-{}] [com.calypso.tk.Engine] processed trade {i} in 12 ms\n", i % 60, i % 1000, i % 8).as_bytes());
         if i.is_multiple_of(5) {
             log.extend_from_slice(b"com.calypso.tk.core.PersistenceException: could not save trade\n\tat com.calypso.tk.service.sql.TradeSQL.save(TradeSQL.java:311)\n\tat com.calypso.tk.service.RemoteTradeImpl.save(RemoteTradeImpl.java:88)\nCaused by: java.sql.SQLRecoverableException: IO Error\n\tat oracle.jdbc.driver.T4CConnection.logon(T4CConnection.java:489)\n\t... 12 more\n");
@@ -38,9 +43,7 @@ fn main() {
     let now = std::time::SystemTime::now();
     let cpu0 = cpu();
     let t0 = std::time::Instant::now();
-    let mut f = framing::make_frame(framing::Format::Log4j, framing::FramingOptions::default())(
-        frame::Position::default(),
-    );
+    let mut f = framing::make_frame(framing::Format::Log4j, options())(frame::Position::default());
     let mut recs = Vec::new();
     let mut n = 0usize;
     let mut out = Vec::with_capacity(8 << 20);
@@ -72,6 +75,13 @@ fn main() {
         n as f64 / cpu_s / 1e6,
         ids % 7
     );
+}
+fn options() -> framing::FramingOptions {
+    let mut options = framing::FramingOptions::default();
+    if std::env::var("AGENT_LOGSHIP_REDACT").is_ok_and(|v| v == "false") {
+        options.redactor = None;
+    }
+    options
 }
 fn cpu() -> f64 {
     // utime+stime of this process from /proc/self/stat (clock ticks of 1/100 s).
