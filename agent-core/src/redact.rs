@@ -12,7 +12,7 @@
 //! [`MASK`]. They prefer masking too much to too little.
 //!
 //! agent-logship masks every record it ships with the same rules ([`find`], [`replace`]), so
-//! finding nothing must be cheap: [`may_hold`] tells the records that hold nothing any rule
+//! finding nothing must be cheap: [`starts`] tells the records that hold nothing any rule
 //! starts from in two vectorised passes, and only the rules that may find something are run.
 
 use std::ops::Range;
@@ -163,7 +163,12 @@ impl Rule {
 /// Ranges may overlap (a token in a URL's query is found by two rules). Empty for most texts,
 /// without allocating: a caller can keep the text as it is.
 pub fn find(text: &str) -> Vec<(Rule, Range<usize>)> {
-    let starts = starts(text.as_bytes());
+    find_from(text, starts(text.as_bytes()))
+}
+
+/// [`find`], with what [`starts`] told of this same text: a caller that asked it before
+/// decoding the text does not pay for it twice.
+pub fn find_from(text: &str, starts: Starts) -> Vec<(Rule, Range<usize>)> {
     let (mut found, mut ranges) = (Vec::new(), Vec::new());
     for rule in Rule::ALL.into_iter().filter(|&rule| starts.has(rule)) {
         rule.finder()(text, &mut ranges);
@@ -172,17 +177,17 @@ pub fn find(text: &str) -> Vec<(Rule, Range<usize>)> {
     found
 }
 
-/// Whether [`find`] may find anything in `bytes`: `false` is certain. Without decoding them.
-pub fn may_hold(bytes: &[u8]) -> bool {
-    starts(bytes) != Starts::NONE
-}
-
 /// The rules that may find something in a text: a bit each, by [`Rule`]'s order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Starts(u8);
+pub struct Starts(u8);
 
 impl Starts {
     const NONE: Starts = Starts(0);
+
+    /// Whether [`find`] may find anything: `false` is certain.
+    pub fn any(self) -> bool {
+        self != Starts::NONE
+    }
 
     fn add(&mut self, rule: Rule) {
         self.0 |= 1 << (rule as u8);
@@ -199,7 +204,7 @@ impl Starts {
 /// passes, without decoding them: a separator after a key that may name a secret (`key=value`
 /// and the like), an `@` (every form of user info has one), an element name that may name a
 /// secret, `eyJ` (a JWT), [`PEM_BEGIN`].
-fn starts(bytes: &[u8]) -> Starts {
+pub fn starts(bytes: &[u8]) -> Starts {
     let mut starts = Starts::NONE;
     let rest = after_date_time(bytes);
     let skipped = bytes.len() - rest.len();
@@ -232,16 +237,33 @@ fn starts(bytes: &[u8]) -> Starts {
 /// `bytes` after a leading date and time (`2026-12-07 10:00:01`, as every log4j record begins):
 /// their colons end no key, and are not looked at.
 fn after_date_time(bytes: &[u8]) -> &[u8] {
-    // Asked of every record: the punctuation first (most texts fail there), then the digits.
-    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    let Some(head) = bytes.get(..19) else { return bytes };
-    let date_time = head[4] == b'-'
+    // Asked of every record: the punctuation first (most texts fail there), then the digits,
+    // eight at a time (a loop over each cost a fifth of the whole scan).
+    let Some(&head) = bytes.first_chunk::<19>() else { return bytes };
+    if !(head[4] == b'-'
         && head[7] == b'-'
         && matches!(head[10], b' ' | b'T')
         && head[13] == b':'
-        && head[16] == b':'
-        && DIGITS.iter().all(|&i| head[i].is_ascii_digit());
-    if date_time { &bytes[19..] } else { bytes }
+        && head[16] == b':')
+    {
+        return bytes;
+    }
+    // Three words (bytes 0-7, 8-15, 11-18) read from the text as they are, the punctuation
+    // made a `0` by a mask: copying the bytes and loading a word from the copy stalled.
+    let digits = |at: usize, punctuation: [usize; 2]| {
+        let word = u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        let mask = punctuation.iter().fold(0, |m, &i| m | 0xFF << (8 * (i - at)));
+        eight_digits(word & !mask | 0x3030_3030_3030_3030 & mask)
+    };
+    if digits(0, [4, 7]) && digits(8, [10, 13]) && digits(11, [13, 16]) { &bytes[19..] } else { bytes }
+}
+
+/// Whether each byte of `word` is an ASCII digit: its high half is 3 and its low half at most 9
+/// (adding 6 carries no low half of a digit over; none of another is looked at).
+fn eight_digits(word: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    word & HIGH == THREES && word.wrapping_add(0x0606_0606_0606_0606) & HIGH == THREES
 }
 
 /// Where `=`, `:` and `@` are in `bytes`. With AVX2 through a searcher set up once: a log
@@ -443,7 +465,7 @@ fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
 
 /// Oracle's `jdbc:oracle:thin:user/password@host...` (any driver type: `thin`, `oci`, `kprb`),
 /// also with the password quoted, as Oracle wants one holding `@` or white space:
-/// `user/"p@ss word"@host`. (Only in a text with an `@`: see [`may_hold`].)
+/// `user/"p@ss word"@host`. (Only in a text with an `@`: see [`starts`].)
 fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
     const PREFIX: &str = "jdbc:oracle:";
     let bytes = text.as_bytes();
@@ -1163,6 +1185,25 @@ mod tests {
         // JSON's escaped quote does not end the string.
         assert_eq!(text(r#"{"password":"ab\"cdef9","u":"c"}"#), r#"{"password":"***","u":"c"}"#);
         assert_eq!(text(r#"{"password":"ab\\","u":"c"}"#), r#"{"password":"***","u":"c"}"#);
+    }
+
+    /// The date and time skipped before the separators are looked at: every digit position is
+    /// checked (a byte just outside the digits, either side, is not one), so a text that only
+    /// looks like a log line keeps its colons.
+    #[test]
+    fn a_leading_date_and_time_is_skipped_only_when_whole() {
+        let line = b"2026-12-07 10:00:01,007 INFO pw: x";
+        assert_eq!(super::after_date_time(line), &line[19..]);
+        assert_eq!(super::after_date_time(b"2026-12-07T10:00:01"), b"");
+        for i in [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18] {
+            for bad in [b'/', b':', b'a', b' ', 0xC3] {
+                let mut l = line.to_vec();
+                l[i] = bad;
+                assert_eq!(super::after_date_time(&l), &l[..], "byte {i} = {bad:#x}");
+            }
+        }
+        assert_eq!(super::after_date_time(b"2026-12-07 10:00:0"), b"2026-12-07 10:00:0");
+        assert_eq!(text("2026-12-07 1a:00:01 password: hunter2"), "2026-12-07 1a:00:01 password: ***");
     }
 }
 

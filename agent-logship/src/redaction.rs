@@ -7,7 +7,6 @@
 //! the structural walk of JSON lines, and the counts by rule for `/metrics`. A secret is replaced
 //! by [`MASK`]; every other byte stays as it was. A text without credentials is not copied.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,7 +95,12 @@ impl Redactor {
 
     /// `text` with every credential masked, or `None` when it holds none.
     pub fn text(&self, text: &str) -> Option<String> {
-        let (masked, fired) = self.mask(text);
+        self.text_from(text, redact::starts(text.as_bytes()))
+    }
+
+    /// [`Redactor::text`], with what [`redact::starts`] told of this text.
+    fn text_from(&self, text: &str, starts: redact::Starts) -> Option<String> {
+        let (masked, fired) = self.mask(text, starts);
         self.count(fired);
         masked
     }
@@ -105,15 +109,17 @@ impl Redactor {
     /// credential masked, or `None`. Bytes that are not UTF-8 are read as the encoder does
     /// (invalid sequences replaced): a masked record is UTF-8.
     pub fn bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let starts = redact::starts(bytes);
         // Most records: nothing a rule starts from, told without decoding them.
-        if self.patterns.is_empty() && !redact::may_hold(bytes) {
+        if self.patterns.is_empty() && !starts.any() {
             return None;
         }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => Cow::Borrowed(t),
-            Err(_) => String::from_utf8_lossy(bytes),
+        let masked = match std::str::from_utf8(bytes) {
+            Ok(text) => self.text_from(text, starts),
+            // The replacement characters moved every byte after them: looked at again.
+            Err(_) => self.text(&String::from_utf8_lossy(bytes)),
         };
-        self.text(&text).map(String::into_bytes)
+        masked.map(String::into_bytes)
     }
 
     /// A JSON log line with every credential masked, or `None`. An object is masked field by
@@ -149,7 +155,7 @@ impl Redactor {
             Value::String(_) | Value::Number(_) if secret => *value = Value::String(MASK.to_owned()),
             Value::String(s) => {
                 // Counted by the scan that found it.
-                if let (Some(masked), _) = self.mask(s) {
+                if let (Some(masked), _) = self.mask(s, redact::starts(s.as_bytes())) {
                     *s = masked;
                 }
             }
@@ -163,17 +169,18 @@ impl Redactor {
         }
     }
 
-    /// `text` masked (`None`: nothing to mask), and the rules that fired; not counted.
-    fn mask(&self, text: &str) -> (Option<String>, Fired) {
-        let (masks, fired) = self.find(text);
+    /// `text` masked (`None`: nothing to mask), and the rules that fired; not counted. `starts`
+    /// is what [`redact::starts`] told of `text`.
+    fn mask(&self, text: &str, starts: redact::Starts) -> (Option<String>, Fired) {
+        let (masks, fired) = self.find(text, starts);
         (fired.any().then(|| redact::replace(text, masks, MASK)), fired)
     }
 
     /// The ranges to mask in `text` and the rules that found them. Allocates nothing when there
     /// are none.
-    fn find(&self, text: &str) -> (Vec<Range<usize>>, Fired) {
+    fn find(&self, text: &str, starts: redact::Starts) -> (Vec<Range<usize>>, Fired) {
         let mut fired = Fired::default();
-        let mut masks: Vec<Range<usize>> = redact::find(text)
+        let mut masks: Vec<Range<usize>> = redact::find_from(text, starts)
             .into_iter()
             .map(|(rule, range)| {
                 fired |= Fired::rule(rule);
@@ -300,7 +307,7 @@ impl<'de> Visitor<'de> for Field<'_, '_> {
         if self.secret {
             return self.secret_scalar();
         }
-        let (_, fired) = self.scan.redactor.find(s);
+        let (_, fired) = self.scan.redactor.find(s, redact::starts(s.as_bytes()));
         self.scan.fired |= fired;
         Ok(())
     }
