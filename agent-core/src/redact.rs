@@ -475,7 +475,6 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
     let mut quote = Next::new(text, |c| c == '"');
     for (base, token) in tokens_at(text, prefixes, ends_token) {
         let end = base + token.len();
-        let lower = token.to_ascii_lowercase();
         // A quote ends the token: `...thin:user/` then `"password"`.
         if token.ends_with('/') && !token.contains('@') && text[end..].starts_with('"') {
             masks.push(end + 1..quote.at(end + 1));
@@ -485,7 +484,7 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
         let mut colon = Next::new(token, |c| c == ':');
         let mut slash = Next::new(token, |c| c == '/');
         let mut at = Next::new(token, |c| c == '@');
-        for (i, _) in lower.match_indices(PREFIX) {
+        for (i, _) in token.to_ascii_lowercase().match_indices(PREFIX) {
             // The driver type, then `:`.
             let start = colon.at(i + PREFIX.len()) + 1;
             if start > last_at {
@@ -649,8 +648,8 @@ fn names_code(key: &str, sep: u8, next: Option<u8>) -> bool {
     ends_code(key.as_bytes(), sep, next) || (sep == b':' && class)
 }
 
-/// Whether what ends in `head` before a separator `sep` (followed by `next`) ends as a name in
-/// code does: a source file with a line number, an exception or an error. Told by the last few
+/// Whether `head`, the text before a separator `sep` (followed by `next`), ends as a name in code
+/// does: a source file with a line number, an exception or an error. Told by the last few
 /// bytes, and asked first: most colons in a Calypso log end a stack frame's position or an
 /// exception's name, and their keys are the longest of a log.
 #[inline(always)]
@@ -1188,8 +1187,8 @@ mod tests {
     }
 
     /// The date and time skipped before the separators are looked at: every digit position is
-    /// checked (a byte just outside the digits, either side, is not one), so a text that only
-    /// looks like a log line keeps its colons.
+    /// checked (each made a non-digit in turn), so a text that only looks like a log line keeps
+    /// its colons.
     #[test]
     fn a_leading_date_and_time_is_skipped_only_when_whole() {
         let line = b"2026-12-07 10:00:01,007 INFO pw: x";
