@@ -8,10 +8,10 @@
 #![allow(clippy::print_stdout)]
 use agent_logship::*;
 fn main() {
-    let mut log =
-        std::env::var_os("LOG").map(|p| std::fs::read(p).expect("LOG: a readable file")).unwrap_or_default();
+    let file = std::env::var_os("LOG");
+    let mut log = file.as_ref().map(|p| std::fs::read(p).expect("LOG: a readable file")).unwrap_or_default();
     let mut i = 0u64;
-    while log.len() < 200 << 20 && std::env::var_os("LOG").is_none() {
+    while file.is_none() && log.len() < 200 << 20 {
         log.extend_from_slice(format!("2026-11-27 13:53:{:02},{:03} INFO  [pool-1-thread-{}] [com.calypso.tk.Engine] processed trade {i} in 12 ms\n", i % 60, i % 1000, i % 8).as_bytes());
         if i.is_multiple_of(5) {
             log.extend_from_slice(b"com.calypso.tk.core.PersistenceException: could not save trade\n\tat com.calypso.tk.service.sql.TradeSQL.save(TradeSQL.java:311)\n\tat com.calypso.tk.service.RemoteTradeImpl.save(RemoteTradeImpl.java:88)\nCaused by: java.sql.SQLRecoverableException: IO Error\n\tat oracle.jdbc.driver.T4CConnection.logon(T4CConnection.java:489)\n\t... 12 more\n");
