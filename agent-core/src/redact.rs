@@ -169,12 +169,30 @@ pub fn find(text: &str) -> Vec<(Rule, Range<usize>)> {
 /// [`find`], with what [`starts`] told of this same text: a caller that asked it before
 /// decoding the text does not pay for it twice.
 pub fn find_from(text: &str, starts: Starts) -> Vec<(Rule, Range<usize>)> {
-    let (mut found, mut ranges) = (Vec::new(), Vec::new());
-    for rule in Rule::ALL.into_iter().filter(|&rule| starts.has(rule)) {
-        rule.finder()(text, &mut ranges);
-        found.extend(ranges.drain(..).filter(|r| !r.is_empty()).map(|r| (rule, r)));
-    }
+    let (mut found, mut masks) = (Vec::new(), Vec::new());
+    find_into(text, starts, &mut masks, |rule, ranges| {
+        found.extend(ranges.iter().map(|r| (rule, r.clone())))
+    });
     found
+}
+
+/// [`find_from`] into `masks` (the ranges found are added to it), telling `each` which rule found
+/// which: a caller that keeps only the ranges and the rules allocates nothing more.
+pub fn find_into(
+    text: &str,
+    starts: Starts,
+    masks: &mut Vec<Range<usize>>,
+    mut each: impl FnMut(Rule, &[Range<usize>]),
+) {
+    for rule in Rule::ALL.into_iter().filter(|&rule| starts.has(rule)) {
+        let before = masks.len();
+        rule.finder()(text, masks);
+        // (Those before were kept for not being empty.)
+        masks.retain(|r| !r.is_empty());
+        if masks.len() > before {
+            each(rule, &masks[before..]);
+        }
+    }
 }
 
 /// The rules that may find something in a text: a bit each, by [`Rule`]'s order.
@@ -203,12 +221,38 @@ impl Starts {
 /// of its work; most records hold nothing a rule starts from, and are told so in two vectorised
 /// passes, without decoding them: a separator after a key that may name a secret (`key=value`
 /// and the like), an `@` (every form of user info has one), an element name that may name a
-/// secret, `eyJ` (a JWT), [`PEM_BEGIN`].
+/// secret, `eyJ` (a JWT), `PRIVATE KEY` (every PEM block the rule masks has it in its label).
 pub fn starts(bytes: &[u8]) -> Starts {
-    let mut starts = Starts::NONE;
     let rest = after_date_time(bytes);
     let skipped = bytes.len() - rest.len();
-    for i in separators(rest).map(|i| skipped + i) {
+    // With AVX2 through searchers set up once: a log line has a separator every few dozen
+    // bytes, and setting one up for each search cost a tenth of the time.
+    #[cfg(target_arch = "x86_64")]
+    {
+        use memchr::arch::x86_64::avx2::memchr::Three;
+        static AVX2: LazyLock<Option<(Three, Three)>> =
+            LazyLock::new(|| Some((Three::new(b'=', b':', b'@')?, Three::new(b'<', b'J', b'K')?)));
+        if let Some((separators, others)) = AVX2.as_ref() {
+            return starts_at(bytes, separators.iter(rest).map(|i| skipped + i), others.iter(bytes));
+        }
+    }
+    starts_at(
+        bytes,
+        memchr::memchr3_iter(b'=', b':', b'@', rest).map(|i| skipped + i),
+        memchr::memchr3_iter(b'<', b'J', b'K', bytes),
+    )
+}
+
+/// [`starts`], given where the `=`, `:` and `@` that count are (a searcher each: one loop for
+/// each, with no choice between them at every separator).
+#[inline(always)]
+fn starts_at(
+    bytes: &[u8],
+    separators: impl Iterator<Item = usize>,
+    others: impl Iterator<Item = usize>,
+) -> Starts {
+    let mut starts = Starts::NONE;
+    for i in separators {
         if bytes[i] == b'@' {
             for rule in [Rule::UrlUserinfo, Rule::OracleCredentials, Rule::BareUserinfo] {
                 starts.add(rule);
@@ -217,7 +261,8 @@ pub fn starts(bytes: &[u8]) -> Starts {
             starts.add(Rule::SecretValue);
         }
     }
-    for i in memchr::memchr3_iter(b'<', b'J', b'G', bytes) {
+    // `K`, not the `G` of `-----BEGIN`: a log has capital Gs (`DEBUG`, `PENDING`) far more often.
+    for i in others {
         let (rule, may) = match bytes[i] {
             b'<' => {
                 // Key characters and `:` are ASCII: the name is text.
@@ -225,7 +270,7 @@ pub fn starts(bytes: &[u8]) -> Starts {
                 (Rule::XmlSecretElement, is_secret_key(name))
             }
             b'J' => (Rule::JsonWebToken, bytes[..i].ends_with(b"ey")),
-            _ => (Rule::PemPrivateKey, i >= 7 && bytes[i - 7..].starts_with(PEM_BEGIN.as_bytes())),
+            _ => (Rule::PemPrivateKey, bytes[..i].ends_with(b"PRIVATE ") && bytes[i..].starts_with(b"KEY")),
         };
         if may {
             starts.add(rule);
@@ -266,45 +311,13 @@ fn eight_digits(word: u64) -> bool {
     word & HIGH == THREES && word.wrapping_add(0x0606_0606_0606_0606) & HIGH == THREES
 }
 
-/// Where `=`, `:` and `@` are in `bytes`. With AVX2 through a searcher set up once: a log
-/// line has a separator every few dozen bytes, and setting one up for each search cost a tenth
-/// of the time.
-fn separators(bytes: &[u8]) -> Separators<'_> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use memchr::arch::x86_64::avx2::memchr::Three;
-        static AVX2: LazyLock<Option<Three>> = LazyLock::new(|| Three::new(b'=', b':', b'@'));
-        if let Some(avx2) = AVX2.as_ref() {
-            return Separators::Avx2(avx2.iter(bytes));
-        }
-    }
-    Separators::Any(memchr::memchr3_iter(b'=', b':', b'@', bytes))
-}
-
-enum Separators<'h> {
-    #[cfg(target_arch = "x86_64")]
-    Avx2(memchr::arch::x86_64::avx2::memchr::ThreeIter<'static, 'h>),
-    Any(memchr::Memchr3<'h>),
-}
-
-impl Iterator for Separators<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Separators::Avx2(i) => i.next(),
-            Separators::Any(i) => i.next(),
-        }
-    }
-}
-
 /// `text` with every range of `masks` (overlapping ones merged) replaced by `mask`, every other
 /// byte as it was. The ranges must lie on character boundaries of `text` ([`find`]'s do).
 pub fn replace(text: &str, masks: impl IntoIterator<Item = Range<usize>>, mask: &str) -> String {
     let mut masks: Vec<Range<usize>> = masks.into_iter().collect();
     masks.sort_by_key(|r| r.start);
-    let mut out = String::with_capacity(text.len());
+    // Room for a mask longer than every secret it replaces: never grown.
+    let mut out = String::with_capacity(text.len() + masks.len() * mask.len());
     let mut done = 0;
     let mut pending: Option<Range<usize>> = None;
     for r in masks {
@@ -375,12 +388,62 @@ fn tokens_at(
         if p < done {
             return None;
         }
-        let start =
-            text[..p].char_indices().rev().find(|&(_, c)| ends(c)).map_or(0, |(i, c)| i + c.len_utf8());
-        let end = text[p..].find(ends).map_or(text.len(), |i| p + i);
+        let start = after_last_char(&text[..p], ends).unwrap_or(0);
+        let end = find_char(&text[p..], ends).map_or(text.len(), |i| p + i);
         done = end.max(p + 1);
         (start < end).then(|| (start, &text[start..end]))
     })
+}
+
+/// Where the first character `is` holds is in `text`. Byte by byte, decoding only what is not
+/// ASCII: the rules ask it of most characters of a record that holds a credential, and
+/// `str::find` with a closure cost as much as the rest of the rule.
+fn find_char(text: &str, is: impl Fn(char) -> bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            if is(char::from(b)) {
+                return Some(i);
+            }
+            i += 1;
+        } else {
+            let c = text[i..].chars().next()?;
+            if is(c) {
+                return Some(i);
+            }
+            i += c.len_utf8();
+        }
+    }
+    None
+}
+
+/// Where the last character `is` holds ends in `text` (the position after it); as
+/// [`find_char`], backwards.
+fn after_last_char(text: &str, is: impl Fn(char) -> bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 {
+        let b = bytes[i - 1];
+        if b.is_ascii() {
+            if is(char::from(b)) {
+                return Some(i);
+            }
+            i -= 1;
+        } else {
+            let c = text[..i].chars().next_back()?;
+            if is(c) {
+                return Some(i);
+            }
+            i -= c.len_utf8();
+        }
+    }
+    None
+}
+
+/// A search for one ASCII byte, for [`Next`].
+fn byte(b: u8) -> impl Fn(&str) -> Option<usize> {
+    move |text| memchr::memchr(b, text.as_bytes())
 }
 
 /// The tokens that hold an `@`.
@@ -388,26 +451,27 @@ fn tokens_with_at(text: &str, ends: impl Fn(char) -> bool + Copy) -> impl Iterat
     tokens_at(text, memchr::memchr_iter(b'@', text.as_bytes()), ends)
 }
 
-/// The first position at or after `from` where a character of a class is, in one text; the
-/// last answer is kept, so a pass asking with growing positions looks at each byte about once.
-/// This keeps masking linear however many `://`, `@` or `password=` a hostile text repeats.
+/// The first position at or after `from` where a search (`find`, over the text from there)
+/// finds something, in one text; the last answer is kept, so a pass asking with growing
+/// positions looks at each byte about once. This keeps masking linear however many `://`, `@`
+/// or `password=` a hostile text repeats.
 struct Next<'a, F> {
     text: &'a str,
-    is: F,
+    find: F,
     from: usize,
     found: usize,
 }
 
-impl<'a, F: Fn(char) -> bool> Next<'a, F> {
-    fn new(text: &'a str, is: F) -> Self {
-        Next { text, is, from: usize::MAX, found: 0 }
+impl<'a, F: Fn(&str) -> Option<usize>> Next<'a, F> {
+    fn new(text: &'a str, find: F) -> Self {
+        Next { text, find, from: usize::MAX, found: 0 }
     }
 
     /// The position, or the text's length when there is none.
     fn at(&mut self, from: usize) -> usize {
         if !(self.from <= from && from <= self.found) {
             self.from = from;
-            self.found = self.text[from..].find(&self.is).map_or(self.text.len(), |i| from + i);
+            self.found = (self.find)(&self.text[from..]).map_or(self.text.len(), |i| from + i);
         }
         self.found
     }
@@ -443,10 +507,10 @@ fn userinfo(rest: &str, greedy: bool) -> Option<Range<usize>> {
 fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
     for (base, token) in tokens_with_at(text, ends_token) {
         let Some(last_at) = token.rfind('@') else { continue };
-        let mut at = Next::new(token, |c| c == '@');
-        let mut delim = Next::new(token, |c| matches!(c, '/' | '?' | '#'));
-        let mut colon = Next::new(token, |c| c == ':');
-        for (i, _) in token.match_indices("://") {
+        let mut at = Next::new(token, byte(b'@'));
+        let mut delim = Next::new(token, |t: &str| memchr::memchr3(b'/', b'?', b'#', t.as_bytes()));
+        let mut colon = Next::new(token, byte(b':'));
+        for i in memchr::memchr_iter(b':', token.as_bytes()).filter(|&i| token[i..].starts_with("://")) {
             let start = i + 3;
             if start > last_at {
                 break;
@@ -467,12 +531,8 @@ fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
 /// also with the password quoted, as Oracle wants one holding `@` or white space:
 /// `user/"p@ss word"@host`. (Only in a text with an `@`: see [`starts`].)
 fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
-    const PREFIX: &str = "jdbc:oracle:";
-    let bytes = text.as_bytes();
-    let prefixes = memchr::memchr2_iter(b'j', b'J', bytes).filter(|&i| {
-        bytes[i..].get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX.as_bytes()))
-    });
-    let mut quote = Next::new(text, |c| c == '"');
+    let prefixes = oracle_prefixes(text);
+    let mut quote = Next::new(text, byte(b'"'));
     for (base, token) in tokens_at(text, prefixes, ends_token) {
         let end = base + token.len();
         // A quote ends the token: `...thin:user/` then `"password"`.
@@ -481,12 +541,12 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
             continue;
         }
         let Some(last_at) = token.rfind('@') else { continue };
-        let mut colon = Next::new(token, |c| c == ':');
-        let mut slash = Next::new(token, |c| c == '/');
-        let mut at = Next::new(token, |c| c == '@');
-        for (i, _) in token.to_ascii_lowercase().match_indices(PREFIX) {
+        let mut colon = Next::new(token, byte(b':'));
+        let mut slash = Next::new(token, byte(b'/'));
+        let mut at = Next::new(token, byte(b'@'));
+        for i in oracle_prefixes(token) {
             // The driver type, then `:`.
-            let start = colon.at(i + PREFIX.len()) + 1;
+            let start = colon.at(i + ORACLE_PREFIX.len()) + 1;
             if start > last_at {
                 break;
             }
@@ -500,6 +560,18 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
             break;
         }
     }
+}
+
+const ORACLE_PREFIX: &str = "jdbc:oracle:";
+
+/// Where [`ORACLE_PREFIX`] begins in `text`, in any case.
+fn oracle_prefixes(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = text.as_bytes();
+    memchr::memchr2_iter(b'j', b'J', bytes).filter(move |&i| {
+        bytes[i..]
+            .get(..ORACLE_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(ORACLE_PREFIX.as_bytes()))
+    })
 }
 
 /// A bare `user:password@host` (a proxy setting, a connect string): a token that starts with a
@@ -630,9 +702,14 @@ pub fn is_secret_key(key: &str) -> bool {
     if !may_be_secret(letters) {
         return false;
     }
-    let has = |word: &str| key.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word.as_bytes()));
+    // A word is compared where the key has its first letter (in either case: `| 0x20`).
+    let has =
+        |word: &[u8]| key.windows(word.len()).any(|w| w[0] | 0x20 == word[0] && w.eq_ignore_ascii_case(word));
     // `*_KEY`, as agent-init's default secret variables: `AWS_SECRET_ACCESS_KEY`, `signing_key`.
-    SECRET_WORDS.iter().zip(SECRET_WORD_LETTERS).any(|(w, needed)| letters & needed == needed && has(w))
+    SECRET_WORDS
+        .iter()
+        .zip(SECRET_WORD_LETTERS)
+        .any(|(w, needed)| letters & needed == needed && has(w.as_bytes()))
         || SECRET_KEYS.iter().any(|k| last_part(key).eq_ignore_ascii_case(k.as_bytes()))
         || (key.len() >= 4 && key[key.len() - 4..].eq_ignore_ascii_case(b"_key"))
 }
@@ -679,10 +756,11 @@ const fn is_key_char(c: char) -> bool {
 fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
     let bytes = text.as_bytes();
     // Where an unquoted value ends, and where each quote closes.
-    let mut value_end =
-        Next::new(text, |c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''));
-    let mut double_quote = Next::new(text, |c| c == '"');
-    let mut single_quote = Next::new(text, |c| c == '\'');
+    let mut value_end = Next::new(text, |t: &str| {
+        find_char(t, |c| c.is_whitespace() || matches!(c, ';' | '&' | ',' | '"' | '\''))
+    });
+    let mut double_quote = Next::new(text, byte(b'"'));
+    let mut single_quote = Next::new(text, byte(b'\''));
     // A separator inside a value already masked is masked with it; skipping it also keeps the
     // scans for closing quotes from going over the same text twice.
     let mut masked_until = 0;
@@ -747,10 +825,7 @@ fn secret_values(text: &str, masks: &mut Vec<Range<usize>>) {
 
 /// The first position at or after `at` that is not white space other than a line break.
 fn after_blanks(text: &str, at: usize) -> usize {
-    text[at..]
-        .char_indices()
-        .find(|&(_, c)| c == '\n' || !c.is_whitespace())
-        .map_or(text.len(), |(i, _)| at + i)
+    find_char(&text[at..], |c| c == '\n' || !c.is_whitespace()).map_or(text.len(), |i| at + i)
 }
 
 /// Where the bracket opened at `open` closes (`{` and `[` nest, quoted strings are skipped),
@@ -813,34 +888,38 @@ fn names_secret(bytes: &[u8], key: Range<usize>, sep: usize) -> bool {
 #[inline(always)]
 fn key_before(bytes: &[u8], sep: usize) -> (Range<usize>, u32) {
     let mut end = sep;
-    while end > 0 && matches!(bytes[end - 1], b' ' | b'\t') {
-        end -= 1;
-    }
-    if end > 0 && matches!(bytes[end - 1], b'"' | b'\'') {
-        end -= 1;
-        // `\"password\":`: JSON written inside a text.
-        if end > 0 && bytes[end - 1] == b'\\' {
+    // Most keys end at the separator: what may come between is looked for only when the byte
+    // before it cannot be in a key.
+    if end > 0 && KEY_BYTES[usize::from(bytes[end - 1])] == 0 {
+        while end > 0 && matches!(bytes[end - 1], b' ' | b'\t') {
             end -= 1;
         }
+        if end > 0 && matches!(bytes[end - 1], b'"' | b'\'') {
+            end -= 1;
+            // `\"password\":`: JSON written inside a text.
+            if end > 0 && bytes[end - 1] == b'\\' {
+                end -= 1;
+            }
+        }
     }
-    let mut letters = 0;
-    let len =
-        bytes[..end].iter().rev().map(|&b| KEY_BYTES[usize::from(b)]).take_while(|&class| class != 0).fold(
-            0,
-            |len, class| {
-                letters |= class;
-                len + 1
-            },
-        );
-    (end - len..end, letters)
+    let (mut start, mut letters) = (end, 0);
+    while start > 0 {
+        let class = KEY_BYTES[usize::from(bytes[start - 1])];
+        if class == 0 {
+            break;
+        }
+        letters |= class;
+        start -= 1;
+    }
+    (start..end, letters)
 }
 
 /// `<password>hunter2</password>` (any secret key, any case): the element's text.
 fn xml_secret_elements(text: &str, masks: &mut Vec<Range<usize>>) {
     const CDATA: (&str, &str) = ("<![CDATA[", "]]>");
     let bytes = text.as_bytes();
-    let mut close = Next::new(text, |c| c == '<');
-    let mut tag_end = Next::new(text, |c| c == '>');
+    let mut close = Next::new(text, byte(b'<'));
+    let mut tag_end = Next::new(text, byte(b'>'));
     let mut from = 0;
     while let Some(i) = memchr::memchr(b'<', &bytes[from..]).map(|i| from + i) {
         from = i + 1;

@@ -180,13 +180,8 @@ impl Redactor {
     /// are none.
     fn find(&self, text: &str, starts: redact::Starts) -> (Vec<Range<usize>>, Fired) {
         let mut fired = Fired::default();
-        let mut masks: Vec<Range<usize>> = redact::find_from(text, starts)
-            .into_iter()
-            .map(|(rule, range)| {
-                fired |= Fired::rule(rule);
-                range
-            })
-            .collect();
+        let mut masks = Vec::new();
+        redact::find_into(text, starts, &mut masks, |rule, _| fired |= Fired::rule(rule));
         for (i, p) in self.patterns.iter().enumerate() {
             let before = masks.len();
             let nonempty = |r: &Range<usize>| !r.is_empty();
