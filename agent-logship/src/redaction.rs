@@ -109,7 +109,16 @@ impl Redactor {
     /// credential masked, or `None`. Bytes that are not UTF-8 are read as the encoder does
     /// (invalid sequences replaced): a masked record is UTF-8.
     pub fn bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let starts = redact::starts(bytes);
+        self.bytes_from(bytes, redact::starts(bytes))
+    }
+
+    /// [`Redactor::bytes`] for a record that begins with a date and time the framing has
+    /// checked already (its record-start check): a twelfth of masking's cost, not paid twice.
+    pub fn dated_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.bytes_from(bytes, redact::starts_dated(bytes))
+    }
+
+    fn bytes_from(&self, bytes: &[u8], starts: redact::Starts) -> Option<Vec<u8>> {
         // Most records: nothing a rule starts from, told without decoding them.
         if self.patterns.is_empty() && !starts.any() {
             return None;

@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::lines::{Line, Lines};
-use super::{Format, FramingOptions, cri};
+use super::{Format, FramingOptions, RecordStart, cri};
 use crate::frame::{Frame, Position};
 use crate::record::{CriLine, Record, Stream};
 
@@ -70,6 +70,8 @@ struct Pending {
     cut: bool,
     cri: Option<Box<CriLine>>,
     blank: bool,
+    /// The text begins with a date and time the record-start check has seen (for masking).
+    dated: bool,
 }
 
 #[derive(Debug)]
@@ -112,7 +114,7 @@ impl Group {
         }
         if seg.new_line {
             // Cannot be pending here: a JSON record is emitted when its line is done.
-            self.start(seg, out);
+            self.start(seg, false, out);
         } else {
             self.append(false, seg, out);
         }
@@ -123,7 +125,7 @@ impl Group {
 
     fn add_multiline(&mut self, seg: Segment<'_>, out: &mut Vec<Record>) {
         let Some(p) = &self.pending else {
-            self.start(seg, out);
+            self.start(seg, false, out);
             return;
         };
         if !seg.new_line {
@@ -142,7 +144,8 @@ impl Group {
             seg.may_start && self.options.record_start.matches(&seg.text[..seg.text.len().min(self.max)]);
         if starts || other_stream || cut_here {
             self.flush(out);
-            self.start(seg, out);
+            let dated = starts && matches!(self.options.record_start, RecordStart::Timestamp);
+            self.start(seg, dated, out);
         } else {
             self.append(true, seg, out);
         }
@@ -156,7 +159,7 @@ impl Group {
         self.chunk.split_off(0)
     }
 
-    fn start(&mut self, seg: Segment<'_>, out: &mut Vec<Record>) {
+    fn start(&mut self, seg: Segment<'_>, dated: bool, out: &mut Vec<Record>) {
         // A whitespace-only pending group (not emitted by `flush`) is folded into this record.
         let text = self.text(seg.text.len().min(self.max) + 256);
         self.pending = Some(Pending {
@@ -167,6 +170,7 @@ impl Group {
                 Box::new(CriLine { time: String::from_utf8_lossy(time).into_owned(), stream })
             }),
             blank: true,
+            dated,
         });
         self.append(false, seg, out);
     }
@@ -180,7 +184,14 @@ impl Group {
         loop {
             let Some(p) = self.pending.as_mut() else {
                 let text = self.text(0);
-                self.pending = Some(Pending { text, end: text_offset, cut: false, cri: None, blank: true });
+                self.pending = Some(Pending {
+                    text,
+                    end: text_offset,
+                    cut: false,
+                    cri: None,
+                    blank: true,
+                    dated: false,
+                });
                 continue;
             };
             let room = max - p.text.len();
@@ -209,7 +220,8 @@ impl Group {
             p.cut = true;
             self.flush(out);
             let rest = self.text(text.len().min(max));
-            self.pending = Some(Pending { text: rest, end: text_offset, cut: true, cri, blank: true });
+            self.pending =
+                Some(Pending { text: rest, end: text_offset, cut: true, cri, blank: true, dated: false });
             sep = 0;
         }
     }
@@ -231,6 +243,7 @@ impl Group {
         // of the masked bytes, and so is the document.
         let masked = self.options.redactor.as_ref().and_then(|r| match self.format {
             Format::Json => r.json_line(&p.text),
+            Format::Log4j | Format::Cri if p.dated => r.dated_bytes(&p.text),
             Format::Log4j | Format::Cri => r.bytes(&p.text),
         });
         let redacted = masked.is_some();

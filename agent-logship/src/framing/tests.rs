@@ -499,3 +499,30 @@ fn json_records_are_masked_field_by_field() {
     );
     assert_eq!(rs.iter().map(|r| r.redacted).collect::<Vec<_>>(), [true, false, true]);
 }
+
+#[test]
+fn a_record_start_seen_once_is_not_checked_again_and_nothing_else_is_skipped() {
+    // Records that begin with the date and time the record-start check has seen are masked from
+    // just after it (not checked again: the check of the test build asserts it is one); the
+    // lines before the first record start, and a record cut at the limit, are read whole.
+    let o = FramingOptions { max_record_bytes: 64, ..FramingOptions::default() };
+    let rs = frame(
+        Format::Log4j,
+        &o,
+        b"token=early1 before any record\n\
+          2026-11-27 13:53:32,123 pw:Tig3r\n\
+          2026-11-27 13:53:33,000 INFO a line longer than the limit, then token=late1 past it\n\
+          2026-11-27 13:53:34,000 done\n",
+    );
+    assert_eq!(
+        texts(&rs),
+        [
+            "token=<redacted> before any record",
+            "2026-11-27 13:53:32,123 pw:<redacted>",
+            "2026-11-27 13:53:33,000 INFO a line longer than the limit, then ",
+            "token=<redacted> past it",
+            "2026-11-27 13:53:34,000 done",
+        ]
+    );
+    assert_eq!(rs.iter().map(|r| r.redacted).collect::<Vec<_>>(), [true, true, false, true, false]);
+}
