@@ -187,8 +187,15 @@ pub fn find_into(
     for rule in Rule::ALL.into_iter().filter(|&rule| starts.has(rule)) {
         let before = masks.len();
         rule.finder()(text, masks);
-        // (Those before were kept for not being empty.)
-        masks.retain(|r| !r.is_empty());
+        // The empty ones this rule added are dropped, in order; what was there is left alone.
+        let mut kept = before;
+        for i in before..masks.len() {
+            if !masks[i].is_empty() {
+                masks.swap(kept, i);
+                kept += 1;
+            }
+        }
+        masks.truncate(kept);
         if masks.len() > before {
             each(rule, &masks[before..]);
         }
@@ -1089,6 +1096,21 @@ mod tests {
         );
         assert_eq!(url("http://h/p?a=1#x=2"), "http://h/p?a=***#x=***");
         assert_eq!(url("http://h/#section"), "http://h/#section");
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init, reason = "one range found by each rule")]
+    fn find_into_adds_to_what_is_there_and_tells_each_rule_its_own() {
+        let text = "password=hunter2 at https://u:tok3n@h/";
+        let mut masks = vec![3..3, 0..1];
+        let mut told = Vec::new();
+        super::find_into(text, super::starts(text.as_bytes()), &mut masks, |rule, ranges| {
+            told.push((rule, ranges.to_vec()))
+        });
+        assert_eq!(masks[..2], [3..3, 0..1], "what the caller had is left as it was");
+        let found: Vec<_> = told.iter().flat_map(|(_, r)| r.clone()).collect();
+        assert_eq!(masks[2..], found[..]);
+        assert_eq!(told, [(super::Rule::UrlUserinfo, vec![30..35]), (super::Rule::SecretValue, vec![9..16])]);
     }
 
     #[test]
