@@ -236,7 +236,7 @@ pub fn starts(bytes: &[u8]) -> Starts {
 /// [`starts`] for a text that begins with a date and time (`2026-12-07 10:00:01`, as the
 /// record-start check of agent-logship has seen): told so, not checked again.
 pub fn starts_dated(bytes: &[u8]) -> Starts {
-    debug_assert_eq!(after_date_time(bytes).len() + DATE_TIME, bytes.len(), "not dated: {bytes:?}");
+    debug_assert_eq!(after_date_time(bytes).len() + DATE_TIME, bytes.len(), "a text told dated is not");
     starts_after(bytes, DATE_TIME.min(bytes.len()))
 }
 
