@@ -13,7 +13,9 @@
 //!
 //! agent-logship masks every record it ships with the same rules ([`find`], [`replace`]), so
 //! finding nothing must be cheap: [`starts`] tells the records that hold nothing any rule
-//! starts from in two vectorised passes, and only the rules that may find something are run.
+//! starts from in one vectorised pass, and only the rules that may find something are run.
+
+mod candidates;
 
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -225,8 +227,8 @@ impl Starts {
 
 /// Which rules may find something in `bytes`, from what each starts from. agent-logship masks
 /// every record it ships, and running every rule over every record cost several times the rest
-/// of its work; most records hold nothing a rule starts from, and are told so in two vectorised
-/// passes, without decoding them: a separator after a key that may name a secret (`key=value`
+/// of its work; most records hold nothing a rule starts from, and are told so in one vectorised
+/// pass, without decoding them: a separator after a key that may name a secret (`key=value`
 /// and the like), an `@` (every form of user info has one), an element name that may name a
 /// secret, `eyJ` (a JWT), `PRIVATE KEY` (every PEM block the rule masks has it in its label).
 pub fn starts(bytes: &[u8]) -> Starts {
@@ -243,59 +245,36 @@ pub fn starts_dated(bytes: &[u8]) -> Starts {
 /// The length of the date and time [`after_date_time`] skips.
 const DATE_TIME: usize = 19;
 
-/// [`starts`], the first `skipped` bytes known to hold no separator that counts.
+/// [`starts`], the first `skipped` bytes known to hold no byte a rule starts from (a date and
+/// time is digits and punctuation: its colons end no key).
 fn starts_after(bytes: &[u8], skipped: usize) -> Starts {
-    let rest = &bytes[skipped..];
-    // With AVX2 through searchers set up once: a log line has a separator every few dozen
-    // bytes, and setting one up for each search cost a tenth of the time.
-    #[cfg(target_arch = "x86_64")]
-    {
-        use memchr::arch::x86_64::avx2::memchr::Three;
-        static AVX2: LazyLock<Option<(Three, Three)>> =
-            LazyLock::new(|| Some((Three::new(b'=', b':', b'@')?, Three::new(b'<', b'J', b'K')?)));
-        if let Some((separators, others)) = AVX2.as_ref() {
-            return starts_at(bytes, separators.iter(rest).map(|i| skipped + i), others.iter(bytes));
-        }
-    }
-    starts_at(
-        bytes,
-        memchr::memchr3_iter(b'=', b':', b'@', rest).map(|i| skipped + i),
-        memchr::memchr3_iter(b'<', b'J', b'K', bytes),
-    )
-}
-
-/// [`starts`], given where the `=`, `:` and `@` that count are (a searcher each: one loop for
-/// each, with no choice between them at every separator).
-#[inline(always)]
-fn starts_at(
-    bytes: &[u8],
-    separators: impl Iterator<Item = usize>,
-    others: impl Iterator<Item = usize>,
-) -> Starts {
     let mut starts = Starts::NONE;
-    for i in separators {
-        if bytes[i] == b'@' {
-            for rule in [Rule::UrlUserinfo, Rule::OracleCredentials, Rule::BareUserinfo] {
-                starts.add(rule);
+    for i in candidates::candidates(bytes, skipped) {
+        let rule = match bytes[i] {
+            b'@' => {
+                for rule in [Rule::UrlUserinfo, Rule::OracleCredentials, Rule::BareUserinfo] {
+                    starts.add(rule);
+                }
+                continue;
             }
-        } else if !starts.has(Rule::SecretValue) && secret_key_before(bytes, i) {
-            starts.add(Rule::SecretValue);
-        }
-    }
-    // `K`, not the `G` of `-----BEGIN`: a log has capital Gs (`DEBUG`, `PENDING`) far more often.
-    for i in others {
-        let (rule, may) = match bytes[i] {
-            b'<' => {
-                // Key characters and `:` are ASCII: the name is text.
-                let name = std::str::from_utf8(&bytes[element_name(bytes, i + 1)]).unwrap_or_default();
-                (Rule::XmlSecretElement, is_secret_key(name))
+            b'=' | b':' if !starts.has(Rule::SecretValue) && secret_key_before(bytes, i) => Rule::SecretValue,
+            // Key characters and `:` are ASCII: the name is text.
+            b'<' if is_secret_key(
+                std::str::from_utf8(&bytes[element_name(bytes, i + 1)]).unwrap_or_default(),
+            ) =>
+            {
+                Rule::XmlSecretElement
             }
-            b'J' => (Rule::JsonWebToken, bytes[..i].ends_with(b"ey")),
-            _ => (Rule::PemPrivateKey, bytes[..i].ends_with(b"PRIVATE ") && bytes[i..].starts_with(b"KEY")),
+            b'J' if bytes[..i].ends_with(b"ey") => Rule::JsonWebToken,
+            // `K`, not the `G` of `-----BEGIN`: a log has capital Gs (`DEBUG`, `PENDING`) far
+            // more often.
+            b'K' if bytes[..i].ends_with(b"PRIVATE ") && bytes[i..].starts_with(b"KEY") => {
+                Rule::PemPrivateKey
+            }
+            // Nothing, or `;`, `>` and `?`, which the scan reports too.
+            _ => continue,
         };
-        if may {
-            starts.add(rule);
-        }
+        starts.add(rule);
     }
     starts
 }
