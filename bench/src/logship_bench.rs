@@ -404,6 +404,7 @@ fn result(runner: Runner, version: String, sink: String, facts: &LogFacts, m: &M
         stored: m.stored,
         wall_s: m.wall.as_secs_f64(),
         cpu_s: m.cpu_s,
+        framing_cpu_s: m.framing_cpu_s,
         peak_rss_kib: m.peak_kib,
         sink_cpu_s: m.sink_cpu_s,
         end: m.end.to_string(),
@@ -445,6 +446,7 @@ fn agent_env(cmd: &mut Command, log: &Path, dir: &Path, es_url: Option<&str>) {
 struct Measured {
     wall: Duration,
     cpu_s: f64,
+    framing_cpu_s: f64,
     peak_kib: u64,
     stored: u64,
     sink_cpu_s: f64,
@@ -465,8 +467,15 @@ fn measure(
     let hz = procfs::clock_ticks_per_sec() as f64;
     let sink_ticks = || sink_pid.and_then(procfs::ticks).unwrap_or(0);
     let sink_start = sink_ticks();
-    let mut last =
-        Measured { wall: Duration::ZERO, cpu_s: 0.0, peak_kib: 0, stored: 0, sink_cpu_s: 0.0, end: "" };
+    let mut last = Measured {
+        wall: Duration::ZERO,
+        cpu_s: 0.0,
+        framing_cpu_s: 0.0,
+        peak_kib: 0,
+        stored: 0,
+        sink_cpu_s: 0.0,
+        end: "",
+    };
     let mut last_change = Instant::now();
     let mut last_report = Instant::now();
     let pid = peer.pid();
@@ -486,6 +495,7 @@ fn measure(
             if let Some(s) = sample {
                 last.cpu_s = s.ticks as f64 / hz;
             }
+            last.framing_cpu_s = procfs::thread_ticks(pid, "logship-files") as f64 / hz;
             last.sink_cpu_s = sink_ticks().saturating_sub(sink_start) as f64 / hz;
             last_change = now;
         }

@@ -25,6 +25,9 @@ pub struct RunResult {
     pub wall_s: f64,
     /// The shipper's user+sys CPU (its process tree) until the last new document.
     pub cpu_s: f64,
+    /// CPU of agent-logship's framing thread (`logship-files`: reading, framing, masking) over
+    /// the same time; 0 for the peers.
+    pub framing_cpu_s: f64,
     /// The largest sum of VmHWM over the shipper's process tree.
     pub peak_rss_kib: u64,
     /// es-sim's CPU over the same time (it shares the cores).
@@ -46,6 +49,7 @@ impl RunResult {
             stored: 0,
             wall_s: 0.0,
             cpu_s: 0.0,
+            framing_cpu_s: 0.0,
             peak_rss_kib: 0,
             sink_cpu_s: 0.0,
             end: "skipped".to_string(),
@@ -102,6 +106,7 @@ impl RunResult {
             "stored": self.stored,
             "wall_s": round(self.wall_s, 3),
             "cpu_s": round(self.cpu_s, 2),
+            "framing_cpu_s": round(self.framing_cpu_s, 2),
             "peak_rss_kib": self.peak_rss_kib,
             "sink_cpu_s": round(self.sink_cpu_s, 2),
             "end": self.end,
@@ -128,6 +133,7 @@ impl RunResult {
             stored: u("stored")?,
             wall_s: f("wall_s")?,
             cpu_s: f("cpu_s")?,
+            framing_cpu_s: f("framing_cpu_s").unwrap_or(0.0),
             peak_rss_kib: u("peak_rss_kib")?,
             sink_cpu_s: f("sink_cpu_s").unwrap_or(0.0),
             end: s("end").unwrap_or_default(),
@@ -249,34 +255,64 @@ pub fn targets(results: &[RunResult]) -> String {
 }
 
 /// What masking credentials costs (issue 19: at most 10 % more CPU than without, in the same
-/// run): each agent-logship runner against its twin with `AGENT_LOGSHIP_REDACT=false`, as CPU
-/// per record over every complete run of each in the results (a run's CPU moves by some percent,
-/// as much as what is measured: `bench/run logship` runs each pair twice, in both orders).
+/// run): each agent-logship runner against its twin with `AGENT_LOGSHIP_REDACT=false`, over
+/// every complete run of each in the results (`bench/run logship` runs each pair twice, in both
+/// orders). Two measures, per record:
+/// - the whole process's CPU, on against off. A run's CPU moves by 10-20 %, as much as what is
+///   measured, so this one is shown, not judged;
+/// - masking runs in the framing thread only (`logship-files`): that thread's extra CPU with
+///   masking on, against the whole process's CPU with it off. The other threads' noise is left
+///   out; this one is judged.
+///
 /// Reported, never enforced.
 pub fn redaction_cost(results: &[RunResult]) -> String {
-    // CPU-seconds per record over the complete runs of a runner, and how many runs.
+    // CPU-seconds per record over the complete runs of a runner (whole process, framing thread),
+    // and how many runs.
     let pooled = |name: &str| {
         let runs: Vec<&RunResult> =
             results.iter().filter(|r| r.runner == name && r.skipped.is_none() && r.count_ok()).collect();
-        let (cpu, records) = runs.iter().fold((0.0, 0.0), |(c, n), r| (c + r.cpu_s, n + r.records as f64));
-        (records > 0.0 && cpu > 0.0).then(|| (cpu / records, runs.len()))
+        let (cpu, framing, records) = runs
+            .iter()
+            .fold((0.0, 0.0, 0.0), |(c, f, n), r| (c + r.cpu_s, f + r.framing_cpu_s, n + r.records as f64));
+        let framing = runs.iter().all(|r| r.framing_cpu_s > 0.0).then(|| framing / records);
+        (records > 0.0 && cpu > 0.0).then(|| (cpu / records, framing, runs.len()))
     };
-    let mut out = String::from("masking credentials (issue 19), CPU per record against masking off:\n");
+    let verdict = |more: f64| if more <= 0.10 { "met (<= +10 %)" } else { "MISSED (<= +10 %)" };
+    let mut out = String::from("masking credentials (issue 19), CPU against masking off:\n");
     for (on, off) in [
         ("agent-logship", "agent-logship-noredact"),
         ("agent-logship-devnull", "agent-logship-devnull-noredact"),
     ] {
-        match (pooled(on), pooled(off)) {
-            (Some((a, runs_a)), Some((b, runs_b))) => {
-                let more = a / b - 1.0;
+        let (Some((cpu_on, framing_on, runs_on)), Some((cpu_off, framing_off, runs_off))) =
+            (pooled(on), pooled(off))
+        else {
+            out.push_str(&format!("  {on} vs {off}: not judged (a run is missing or incomplete)\n"));
+            continue;
+        };
+        let whole = cpu_on / cpu_off - 1.0;
+        out.push_str(&format!("  {on} vs {off} ({runs_on}+{runs_off} runs)\n"));
+        match (framing_on, framing_off) {
+            (Some(a), Some(b)) => {
+                let more = (a - b) / cpu_off;
                 out.push_str(&format!(
-                    "  {:<52} {:>9}   {}\n",
-                    format!("{on} vs {off} ({runs_a}+{runs_b} runs)"),
+                    "    {:<62} {:>8}   {}\n",
+                    "in the framing thread, where masking runs, of the whole off",
                     format!("{:+.1} %", 100.0 * more),
-                    if more <= 0.10 { "met (<= +10 %)" } else { "MISSED (<= +10 %)" }
+                    verdict(more)
+                ));
+                out.push_str(&format!(
+                    "    {:<62} {:>8}   (not judged: moves by 10-20 % between runs)\n",
+                    "whole process, pooled",
+                    format!("{:+.1} %", 100.0 * whole)
                 ));
             }
-            _ => out.push_str(&format!("  {on} vs {off}: not judged (a run is missing or incomplete)\n")),
+            // Without the thread's CPU (results written before it was measured), the whole.
+            _ => out.push_str(&format!(
+                "    {:<62} {:>8}   {}\n",
+                "whole process, pooled (no framing thread CPU in the results)",
+                format!("{:+.1} %", 100.0 * whole),
+                verdict(whole)
+            )),
         }
     }
     out
@@ -307,6 +343,7 @@ mod tests {
             stored,
             wall_s: 4.0,
             cpu_s,
+            framing_cpu_s: 0.0,
             peak_rss_kib: rss_mib * 1024,
             sink_cpu_s: 1.0,
             end: "complete".into(),
@@ -355,16 +392,31 @@ mod tests {
     }
 
     #[test]
-    fn the_cost_of_masking_is_cpu_per_record_against_its_twin() {
+    fn the_cost_of_masking_is_judged_in_the_framing_thread_against_its_twin() {
+        let framing = |mut r: RunResult, framing_cpu_s: f64| {
+            r.framing_cpu_s = framing_cpu_s;
+            r
+        };
         let report = redaction_cost(&[
-            run("agent-logship", 1000, 1.0, 20),
-            run("agent-logship-noredact", 1000, 1.0, 20),
-            run("agent-logship", 1000, 1.1, 20),
-            run("agent-logship-devnull", 1000, 1.3, 20),
-            run("agent-logship-devnull-noredact", 1000, 1.0, 20),
+            // The whole process 5 % dearer, the framing thread 0.08 of the off run's 1.0.
+            framing(run("agent-logship", 1000, 1.0, 20), 0.38),
+            framing(run("agent-logship-noredact", 1000, 1.0, 20), 0.30),
+            framing(run("agent-logship", 1000, 1.1, 20), 0.38),
+            // 0.15 more in the framing thread of a run of 1.0: missed, whatever the whole says.
+            framing(run("agent-logship-devnull", 1000, 0.9, 20), 0.45),
+            framing(run("agent-logship-devnull-noredact", 1000, 1.0, 20), 0.30),
         ]);
-        assert!(report.contains("(2+1 runs)      +5.0 %   met"), "{report}");
-        assert!(report.contains("+30.0 %   MISSED"), "{report}");
+        assert!(report.contains("agent-logship vs agent-logship-noredact (2+1 runs)"), "{report}");
+        let lines: Vec<&str> = report.lines().collect();
+        assert!(lines[2].contains("framing thread") && lines[2].contains("+8.0 %   met"), "{report}");
+        assert!(lines[3].contains("whole process") && lines[3].contains("+5.0 %   (not judged"), "{report}");
+        assert!(lines[5].contains("+15.0 %   MISSED") && lines[6].contains("-10.0 %"), "{report}");
+        // Results without the thread's CPU are judged on the whole process.
+        let old = redaction_cost(&[
+            run("agent-logship", 1000, 1.3, 20),
+            run("agent-logship-noredact", 1000, 1.0, 20),
+        ]);
+        assert!(old.contains("no framing thread CPU") && old.contains("+30.0 %   MISSED"), "{old}");
         let alone = redaction_cost(&[run("agent-logship", 1000, 1.0, 20)]);
         assert!(alone.contains("not judged"), "{alone}");
     }

@@ -32,6 +32,13 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// The command name in a `/proc/.../stat` text (field 2, without its parentheses): a thread's
+/// own name in `/proc/PID/task/TID/stat`.
+pub fn stat_name(text: &str) -> Option<&str> {
+    let (head, _) = text.rsplit_once(')')?;
+    Some(head.split_once(" (")?.1)
+}
+
 /// A number of `/proc/PID/status`: `VmHWM`, `VmRSS` (in kB), `Threads` ...
 pub fn status_value(text: &str, key: &str) -> Option<u64> {
     text.lines()
@@ -85,6 +92,21 @@ pub fn sample_tree(root: u32) -> Option<TreeSample> {
     Some(sample)
 }
 
+/// CPU ticks of the live threads named `name` in `root`'s tree: what one part of a program
+/// costs, apart from the noise of the others.
+pub fn thread_ticks(root: u32, name: &str) -> u64 {
+    tree(root, &all_stats())
+        .iter()
+        .filter_map(|s| fs::read_dir(format!("/proc/{}/task", s.pid)).ok())
+        .flatten()
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("stat")).ok())
+        .filter(|text| stat_name(text) == Some(name))
+        .filter_map(|text| parse_stat(&text))
+        .map(|s| s.ticks)
+        .sum()
+}
+
 /// CPU ticks of one process (its own and its waited-for children's).
 pub fn ticks(pid: u32) -> Option<u64> {
     let s = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
@@ -124,6 +146,8 @@ mod tests {
         assert_eq!(parse_stat(STAT), Some(Stat { pid: 4242, ppid: 4200, ticks: 826, child_ticks: 15 }));
         let odd = STAT.replace("(rs:main Q:Reg)", "(a) b (c))");
         assert_eq!(parse_stat(&odd).map(|s| s.ticks), Some(826));
+        assert_eq!(stat_name(STAT), Some("rs:main Q:Reg"));
+        assert_eq!(stat_name(&odd), Some("a) b (c)"));
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -151,5 +175,24 @@ mod tests {
         let sample = sample_tree(me).unwrap();
         assert!(sample.processes >= 1 && sample.hwm_kib > 0);
         assert!(ticks(me).is_some());
+    }
+
+    #[test]
+    fn counts_the_threads_of_one_name() {
+        let busy = std::thread::Builder::new()
+            .name("bench-busy".into())
+            .spawn(|| {
+                // Some CPU of its own, until a tick is seen.
+                let start = std::time::Instant::now();
+                let mut x = 0u64;
+                while thread_ticks(std::process::id(), "bench-busy") == 0 {
+                    x = x.wrapping_add(std::hint::black_box(1));
+                    assert!(start.elapsed() < std::time::Duration::from_secs(60), "no tick seen");
+                }
+                x
+            })
+            .unwrap();
+        busy.join().unwrap();
+        assert_eq!(thread_ticks(std::process::id(), "no-such-thread"), 0);
     }
 }
