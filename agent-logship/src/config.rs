@@ -15,7 +15,8 @@ use crate::encode::{EncodeContext, Target};
 use crate::files::StartAt;
 use crate::framing::{Format, RecordStart};
 use crate::parse::parse_time_zone;
-use crate::sink::client::Auth;
+use crate::sink::client::{Auth, ClientOptions};
+use crate::sink::tls::{ClientCert, TlsFiles};
 
 pub const PATHS: Spec<Vec<String>> = Spec::new(
     "paths",
@@ -162,6 +163,23 @@ pub const CA_FILE: Spec<PathBuf> = Spec::new(
     "PEM certificates trusted for https:// besides the system roots; read before each request, so \
      a rotated CA needs no restart, and while the file does not exist (a Secret not created yet) \
      the data waits",
+    path,
+)
+.value_name("PATH");
+pub const CLIENT_CERT_FILE: Spec<PathBuf> = Spec::new(
+    "client-cert-file",
+    "AGENT_LOGSHIP_CLIENT_CERT_FILE",
+    "PEM client certificate (then any intermediates) presented to Elasticsearch when it asks for \
+     one (mutual TLS; with AGENT_LOGSHIP_CLIENT_KEY_FILE); read before each request, so a renewed \
+     certificate needs no restart",
+    path,
+)
+.value_name("PATH");
+pub const CLIENT_KEY_FILE: Spec<PathBuf> = Spec::new(
+    "client-key-file",
+    "AGENT_LOGSHIP_CLIENT_KEY_FILE",
+    "PEM private key of the client certificate (PKCS#8, PKCS#1 or SEC1; a mounted Secret); an \
+     unusable pair is warned about once and the last usable one stays in use",
     path,
 )
 .value_name("PATH");
@@ -387,6 +405,8 @@ pub static SETTINGS: Settings = Settings {
         &CONTAINER_NAME.meta,
         &ES_URL.meta,
         &CA_FILE.meta,
+        &CLIENT_CERT_FILE.meta,
+        &CLIENT_KEY_FILE.meta,
         &USERNAME_FILE.meta,
         &PASSWORD_FILE.meta,
         &API_KEY_FILE.meta,
@@ -579,11 +599,9 @@ pub enum Output {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elasticsearch {
-    pub urls: Vec<Url>,
-    pub ca_file: Option<PathBuf>,
-    pub auth: Auth,
+    /// The URLs, TLS files, credentials and request timeout.
+    pub client: ClientOptions,
     pub gzip: bool,
-    pub request_timeout: Duration,
     pub dead_letter_max_bytes: u64,
 }
 
@@ -685,6 +703,23 @@ impl Config {
         };
         let urls = read.opt(&ES_URL);
         let ca_file = read.opt(&CA_FILE);
+        let client_cert = match (read.opt(&CLIENT_CERT_FILE), read.opt(&CLIENT_KEY_FILE)) {
+            (Some(cert_file), Some(key_file)) => Some(ClientCert { cert_file, key_file }),
+            (None, None) => None,
+            (Some(_), None) => {
+                read.push(
+                    read.problem(&CLIENT_KEY_FILE, "missing: a client certificate needs its key file too"),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                read.push(
+                    read.problem(&CLIENT_CERT_FILE, "missing: a client key needs its certificate file too"),
+                );
+                None
+            }
+        };
+        let tls = TlsFiles { ca_file, client_cert };
         let (user, password, api_key) =
             (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
         let auth = match (user, password, api_key) {
@@ -714,19 +749,17 @@ impl Config {
         let dead_letter_max_bytes = read.get(&DEAD_LETTER_MAX_BYTES);
         let output = match urls {
             None => {
-                if ca_file.is_some() || auth != Auth::None {
-                    read.push(
-                        read.problem(&ES_URL, "missing: a CA file or credentials were given but no URL"),
-                    );
+                if tls.any() || auth != Auth::None {
+                    read.push(read.problem(
+                        &ES_URL,
+                        "missing: a CA file, a client certificate or credentials were given but no URL",
+                    ));
                 }
                 Output::Stdout
             }
             Some(urls) => Output::Elasticsearch(Elasticsearch {
-                urls,
-                ca_file,
-                auth,
+                client: ClientOptions { urls, tls, auth, timeout: request_timeout },
                 gzip,
-                request_timeout,
                 dead_letter_max_bytes,
             }),
         };
@@ -935,9 +968,9 @@ mod tests {
         )
         .expect("valid");
         let Output::Elasticsearch(es) = c.output else { panic!("not elasticsearch") };
-        assert_eq!(es.urls.len(), 2);
+        assert_eq!(es.client.urls.len(), 2);
         assert!(!es.gzip);
-        assert!(matches!(es.auth, Auth::Basic { .. }));
+        assert!(matches!(es.client.auth, Auth::Basic { .. }));
     }
 
     #[test]

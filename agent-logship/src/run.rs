@@ -35,7 +35,8 @@ use crate::framing::{self, FramingOptions};
 use crate::metrics::{FileLag, Metrics, Observed, SourceStatus};
 use crate::redaction::Redactor;
 use crate::setup::{self, SetupOptions};
-use crate::sink::client::{ClientError, ClientOptions, EsClient};
+use crate::sink::client::{ClientError, EsClient};
+use crate::sink::tls::Part;
 use crate::sink::{self, BatchLimits, Batcher, Bulk, EsOptions, EsSink, Sink, StdoutSink};
 
 const USER_AGENT: &str = concat!("agent-logship/", env!("CARGO_PKG_VERSION"));
@@ -75,13 +76,7 @@ pub async fn setup(config: &Config, dns: Dns) -> Result<String, Failure> {
         let reason = "missing: setup needs the Elasticsearch/OpenSearch URL";
         return Err(Failure::Config(vec![Problem::without_value(config::ES_URL.meta.env, reason)]));
     };
-    let options = ClientOptions {
-        urls: es.urls.clone(),
-        ca_file: es.ca_file.clone(),
-        auth: es.auth.clone(),
-        timeout: es.request_timeout,
-    };
-    let client = EsClient::new(&options, dns, USER_AGENT).map_err(client_failure)?;
+    let client = EsClient::new(&es.client, dns, USER_AGENT).map_err(client_failure)?;
     let report = setup::setup(&client, &SetupOptions { retention_days: config.retention_days })
         .await
         .map_err(|e| Failure::Unavailable(format!("setup: {e:#}")))?;
@@ -91,9 +86,14 @@ pub async fn setup(config: &Config, dns: Dns) -> Result<String, Failure> {
 /// The Elasticsearch client could not be made: a bad CA file is a setting's problem (64: for
 /// `setup`; a shipper waits for a usable one instead); a TLS stack that cannot start is ours (70).
 fn client_failure(e: ClientError) -> Failure {
-    match e {
-        ClientError::CaFile { .. } | ClientError::CaFileEmpty(_) => {
-            Failure::Config(vec![Problem::without_value(config::CA_FILE.meta.env, e.to_string())])
+    match &e {
+        ClientError::Tls(tls) => {
+            let setting = match tls.part {
+                Part::Ca => &config::CA_FILE.meta,
+                Part::ClientCert => &config::CLIENT_CERT_FILE.meta,
+                Part::ClientKey => &config::CLIENT_KEY_FILE.meta,
+            };
+            Failure::Config(vec![Problem::without_value(setting.env, e.to_string())])
         }
         ClientError::NoUrl => {
             Failure::Config(vec![Problem::without_value(config::ES_URL.meta.env, e.to_string())])
@@ -158,7 +158,7 @@ pub async fn run(
         events = %config.events.as_ref().map_or("off".to_string(), |e| e.kube_url.to_string()),
         output = %match &config.output {
             Output::Stdout => "stdout".to_string(),
-            Output::Elasticsearch(es) => es.urls.iter().map(|u| agent_core::redact::url(u.as_str())).collect::<Vec<_>>().join(","),
+            Output::Elasticsearch(es) => es.client.urls.iter().map(|u| agent_core::redact::url(u.as_str())).collect::<Vec<_>>().join(","),
         },
         listen = %listener.as_ref().ok().and_then(|l| l.local_addr().ok()).map_or(config.listen.to_string(), |a| a.to_string()),
         redact = %match &config.redact {
@@ -355,18 +355,11 @@ pub fn check(config: &Config, dns: &Dns, how: Check) -> Vec<Problem> {
             Err(p) => problems.push(p),
         }
     }
-    if let (Check::Only, Output::Elasticsearch(es)) = (how, &config.output) {
-        let options = ClientOptions {
-            urls: es.urls.clone(),
-            ca_file: es.ca_file.clone(),
-            auth: es.auth.clone(),
-            timeout: es.request_timeout,
-        };
-        if let Err(Failure::Config(mut p)) =
-            EsClient::new(&options, dns.clone(), USER_AGENT).map_err(client_failure)
-        {
-            problems.append(&mut p);
-        }
+    if let (Check::Only, Output::Elasticsearch(es)) = (how, &config.output)
+        && let Err(Failure::Config(mut p)) =
+            EsClient::new(&es.client, dns.clone(), USER_AGENT).map_err(client_failure)
+    {
+        problems.append(&mut p);
     }
     problems
 }
@@ -404,12 +397,10 @@ impl Pipeline {
             Output::Stdout => Sink::Stdout(StdoutSink::stdout()),
             Output::Elasticsearch(es) => {
                 let options = EsOptions {
-                    ca_file: es.ca_file.clone(),
-                    auth: es.auth.clone(),
+                    client: es.client.clone(),
                     gzip: es.gzip,
-                    timeout: es.request_timeout,
                     dead_letter_max_bytes: es.dead_letter_max_bytes,
-                    ..EsOptions::new(es.urls.clone(), &config.data_dir)
+                    ..EsOptions::new(Vec::new(), &config.data_dir)
                 };
                 let max_in_flight = options.max_in_flight;
                 let sink = EsSink::new(&options, dns.clone(), parts.metrics.clone())
@@ -692,7 +683,7 @@ fn kube_client(ev: &EventsConfig, namespace: String, dns: Dns) -> Result<KubeCli
         watch_timeout: ev.watch_timeout,
     };
     KubeClient::new(options, dns, USER_AGENT).map_err(|e| match e {
-        ClientError::CaFile { .. } | ClientError::CaFileEmpty(_) => {
+        ClientError::Tls(_) => {
             Failure::Config(vec![Problem::without_value(config::KUBE_CA_FILE.meta.env, e.to_string())])
         }
         e => Failure::Broken(e.to_string()),

@@ -1227,7 +1227,7 @@ async fn a_ca_file_that_comes_later_holds_the_data_back_then_everything_ships() 
     std::fs::write(&not_a_ca, "not a certificate\n").expect("write");
     std::fs::write(shipping.log(), json_records(10..20, |_| false)).expect("write");
     let mut agent = start(&[], &shipping.env(&[("AGENT_LOGSHIP_CA_FILE", path_str(&not_a_ca))]));
-    agent.said("the CA file holds no usable certificate: the data waits").await;
+    agent.said("the CA file is not usable: the data waits until it is").await;
     agent.said("cannot use the CA file").await;
     assert!(agent.running(), "still up: {}", agent.stderr());
     assert_eq!(es.count(), 10, "nothing more goes out untrusted");

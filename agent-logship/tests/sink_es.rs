@@ -253,7 +253,7 @@ fn id(n: u64) -> String {
 
 fn options(urls: Vec<String>, dir: &std::path::Path) -> EsOptions {
     let mut o = EsOptions::new(urls.iter().map(|u| u.parse().expect("url")).collect(), dir);
-    o.timeout = Duration::from_secs(10);
+    o.client.timeout = Duration::from_secs(10);
     o.retry = RetryTiming {
         min: Duration::from_millis(5),
         max: Duration::from_millis(40),
@@ -560,7 +560,7 @@ async fn unauthorized_waits_for_the_credential_file_to_change() {
     let key = dir.path().join("api-key");
     std::os::unix::fs::symlink(&v1, &key).expect("symlink");
     let mut opts = options(vec![format!("http://{addr}")], dir.path());
-    opts.auth = Auth::ApiKey { file: key.clone() };
+    opts.client.auth = Auth::ApiKey { file: key.clone() };
     let logs = capture_logs();
     let run = launch(&opts);
     run.send(0..3).await;

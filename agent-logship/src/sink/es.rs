@@ -18,19 +18,17 @@ use super::classify::{Item, Misconfig, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
 use super::dead_letter::{self, DeadDoc, DeadLetterFile};
 use super::request::{self, Gzip};
+use super::tls::TlsFiles;
 use crate::flow::{self, Ack};
 use crate::metrics::Metrics;
 
 /// Everything the Elasticsearch sink needs (the lead's settings feed it).
 #[derive(Debug, Clone)]
 pub struct EsOptions {
-    pub urls: Vec<url::Url>,
-    pub ca_file: Option<PathBuf>,
-    pub auth: Auth,
+    /// Where and how to connect (one request's whole exchange: 30 s by default).
+    pub client: ClientOptions,
     /// Compress request bodies (default on).
     pub gzip: bool,
-    /// One request's whole exchange (default 30 s).
-    pub timeout: Duration,
     /// `<data_dir>/dead-letter.ndjson`.
     pub dead_letter_path: PathBuf,
     /// Largest the dead-letter file grows before it is rotated (default 16 MiB).
@@ -69,11 +67,13 @@ impl EsOptions {
     /// Defaults for everything but where to send and where the data directory is.
     pub fn new(urls: Vec<url::Url>, data_dir: &std::path::Path) -> Self {
         EsOptions {
-            urls,
-            ca_file: None,
-            auth: Auth::None,
+            client: ClientOptions {
+                urls,
+                tls: TlsFiles::default(),
+                auth: Auth::None,
+                timeout: Duration::from_secs(30),
+            },
             gzip: true,
-            timeout: Duration::from_secs(30),
             dead_letter_path: data_dir.join(super::dead_letter::FILE_NAME),
             dead_letter_max_bytes: 16 << 20,
             max_in_flight: 1,
@@ -100,16 +100,8 @@ const NDJSON: &str = "application/x-ndjson";
 
 impl EsSink {
     pub fn new(opts: &EsOptions, dns: Dns, metrics: Arc<Metrics>) -> Result<Self, ClientError> {
-        let client = EsClient::patient(
-            &ClientOptions {
-                urls: opts.urls.clone(),
-                ca_file: opts.ca_file.clone(),
-                auth: opts.auth.clone(),
-                timeout: opts.timeout,
-            },
-            dns,
-            concat!("agent-logship/", env!("CARGO_PKG_VERSION")),
-        )?;
+        let client =
+            EsClient::patient(&opts.client, dns, concat!("agent-logship/", env!("CARGO_PKG_VERSION")))?;
         Ok(EsSink {
             client,
             gzip: opts.gzip.then(Gzip::default),

@@ -3,7 +3,8 @@
 //! [`batch`] cuts the channel into batches, whose documents are encoded straight into a
 //! [`bulk`] body; [`request`] compresses it; [`es`] sends it through the [`client`] and hands the
 //! answer to the pure [`classify`], then acknowledges, retries or dead-letters ([`dead_letter`])
-//! each document. Without a URL, [`stdout`] writes the documents as NDJSON instead.
+//! each document; [`tls`] makes the client's TLS from the CA and client-certificate files. Without a
+//! URL, [`stdout`] writes the documents as NDJSON instead.
 
 pub mod batch;
 pub mod bulk;
@@ -13,6 +14,7 @@ pub mod dead_letter;
 pub mod es;
 pub mod request;
 pub mod stdout;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;

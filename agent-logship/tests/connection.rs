@@ -1,0 +1,257 @@
+//! How agent-logship reaches Elasticsearch where banks run it, with real processes: through mutual
+//! TLS, the client certificate and key in a Secret that the kubelet swaps when cert-manager
+//! renews them (`docs/elasticsearch-connection.md`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use calypso_testkit::es_sim::{EsOptions, EsSim};
+use calypso_testkit::eventually;
+use calypso_testkit::process::{PATIENCE, Spawned};
+use calypso_testkit::tls::{Seen, TestCa, front};
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agent-logship");
+
+fn agent(env: &[(&str, &str)]) -> Spawned {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("AGENT_LOG", "info").envs(env.iter().copied()).stdout(Stdio::null());
+    Spawned::start(cmd)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A sidecar shipping `dir/*.log` (JSON lines) to `url`, quickly, with `extra`.
+fn sidecar<'a>(
+    dir: &'a Path,
+    glob: &'a str,
+    url: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("AGENT_LOGSHIP_PATHS", glob),
+        ("AGENT_LOGSHIP_DATA_DIR", s(dir)),
+        ("AGENT_LOGSHIP_ES_URL", url),
+        ("AGENT_LOGSHIP_FORMAT", "json"),
+        ("AGENT_LOGSHIP_LISTEN", "127.0.0.1:0"),
+        ("AGENT_LOGSHIP_BATCH_AGE", "100ms"),
+        ("AGENT_LOGSHIP_RESCAN_INTERVAL", "300ms"),
+        ("AGENT_LOGSHIP_SHUTDOWN_GRACE", "1s"),
+        ("AGENT_LOGSHIP_COMPONENT", "engineserver"),
+        ("AGENT_LOGSHIP_NAMESPACE", "calypso-uat"),
+        ("AGENT_LOGSHIP_POD_NAME", "engineserver-0"),
+        ("AGENT_LOGSHIP_CONTAINER_NAME", "calypso"),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Appends JSON log lines `trade N booked` for `range` to `log`.
+fn append(log: &Path, range: std::ops::Range<u32>) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+    for i in range {
+        writeln!(f, r#"{{"@timestamp":"2026-12-08T10:00:00.000Z","message":"trade {i} booked"}}"#)
+            .expect("write");
+    }
+}
+
+/// How many times each message was stored.
+fn stored(es: &EsSim) -> BTreeMap<String, u32> {
+    let mut seen = BTreeMap::new();
+    for doc in es.docs("logs-*") {
+        let message = doc.pointer("/message").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+        *seen.entry(message).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// Every record of `range` stored exactly once, and nothing else.
+fn exactly_once(es: &EsSim, range: std::ops::Range<u32>) {
+    let want: BTreeMap<String, u32> = range.map(|i| (format!("trade {i} booked"), 1)).collect();
+    assert_eq!(stored(es), want);
+}
+
+/// Waits (with the tests' patience) until `what` holds.
+async fn until(what: &str, mut holds: impl FnMut() -> bool) {
+    eventually(what, PATIENCE, async || holds().then_some(())).await;
+}
+
+async fn stored_all(es: &EsSim, range: std::ops::Range<u32>) {
+    let n = range.len() as u64;
+    until(&format!("{n} documents stored"), || es.count() >= n).await;
+}
+
+/// A Secret's volume as the kubelet writes it: each version in a directory of its own, `..data`
+/// a link to the current one, swapped in one rename, and each key a link through `..data`.
+struct SecretVolume<'a> {
+    dir: &'a Path,
+    versions: u32,
+}
+
+impl SecretVolume<'_> {
+    fn publish(&mut self, files: &[(&str, &str)]) {
+        self.versions += 1;
+        let version = format!("..2026_12_08_10_00_00.{:09}", self.versions);
+        std::fs::create_dir(self.dir.join(&version)).expect("version dir");
+        for (name, content) in files {
+            std::fs::write(self.dir.join(&version).join(name), content).expect("key");
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).expect("link");
+        std::fs::rename(&tmp, self.dir.join("..data")).expect("swap");
+        for (name, _) in files {
+            let link = self.dir.join(name);
+            if link.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(format!("..data/{name}"), link).expect("key link");
+            }
+        }
+    }
+}
+
+fn presented(seen: &Arc<Mutex<Seen>>) -> Vec<Option<Vec<u8>>> {
+    seen.lock().expect("seen").presented.clone()
+}
+
+fn refused(seen: &Arc<Mutex<Seen>>) -> u64 {
+    seen.lock().expect("seen").refused
+}
+
+/// Elasticsearch behind mutual TLS (its PKI realm): without a client certificate the handshake is
+/// refused and the data waits; a certificate from another CA is refused too; the right one, put
+/// in place by the kubelet's `..data` swap after the start, ships everything; the pair renewed
+/// mid-stream (a new key) is taken without a restart and presented from then on; a pair that does
+/// not belong together is warned about and the last usable one stays. Every record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_presented_renewed_without_a_restart_and_a_bad_one_leaves_the_last_in_use() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let (servers, clients, strangers) =
+        (TestCa::new("es-ca"), TestCa::new("clients-ca"), TestCa::new("other-ca"));
+    let (port, seen) = front(servers.server_requiring(&clients), es.addr()).await;
+    let url = format!("https://localhost:{port}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs, secret) = (dir.path().join("data"), dir.path().join("logs"), dir.path().join("es-tls"));
+    for d in [&data, &logs, &secret] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    let mut volume = SecretVolume { dir: &secret, versions: 0 };
+    volume.publish(&[("ca.crt", &servers.pem())]);
+    let ca_file = secret.join("ca.crt");
+    append(&log, 0..10);
+
+    // No client certificate: refused at the handshake, nothing stored, the data waits.
+    let mut plain = agent(&sidecar(&data, &glob, &url, &[("AGENT_LOGSHIP_CA_FILE", s(&ca_file))]));
+    until("two refused handshakes", || refused(&seen) >= 2).await;
+    plain.said("cannot deliver to Elasticsearch").await;
+    assert!(plain.running(), "still up: {}", plain.stderr());
+    assert_eq!(es.count(), 0);
+    plain.signal(Signal::SIGTERM);
+    assert_eq!(plain.exit_code().await, 0, "{}", plain.stderr());
+
+    // With the certificate settings, before cert-manager has issued the pair: the data waits.
+    let (cert_file, key_file) = (secret.join("tls.crt"), secret.join("tls.key"));
+    let tls = [
+        ("AGENT_LOGSHIP_CA_FILE", s(&ca_file)),
+        ("AGENT_LOGSHIP_CLIENT_CERT_FILE", s(&cert_file)),
+        ("AGENT_LOGSHIP_CLIENT_KEY_FILE", s(&key_file)),
+    ];
+    let mut shipper = agent(&sidecar(&data, &glob, &url, &tls));
+    shipper.said("the client certificate file does not exist (yet)").await;
+    // A certificate another CA issued: refused at the handshake.
+    let stranger = strangers.client("engineserver-0");
+    let before = refused(&seen);
+    volume.publish(&[
+        ("ca.crt", &servers.pem()),
+        ("tls.crt", &stranger.cert_pem),
+        ("tls.key", &stranger.key_pem),
+    ]);
+    until("a refused handshake with the stranger's certificate", || refused(&seen) > before).await;
+    assert_eq!(es.count(), 0);
+    // The pair the clients' CA issued: everything ships.
+    let first = clients.client("engineserver-0");
+    volume.publish(&[("ca.crt", &servers.pem()), ("tls.crt", &first.cert_pem), ("tls.key", &first.key_pem)]);
+    stored_all(&es, 0..10).await;
+    shipper.said("the client certificate changed: new connections use it").await;
+    assert!(presented(&seen).contains(&Some(first.der.clone())));
+
+    // Renewed mid-stream: a new key and certificate, swapped in while records are written.
+    append(&log, 10..20);
+    let renewed = clients.client("engineserver-0");
+    volume.publish(&[
+        ("ca.crt", &servers.pem()),
+        ("tls.crt", &renewed.cert_pem),
+        ("tls.key", &renewed.key_pem),
+    ]);
+    append(&log, 20..30);
+    until("the renewed certificate presented", || presented(&seen).contains(&Some(renewed.der.clone())))
+        .await;
+    stored_all(&es, 0..30).await;
+
+    // A pair that does not belong together (the renewed certificate, another key): said, and the
+    // renewed pair stays in use.
+    let other_key = clients.client("engineserver-0").key_pem;
+    volume.publish(&[("ca.crt", &servers.pem()), ("tls.crt", &renewed.cert_pem), ("tls.key", &other_key)]);
+    append(&log, 30..40);
+    shipper.said("does not belong to the certificate").await;
+    stored_all(&es, 0..40).await;
+    assert!(shipper.running(), "never a restart: {}", shipper.stderr());
+    for restarts in ["agent_logship_worker_restarts_total", "agent_logship_pipeline_restarts_total"] {
+        assert_eq!(shipper.metric(restarts).await, Some(0.0), "{restarts}");
+    }
+    shipper.signal(Signal::SIGTERM);
+    assert_eq!(shipper.exit_code().await, 0, "{}", shipper.stderr());
+    let stderr = shipper.stderr();
+    assert_eq!(stderr.matches("does not belong to the certificate").count(), 1, "warned once: {stderr}");
+    let last = presented(&seen).into_iter().flatten().last();
+    assert_eq!(last, Some(renewed.der.clone()), "the last usable pair is the one in use");
+    assert!(!stderr.contains("PRIVATE KEY") && !stderr.contains(&renewed.key_pem[30..60]), "{stderr}");
+    exactly_once(&es, 0..40);
+}
+
+/// A pair that is not one, or half a pair, is a setting's mistake for `--check` and `setup`
+/// (exit 64, naming the setting and the file, never the key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_client_pair_is_named_by_check_and_setup() {
+    let ca = TestCa::new("clients-ca");
+    let (one, other) = (ca.client("a"), ca.client("b"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &one.cert_pem).expect("write");
+    std::fs::write(&key, &other.key_pem).expect("write");
+    let url = "https://localhost:9";
+    let run = async |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("AGENT_LOGSHIP_ES_URL", url)
+            .env("AGENT_LOGSHIP_COMPONENT", "engineserver")
+            .envs(env.iter().copied())
+            .output()
+            .await
+            .expect("runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let pair = [("AGENT_LOGSHIP_CLIENT_CERT_FILE", s(&cert)), ("AGENT_LOGSHIP_CLIENT_KEY_FILE", s(&key))];
+    for args in [&["--check"][..], &["setup"][..]] {
+        let (code, stderr) = run(args, &pair).await;
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains("does not belong"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(&other.key_pem[40..80]), "{stderr}");
+    }
+    let (code, stderr) = run(&["--check"], &pair[..1]).await;
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains("needs its key file too"),
+        "{stderr}"
+    );
+}
