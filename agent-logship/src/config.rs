@@ -16,6 +16,7 @@ use crate::files::StartAt;
 use crate::framing::{Format, RecordStart};
 use crate::parse::parse_time_zone;
 use crate::sink::client::{Auth, ClientOptions};
+use crate::sink::proxy::{self, NoProxy, ProxyAuth, ProxyOptions};
 use crate::sink::tls::{ClientCert, TlsFiles};
 
 pub const PATHS: Spec<Vec<String>> = Spec::new(
@@ -180,6 +181,39 @@ pub const CLIENT_KEY_FILE: Spec<PathBuf> = Spec::new(
     "AGENT_LOGSHIP_CLIENT_KEY_FILE",
     "PEM private key of the client certificate (PKCS#8, PKCS#1 or SEC1; a mounted Secret); an \
      unusable pair is warned about once and the last usable one stays in use",
+    path,
+)
+.value_name("PATH");
+pub const ES_PROXY: Spec<Url> = Spec::new(
+    "es-proxy",
+    "AGENT_LOGSHIP_ES_PROXY",
+    "HTTP proxy to reach Elasticsearch through (http://host:port; a tunnel by CONNECT for https:// \
+     URLs); for the Elasticsearch sink only, every URL of AGENT_LOGSHIP_ES_URL",
+    proxy::parse_proxy,
+)
+.value_name("URL")
+.url();
+pub const ES_PROXY_FROM_ENV: Spec<bool> = Spec::new(
+    "es-proxy-from-env",
+    "AGENT_LOGSHIP_ES_PROXY_FROM_ENV",
+    "Take the Elasticsearch sink's proxy from HTTPS_PROXY / HTTP_PROXY with NO_PROXY (upper or \
+     lower case), as curl does; off: those variables are ignored (health checks and the \
+     Kubernetes API never use a proxy)",
+    parse::boolean,
+)
+.value_name("true|false")
+.default("false");
+pub const ES_PROXY_USERNAME_FILE: Spec<PathBuf> = Spec::new(
+    "es-proxy-username-file",
+    "AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE",
+    "File holding the proxy's basic-auth user (a mounted Secret; re-read before each request)",
+    path,
+)
+.value_name("PATH");
+pub const ES_PROXY_PASSWORD_FILE: Spec<PathBuf> = Spec::new(
+    "es-proxy-password-file",
+    "AGENT_LOGSHIP_ES_PROXY_PASSWORD_FILE",
+    "File holding the proxy's basic-auth password (a mounted Secret; re-read before each request)",
     path,
 )
 .value_name("PATH");
@@ -407,6 +441,10 @@ pub static SETTINGS: Settings = Settings {
         &CA_FILE.meta,
         &CLIENT_CERT_FILE.meta,
         &CLIENT_KEY_FILE.meta,
+        &ES_PROXY.meta,
+        &ES_PROXY_FROM_ENV.meta,
+        &ES_PROXY_USERNAME_FILE.meta,
+        &ES_PROXY_PASSWORD_FILE.meta,
         &USERNAME_FILE.meta,
         &PASSWORD_FILE.meta,
         &API_KEY_FILE.meta,
@@ -518,6 +556,65 @@ fn urls(text: &str) -> Result<Vec<Url>, String> {
     if urls.is_empty() { Err("no URL given".into()) } else { Ok(urls) }
 }
 
+/// The Elasticsearch sink's proxy: the setting, or the standard variables when asked to, with its
+/// credential files.
+fn es_proxy(read: &mut Reader) -> Option<ProxyOptions> {
+    let auth = match (read.opt(&ES_PROXY_USERNAME_FILE), read.opt(&ES_PROXY_PASSWORD_FILE)) {
+        (Some(username_file), Some(password_file)) => Some(ProxyAuth { username_file, password_file }),
+        (None, None) => None,
+        (Some(_), None) => {
+            read.push(read.problem(
+                &ES_PROXY_PASSWORD_FILE,
+                "missing: the proxy's credentials need a password file too",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            read.push(read.problem(
+                &ES_PROXY_USERNAME_FILE,
+                "missing: the proxy's credentials need a username file too",
+            ));
+            None
+        }
+    };
+    let proxy = match (read.opt(&ES_PROXY), read.get(&ES_PROXY_FROM_ENV)) {
+        (Some(_), true) => {
+            let why =
+                "give AGENT_LOGSHIP_ES_PROXY, or take the proxy from HTTPS_PROXY and the like, not both";
+            read.push(read.problem(&ES_PROXY_FROM_ENV, why));
+            return None;
+        }
+        (Some(url), false) => Some(ProxyOptions {
+            http: Some(url.clone()),
+            https: Some(url),
+            no_proxy: NoProxy::default(),
+            auth: None,
+        }),
+        (None, true) => ProxyOptions::from_env(read.vars()).unwrap_or_else(|why| {
+            read.push(Problem::without_value(ES_PROXY_FROM_ENV.meta.env, why));
+            None
+        }),
+        (None, false) => None,
+    };
+    let Some(proxy) = proxy else {
+        if auth.is_some() {
+            read.push(
+                read.problem(&ES_PROXY_USERNAME_FILE, "credentials for a proxy, but no proxy is configured"),
+            );
+        }
+        return None;
+    };
+    let in_url = [&proxy.http, &proxy.https]
+        .into_iter()
+        .flatten()
+        .any(|u| !u.username().is_empty() || u.password().is_some());
+    if in_url && auth.is_some() {
+        let why = "the proxy's URL holds credentials too: give them once (the files are read again when they change)";
+        read.push(read.problem(&ES_PROXY_USERNAME_FILE, why));
+    }
+    Some(ProxyOptions { auth, ..proxy })
+}
+
 fn url(text: &str) -> Result<Url, String> {
     match urls(text)?.as_slice() {
         [one] => Ok(one.clone()),
@@ -594,7 +691,7 @@ pub struct SetupArgs {}
 pub enum Output {
     /// NDJSON on stdout (no URL configured).
     Stdout,
-    Elasticsearch(Elasticsearch),
+    Elasticsearch(Box<Elasticsearch>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -720,6 +817,7 @@ impl Config {
             }
         };
         let tls = TlsFiles { ca_file, client_cert };
+        let proxy = es_proxy(&mut read);
         let (user, password, api_key) =
             (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
         let auth = match (user, password, api_key) {
@@ -749,19 +847,19 @@ impl Config {
         let dead_letter_max_bytes = read.get(&DEAD_LETTER_MAX_BYTES);
         let output = match urls {
             None => {
-                if tls.any() || auth != Auth::None {
+                if tls.any() || auth != Auth::None || proxy.is_some() {
                     read.push(read.problem(
                         &ES_URL,
-                        "missing: a CA file, a client certificate or credentials were given but no URL",
+                        "missing: a CA file, a client certificate, credentials or a proxy were given but no URL",
                     ));
                 }
                 Output::Stdout
             }
-            Some(urls) => Output::Elasticsearch(Elasticsearch {
-                client: ClientOptions { urls, tls, auth, timeout: request_timeout },
+            Some(urls) => Output::Elasticsearch(Box::new(Elasticsearch {
+                client: ClientOptions { urls, tls, proxy, auth, timeout: request_timeout },
                 gzip,
                 dead_letter_max_bytes,
-            }),
+            })),
         };
         let batch_docs = read.get(&BATCH_DOCS);
         let batch_bytes = read.get(&BATCH_BYTES);
@@ -971,6 +1069,86 @@ mod tests {
         assert_eq!(es.client.urls.len(), 2);
         assert!(!es.gzip);
         assert!(matches!(es.client.auth, Auth::Basic { .. }));
+    }
+
+    fn proxy_of(pairs: &[(&str, &str)]) -> Option<ProxyOptions> {
+        let mut with_url = vec![("AGENT_LOGSHIP_ES_URL", "https://es.bank:9200")];
+        with_url.extend_from_slice(pairs);
+        let Output::Elasticsearch(es) = config(&[], &with_url).expect("valid").output else {
+            panic!("not elasticsearch")
+        };
+        es.client.proxy
+    }
+
+    #[test]
+    fn the_proxy_is_the_setting_or_the_standard_variables_when_asked() {
+        let es = |u: &str| -> Url { u.parse().expect("url") };
+        let standard = [("HTTPS_PROXY", "http://env-proxy:3128"), ("NO_PROXY", ".svc")];
+        assert_eq!(proxy_of(&standard), None, "ignored unless asked");
+        let explicit = proxy_of(&[("AGENT_LOGSHIP_ES_PROXY", "proxy.bank:8080")]).expect("a proxy");
+        assert_eq!(explicit.for_url(&es("https://es.bank")), Some(&es("http://proxy.bank:8080")));
+        assert_eq!(explicit.for_url(&es("http://es.svc")), Some(&es("http://proxy.bank:8080")), "every URL");
+        let mut asked = standard.to_vec();
+        asked.push(("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true"));
+        asked.extend([
+            ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", "/etc/proxy/user"),
+            ("AGENT_LOGSHIP_ES_PROXY_PASSWORD_FILE", "/etc/proxy/password"),
+        ]);
+        let from_env = proxy_of(&asked).expect("a proxy");
+        assert_eq!(from_env.for_url(&es("https://es.bank")), Some(&es("http://env-proxy:3128")));
+        assert_eq!(from_env.for_url(&es("https://es.logging.svc")), None, "NO_PROXY");
+        assert!(from_env.auth.is_some());
+        assert_eq!(
+            proxy_of(&[("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true")]),
+            None,
+            "asked, none there: direct"
+        );
+    }
+
+    #[test]
+    fn proxy_settings_that_contradict_each_other_are_named_without_the_password() {
+        let url = ("AGENT_LOGSHIP_ES_URL", "https://es.bank:9200");
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (
+                &[url, ("AGENT_LOGSHIP_ES_PROXY", "http://p:1"), ("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true")],
+                "AGENT_LOGSHIP_ES_PROXY_FROM_ENV",
+            ),
+            (
+                &[
+                    url,
+                    ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", "/u"),
+                    ("AGENT_LOGSHIP_ES_PROXY", "http://p:1"),
+                ],
+                "need a password file too",
+            ),
+            (
+                &[
+                    url,
+                    ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", "/u"),
+                    ("AGENT_LOGSHIP_ES_PROXY_PASSWORD_FILE", "/p"),
+                ],
+                "but no proxy is configured",
+            ),
+            (
+                &[
+                    url,
+                    ("AGENT_LOGSHIP_ES_PROXY", "http://svc:Sekr3t-Pw@p:1"),
+                    ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", "/u"),
+                    ("AGENT_LOGSHIP_ES_PROXY_PASSWORD_FILE", "/p"),
+                ],
+                "give them once",
+            ),
+            (&[url, ("AGENT_LOGSHIP_ES_PROXY", "socks5://svc:Sekr3t-Pw@p:1080")], "AGENT_LOGSHIP_ES_PROXY"),
+        ];
+        for (pairs, said) in cases {
+            let text = problems(&[], pairs);
+            assert!(text.contains(said), "{said}: {text}");
+            assert!(!text.contains("Sekr3t"), "{text}");
+        }
+        let env =
+            [("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true"), ("HTTPS_PROXY", "ftp://svc:Sekr3t-Pw@p:1"), url];
+        let text = problems(&[], &env);
+        assert!(text.contains("HTTPS_PROXY") && !text.contains("Sekr3t"), "{text}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sink::proxy::ProxyFailure;
+
 /// agent-logship's counters. Names follow `agent_logship_<what>_<unit>` when rendered.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -31,6 +33,8 @@ pub struct Metrics {
     /// `_bulk` requests sent, and those that failed as a whole (connection, 429, 5xx, 401/403).
     pub requests: AtomicU64,
     pub requests_failed: AtomicU64,
+    /// Of those, the ones the egress proxy failed, by [`ProxyFailure::LABELS`].
+    pub proxy_failures: [AtomicU64; ProxyFailure::LABELS.len()],
     /// Times the pipeline failed and was started again in the process.
     pub pipeline_restarts: AtomicU64,
     /// Checkpoint writes that failed (a full or read-only data volume).
@@ -208,6 +212,15 @@ impl Observed {
             "Batches split after a 413.",
             Metrics::get(&m.batches_split),
         );
+        let name = "agent_logship_proxy_failures_total";
+        let _ = write!(
+            out,
+            "# HELP {name} _bulk requests the egress proxy failed (its own failure, not Elasticsearch's), by reason.\n\
+             # TYPE {name} counter\n"
+        );
+        for (reason, n) in ProxyFailure::LABELS.iter().zip(&m.proxy_failures) {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", Metrics::get(n));
+        }
         let _ = write!(
             out,
             "# HELP agent_logship_shipping 1 while the pipeline runs; 0 while a setting holds the agent or the pipeline restarts.\n\

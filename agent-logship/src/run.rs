@@ -36,6 +36,7 @@ use crate::metrics::{FileLag, Metrics, Observed, SourceStatus};
 use crate::redaction::Redactor;
 use crate::setup::{self, SetupOptions};
 use crate::sink::client::{ClientError, EsClient};
+use crate::sink::proxy::ProxyOptions;
 use crate::sink::tls::Part;
 use crate::sink::{self, BatchLimits, Batcher, Bulk, EsOptions, EsSink, Sink, StdoutSink};
 
@@ -159,6 +160,10 @@ pub async fn run(
         output = %match &config.output {
             Output::Stdout => "stdout".to_string(),
             Output::Elasticsearch(es) => es.client.urls.iter().map(|u| agent_core::redact::url(u.as_str())).collect::<Vec<_>>().join(","),
+        },
+        proxy = %match &config.output {
+            Output::Elasticsearch(es) => es.client.proxy.as_ref().map_or("none".to_string(), ProxyOptions::describe),
+            Output::Stdout => "none".to_string(),
         },
         listen = %listener.as_ref().ok().and_then(|l| l.local_addr().ok()).map_or(config.listen.to_string(), |a| a.to_string()),
         redact = %match &config.redact {

@@ -255,3 +255,153 @@ async fn a_bad_client_pair_is_named_by_check_and_setup() {
         "{stderr}"
     );
 }
+
+/// Waits until the agent has counted a proxy failure for `reason`.
+async fn counted(agent: &Spawned, reason: &str) {
+    let series = format!("agent_logship_proxy_failures_total{{reason=\"{reason}\"}}");
+    eventually(&series, PATIENCE, async || (agent.metric(&series).await >= Some(1.0)).then_some(())).await;
+}
+
+/// Elasticsearch on `https://` reached only through an egress proxy (tinyproxy, by `CONNECT`):
+/// everything ships through it; killed mid-stream, the proxy's failure is counted as its own and
+/// the data waits; started again, the rest ships; every record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_egress_proxy_by_connect_and_across_its_restart_every_record_once() {
+    let Some(mut proxy) = calypso_testkit::proxy::Tinyproxy::start(None) else { return };
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let (acceptor, ca) = calypso_testkit::tls::localhost();
+    let (port, _) = front(acceptor, es.addr()).await;
+    let url = format!("https://localhost:{port}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca).expect("ca");
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    append(&log, 0..10);
+    let proxy_url = proxy.url();
+    let extra = [("AGENT_LOGSHIP_CA_FILE", s(&ca_file)), ("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str())];
+    let mut agent = agent(&sidecar(&data, &glob, &url, &extra));
+    stored_all(&es, 0..10).await;
+    let tunnel = format!("CONNECT localhost:{port} ");
+    assert!(proxy.log().contains(&tunnel), "the proxy carried it: {}", proxy.log());
+
+    proxy.down();
+    append(&log, 10..20);
+    counted(&agent, "unreachable").await;
+    assert_eq!(es.count(), 10, "nothing goes around the proxy");
+    agent.said("the proxy cannot be reached: the data waits").await;
+    proxy.up();
+    stored_all(&es, 0..20).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    exactly_once(&es, 0..20);
+}
+
+/// The standard proxy variables are ignored unless asked for; asked for, `HTTPS_PROXY` is used
+/// and `NO_PROXY` honoured. The proxy they name here is a closed port: whatever ships went direct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_variables_are_taken_only_when_asked_and_no_proxy_goes_direct() {
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let (acceptor, ca) = calypso_testkit::tls::localhost();
+    let (port, _) = front(acceptor, es.addr()).await;
+    let url = format!("https://localhost:{port}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca).expect("ca");
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let nowhere = format!("http://127.0.0.1:{closed}");
+    let ca = ("AGENT_LOGSHIP_CA_FILE", s(&ca_file));
+    let env_proxy = [("HTTPS_PROXY", nowhere.as_str()), ("https_proxy", nowhere.as_str())];
+    let run = async |extra: &[(&str, &str)], range: std::ops::Range<u32>| {
+        append(&log, range.clone());
+        let mut agent = agent(&sidecar(&data, &glob, &url, extra));
+        stored_all(&es, 0..range.end).await;
+        agent.signal(Signal::SIGTERM);
+        assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    };
+    // Not asked: the variables are ignored.
+    run(&[ca, env_proxy[0], env_proxy[1]], 0..5).await;
+    // Asked, with the host in NO_PROXY: direct.
+    let asked = ("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true");
+    run(&[ca, env_proxy[0], asked, ("NO_PROXY", "example.com,localhost")], 5..10).await;
+    // Asked, without NO_PROXY: through the proxy, which is not there.
+    append(&log, 10..15);
+    let mut through = agent(&sidecar(&data, &glob, &url, &[ca, env_proxy[1], asked]));
+    counted(&through, "unreachable").await;
+    assert_eq!(es.count(), 10);
+    through.signal(Signal::SIGTERM);
+    assert_eq!(through.exit_code().await, 0, "{}", through.stderr());
+    exactly_once(&es, 0..10);
+}
+
+/// A proxy that asks for credentials: without them (407, by `CONNECT`), or with a wrong password
+/// (tinyproxy answers 401; by `CONNECT` and for a forwarded `http://` request), the data waits,
+/// counted as the proxy's, until the password file is fixed; no restart. Then Elasticsearch goes
+/// away behind the proxy: the proxy's error page is counted as its own. Every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_fixed() {
+    let Some(proxy) = calypso_testkit::proxy::Tinyproxy::start(Some(("calypso", "Pr0xy-Pass"))) else {
+        return;
+    };
+    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+    let (acceptor, ca) = calypso_testkit::tls::localhost();
+    let (port, _) = front(acceptor, es.addr()).await;
+    let tunnelled = format!("https://localhost:{port}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let (ca_file, user, password) =
+        (dir.path().join("ca.crt"), dir.path().join("proxy-user"), dir.path().join("proxy-password"));
+    std::fs::write(&ca_file, ca).expect("ca");
+    std::fs::write(&user, "calypso\n").expect("user");
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    let proxy_url = proxy.url();
+    let without = [("AGENT_LOGSHIP_CA_FILE", s(&ca_file)), ("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str())];
+    let mut with = without.to_vec();
+    with.extend([
+        ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", s(&user)),
+        ("AGENT_LOGSHIP_ES_PROXY_PASSWORD_FILE", s(&password)),
+    ]);
+
+    // No credentials: 407 to the tunnel.
+    append(&log, 0..10);
+    let mut bare = agent(&sidecar(&data, &glob, &tunnelled, &without));
+    counted(&bare, "auth").await;
+    bare.said("the proxy wants credentials, or refused the ones given (407)").await;
+    bare.signal(Signal::SIGTERM);
+    assert_eq!(bare.exit_code().await, 0, "{}", bare.stderr());
+    assert_eq!(es.count(), 0);
+
+    // A wrong password, then the right one, by CONNECT (tinyproxy's 401: the tunnel refused) and
+    // forwarded (its 401 page: credentials).
+    for (url, range, reason) in [(tunnelled.clone(), 0..10, "refused"), (es.url(), 10..20, "auth")] {
+        std::fs::write(&password, "wrong\n").expect("password");
+        append(&log, range.start.max(10)..range.end);
+        let mut agent = agent(&sidecar(&data, &glob, &url, &with));
+        counted(&agent, reason).await;
+        assert_eq!(es.count(), u64::from(range.start), "{url}: nothing past the proxy");
+        std::fs::write(&password, "Pr0xy-Pass\n").expect("password");
+        stored_all(&es, 0..range.end).await;
+        if range.start == 10 {
+            // Elasticsearch away: the proxy answers with a page of its own.
+            es.down().await;
+            append(&log, 20..25);
+            counted(&agent, "status").await;
+            assert_eq!(es.count(), 20);
+            es.up().expect("up");
+            stored_all(&es, 0..25).await;
+        }
+        agent.signal(Signal::SIGTERM);
+        assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+        assert!(!agent.stderr().contains("Pr0xy-Pass"), "{}", agent.stderr());
+    }
+    exactly_once(&es, 0..25);
+}

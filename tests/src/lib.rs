@@ -25,6 +25,7 @@ pub mod kube_sim;
 pub mod logwriter;
 pub mod podman;
 pub mod process;
+pub mod proxy;
 pub mod sim;
 pub mod tls;
 pub mod tools;

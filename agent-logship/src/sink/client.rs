@@ -22,6 +22,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
+use super::proxy::{ProxyAuth, ProxyFailure, ProxyOptions};
 use super::tls::{Material, TlsError, TlsFiles};
 
 /// How to authenticate, each secret in a file of its own (a mounted Secret's key).
@@ -44,6 +45,8 @@ pub struct ClientOptions {
     /// A PEM bundle of CA certificates trusted in addition to the system's, and a client
     /// certificate.
     pub tls: TlsFiles,
+    /// The egress proxy, if Elasticsearch is reached through one.
+    pub proxy: Option<ProxyOptions>,
     pub auth: Auth,
     /// The whole exchange (connect, send, answer) of one request.
     pub timeout: Duration,
@@ -67,6 +70,8 @@ pub enum SendError {
     Credentials { path: PathBuf, reason: String },
     #[error("cannot use {0}; nothing is sent until it can be")]
     Tls(TlsError),
+    #[error("{failure} (proxy {proxy}, for {url})")]
+    Proxy { proxy: String, url: String, failure: ProxyFailure },
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
     #[error("no answer from {url} within {}", humantime::format_duration(*.timeout))]
@@ -98,17 +103,35 @@ pub struct EsClient {
     auth: Auth,
     timeout: Duration,
     tls: TlsFiles,
+    proxy: Option<ProxyOptions>,
     dns: Dns,
     user_agent: String,
     trust: Mutex<Trust>,
 }
 
-/// The connection pool in use and what the TLS files held when it was made (nothing without
-/// them), and the last content refused (so that it is reported once, not at every request).
+/// The connection pool in use and what it was made from, and the last content refused (so that
+/// it is reported once, not at every request).
 #[derive(Debug, Default)]
 struct Trust {
-    current: Option<(Material, reqwest::Client)>,
-    refused: Option<Material>,
+    current: Option<(Made, reqwest::Client)>,
+    refused: Option<Made>,
+}
+
+/// What a connection pool is made from, read from the files before each request: what the TLS
+/// files held, and the proxy's credentials. Compared, never shown.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Made {
+    tls: Material,
+    proxy_auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Made")
+            .field("tls", &self.tls)
+            .field("proxy_auth", &self.proxy_auth.is_some())
+            .finish()
+    }
 }
 
 impl EsClient {
@@ -135,17 +158,20 @@ impl EsClient {
             auth: opts.auth.clone(),
             timeout: opts.timeout,
             tls: opts.tls.clone(),
+            proxy: opts.proxy.clone(),
             dns,
             user_agent: user_agent.to_string(),
             trust: Mutex::new(Trust::default()),
         };
         let mut refused = None;
         let first = match client.tls.read() {
-            Ok(material) => match client.pool(&material) {
-                Ok(pool) => Some((material, pool)),
+            Ok(tls) => match client.pool(&Made { tls: tls.clone(), proxy_auth: None }) {
+                // With credentials for the proxy, the pool is made at the first request, which
+                // reads them: this one only tells that the TLS files are usable.
+                Ok(pool) => client.proxy_auth().is_none().then_some((Made { tls, proxy_auth: None }, pool)),
                 Err(ClientError::Tls(e)) if patient => {
                     tracing::warn!(error = %e, "{} is not usable: the data waits until it is", e.part);
-                    refused = Some(material);
+                    refused = Some(Made { tls, proxy_auth: None });
                     None
                 }
                 Err(e) => return Err(e),
@@ -169,10 +195,23 @@ impl EsClient {
         Ok(client)
     }
 
-    /// A connection pool with the TLS `material` makes.
-    fn pool(&self, material: &Material) -> Result<reqwest::Client, ClientError> {
-        let tls = self.tls.config(material).map_err(ClientError::Tls)?;
-        builder_with(tls, self.dns.clone(), &self.user_agent)
+    fn proxy_auth(&self) -> Option<&ProxyAuth> {
+        self.proxy.as_ref().and_then(|p| p.auth.as_ref())
+    }
+
+    /// A connection pool made from `made`: its TLS, and the proxy with its credentials.
+    fn pool(&self, made: &Made) -> Result<reqwest::Client, ClientError> {
+        let tls = self.tls.config(&made.tls).map_err(ClientError::Tls)?;
+        let mut builder = builder_with(tls, self.dns.clone(), &self.user_agent);
+        if let Some(options) = &self.proxy {
+            let options = options.clone();
+            let mut proxy = reqwest::Proxy::custom(move |url| options.for_url(url).cloned());
+            if let Some((user, password)) = &made.proxy_auth {
+                proxy = proxy.basic_auth(user, password);
+            }
+            builder = builder.proxy(proxy);
+        }
+        builder
             // Keep-alive: one connection reused for every request to a node. Idle ones are
             // closed before a load balancer's usual idle cut (60 s) could catch one mid-send.
             .pool_max_idle_per_host(4)
@@ -184,40 +223,51 @@ impl EsClient {
             .map_err(|e| ClientError::Build(reason(&e)))
     }
 
-    /// The connection pool for the next request: the one in use while the TLS files are
-    /// unchanged (or unreadable for a moment: the kubelet swaps a Secret's files by a link), a
-    /// new one when what they hold changed and is usable. Without usable files ever: an error,
+    /// What the files hold now: the TLS files' content and the proxy's credentials.
+    fn read_made(&self) -> Result<Made, SendError> {
+        let tls = self.tls.read().map_err(SendError::Tls)?;
+        let proxy_auth = match self.proxy_auth() {
+            Some(auth) => Some((read_secret(&auth.username_file)?, read_secret(&auth.password_file)?)),
+            None => None,
+        };
+        Ok(Made { tls, proxy_auth })
+    }
+
+    /// The connection pool for the next request: the one in use while the files it was made from
+    /// are unchanged (or unreadable for a moment: the kubelet swaps a Secret's files by a link),
+    /// a new one when what they hold changed and is usable. Without usable files ever: an error,
     /// and the data waits.
     fn trusted(&self) -> Result<reqwest::Client, SendError> {
         let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
-        let in_use = trust.current.as_ref().map(|(material, pool)| (material, pool.clone()));
-        if !self.tls.any() {
+        let in_use = trust.current.as_ref().map(|(made, pool)| (made, pool.clone()));
+        if !self.tls.any() && self.proxy_auth().is_none() {
             return in_use.map(|(_, pool)| pool).ok_or_else(|| SendError::Other {
                 url: self.current_url(),
                 reason: "no connection pool".into(),
             });
         }
-        let material = match (self.tls.read(), in_use) {
-            (Ok(material), Some((current, pool))) if material == *current => return Ok(pool),
-            (Ok(material), _) => material,
+        let made = match (self.read_made(), in_use) {
+            (Ok(made), Some((current, pool))) if made == *current => return Ok(pool),
+            (Ok(made), _) => made,
             (Err(_), Some((_, pool))) => return Ok(pool),
-            (Err(e), None) => return Err(SendError::Tls(e)),
+            (Err(e), None) => return Err(e),
         };
-        match self.pool(&material) {
+        match self.pool(&made) {
             Ok(pool) => {
-                for changed in material.changes_from(trust.current.as_ref().map(|(m, _)| m)) {
+                let before = trust.current.as_ref().map(|(m, _)| &m.tls);
+                for changed in made.tls.changes_from(before) {
                     tracing::info!("{changed} changed: new connections use it");
                 }
-                trust.current = Some((material, pool.clone()));
+                trust.current = Some((made, pool.clone()));
                 trust.refused = None;
                 Ok(pool)
             }
             Err(ClientError::Tls(e)) => {
                 let Some((_, pool)) = &trust.current else { return Err(SendError::Tls(e)) };
                 let pool = pool.clone();
-                if trust.refused.as_ref() != Some(&material) {
+                if trust.refused.as_ref() != Some(&made) {
                     tracing::warn!(error = %e, "{} changed and is not usable; connections keep using the last usable files", e.part);
-                    trust.refused = Some(material);
+                    trust.refused = Some(made);
                 }
                 Ok(pool)
             }
@@ -253,6 +303,7 @@ impl EsClient {
         let base = &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()];
         let url = join(base, path);
         let shown = redact(base);
+        let proxy = self.proxy.as_ref().and_then(|p| p.for_url(&url)).map(redact);
         let mut req = pool.request(method, url);
         req = match &self.auth {
             Auth::None => req,
@@ -278,26 +329,53 @@ impl EsClient {
                 req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
             }
         }
+        // The status and headers, and the body (which may fail on its own: a proxy that
+        // refuses a request may reset the connection before it has read what was sent).
         let result = async {
             let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>(Answer { status, headers, body })
+            let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+            Ok::<_, reqwest::Error>((status, headers, resp.bytes().await))
         }
         .await;
-        result.map_err(|e| {
-            let err = if e.is_timeout() {
-                SendError::Timeout { url: shown, timeout: self.timeout }
-            } else if e.is_connect() {
-                SendError::Connect { url: shown, reason: reason(&e.without_url()) }
-            } else {
-                SendError::Other { url: shown, reason: reason(&e.without_url()) }
-            };
-            self.rotate();
-            err
-        })
+        let proxy_failed = |failure| SendError::Proxy {
+            proxy: proxy.clone().unwrap_or_default(),
+            url: shown.clone(),
+            failure,
+        };
+        let e = match result {
+            // A forwarded `http://` request through a proxy: its own refusals and error pages,
+            // where Elasticsearch's answer should be.
+            Ok((status, headers, body)) if proxy.is_some() => {
+                let ours = from_elasticsearch(&headers, body.as_deref().unwrap_or_default());
+                match (ProxyFailure::of_answer(status, ours), body) {
+                    (Some(failure), _) => return Err(proxy_failed(failure)),
+                    (None, Ok(body)) => return Ok(Answer { status, headers, body }),
+                    (None, Err(e)) => e,
+                }
+            }
+            Ok((status, headers, Ok(body))) => return Ok(Answer { status, headers, body }),
+            Ok((_, _, Err(e))) | Err(e) => e,
+        };
+        let (connect, timeout) = (e.is_connect(), e.is_timeout());
+        let why = reason(&e.without_url());
+        let err = match (ProxyFailure::of_error(&why), &proxy) {
+            (Some(failure), _) => proxy_failed(failure),
+            // A forwarded request connects to the proxy, not to Elasticsearch.
+            (None, Some(_)) if connect => proxy_failed(ProxyFailure::Unreachable),
+            _ if timeout => SendError::Timeout { url: shown, timeout: self.timeout },
+            _ if connect => SendError::Connect { url: shown, reason: why },
+            _ => SendError::Other { url: shown, reason: why },
+        };
+        self.rotate();
+        Err(err)
     }
+}
+
+/// Whether an answer is Elasticsearch's (or OpenSearch's): its product header, or an error body
+/// of theirs (`{"error": ...}`); a proxy's or load balancer's own page is neither.
+fn from_elasticsearch(headers: &HeaderMap, body: &[u8]) -> bool {
+    headers.contains_key("x-elastic-product")
+        || serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("error").is_some())
 }
 
 /// `base` + `path`, keeping a path prefix of the base (`https://proxy/es/` + `_bulk`).
@@ -402,13 +480,14 @@ mod tests {
     }
 
     fn in_use(client: &EsClient) -> Option<Material> {
-        client.trust.lock().expect("lock").current.as_ref().map(|(material, _)| material.clone())
+        client.trust.lock().expect("lock").current.as_ref().map(|(made, _)| made.tls.clone())
     }
 
     fn ca_only(ca: &Path) -> ClientOptions {
         ClientOptions {
             urls: vec!["https://localhost:9200".parse().expect("url")],
             tls: TlsFiles { ca_file: Some(ca.to_path_buf()), client_cert: None },
+            proxy: None,
             auth: Auth::None,
             timeout: Duration::from_secs(1),
         }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::bulk::{Bodies, Bulk, BulkWriter};
 use super::classify::{Item, Misconfig, Rejection, Verdict, classify};
-use super::client::{Auth, Body, ClientError, ClientOptions, EsClient};
+use super::client::{Auth, Body, ClientError, ClientOptions, EsClient, SendError};
 use super::dead_letter::{self, DeadDoc, DeadLetterFile};
 use super::request::{self, Gzip};
 use super::tls::TlsFiles;
@@ -70,6 +70,7 @@ impl EsOptions {
             client: ClientOptions {
                 urls,
                 tls: TlsFiles::default(),
+                proxy: None,
                 auth: Auth::None,
                 timeout: Duration::from_secs(30),
             },
@@ -154,6 +155,19 @@ impl EsSink {
             let answer = self.client.send(reqwest::Method::POST, &path, Some(&body)).await;
             let verdict = match answer {
                 Ok(a) => classify(a.status, &a.body, sent),
+                Err(SendError::Proxy { proxy, url, failure }) => {
+                    Metrics::add(&self.metrics.requests_failed, 1);
+                    Metrics::add(&self.metrics.proxy_failures[failure.index()], 1);
+                    if self.warning_due() {
+                        tracing::warn!(%proxy, %url, documents = sent, "{failure}: the data waits, retried, nothing is dropped");
+                    } else {
+                        tracing::debug!(%proxy, %failure, "the proxy still fails");
+                    }
+                    // With backoff even for its 407: the credential files are read at every
+                    // request, and a proxy that was restarted without them comes back by itself.
+                    self.sleep(backoff).await;
+                    continue;
+                }
                 Err(e) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
                     self.warn_lasting(&e, sent);

@@ -3,7 +3,8 @@
 //! [`batch`] cuts the channel into batches, whose documents are encoded straight into a
 //! [`bulk`] body; [`request`] compresses it; [`es`] sends it through the [`client`] and hands the
 //! answer to the pure [`classify`], then acknowledges, retries or dead-letters ([`dead_letter`])
-//! each document; [`tls`] makes the client's TLS from the CA and client-certificate files. Without a
+//! each document; [`tls`] makes the client's TLS from the CA and client-certificate files, [`proxy`]
+//! says which requests go through the egress proxy and tells its failures from Elasticsearch's. Without a
 //! URL, [`stdout`] writes the documents as NDJSON instead.
 
 pub mod batch;
@@ -12,6 +13,7 @@ pub mod classify;
 pub mod client;
 pub mod dead_letter;
 pub mod es;
+pub mod proxy;
 pub mod request;
 pub mod stdout;
 pub mod tls;
