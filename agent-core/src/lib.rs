@@ -11,6 +11,7 @@ pub mod glob;
 pub mod http;
 pub mod listen;
 pub mod logging;
+pub mod mounted;
 pub mod redact;
 pub mod retry;
 pub mod settings;

@@ -229,8 +229,9 @@ impl Starts {
 /// every record it ships, and running every rule over every record cost several times the rest
 /// of its work; most records hold nothing a rule starts from, and are told so in one vectorised
 /// pass, without decoding them: a separator after a key that may name a secret (`key=value`
-/// and the like), an `@` (every form of user info has one), an element name that may name a
-/// secret, `eyJ` (a JWT), `PRIVATE KEY` (every PEM block the rule masks has it in its label).
+/// and the like), an `@` (every form of user info has one), `jdbc:oracle:`, an element name
+/// that may name a secret, `eyJ` (a JWT), `PRIVATE KEY` (every PEM block the rule masks has it
+/// in its label).
 pub fn starts(bytes: &[u8]) -> Starts {
     starts_after(bytes, bytes.len() - after_date_time(bytes).len())
 }
@@ -256,6 +257,12 @@ fn starts_after(bytes: &[u8], skipped: usize) -> Starts {
                     starts.add(rule);
                 }
                 continue;
+            }
+            // `jdbc:oracle:`: the Oracle rule also masks a quoted password with no `@` after it.
+            b':' if bytes[..i].last().is_some_and(|b| b | 0x20 == b'e')
+                && ends_oracle_prefix(&bytes[..i]) =>
+            {
+                Rule::OracleCredentials
             }
             b'=' | b':' if !starts.has(Rule::SecretValue) && secret_key_before(bytes, i) => Rule::SecretValue,
             // Key characters and `:` are ASCII: the name is text.
@@ -530,7 +537,7 @@ fn url_userinfo(text: &str, masks: &mut Vec<Range<usize>>) {
 
 /// Oracle's `jdbc:oracle:thin:user/password@host...` (any driver type: `thin`, `oci`, `kprb`),
 /// also with the password quoted, as Oracle wants one holding `@` or white space:
-/// `user/"p@ss word"@host`. (Only in a text with an `@`: see [`starts`].)
+/// `user/"p@ss word"@host`. (Only in a text with an `@` or `jdbc:oracle:`: see [`starts`].)
 fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
     let prefixes = oracle_prefixes(text);
     let mut quote = Next::new(text, byte(b'"'));
@@ -564,6 +571,12 @@ fn oracle_credentials(text: &str, masks: &mut Vec<Range<usize>>) {
 }
 
 const ORACLE_PREFIX: &str = "jdbc:oracle:";
+
+/// Whether `head` ends with [`ORACLE_PREFIX`] but its colon, in any case.
+fn ends_oracle_prefix(head: &[u8]) -> bool {
+    let name = &ORACLE_PREFIX.as_bytes()[..ORACLE_PREFIX.len() - 1];
+    head.len() >= name.len() && head[head.len() - name.len()..].eq_ignore_ascii_case(name)
+}
 
 /// Where [`ORACLE_PREFIX`] begins in `text`, in any case.
 fn oracle_prefixes(text: &str) -> impl Iterator<Item = usize> + '_ {
@@ -1284,6 +1297,17 @@ mod tests {
     /// The date and time skipped before the separators are looked at: every digit position is
     /// checked (each made a non-digit in turn), so a text that only looks like a log line keeps
     /// its colons.
+    /// Found by the property test: the Oracle rule masks a quoted password that no `@` follows,
+    /// so the cheap test must not wait for an `@` to start it.
+    #[test]
+    fn an_oracle_quoted_password_without_an_at_is_masked() {
+        assert_eq!(
+            text(r#"url=jdbc:oracle:thin:scott/"tiger" failed"#),
+            r#"url=jdbc:oracle:thin:scott/"***" failed"#
+        );
+        assert_eq!(text(r#"JDBC:ORACLE:thin:/"A"#), r#"JDBC:ORACLE:thin:/"***"#);
+    }
+
     #[test]
     fn a_leading_date_and_time_is_skipped_only_when_whole() {
         let line = b"2026-12-07 10:00:01,007 INFO pw: x";

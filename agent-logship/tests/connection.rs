@@ -199,8 +199,14 @@ async fn a_client_certificate_is_presented_renewed_without_a_restart_and_a_bad_o
     let other_key = clients.client("engineserver-0").key_pem;
     volume.publish(&[("ca.crt", &servers.pem()), ("tls.crt", &renewed.cert_pem), ("tls.key", &other_key)]);
     append(&log, 30..40);
-    shipper.said("does not belong to the certificate").await;
+    shipper.said("does not belong to the first certificate").await;
     stored_all(&es, 0..40).await;
+    // The pair gone from the Secret: said once (it will not be renewed), the connections keep
+    // the last usable one.
+    volume.publish(&[("ca.crt", &servers.pem())]);
+    append(&log, 40..45);
+    shipper.said("cannot read the files the connections were made from").await;
+    stored_all(&es, 0..45).await;
     assert!(shipper.running(), "never a restart: {}", shipper.stderr());
     for restarts in ["agent_logship_worker_restarts_total", "agent_logship_pipeline_restarts_total"] {
         assert_eq!(shipper.metric(restarts).await, Some(0.0), "{restarts}");
@@ -208,11 +214,16 @@ async fn a_client_certificate_is_presented_renewed_without_a_restart_and_a_bad_o
     shipper.signal(Signal::SIGTERM);
     assert_eq!(shipper.exit_code().await, 0, "{}", shipper.stderr());
     let stderr = shipper.stderr();
-    assert_eq!(stderr.matches("does not belong to the certificate").count(), 1, "warned once: {stderr}");
+    assert_eq!(
+        stderr.matches("does not belong to the first certificate").count(),
+        1,
+        "warned once: {stderr}"
+    );
+    assert_eq!(stderr.matches("cannot read the files the connections").count(), 1, "warned once: {stderr}");
     let last = presented(&seen).into_iter().flatten().last();
     assert_eq!(last, Some(renewed.der.clone()), "the last usable pair is the one in use");
     assert!(!stderr.contains("PRIVATE KEY") && !stderr.contains(&renewed.key_pem[30..60]), "{stderr}");
-    exactly_once(&es, 0..40);
+    exactly_once(&es, 0..45);
 }
 
 /// A pair that is not one, or half a pair, is a setting's mistake for `--check` and `setup`
@@ -254,6 +265,16 @@ async fn a_bad_client_pair_is_named_by_check_and_setup() {
         stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains("needs its key file too"),
         "{stderr}"
     );
+    // A key file that is not there (yet): a shipper waits for it; `--check` and `setup` say so.
+    std::fs::remove_file(&key).expect("rm");
+    for args in [&["--check"][..], &["setup"][..]] {
+        let (code, stderr) = run(args, &pair).await;
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains("No such file"),
+            "{stderr}"
+        );
+    }
 }
 
 /// Waits until the agent has counted a proxy failure for `reason`.
@@ -291,7 +312,6 @@ async fn through_the_egress_proxy_by_connect_and_across_its_restart_every_record
     append(&log, 10..20);
     counted(&agent, "unreachable").await;
     assert_eq!(es.count(), 10, "nothing goes around the proxy");
-    agent.said("the proxy cannot be reached: the data waits").await;
     proxy.up();
     stored_all(&es, 0..20).await;
     agent.signal(Signal::SIGTERM);

@@ -114,7 +114,10 @@ pub struct EsClient {
 #[derive(Debug, Default)]
 struct Trust {
     current: Option<(Made, reqwest::Client)>,
-    refused: Option<Made>,
+    /// What was refused last, and why: not made again while the files hold it.
+    refused: Option<(Made, TlsError)>,
+    /// Why the files could not be read at the last request, once said.
+    unreadable: Option<String>,
 }
 
 /// What a connection pool is made from, read from the files before each request: what the TLS
@@ -135,8 +138,8 @@ impl std::fmt::Debug for Made {
 }
 
 impl EsClient {
-    /// A CA file that exists but holds no usable certificate is refused here (a setting's
-    /// mistake, said at once: for `setup`, a Job); one that does not exist yet is waited for.
+    /// A TLS file that is missing or holds nothing usable is refused here: a setting's mistake,
+    /// said at once, for `setup` (a Job) and `--check`.
     pub fn new(opts: &ClientOptions, dns: Dns, user_agent: &str) -> Result<Self, ClientError> {
         Self::build(opts, dns, user_agent, false)
     }
@@ -171,12 +174,12 @@ impl EsClient {
                 Ok(pool) => client.proxy_auth().is_none().then_some((Made { tls, proxy_auth: None }, pool)),
                 Err(ClientError::Tls(e)) if patient => {
                     tracing::warn!(error = %e, "{} is not usable: the data waits until it is", e.part);
-                    refused = Some(Made { tls, proxy_auth: None });
+                    refused = Some((Made { tls, proxy_auth: None }, e));
                     None
                 }
                 Err(e) => return Err(e),
             },
-            Err(e) if e.missing => {
+            Err(e) if e.missing && patient => {
                 tracing::warn!(
                     error = %e,
                     "{} does not exist (yet): the data waits until it does (a Secret mounted optional and not created?)",
@@ -191,7 +194,8 @@ impl EsClient {
             }
             Err(e) => return Err(ClientError::Tls(e)),
         };
-        *client.trust.lock().unwrap_or_else(PoisonError::into_inner) = Trust { current: first, refused };
+        *client.trust.lock().unwrap_or_else(PoisonError::into_inner) =
+            Trust { current: first, refused, unreadable: None };
         Ok(client)
     }
 
@@ -247,11 +251,34 @@ impl EsClient {
             });
         }
         let made = match (self.read_made(), in_use) {
-            (Ok(made), Some((current, pool))) if made == *current => return Ok(pool),
+            (Ok(made), Some((current, pool))) if made == *current => {
+                trust.unreadable = None;
+                return Ok(pool);
+            }
             (Ok(made), _) => made,
-            (Err(_), Some((_, pool))) => return Ok(pool),
+            // Unreadable for a moment (the kubelet swaps a Secret's files by a link), or for
+            // good (a key gone from the Secret): the connections keep what they have, and the
+            // operator is told once, as the pair will not be renewed.
+            (Err(e), Some((_, pool))) => {
+                let why = e.to_string();
+                if trust.unreadable.as_ref() != Some(&why) {
+                    tracing::warn!(error = %why, "cannot read the files the connections were made from; they keep using the last usable ones");
+                    trust.unreadable = Some(why);
+                }
+                return Ok(pool);
+            }
             (Err(e), None) => return Err(e),
         };
+        trust.unreadable = None;
+        // Refused already: not made again at every request while the files hold the same.
+        if let Some((refused, e)) = &trust.refused
+            && *refused == made
+        {
+            return match &trust.current {
+                Some((_, pool)) => Ok(pool.clone()),
+                None => Err(SendError::Tls(e.clone())),
+            };
+        }
         match self.pool(&made) {
             Ok(pool) => {
                 let before = trust.current.as_ref().map(|(m, _)| &m.tls);
@@ -263,13 +290,12 @@ impl EsClient {
                 Ok(pool)
             }
             Err(ClientError::Tls(e)) => {
-                let Some((_, pool)) = &trust.current else { return Err(SendError::Tls(e)) };
-                let pool = pool.clone();
-                if trust.refused.as_ref() != Some(&made) {
+                let pool = trust.current.as_ref().map(|(_, pool)| pool.clone());
+                if pool.is_some() {
                     tracing::warn!(error = %e, "{} changed and is not usable; connections keep using the last usable files", e.part);
-                    trust.refused = Some(made);
                 }
-                Ok(pool)
+                trust.refused = Some((made, e.clone()));
+                pool.ok_or(SendError::Tls(e))
             }
             Err(e) => Err(SendError::Other { url: self.current_url(), reason: e.to_string() }),
         }
@@ -421,12 +447,14 @@ fn builder_with(tls: rustls::ClientConfig, dns: Dns, user_agent: &str) -> reqwes
         .redirect(reqwest::redirect::Policy::none())
 }
 
-/// A secret file's content without the trailing newline editors and `echo` add.
+/// A secret file's content without the trailing newline editors and `echo` add (a regular file
+/// of at most [`agent_core::mounted::MAX_BYTES`], read without waiting on it).
 pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.trim_end_matches(['\n', '\r']).to_string()),
-        Err(e) => Err(SendError::Credentials { path: path.to_path_buf(), reason: e.kind().to_string() }),
-    }
+    let failed = |reason: String| SendError::Credentials { path: path.to_path_buf(), reason };
+    let bytes =
+        agent_core::mounted::read(path, agent_core::mounted::MAX_BYTES).map_err(|e| failed(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| failed("not UTF-8 text".into()))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// Standard base64 with padding (for `id:api_key` API keys; a dependency for 15 lines is not
@@ -500,7 +528,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let ca = dir.path().join("ca.crt");
         let opts = ca_only(&ca);
-        let client = EsClient::new(&opts, Dns::system(), "t").expect("a missing CA file is waited for");
+        assert!(
+            matches!(EsClient::new(&opts, Dns::system(), "t"), Err(ClientError::Tls(e)) if e.missing),
+            "setup: 64"
+        );
+        let client = EsClient::patient(&opts, Dns::system(), "t").expect("a missing CA file is waited for");
         assert!(matches!(client.trusted(), Err(SendError::Tls(e)) if e.missing));
         let first = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert").cert.pem();
         std::fs::write(&ca, &first).expect("write");

@@ -127,7 +127,7 @@ impl TlsFiles {
         };
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
             .collect::<Result<_, _>>()
-            .map_err(|e| bad(Part::ClientCert, e.to_string()))?;
+            .map_err(|e| bad(Part::ClientCert, pem_problem(&e)))?;
         if chain.is_empty() {
             return Err(bad(Part::ClientCert, "no certificate in it".into()));
         }
@@ -138,11 +138,32 @@ impl TlsFiles {
         builder.with_client_auth_cert(chain, key).map_err(|e| match e {
             rustls::Error::InconsistentKeys(_) => bad(
                 Part::ClientKey,
-                format!("does not belong to the certificate in {}", pair.cert_file.display()),
+                format!(
+                    "does not belong to the first certificate in {} (the client's own certificate comes first, then its issuers)",
+                    pair.cert_file.display()
+                ),
             ),
+            // The certificate could not be read (an X.509 v1 certificate, a malformed one).
+            rustls::Error::InvalidCertificate(e) => {
+                bad(Part::ClientCert, format!("not a usable X.509 v3 certificate: {e:?}"))
+            }
             e => bad(Part::ClientKey, format!("not usable: {e}")),
         })
     }
+}
+
+/// A PEM parser's complaint in words. Its own message quotes the line it stumbled on, which in
+/// a file holding a key is the key: never used.
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a PEM section without its END line (a PEM file on one line?)",
+        Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line",
+        Error::Base64Decode(_) => "a PEM section that is not valid base64",
+        Error::NoItemsFound => "nothing in PEM form in it",
+        _ => "not readable as PEM",
+    }
+    .to_string()
 }
 
 /// A key file's problem in words (`key`, the file's content, is looked at, never quoted).
@@ -155,15 +176,17 @@ fn key_problem(key: &[u8], e: &rustls::pki_types::pem::Error) -> String {
         rustls::pki_types::pem::Error::NoItemsFound => {
             "no private key in it (PEM: PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)".into()
         }
-        _ => "not a readable PEM private key".into(),
+        e => format!("not a readable PEM private key: {}", pem_problem(e)),
     }
 }
 
+/// A file's content: a regular file of at most [`agent_core::mounted::MAX_BYTES`], read without
+/// waiting on it.
 fn read(part: Part, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError {
+    agent_core::mounted::read(path, agent_core::mounted::MAX_BYTES).map_err(|e| TlsError {
         part,
         path: path.to_path_buf(),
-        reason: e.kind().to_string(),
+        reason: e.to_string(),
         missing: e.kind() == std::io::ErrorKind::NotFound,
     })
 }
@@ -184,8 +207,9 @@ fn roots(ca: Option<(&Path, &[u8])>) -> Result<rustls::RootCertStore, TlsError> 
             reason: reason.into(),
             missing: false,
         };
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| bad(&e.to_string()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(&pem_problem(&e)))?;
         if certs.is_empty() {
             return Err(bad("holds no certificate"));
         }
@@ -277,7 +301,7 @@ mod tests {
         for (c, k) in [("ec.crt", "rsa.pk1"), ("rsa.crt", "ec.sec1")] {
             let e = configured(&client(d, c, k)).expect_err("a key of another certificate");
             assert_eq!((e.part, e.missing), (Part::ClientKey, false), "{e}");
-            assert!(e.to_string().contains("does not belong to the certificate in"), "{e}");
+            assert!(e.to_string().contains("does not belong to the first certificate in"), "{e}");
         }
     }
 
@@ -299,6 +323,12 @@ mod tests {
         assert!(e.to_string().contains("secret.txt: no certificate in it"), "{e}");
         let e = configured(&client(d, "tls.crt", "missing.key")).expect_err("missing");
         assert!(e.missing && e.part == Part::ClientKey, "{e}");
+        // A FIFO where the key should be: refused at once, not waited on.
+        let fifo = d.join("fifo.key");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
+            .expect("mkfifo");
+        let e = configured(&client(d, "tls.crt", "fifo.key")).expect_err("a FIFO");
+        assert!(!e.missing && e.to_string().ends_with("not a regular file"), "{e}");
         for e in
             [configured(&client(d, "tls.crt", "secret.txt")), configured(&client(d, "secret.txt", "tls.key"))]
         {
@@ -311,6 +341,29 @@ mod tests {
         }
         let material = client(d, "tls.crt", "tls.key").read().expect("read");
         assert!(!format!("{material:?}").contains("PRIVATE"), "{material:?}");
+    }
+
+    /// A key and its certificate in one file on one line (a YAML `>` scalar): the parser's
+    /// complaint quotes the line, the key; what is said names the problem only.
+    #[test]
+    fn a_pem_file_on_one_line_is_refused_without_quoting_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let cert = rcgen::generate_simple_self_signed(vec!["x".into()]).expect("cert");
+        let key = cert.signing_key.serialize_pem();
+        let one_line = format!("{key}{}", cert.cert.pem()).replace('\n', " ");
+        std::fs::write(d.join("both.pem"), &one_line).expect("write");
+        for files in [
+            client(d, "both.pem", "both.pem"),
+            TlsFiles { ca_file: Some(d.join("both.pem")), client_cert: None },
+        ] {
+            let e = configured(&files).expect_err("one line");
+            let body: String = key.lines().nth(1).expect("a body line").chars().take(20).collect();
+            let bytes = format!("{:?}", &body.as_bytes()[..8]);
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains(&body) && !text.contains(&bytes[1..bytes.len() - 1]), "{text}");
+            assert!(text.contains("PEM"), "{text}");
+        }
     }
 
     #[test]
