@@ -277,6 +277,43 @@ async fn a_bad_client_pair_is_named_by_check_and_setup() {
     }
 }
 
+/// es-sim on `https://localhost:PORT` (a TLS front), the certificate to trust in a file, and a
+/// scratch directory whose `logs/app.json.log` a sidecar ships: the set-up of the proxy tests.
+struct HttpsScene {
+    es: EsSim,
+    url: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    glob: String,
+    log: std::path::PathBuf,
+}
+
+impl HttpsScene {
+    async fn new() -> HttpsScene {
+        let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
+        let (acceptor, ca) = calypso_testkit::tls::localhost();
+        let (port, _) = front(acceptor, es.addr()).await;
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join("logs")).expect("mkdir");
+        std::fs::write(dir.path().join("ca.crt"), ca).expect("ca");
+        let glob = format!("{}/logs/*.log", s(dir.path()));
+        let log = dir.path().join("logs/app.json.log");
+        HttpsScene { es, url: format!("https://localhost:{port}"), port, dir, glob, log }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A sidecar shipping to `url` (the front's or es-sim's own), trusting the front, with `extra`.
+    fn start(&self, url: &str, extra: &[(&str, &str)]) -> Spawned {
+        let (data, ca) = (self.path("data"), self.path("ca.crt"));
+        let mut env = vec![("AGENT_LOGSHIP_CA_FILE", s(&ca))];
+        env.extend_from_slice(extra);
+        agent(&sidecar(&data, &self.glob, url, &env))
+    }
+}
+
 /// Waits until the agent has counted a proxy failure for `reason`.
 async fn counted(agent: &Spawned, reason: &str) {
     let series = format!("agent_logship_proxy_failures_total{{reason=\"{reason}\"}}");
@@ -289,76 +326,56 @@ async fn counted(agent: &Spawned, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_egress_proxy_by_connect_and_across_its_restart_every_record_once() {
     let Some(mut proxy) = calypso_testkit::proxy::Tinyproxy::start(None) else { return };
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let (acceptor, ca) = calypso_testkit::tls::localhost();
-    let (port, _) = front(acceptor, es.addr()).await;
-    let url = format!("https://localhost:{port}");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca).expect("ca");
-    let glob = format!("{}/*.log", s(&logs));
-    let log = logs.join("app.json.log");
-    append(&log, 0..10);
+    let scene = HttpsScene::new().await;
+    let es = &scene.es;
+    append(&scene.log, 0..10);
     let proxy_url = proxy.url();
-    let extra = [("AGENT_LOGSHIP_CA_FILE", s(&ca_file)), ("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str())];
-    let mut agent = agent(&sidecar(&data, &glob, &url, &extra));
-    stored_all(&es, 0..10).await;
-    let tunnel = format!("CONNECT localhost:{port} ");
+    let mut agent = scene.start(&scene.url, &[("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str())]);
+    stored_all(es, 0..10).await;
+    let tunnel = format!("CONNECT localhost:{} ", scene.port);
     assert!(proxy.log().contains(&tunnel), "the proxy carried it: {}", proxy.log());
 
     proxy.down();
-    append(&log, 10..20);
+    append(&scene.log, 10..20);
     counted(&agent, "unreachable").await;
     assert_eq!(es.count(), 10, "nothing goes around the proxy");
     proxy.up();
-    stored_all(&es, 0..20).await;
+    stored_all(es, 0..20).await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
-    exactly_once(&es, 0..20);
+    exactly_once(es, 0..20);
 }
 
 /// The standard proxy variables are ignored unless asked for; asked for, `HTTPS_PROXY` is used
 /// and `NO_PROXY` honoured. The proxy they name here is a closed port: whatever ships went direct.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_variables_are_taken_only_when_asked_and_no_proxy_goes_direct() {
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let (acceptor, ca) = calypso_testkit::tls::localhost();
-    let (port, _) = front(acceptor, es.addr()).await;
-    let url = format!("https://localhost:{port}");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca).expect("ca");
-    let glob = format!("{}/*.log", s(&logs));
-    let log = logs.join("app.json.log");
+    let scene = HttpsScene::new().await;
+    let es = &scene.es;
     let closed =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let nowhere = format!("http://127.0.0.1:{closed}");
-    let ca = ("AGENT_LOGSHIP_CA_FILE", s(&ca_file));
     let env_proxy = [("HTTPS_PROXY", nowhere.as_str()), ("https_proxy", nowhere.as_str())];
     let run = async |extra: &[(&str, &str)], range: std::ops::Range<u32>| {
-        append(&log, range.clone());
-        let mut agent = agent(&sidecar(&data, &glob, &url, extra));
-        stored_all(&es, 0..range.end).await;
+        append(&scene.log, range.clone());
+        let mut agent = scene.start(&scene.url, extra);
+        stored_all(es, 0..range.end).await;
         agent.signal(Signal::SIGTERM);
         assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     };
     // Not asked: the variables are ignored.
-    run(&[ca, env_proxy[0], env_proxy[1]], 0..5).await;
+    run(&env_proxy, 0..5).await;
     // Asked, with the host in NO_PROXY: direct.
     let asked = ("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true");
-    run(&[ca, env_proxy[0], asked, ("NO_PROXY", "example.com,localhost")], 5..10).await;
+    run(&[env_proxy[0], asked, ("NO_PROXY", "example.com,localhost")], 5..10).await;
     // Asked, without NO_PROXY: through the proxy, which is not there.
-    append(&log, 10..15);
-    let mut through = agent(&sidecar(&data, &glob, &url, &[ca, env_proxy[1], asked]));
+    append(&scene.log, 10..15);
+    let mut through = scene.start(&scene.url, &[env_proxy[1], asked]);
     counted(&through, "unreachable").await;
     assert_eq!(es.count(), 10);
     through.signal(Signal::SIGTERM);
     assert_eq!(through.exit_code().await, 0, "{}", through.stderr());
-    exactly_once(&es, 0..10);
+    exactly_once(es, 0..10);
 }
 
 /// A proxy that asks for credentials: without them (407, by `CONNECT`), or with a wrong password
@@ -370,21 +387,12 @@ async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_f
     let Some(proxy) = calypso_testkit::proxy::Tinyproxy::start(Some(("calypso", "Pr0xy-Pass"))) else {
         return;
     };
-    let es = EsSim::start(EsOptions::default()).await.expect("es-sim");
-    let (acceptor, ca) = calypso_testkit::tls::localhost();
-    let (port, _) = front(acceptor, es.addr()).await;
-    let tunnelled = format!("https://localhost:{port}");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let (ca_file, user, password) =
-        (dir.path().join("ca.crt"), dir.path().join("proxy-user"), dir.path().join("proxy-password"));
-    std::fs::write(&ca_file, ca).expect("ca");
+    let scene = HttpsScene::new().await;
+    let (es, log) = (&scene.es, &scene.log);
+    let (user, password) = (scene.path("proxy-user"), scene.path("proxy-password"));
     std::fs::write(&user, "calypso\n").expect("user");
-    let glob = format!("{}/*.log", s(&logs));
-    let log = logs.join("app.json.log");
     let proxy_url = proxy.url();
-    let without = [("AGENT_LOGSHIP_CA_FILE", s(&ca_file)), ("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str())];
+    let without = [("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str())];
     let mut with = without.to_vec();
     with.extend([
         ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", s(&user)),
@@ -392,8 +400,8 @@ async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_f
     ]);
 
     // No credentials: 407 to the tunnel.
-    append(&log, 0..10);
-    let mut bare = agent(&sidecar(&data, &glob, &tunnelled, &without));
+    append(log, 0..10);
+    let mut bare = scene.start(&scene.url, &without);
     counted(&bare, "auth").await;
     bare.said("the proxy wants credentials, or refused the ones given (407)").await;
     bare.signal(Signal::SIGTERM);
@@ -402,26 +410,26 @@ async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_f
 
     // A wrong password, then the right one, by CONNECT (tinyproxy's 401: the tunnel refused) and
     // forwarded (its 401 page: credentials).
-    for (url, range, reason) in [(tunnelled.clone(), 0..10, "refused"), (es.url(), 10..20, "auth")] {
+    for (url, range, reason) in [(scene.url.clone(), 0..10, "refused"), (es.url(), 10..20, "auth")] {
         std::fs::write(&password, "wrong\n").expect("password");
-        append(&log, range.start.max(10)..range.end);
-        let mut agent = agent(&sidecar(&data, &glob, &url, &with));
+        append(log, range.start.max(10)..range.end);
+        let mut agent = scene.start(&url, &with);
         counted(&agent, reason).await;
         assert_eq!(es.count(), u64::from(range.start), "{url}: nothing past the proxy");
         std::fs::write(&password, "Pr0xy-Pass\n").expect("password");
-        stored_all(&es, 0..range.end).await;
+        stored_all(es, 0..range.end).await;
         if range.start == 10 {
             // Elasticsearch away: the proxy answers with a page of its own.
             es.down().await;
-            append(&log, 20..25);
+            append(log, 20..25);
             counted(&agent, "status").await;
             assert_eq!(es.count(), 20);
             es.up().expect("up");
-            stored_all(&es, 0..25).await;
+            stored_all(es, 0..25).await;
         }
         agent.signal(Signal::SIGTERM);
         assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
         assert!(!agent.stderr().contains("Pr0xy-Pass"), "{}", agent.stderr());
     }
-    exactly_once(&es, 0..25);
+    exactly_once(es, 0..25);
 }
