@@ -558,7 +558,7 @@ fn urls(text: &str) -> Result<Vec<Url>, String> {
 
 /// The Elasticsearch sink's proxy: the setting, or the standard variables when asked to, with its
 /// credential files.
-fn es_proxy(read: &mut Reader) -> Option<ProxyOptions> {
+fn es_proxy(read: &mut Reader, urls: &[Url]) -> Option<ProxyOptions> {
     let auth = match (read.opt(&ES_PROXY_USERNAME_FILE), read.opt(&ES_PROXY_PASSWORD_FILE)) {
         (Some(username_file), Some(password_file)) => Some(ProxyAuth { username_file, password_file }),
         (None, None) => None,
@@ -612,7 +612,19 @@ fn es_proxy(read: &mut Reader) -> Option<ProxyOptions> {
         let why = "the proxy's URL holds credentials too: give them once (the files are read again when they change)";
         read.push(read.problem(&ES_PROXY_USERNAME_FILE, why));
     }
-    Some(ProxyOptions { auth, ..proxy })
+    let proxy = ProxyOptions { auth, ..proxy };
+    // The HTTP client cannot open a tunnel to an IPv6 address (it takes the brackets for part of
+    // the name): said now rather than found failing later.
+    if let Some(url) = urls.iter().find(|u| {
+        u.scheme() == "https" && matches!(u.host(), Some(url::Host::Ipv6(_))) && proxy.for_url(u).is_some()
+    }) {
+        let why = format!(
+            "{} cannot go through the proxy (an https:// URL with an IPv6 address): use a host name, or reach it direct (NO_PROXY)",
+            agent_core::redact::url(url.as_str())
+        );
+        read.push(Problem::without_value(ES_URL.meta.env, why));
+    }
+    Some(proxy)
 }
 
 fn url(text: &str) -> Result<Url, String> {
@@ -817,7 +829,7 @@ impl Config {
             }
         };
         let tls = TlsFiles { ca_file, client_cert };
-        let proxy = es_proxy(&mut read);
+        let proxy = es_proxy(&mut read, urls.as_deref().unwrap_or_default());
         let (user, password, api_key) =
             (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
         let auth = match (user, password, api_key) {
@@ -1103,6 +1115,10 @@ mod tests {
             None,
             "asked, none there: direct"
         );
+        let v6 =
+            [("AGENT_LOGSHIP_ES_URL", "https://[fd00::9]:9200"), ("AGENT_LOGSHIP_ES_PROXY", "http://p:1")];
+        let text = problems(&[], &v6);
+        assert!(text.contains("an https:// URL with an IPv6 address"), "{text}");
     }
 
     #[test]

@@ -378,10 +378,11 @@ async fn the_proxy_variables_are_taken_only_when_asked_and_no_proxy_goes_direct(
     exactly_once(es, 0..10);
 }
 
-/// A proxy that asks for credentials: without them (407, by `CONNECT`), or with a wrong password
-/// (tinyproxy answers 401; by `CONNECT` and for a forwarded `http://` request), the data waits,
-/// counted as the proxy's, until the password file is fixed; no restart. Then Elasticsearch goes
-/// away behind the proxy: the proxy's error page is counted as its own. Every record once.
+/// A proxy that asks for credentials: without them (407), or with a wrong password (tinyproxy
+/// answers the `CONNECT` with 401: a refused tunnel), the data waits, counted as the proxy's,
+/// until the password file is fixed; no restart. Then Elasticsearch goes away behind the proxy
+/// (a forwarded `http://` request): the proxy's error page is counted as its own. Every record
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_fixed() {
     let Some(proxy) = calypso_testkit::proxy::Tinyproxy::start(Some(("calypso", "Pr0xy-Pass"))) else {
@@ -408,28 +409,87 @@ async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_f
     assert_eq!(bare.exit_code().await, 0, "{}", bare.stderr());
     assert_eq!(es.count(), 0);
 
-    // A wrong password, then the right one, by CONNECT (tinyproxy's 401: the tunnel refused) and
-    // forwarded (its 401 page: credentials).
-    for (url, range, reason) in [(scene.url.clone(), 0..10, "refused"), (es.url(), 10..20, "auth")] {
-        std::fs::write(&password, "wrong\n").expect("password");
-        append(log, range.start.max(10)..range.end);
-        let mut agent = scene.start(&url, &with);
-        counted(&agent, reason).await;
-        assert_eq!(es.count(), u64::from(range.start), "{url}: nothing past the proxy");
-        std::fs::write(&password, "Pr0xy-Pass\n").expect("password");
-        stored_all(es, 0..range.end).await;
-        if range.start == 10 {
-            // Elasticsearch away: the proxy answers with a page of its own.
-            es.down().await;
-            append(log, 20..25);
-            counted(&agent, "status").await;
-            assert_eq!(es.count(), 20);
-            es.up().expect("up");
-            stored_all(es, 0..25).await;
-        }
-        agent.signal(Signal::SIGTERM);
-        assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    // A wrong password (tinyproxy answers 401 to the CONNECT: the tunnel refused), then the
+    // right one, no restart.
+    std::fs::write(&password, "wrong\n").expect("password");
+    let mut tunnelled = scene.start(&scene.url, &with);
+    counted(&tunnelled, "refused").await;
+    assert_eq!(es.count(), 0, "nothing past the proxy");
+    std::fs::write(&password, "Pr0xy-Pass\n").expect("password");
+    stored_all(es, 0..10).await;
+    tunnelled.signal(Signal::SIGTERM);
+    assert_eq!(tunnelled.exit_code().await, 0, "{}", tunnelled.stderr());
+
+    // Forwarded (`http://`), Elasticsearch away: the proxy answers with a 500 page of its own.
+    append(log, 10..20);
+    let mut forwarded = scene.start(&es.url(), &with);
+    stored_all(es, 0..20).await;
+    es.down().await;
+    append(log, 20..25);
+    counted(&forwarded, "status").await;
+    assert_eq!(es.count(), 20);
+    es.up().expect("up");
+    stored_all(es, 0..25).await;
+    forwarded.signal(Signal::SIGTERM);
+    assert_eq!(forwarded.exit_code().await, 0, "{}", forwarded.stderr());
+    for agent in [&bare, &tunnelled, &forwarded] {
         assert!(!agent.stderr().contains("Pr0xy-Pass"), "{}", agent.stderr());
     }
     exactly_once(es, 0..25);
+}
+
+/// Behind the proxy, what fails inside the tunnel (TLS with Elasticsearch: its certificate not
+/// trusted) is Elasticsearch's, not the proxy's; a URL that fails through the proxy gives way to
+/// the next one; and the proxy's credential files are not waited for by URLs that go direct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_the_proxy_failures_are_placed_right_and_the_next_url_is_tried() {
+    let Some(proxy) = calypso_testkit::proxy::Tinyproxy::start(None) else { return };
+    let scene = HttpsScene::new().await;
+    let es = &scene.es;
+    let proxy_url = proxy.url();
+    let through = ("AGENT_LOGSHIP_ES_PROXY", proxy_url.as_str());
+
+    // Another CA than the one that signed the front: refused inside the tunnel.
+    let stranger = scene.path("stranger-ca.crt");
+    std::fs::write(&stranger, rcgen::generate_simple_self_signed(vec!["x".into()]).expect("cert").cert.pem())
+        .expect("ca");
+    append(&scene.log, 0..5);
+    let data = scene.path("data");
+    let mut untrusted =
+        agent(&sidecar(&data, &scene.glob, &scene.url, &[("AGENT_LOGSHIP_CA_FILE", s(&stranger)), through]));
+    untrusted.said("invalid peer certificate").await;
+    assert_eq!(
+        untrusted.metric("agent_logship_proxy_failures_total{reason=\"unreachable\"}").await,
+        Some(0.0)
+    );
+    untrusted.signal(Signal::SIGTERM);
+    assert_eq!(untrusted.exit_code().await, 0, "{}", untrusted.stderr());
+
+    // A dead node first (the proxy answers its own 500 page), then the front: shipped there.
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let urls = format!("http://127.0.0.1:{closed},{}", scene.url);
+    let mut failover = scene.start(&urls, &[through]);
+    stored_all(es, 0..5).await;
+    counted(&failover, "status").await;
+    failover.signal(Signal::SIGTERM);
+    assert_eq!(failover.exit_code().await, 0, "{}", failover.stderr());
+
+    // Direct by NO_PROXY, the proxy's credential files not there (an optional Secret): shipped.
+    append(&scene.log, 5..10);
+    let missing = scene.path("no-such-file");
+    let mut direct = scene.start(
+        &es.url(),
+        &[
+            ("AGENT_LOGSHIP_ES_PROXY_FROM_ENV", "true"),
+            ("HTTP_PROXY", &format!("http://127.0.0.1:{closed}")),
+            ("NO_PROXY", "127.0.0.1"),
+            ("AGENT_LOGSHIP_ES_PROXY_USERNAME_FILE", s(&missing)),
+            ("AGENT_LOGSHIP_ES_PROXY_PASSWORD_FILE", s(&missing)),
+        ],
+    );
+    stored_all(es, 0..10).await;
+    direct.signal(Signal::SIGTERM);
+    assert_eq!(direct.exit_code().await, 0, "{}", direct.stderr());
+    exactly_once(es, 0..10);
 }

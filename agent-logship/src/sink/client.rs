@@ -199,8 +199,11 @@ impl EsClient {
         Ok(client)
     }
 
+    /// The proxy's credential files, when some URL goes through the proxy (files of an
+    /// optional Secret are not waited for by URLs that go direct).
     fn proxy_auth(&self) -> Option<&ProxyAuth> {
-        self.proxy.as_ref().and_then(|p| p.auth.as_ref())
+        let proxy = self.proxy.as_ref()?;
+        proxy.auth.as_ref().filter(|_| self.urls.iter().any(|u| proxy.for_url(u).is_some()))
     }
 
     /// A connection pool made from `made`: its TLS, and the proxy with its credentials.
@@ -330,6 +333,9 @@ impl EsClient {
         let url = join(base, path);
         let shown = redact(base);
         let proxy = self.proxy.as_ref().and_then(|p| p.for_url(&url)).map(redact);
+        // A forwarded `http://` request talks to the proxy; an `https://` one talks to
+        // Elasticsearch through the tunnel, and what comes back through it is Elasticsearch's.
+        let forwarded = proxy.is_some() && url.scheme() == "http";
         let mut req = pool.request(method, url);
         req = match &self.auth {
             Auth::None => req,
@@ -369,12 +375,15 @@ impl EsClient {
             failure,
         };
         let e = match result {
-            // A forwarded `http://` request through a proxy: its own refusals and error pages,
-            // where Elasticsearch's answer should be.
-            Ok((status, headers, body)) if proxy.is_some() => {
+            // A forwarded request: the proxy's own refusals and error pages, where
+            // Elasticsearch's answer should be. (It may be the next URL's turn: rotated.)
+            Ok((status, headers, body)) if forwarded => {
                 let ours = from_elasticsearch(&headers, body.as_deref().unwrap_or_default());
                 match (ProxyFailure::of_answer(status, ours), body) {
-                    (Some(failure), _) => return Err(proxy_failed(failure)),
+                    (Some(failure), _) => {
+                        self.rotate();
+                        return Err(proxy_failed(failure));
+                    }
                     (None, Ok(body)) => return Ok(Answer { status, headers, body }),
                     (None, Err(e)) => e,
                 }
@@ -386,8 +395,10 @@ impl EsClient {
         let why = reason(&e.without_url());
         let err = match (ProxyFailure::of_error(&why), &proxy) {
             (Some(failure), _) => proxy_failed(failure),
-            // A forwarded request connects to the proxy, not to Elasticsearch.
-            (None, Some(_)) if connect => proxy_failed(ProxyFailure::Unreachable),
+            // A forwarded request connects to the proxy, not to Elasticsearch; a tunnel's own
+            // failures are told by their text above, and what fails inside it (TLS with
+            // Elasticsearch) is Elasticsearch's.
+            (None, Some(_)) if connect && forwarded => proxy_failed(ProxyFailure::Unreachable),
             _ if timeout => SendError::Timeout { url: shown, timeout: self.timeout },
             _ if connect => SendError::Connect { url: shown, reason: why },
             _ => SendError::Other { url: shown, reason: why },

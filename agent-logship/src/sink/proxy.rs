@@ -109,38 +109,40 @@ enum Entry {
 
 impl NoProxy {
     pub fn parse(text: &str) -> NoProxy {
-        let entries = text
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                if e == "*" {
-                    return Entry::All;
-                }
-                if let Some((ip, bits)) = e.split_once('/')
-                    && let (Ok(ip), Ok(bits)) = (ip.parse::<IpAddr>(), bits.parse::<u8>())
-                {
-                    return Entry::Cidr(ip, bits);
-                }
-                let host = e.trim_start_matches("*.").trim_start_matches('.');
-                let host = host.trim_start_matches('[').split(']').next().unwrap_or(host);
-                if let Ok(ip) = host.parse::<IpAddr>() {
-                    return Entry::Ip(ip);
-                }
-                // `host:port`: the port is ignored.
-                let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-                    if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
-                });
-                Entry::Domain(host.to_ascii_lowercase())
-            })
-            .collect();
+        // `*` alone means every host; in a list, curl takes it for no entry.
+        if text.trim() == "*" {
+            return NoProxy { entries: vec![Entry::All] };
+        }
+        let entries = text.split([',', ' ']).map(str::trim).filter_map(Self::entry).collect();
         NoProxy { entries }
+    }
+
+    /// One entry; `None` for one that can match nothing (`*` in a list, `.`, a bad range).
+    fn entry(e: &str) -> Option<Entry> {
+        if let Some((ip, bits)) = e.split_once('/') {
+            let ip = ip.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+            let bits = bits.parse::<u8>().ok().filter(|&b| b <= if ip.is_ipv4() { 32 } else { 128 })?;
+            return Some(Entry::Cidr(ip, bits));
+        }
+        let host = e.trim_start_matches("*.").trim_start_matches('.');
+        // `[::1]:9200`, `10.0.0.1:9200`, `host:9200`: the port is ignored.
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None if host.matches(':').count() == 1 => host.split(':').next().unwrap_or(host),
+            None => host,
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(Entry::Ip(ip));
+        }
+        // A fully qualified name's trailing dot is the same name.
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        (!host.is_empty() && host != "*").then_some(Entry::Domain(host))
     }
 
     /// Whether `url` is reached without the proxy.
     pub fn matches(&self, url: &Url) -> bool {
         let host = match url.host() {
-            Some(url::Host::Domain(d)) => Host::Name(d.to_ascii_lowercase()),
+            Some(url::Host::Domain(d)) => Host::Name(d.trim_end_matches('.').to_ascii_lowercase()),
             Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => Host::Ip(IpAddr::V6(ip)),
             None => return false,
@@ -180,7 +182,8 @@ fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 /// How the proxy failed: its own failure, not Elasticsearch's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyFailure {
-    /// 407: it wants credentials, or refused the ones given.
+    /// 407: it wants credentials, or refused the ones given (by `CONNECT`, some proxies answer a
+    /// wrong password with 401: then [`ProxyFailure::Refused`]).
     Auth,
     /// It refused: the tunnel's `CONNECT` answered with an error other than 407 (403 for a
     /// denied destination, 502 or 503 when it cannot reach Elasticsearch, 401 from a proxy that
@@ -212,13 +215,13 @@ impl ProxyFailure {
     }
 
     /// Tells a proxy's own answer to a forwarded request (`from_elasticsearch`: the answer has
-    /// Elasticsearch's product header or error body): 407, and a 401, 403 or 5xx of its own.
-    /// Some proxies (tinyproxy) answer a wrong password with 401 rather than 407.
+    /// Elasticsearch's product header or error body): 407, and a 403 or 5xx of its own. A 401 is
+    /// left to be Elasticsearch's: OpenSearch's carries no body of its kind, and taking it for
+    /// the proxy's would retry a wrong password quickly (a realm may lock the account).
     pub fn of_answer(status: u16, from_elasticsearch: bool) -> Option<ProxyFailure> {
         match status {
             407 => Some(ProxyFailure::Auth),
             _ if from_elasticsearch => None,
-            401 => Some(ProxyFailure::Auth),
             403 => Some(ProxyFailure::Refused),
             500..=599 => Some(ProxyFailure::Status(status)),
             _ => None,
@@ -290,6 +293,16 @@ mod tests {
             assert!(!np.matches(&url(no)), "{no}");
         }
         assert!(NoProxy::parse("*").matches(&url("https://anything:1")));
+        // As curl: `*` in a list is no entry; trailing dots are the same name; ports ignored.
+        assert!(!NoProxy::parse("x, *").matches(&url("https://anything:1")));
+        assert!(NoProxy::parse("example.com.").matches(&url("https://es.example.com")));
+        assert!(NoProxy::parse("example.com").matches(&url("https://es.example.com.:9200")));
+        assert!(NoProxy::parse("127.0.0.1:9200").matches(&url("http://127.0.0.1:9300")));
+        assert!(NoProxy::parse("[fd00::]/8").matches(&url("https://[fd12::1]")));
+        for nothing in [".", "10.0.0.0/99", "fd00::/200", "*.", "[", ":"] {
+            assert!(!NoProxy::parse(nothing).matches(&url("https://es.bank.")), "{nothing}");
+            assert!(!NoProxy::parse(nothing).matches(&url("https://10.1.1.1")), "{nothing}");
+        }
         assert!(!NoProxy::parse("").matches(&url("https://anything:1")));
         assert!(NoProxy::parse("0.0.0.0/0").matches(&url("https://1.2.3.4")));
     }
@@ -331,8 +344,7 @@ mod tests {
         );
         assert_eq!(ProxyFailure::of_error("error sending request: connection refused"), None);
         assert_eq!(ProxyFailure::of_answer(407, true), Some(ProxyFailure::Auth));
-        assert_eq!(ProxyFailure::of_answer(401, false), Some(ProxyFailure::Auth));
-        assert_eq!(ProxyFailure::of_answer(401, true), None, "Elasticsearch's own 401");
+        assert_eq!(ProxyFailure::of_answer(401, false), None, "OpenSearch's 401 has no body of its kind");
         assert_eq!(ProxyFailure::of_answer(403, false), Some(ProxyFailure::Refused));
         assert_eq!(ProxyFailure::of_answer(503, false), Some(ProxyFailure::Status(503)));
         assert_eq!(ProxyFailure::of_answer(503, true), None, "Elasticsearch's own 503");
