@@ -417,6 +417,7 @@ async fn a_proxy_that_refuses_the_credentials_holds_the_data_until_the_file_is_f
     assert_eq!(es.count(), 0, "nothing past the proxy");
     std::fs::write(&password, "Pr0xy-Pass\n").expect("password");
     stored_all(es, 0..10).await;
+    tunnelled.said("the proxy's credentials changed: new connections use them").await;
     tunnelled.signal(Signal::SIGTERM);
     assert_eq!(tunnelled.exit_code().await, 0, "{}", tunnelled.stderr());
 

@@ -284,9 +284,12 @@ impl EsClient {
         }
         match self.pool(&made) {
             Ok(pool) => {
-                let before = trust.current.as_ref().map(|(m, _)| &m.tls);
-                for changed in made.tls.changes_from(before) {
+                let before = trust.current.as_ref().map(|(m, _)| m);
+                for changed in made.tls.changes_from(before.map(|m| &m.tls)) {
                     tracing::info!("{changed} changed: new connections use it");
+                }
+                if before.is_some_and(|b| b.proxy_auth.is_some() && b.proxy_auth != made.proxy_auth) {
+                    tracing::info!("the proxy's credentials changed: new connections use them");
                 }
                 trust.current = Some((made, pool.clone()));
                 trust.refused = None;
