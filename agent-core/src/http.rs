@@ -134,14 +134,19 @@ impl HttpClient {
 /// targets, and an https target then fails on its own with an "unknown issuer" reason, rather
 /// than the whole agent refusing to start.
 fn tls_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder().with_root_certificates(system_roots()).with_no_client_auth()
+}
+
+/// The system's CA certificates, as many as can be read (none in a `FROM scratch` image).
+pub fn system_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
-        tracing::debug!(error = %e, "CA certificates not loaded");
+        tracing::debug!(error = %e, "system CA certificates not loaded");
     }
     let (added, ignored) = roots.add_parsable_certificates(found.certs);
-    tracing::debug!(added, ignored, "CA certificates for https");
-    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+    tracing::debug!(added, ignored, "system CA certificates");
+    roots
 }
 
 /// Maps reqwest's layered error to the reason an operator needs.

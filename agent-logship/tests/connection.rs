@@ -250,15 +250,16 @@ async fn a_bad_client_pair_is_named_by_check_and_setup() {
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let pair = [("AGENT_LOGSHIP_CLIENT_CERT_FILE", s(&cert)), ("AGENT_LOGSHIP_CLIENT_KEY_FILE", s(&key))];
-    for args in [&["--check"][..], &["setup"][..]] {
-        let (code, stderr) = run(args, &pair).await;
-        assert_eq!(code, Some(64), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains("does not belong"),
-            "{stderr}"
-        );
-        assert!(!stderr.contains(&other.key_pem[40..80]), "{stderr}");
-    }
+    // `--check` and `setup` both refuse (64), naming the key's setting and saying `why`.
+    let both_refuse = async |why: &str| {
+        for args in [&["--check"][..], &["setup"][..]] {
+            let (code, stderr) = run(args, &pair).await;
+            assert_eq!(code, Some(64), "{args:?}: {stderr}");
+            assert!(stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains(why), "{stderr}");
+            assert!(!stderr.contains(&other.key_pem[40..80]), "{stderr}");
+        }
+    };
+    both_refuse("does not belong").await;
     let (code, stderr) = run(&["--check"], &pair[..1]).await;
     assert_eq!(code, Some(64), "{stderr}");
     assert!(
@@ -267,14 +268,7 @@ async fn a_bad_client_pair_is_named_by_check_and_setup() {
     );
     // A key file that is not there (yet): a shipper waits for it; `--check` and `setup` say so.
     std::fs::remove_file(&key).expect("rm");
-    for args in [&["--check"][..], &["setup"][..]] {
-        let (code, stderr) = run(args, &pair).await;
-        assert_eq!(code, Some(64), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("AGENT_LOGSHIP_CLIENT_KEY_FILE") && stderr.contains("No such file"),
-            "{stderr}"
-        );
-    }
+    both_refuse("No such file").await;
 }
 
 /// es-sim on `https://localhost:PORT` (a TLS front), the certificate to trust in a file, and a

@@ -104,6 +104,9 @@ pub struct EsClient {
     timeout: Duration,
     tls: TlsFiles,
     proxy: Option<ProxyOptions>,
+    /// The proxy's credential files, when some URL goes through the proxy (files of an
+    /// optional Secret are not waited for by URLs that go direct).
+    proxy_auth: Option<ProxyAuth>,
     dns: Dns,
     user_agent: String,
     trust: Mutex<Trust>,
@@ -162,6 +165,9 @@ impl EsClient {
             timeout: opts.timeout,
             tls: opts.tls.clone(),
             proxy: opts.proxy.clone(),
+            proxy_auth: opts.proxy.as_ref().and_then(|proxy| {
+                proxy.auth.clone().filter(|_| opts.urls.iter().any(|u| proxy.for_url(u).is_some()))
+            }),
             dns,
             user_agent: user_agent.to_string(),
             trust: Mutex::new(Trust::default()),
@@ -171,7 +177,7 @@ impl EsClient {
             Ok(tls) => match client.pool(&Made { tls: tls.clone(), proxy_auth: None }) {
                 // With credentials for the proxy, the pool is made at the first request, which
                 // reads them: this one only tells that the TLS files are usable.
-                Ok(pool) => client.proxy_auth().is_none().then_some((Made { tls, proxy_auth: None }, pool)),
+                Ok(pool) => client.proxy_auth.is_none().then_some((Made { tls, proxy_auth: None }, pool)),
                 Err(ClientError::Tls(e)) if patient => {
                     tracing::warn!(error = %e, "{} is not usable: the data waits until it is", e.part);
                     refused = Some((Made { tls, proxy_auth: None }, e));
@@ -197,13 +203,6 @@ impl EsClient {
         *client.trust.lock().unwrap_or_else(PoisonError::into_inner) =
             Trust { current: first, refused, unreadable: None };
         Ok(client)
-    }
-
-    /// The proxy's credential files, when some URL goes through the proxy (files of an
-    /// optional Secret are not waited for by URLs that go direct).
-    fn proxy_auth(&self) -> Option<&ProxyAuth> {
-        let proxy = self.proxy.as_ref()?;
-        proxy.auth.as_ref().filter(|_| self.urls.iter().any(|u| proxy.for_url(u).is_some()))
     }
 
     /// A connection pool made from `made`: its TLS, and the proxy with its credentials.
@@ -233,7 +232,7 @@ impl EsClient {
     /// What the files hold now: the TLS files' content and the proxy's credentials.
     fn read_made(&self) -> Result<Made, SendError> {
         let tls = self.tls.read().map_err(SendError::Tls)?;
-        let proxy_auth = match self.proxy_auth() {
+        let proxy_auth = match &self.proxy_auth {
             Some(auth) => Some((read_secret(&auth.username_file)?, read_secret(&auth.password_file)?)),
             None => None,
         };
@@ -247,7 +246,7 @@ impl EsClient {
     fn trusted(&self) -> Result<reqwest::Client, SendError> {
         let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
         let in_use = trust.current.as_ref().map(|(made, pool)| (made, pool.clone()));
-        if !self.tls.any() && self.proxy_auth().is_none() {
+        if !self.tls.any() && self.proxy_auth.is_none() {
             return in_use.map(|(_, pool)| pool).ok_or_else(|| SendError::Other {
                 url: self.current_url(),
                 reason: "no connection pool".into(),

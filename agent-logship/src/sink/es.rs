@@ -155,22 +155,22 @@ impl EsSink {
             let answer = self.client.send(reqwest::Method::POST, &path, Some(&body)).await;
             let verdict = match answer {
                 Ok(a) => classify(a.status, &a.body, sent),
-                Err(SendError::Proxy { proxy, url, failure }) => {
-                    Metrics::add(&self.metrics.requests_failed, 1);
-                    Metrics::add(&self.metrics.proxy_failures[failure.index()], 1);
-                    if self.warning_due() {
-                        tracing::warn!(%proxy, %url, documents = sent, "{failure}: the data waits, retried, nothing is dropped");
-                    } else {
-                        tracing::debug!(%proxy, %failure, "the proxy still fails");
-                    }
-                    // With backoff even for its 407: the credential files are read at every
-                    // request, and a proxy that was restarted without them comes back by itself.
-                    self.sleep(backoff).await;
-                    continue;
-                }
                 Err(e) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
-                    self.warn_lasting(&e, sent);
+                    match &e {
+                        // The proxy's own failure, said as its own. With backoff even for its
+                        // 407: the credential files are read at every request, and a proxy
+                        // restarted without them comes back by itself.
+                        SendError::Proxy { proxy, url, failure } => {
+                            Metrics::add(&self.metrics.proxy_failures[failure.index()], 1);
+                            if self.warning_due() {
+                                tracing::warn!(%proxy, %url, documents = sent, "{failure}: the data waits, retried, nothing is dropped");
+                            } else {
+                                tracing::debug!(%proxy, %failure, "the proxy still fails");
+                            }
+                        }
+                        e => self.warn_lasting(e, sent),
+                    }
                     self.sleep(backoff).await;
                     continue;
                 }

@@ -193,13 +193,7 @@ fn read(part: Part, path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// The system's roots and the certificates of `ca` (the CA file's path and content).
 fn roots(ca: Option<(&Path, &[u8])>) -> Result<rustls::RootCertStore, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for e in &found.errors {
-        tracing::debug!(error = %e, "system CA certificates not loaded");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(found.certs);
-    tracing::debug!(added, ignored, "system CA certificates");
+    let mut roots = agent_core::http::system_roots();
     if let Some((path, pem)) = ca {
         let bad = |reason: &str| TlsError {
             part: Part::Ca,
