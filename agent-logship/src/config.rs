@@ -17,6 +17,7 @@ use crate::framing::{Format, RecordStart};
 use crate::parse::parse_time_zone;
 use crate::sink::client::{Auth, ClientOptions};
 use crate::sink::proxy::{self, NoProxy, ProxyAuth, ProxyOptions};
+use crate::sink::sigv4::{CredentialSource, Credentials, Service, SigV4Options, Signing};
 use crate::sink::tls::{ClientCert, TlsFiles};
 
 pub const PATHS: Spec<Vec<String>> = Spec::new(
@@ -217,6 +218,51 @@ pub const ES_PROXY_PASSWORD_FILE: Spec<PathBuf> = Spec::new(
     path,
 )
 .value_name("PATH");
+pub const AWS_SIGV4: Spec<Service> = Spec::new(
+    "aws-sigv4",
+    "AGENT_LOGSHIP_AWS_SIGV4",
+    "Sign every request with AWS Signature Version 4: es (Amazon OpenSearch Service) or aoss \
+     (OpenSearch Serverless); instead of basic auth or an API key",
+    Service::parse,
+)
+.value_name("es|aoss");
+pub const AWS_REGION: Spec<String> = Spec::new(
+    "aws-region",
+    "AGENT_LOGSHIP_AWS_REGION",
+    "The AWS region the requests are signed for; default AWS_REGION, else AWS_DEFAULT_REGION",
+    parse::text,
+)
+.value_name("REGION");
+pub const AWS_ACCESS_KEY_ID_FILE: Spec<PathBuf> = Spec::new(
+    "aws-access-key-id-file",
+    "AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE",
+    "File holding the AWS access key id (a mounted Secret, read before each request); without \
+     it, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)",
+    path,
+)
+.value_name("PATH");
+pub const AWS_SECRET_ACCESS_KEY_FILE: Spec<PathBuf> = Spec::new(
+    "aws-secret-access-key-file",
+    "AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE",
+    "File holding the AWS secret access key (with AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE)",
+    path,
+)
+.value_name("PATH");
+pub const AWS_SESSION_TOKEN_FILE: Spec<PathBuf> = Spec::new(
+    "aws-session-token-file",
+    "AGENT_LOGSHIP_AWS_SESSION_TOKEN_FILE",
+    "File holding the AWS session token of temporary credentials (optional)",
+    path,
+)
+.value_name("PATH");
+pub const AWS_STS_URL: Spec<Url> = Spec::new(
+    "aws-sts-url",
+    "AGENT_LOGSHIP_AWS_STS_URL",
+    "Where the pod's web identity (IRSA: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) is exchanged \
+     for credentials; default the region's STS, https://sts.REGION.amazonaws.com/",
+    url,
+)
+.value_name("URL");
 pub const USERNAME_FILE: Spec<PathBuf> = Spec::new(
     "username-file",
     "AGENT_LOGSHIP_USERNAME_FILE",
@@ -445,6 +491,12 @@ pub static SETTINGS: Settings = Settings {
         &ES_PROXY_FROM_ENV.meta,
         &ES_PROXY_USERNAME_FILE.meta,
         &ES_PROXY_PASSWORD_FILE.meta,
+        &AWS_SIGV4.meta,
+        &AWS_REGION.meta,
+        &AWS_ACCESS_KEY_ID_FILE.meta,
+        &AWS_SECRET_ACCESS_KEY_FILE.meta,
+        &AWS_SESSION_TOKEN_FILE.meta,
+        &AWS_STS_URL.meta,
         &USERNAME_FILE.meta,
         &PASSWORD_FILE.meta,
         &API_KEY_FILE.meta,
@@ -554,6 +606,95 @@ fn urls(text: &str) -> Result<Vec<Url>, String> {
         }
     }
     if urls.is_empty() { Err("no URL given".into()) } else { Ok(urls) }
+}
+
+/// Signing with SigV4: the service, the region, and where the credentials come from.
+fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
+    let service = read.opt(&AWS_SIGV4);
+    let region = read.opt(&AWS_REGION);
+    let files = (
+        read.opt(&AWS_ACCESS_KEY_ID_FILE),
+        read.opt(&AWS_SECRET_ACCESS_KEY_FILE),
+        read.opt(&AWS_SESSION_TOKEN_FILE),
+    );
+    let Some(service) = service else {
+        if files.0.is_some() || files.1.is_some() {
+            read.push(
+                read.problem(
+                    &AWS_ACCESS_KEY_ID_FILE,
+                    "AWS credentials, but AGENT_LOGSHIP_AWS_SIGV4 is not set",
+                ),
+            );
+        }
+        return None;
+    };
+    if read.setting(&USERNAME_FILE.meta).is_some() || read.setting(&API_KEY_FILE.meta).is_some() {
+        read.push(
+            read.problem(&AWS_SIGV4, "signed requests carry no basic auth or API key: give one or the other"),
+        );
+    }
+    let sts_setting = read.opt(&AWS_STS_URL);
+    let vars = read.vars().to_vec();
+    let env = |name: &str| {
+        vars.iter().find(|(k, v)| k == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_string())
+    };
+    let Some(region) = region.or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")) else {
+        read.push(read.problem(&AWS_REGION, "missing: the region to sign for (or AWS_REGION)"));
+        return None;
+    };
+    let credentials = match files {
+        (Some(access_key_id), Some(secret_access_key), session_token) => {
+            CredentialSource::Files { access_key_id, secret_access_key, session_token }
+        }
+        (None, None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            _ if env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some() => {
+                let uri = env("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default();
+                let (Ok(uri), Some(token_file)) =
+                    (uri.parse::<Url>(), env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"))
+                else {
+                    let why = "EKS Pod Identity needs AWS_CONTAINER_CREDENTIALS_FULL_URI (a URL) and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+                    read.push(read.problem(&AWS_SIGV4, why));
+                    return None;
+                };
+                CredentialSource::Container { uri, token_file: PathBuf::from(token_file) }
+            }
+            _ if env("AWS_ROLE_ARN").is_some() && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() => {
+                let default_sts = format!("https://sts.{region}.amazonaws.com/");
+                let sts_url = match sts_setting.clone().or_else(|| default_sts.parse().ok()) {
+                    Some(u) => u,
+                    None => {
+                        read.push(read.problem(&AWS_REGION, "not a region an STS URL can be made of"));
+                        return None;
+                    }
+                };
+                CredentialSource::WebIdentity {
+                    role_arn: env("AWS_ROLE_ARN").unwrap_or_default(),
+                    token_file: PathBuf::from(env("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default()),
+                    session_name: env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "agent-logship".into()),
+                    sts_url,
+                }
+            }
+            (Some(access_key_id), Some(secret_access_key)) => CredentialSource::Environment(Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: env("AWS_SESSION_TOKEN"),
+            }),
+            _ => {
+                let why = "no AWS credentials: AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE and AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE, \
+                           or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the pod's IAM role: IRSA (AWS_ROLE_ARN and \
+                           AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)";
+                read.push(read.problem(&AWS_SIGV4, why));
+                return None;
+            }
+        },
+        _ => {
+            read.push(
+                read.problem(&AWS_SECRET_ACCESS_KEY_FILE, "the access key id and secret files go together"),
+            );
+            return None;
+        }
+    };
+    Some(SigV4Options { signing: Signing { service, region }, credentials })
 }
 
 /// The Elasticsearch sink's proxy: the setting, or the standard variables when asked to, with its
@@ -830,6 +971,7 @@ impl Config {
         };
         let tls = TlsFiles { ca_file, client_cert };
         let proxy = es_proxy(&mut read, urls.as_deref().unwrap_or_default());
+        let sigv4 = aws_sigv4(&mut read);
         let (user, password, api_key) =
             (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
         let auth = match (user, password, api_key) {
@@ -868,7 +1010,7 @@ impl Config {
                 Output::Stdout
             }
             Some(urls) => Output::Elasticsearch(Box::new(Elasticsearch {
-                client: ClientOptions { urls, tls, proxy, auth, timeout: request_timeout },
+                client: ClientOptions { urls, tls, proxy, sigv4, auth, timeout: request_timeout },
                 gzip,
                 dead_letter_max_bytes,
             })),

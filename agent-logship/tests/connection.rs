@@ -488,3 +488,143 @@ async fn behind_the_proxy_failures_are_placed_right_and_the_next_url_is_tried() 
     assert_eq!(direct.exit_code().await, 0, "{}", direct.stderr());
     exactly_once(es, 0..10);
 }
+
+/// Amazon OpenSearch Service's SigV4, against es-sim checking signatures with its own
+/// implementation: every request signed (over the gzip body as sent), the key read from files;
+/// a wrong secret is refused (403) and the data waits until the file is fixed, no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
+    use calypso_testkit::es_sim::Auth;
+    use calypso_testkit::es_sim::sigv4::SigV4Key;
+    let key = SigV4Key {
+        access_key_id: "AKIDCALYPSO0001".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYCALYPSO".into(),
+        region: "eu-west-1".into(),
+        service: "es".into(),
+    };
+    let es = EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::default() })
+        .await
+        .expect("es-sim");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let (id_file, secret_file) = (dir.path().join("aws-key-id"), dir.path().join("aws-secret"));
+    std::fs::write(&id_file, &key.access_key_id).expect("id");
+    std::fs::write(&secret_file, "not-the-secret\n").expect("secret");
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    append(&log, 0..10);
+    let url = es.url();
+    let mut agent = agent(&sidecar(
+        &data,
+        &glob,
+        &url,
+        &[
+            ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE", s(&id_file)),
+            ("AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", s(&secret_file)),
+        ],
+    ));
+    agent.said("refused our credentials").await;
+    assert_eq!(es.count(), 0);
+    assert!(es.stats().refused_requests.get(&403).is_some_and(|n| *n >= 1), "refused as AWS does");
+    std::fs::write(&secret_file, format!("{}\n", key.secret_access_key)).expect("secret");
+    append(&log, 10..20);
+    // A refused credential is tried again every 30 s.
+    eventually("20 documents stored", std::time::Duration::from_secs(60), async || {
+        (es.count() >= 20).then_some(())
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!agent.stderr().contains("wJalrXUtnFEMI"), "{}", agent.stderr());
+    exactly_once(&es, 0..20);
+}
+
+/// The pod's IAM role by IRSA: the projected service-account token exchanged with STS (a double)
+/// for temporary credentials that live 4 s, so they are renewed mid-stream; the token rotated
+/// by the kubelet meanwhile is read at the next exchange. Every request signed with the
+/// credentials of the moment, checked by es-sim; every record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irsa_credentials_are_renewed_mid_stream_and_nothing_is_lost() {
+    role_credentials_renewed_mid_stream(false).await;
+}
+
+/// The same with EKS Pod Identity: the node's agent asked with the pod's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_identity_credentials_are_renewed_mid_stream_and_nothing_is_lost() {
+    role_credentials_renewed_mid_stream(true).await;
+}
+
+async fn role_credentials_renewed_mid_stream(pod_identity: bool) {
+    use calypso_testkit::es_sim::Auth;
+    use calypso_testkit::es_sim::sigv4::SigV4Key;
+    use calypso_testkit::sts_sim::{StsConfig, StsSim};
+    let key = SigV4Key {
+        access_key_id: "ASIACALYPSOROLE1".into(),
+        secret_access_key: "role-secret-Kq9".into(),
+        region: "eu-west-1".into(),
+        service: "es".into(),
+    };
+    let es = EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::default() })
+        .await
+        .expect("es-sim");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "token-1").expect("token");
+    let role = "arn:aws:iam::123456789012:role/calypso-log-writer";
+    let sts = StsSim::start(StsConfig {
+        role_arn: role.into(),
+        token_file: token_file.clone(),
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        lifetime: std::time::Duration::from_secs(4),
+    })
+    .await;
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    append(&log, 0..10);
+    let (url, sts_url) = (es.url(), sts.url());
+    let agent_uri = format!("{sts_url}v1/credentials");
+    let mut agent = agent(&sidecar(
+        &data,
+        &glob,
+        &url,
+        &if pod_identity {
+            vec![
+                ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent_uri.as_str()),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", s(&token_file)),
+            ]
+        } else {
+            vec![
+                ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ROLE_ARN", role),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+                ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+            ]
+        },
+    ));
+    stored_all(&es, 0..10).await;
+    assert_eq!(sts.exchanges(), 1);
+    std::fs::write(&token_file, "token-2").expect("the kubelet rotates the token");
+    // Past half of the credentials' life: renewed at the next request, with the new token.
+    let mut next = 10;
+    until("credentials renewed", || {
+        append(&log, next..next + 1);
+        next += 1;
+        sts.exchanges() >= 2
+    })
+    .await;
+    stored_all(&es, 0..next).await;
+    agent.said("AWS credentials of the pod's role renewed").await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!agent.stderr().contains("role-secret"), "{}", agent.stderr());
+    exactly_once(&es, 0..next);
+}

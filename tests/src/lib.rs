@@ -27,6 +27,7 @@ pub mod podman;
 pub mod process;
 pub mod proxy;
 pub mod sim;
+pub mod sts_sim;
 pub mod tls;
 pub mod tools;
 

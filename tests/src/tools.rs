@@ -65,7 +65,7 @@ pub fn require_pyclients() -> Option<PathBuf> {
     let python = pyenv_dir().map(|d| d.join("bin/python")).filter(|p| p.is_file());
     let usable = python.filter(|p| {
         std::process::Command::new(p)
-            .args(["-c", "import elasticsearch, opensearchpy, kubernetes, kubernetes_validate"])
+            .args(["-c", "import elasticsearch, opensearchpy, kubernetes, kubernetes_validate, botocore"])
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()

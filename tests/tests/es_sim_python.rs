@@ -55,3 +55,39 @@ async fn the_elasticsearch_client_finds_es_sim_conformant() {
 async fn the_opensearch_client_finds_es_sim_conformant() {
     conformance(Flavour::OpenSearch).await;
 }
+
+/// es-sim's SigV4 check agrees with AWS's own signer (`tests/python/es_sim_sigv4.py`: botocore's
+/// `SigV4Auth`, and opensearch-py's `AWSV4SignerAuth` on it): signed requests accepted, a gzip
+/// `_bulk` with agent-logship's filter included; another secret, region or service, or a body
+/// changed after signing, refused with 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn botocore_signatures_are_accepted_by_es_sim_and_wrong_ones_refused() {
+    use calypso_testkit::es_sim::sigv4::SigV4Key;
+    let Some(python) = require_pyclients() else { return };
+    let key = SigV4Key {
+        access_key_id: "AKIDBOTOCORE01".into(),
+        secret_access_key: "botocore-secret/Kq9+x".into(),
+        region: "eu-west-1".into(),
+        service: "es".into(),
+    };
+    let opts = EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::flavour(Flavour::OpenSearch) };
+    let es = EsSim::start(opts).await.expect("es-sim starts");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/es_sim_sigv4.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([&es.url(), &key.access_key_id, &key.secret_access_key, &key.region, &key.service])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the script finishes")
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().any(|l| l == "9 passed, 0 failed"), "{stdout}");
+    let ids: Vec<String> =
+        es.docs("logs-sigv4.app-test").iter().map(|d| d["_id"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(ids, ["sig-1", "sig-2"], "the signed bulks stored, the forged one not");
+}

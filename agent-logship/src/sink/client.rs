@@ -22,7 +22,9 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
+use super::aws_credentials;
 use super::proxy::{ProxyAuth, ProxyFailure, ProxyOptions};
+use super::sigv4::{CredentialSource, Credentials, SigV4Options, read_text};
 use super::tls::{Material, TlsError, TlsFiles};
 
 /// How to authenticate, each secret in a file of its own (a mounted Secret's key).
@@ -47,6 +49,8 @@ pub struct ClientOptions {
     pub tls: TlsFiles,
     /// The egress proxy, if Elasticsearch is reached through one.
     pub proxy: Option<ProxyOptions>,
+    /// Signing every request with AWS SigV4 (Amazon OpenSearch Service).
+    pub sigv4: Option<SigV4Options>,
     pub auth: Auth,
     /// The whole exchange (connect, send, answer) of one request.
     pub timeout: Duration,
@@ -107,6 +111,9 @@ pub struct EsClient {
     /// The proxy's credential files, when some URL goes through the proxy (files of an
     /// optional Secret are not waited for by URLs that go direct).
     proxy_auth: Option<ProxyAuth>,
+    sigv4: Option<SigV4Options>,
+    /// The role's temporary credentials and when they were issued.
+    role: tokio::sync::Mutex<Option<(aws_credentials::Temporary, std::time::SystemTime)>>,
     dns: Dns,
     user_agent: String,
     trust: Mutex<Trust>,
@@ -168,6 +175,8 @@ impl EsClient {
             proxy_auth: opts.proxy.as_ref().and_then(|proxy| {
                 proxy.auth.clone().filter(|_| opts.urls.iter().any(|u| proxy.for_url(u).is_some()))
             }),
+            sigv4: opts.sigv4.clone(),
+            role: tokio::sync::Mutex::new(None),
             dns,
             user_agent: user_agent.to_string(),
             trust: Mutex::new(Trust::default()),
@@ -203,6 +212,69 @@ impl EsClient {
         *client.trust.lock().unwrap_or_else(PoisonError::into_inner) =
             Trust { current: first, refused, unreadable: None };
         Ok(client)
+    }
+
+    /// The headers that sign a request to `url` with `body`, with the credentials as they are now.
+    async fn sign(
+        &self,
+        pool: &reqwest::Client,
+        sigv4: &SigV4Options,
+        method: &str,
+        url: &Url,
+        body: Option<&Body>,
+    ) -> Result<Vec<(String, HeaderValue)>, SendError> {
+        let credentials = match sigv4.credentials.credentials() {
+            Some(fixed) => {
+                fixed.map_err(|(path, e)| SendError::Credentials { path, reason: e.to_string() })?
+            }
+            None => self.role_credentials(pool, &sigv4.credentials).await?,
+        };
+        let bytes = body.map_or(&[][..], |b| &b.bytes[..]);
+        let headers = sigv4
+            .signing
+            .headers(method, url, bytes, &credentials, std::time::SystemTime::now())
+            .map_err(|reason| SendError::Other { url: redact(url), reason })?;
+        headers
+            .into_iter()
+            .map(|(name, value)| {
+                let mut value = HeaderValue::from_str(&value).map_err(|_| SendError::Other {
+                    url: redact(url),
+                    reason: "a signature header is not valid".into(),
+                })?;
+                value.set_sensitive(true);
+                Ok((name, value))
+            })
+            .collect()
+    }
+
+    /// The pod's IAM role's credentials: the ones held while they are not due for renewal, else
+    /// new ones from STS (through the same connections, the proxy included). When STS fails,
+    /// the held ones are used until they expire.
+    async fn role_credentials(
+        &self,
+        pool: &reqwest::Client,
+        source: &CredentialSource,
+    ) -> Result<Credentials, SendError> {
+        let mut held = self.role.lock().await;
+        let now = std::time::SystemTime::now();
+        if let Some((t, issued)) = held.as_ref()
+            && !aws_credentials::renew_due(*issued, t.expires, now)
+        {
+            return Ok(t.credentials.clone());
+        }
+        match (fetch_role_credentials(pool, source).await, held.as_ref()) {
+            (Ok(t), _) => {
+                tracing::info!("AWS credentials of the pod's role renewed");
+                let credentials = t.credentials.clone();
+                *held = Some((t, now));
+                Ok(credentials)
+            }
+            (Err(e), Some((t, _))) if t.expires > now => {
+                tracing::warn!(error = %e, "cannot renew the AWS credentials; the ones held are used until they expire");
+                Ok(t.credentials.clone())
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// A connection pool made from `made`: its TLS, and the proxy with its credentials.
@@ -338,7 +410,14 @@ impl EsClient {
         // A forwarded `http://` request talks to the proxy; an `https://` one talks to
         // Elasticsearch through the tunnel, and what comes back through it is Elasticsearch's.
         let forwarded = proxy.is_some() && url.scheme() == "http";
+        let signature = match &self.sigv4 {
+            Some(sigv4) => Some(self.sign(&pool, sigv4, method.as_str(), &url, body).await?),
+            None => None,
+        };
         let mut req = pool.request(method, url);
+        for (name, value) in signature.into_iter().flatten() {
+            req = req.header(name, value);
+        }
         req = match &self.auth {
             Auth::None => req,
             Auth::Basic { username_file, password_file } => {
@@ -408,6 +487,42 @@ impl EsClient {
         self.rotate();
         Err(err)
     }
+}
+
+/// New credentials of the pod's role: from STS for a web identity (IRSA), from the node's agent
+/// for EKS Pod Identity. The token is read again at each exchange (the kubelet rotates it).
+async fn fetch_role_credentials(
+    pool: &reqwest::Client,
+    source: &CredentialSource,
+) -> Result<aws_credentials::Temporary, SendError> {
+    let (token_file, what) = match source {
+        CredentialSource::WebIdentity { token_file, .. } => (token_file, "STS"),
+        CredentialSource::Container { token_file, .. } => (token_file, "the EKS Pod Identity agent"),
+        _ => return Err(SendError::Other { url: String::new(), reason: "no role to ask for".into() }),
+    };
+    let failed = |reason: String| SendError::Credentials { path: token_file.clone(), reason };
+    let token = read_text(token_file).map_err(|(_, e)| failed(e.to_string()))?;
+    let request = match source {
+        CredentialSource::WebIdentity { role_arn, session_name, sts_url, .. } => pool
+            .post(sts_url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(aws_credentials::sts_form(role_arn, session_name, &token)),
+        CredentialSource::Container { uri, .. } => {
+            let mut value =
+                HeaderValue::from_str(&token).map_err(|_| failed("not a valid header value".into()))?;
+            value.set_sensitive(true);
+            pool.get(uri.clone()).header(reqwest::header::AUTHORIZATION, value)
+        }
+        _ => return Err(failed("no role to ask for".into())),
+    };
+    let text = async { request.send().await?.text().await }
+        .await
+        .map_err(|e| failed(format!("{what}: {}", reason(&e.without_url()))))?;
+    match source {
+        CredentialSource::WebIdentity { .. } => aws_credentials::parse_sts_answer(&text),
+        _ => aws_credentials::parse_container_answer(&text),
+    }
+    .map_err(|e| failed(format!("{what}: {e}")))
 }
 
 /// Whether an answer is Elasticsearch's (or OpenSearch's): its product header, or an error body
@@ -529,6 +644,7 @@ mod tests {
             urls: vec!["https://localhost:9200".parse().expect("url")],
             tls: TlsFiles { ca_file: Some(ca.to_path_buf()), client_cert: None },
             proxy: None,
+            sigv4: None,
             auth: Auth::None,
             timeout: Duration::from_secs(1),
         }

@@ -71,6 +71,7 @@ impl EsOptions {
                 urls,
                 tls: TlsFiles::default(),
                 proxy: None,
+                sigv4: None,
                 auth: Auth::None,
                 timeout: Duration::from_secs(30),
             },

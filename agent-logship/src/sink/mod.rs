@@ -7,6 +7,7 @@
 //! says which requests go through the egress proxy and tells its failures from Elasticsearch's. Without a
 //! URL, [`stdout`] writes the documents as NDJSON instead.
 
+pub mod aws_credentials;
 pub mod batch;
 pub mod bulk;
 pub mod classify;
@@ -15,6 +16,7 @@ pub mod dead_letter;
 pub mod es;
 pub mod proxy;
 pub mod request;
+pub mod sigv4;
 pub mod stdout;
 pub mod tls;
 

@@ -32,8 +32,20 @@ pub struct ProxyAuth {
 }
 
 impl ProxyOptions {
-    /// The proxy that `url` goes through, or `None` when it goes direct.
+    /// The proxy that `url` goes through, or `None` when it goes direct. Link-local addresses
+    /// always go direct: no proxy can reach the node's own (the EKS Pod Identity agent at
+    /// `169.254.170.23`, `fd00:ec2::23` being in no proxy's reach either, it is listed too).
     pub fn for_url(&self, url: &Url) -> Option<&Url> {
+        let local = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_link_local(),
+            Some(url::Host::Ipv6(ip)) => {
+                (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.segments()[..2] == [0xfd00, 0x0ec2]
+            }
+            _ => false,
+        };
+        if local {
+            return None;
+        }
         let proxy = match url.scheme() {
             "https" => self.https.as_ref(),
             _ => self.http.as_ref(),
@@ -324,6 +336,8 @@ mod tests {
         assert_eq!(got.for_url(&url("https://es.bank:9200")), Some(&url("http://proxy.bank:3128")));
         assert_eq!(got.for_url(&url("https://es.logging.svc.cluster.local")), None);
         assert_eq!(got.for_url(&url("http://es.bank:9200")), None, "no HTTP_PROXY: http:// goes direct");
+        assert_eq!(got.for_url(&url("http://169.254.170.23/v1/credentials")), None, "the node's own");
+        assert_eq!(got.for_url(&url("http://[fd00:ec2::23]/v1/credentials")), None);
         assert_eq!(got.describe(), "https: http://proxy.bank:3128/, http: direct (NO_PROXY)");
         assert_eq!(ProxyOptions::from_env(&vars(&[("NO_PROXY", "x")])), Ok(None));
         let bad =

@@ -2,6 +2,7 @@
 //! demo and the benchmark. Thin: parse the flags, start [`EsSim`], print the address, wait for
 //! `POST /_sim/exit` or a signal.
 
+use calypso_testkit::es_sim::sigv4::SigV4Key;
 use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Faults, Flavour};
 use clap::Parser;
 use std::net::SocketAddr;
@@ -44,6 +45,11 @@ struct Cli {
     /// Require `Authorization: ApiKey KEY`.
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
+
+    /// Require AWS Signature Version 4 with this key, as Amazon OpenSearch Service does (403
+    /// otherwise): ACCESS_KEY_ID:SECRET:REGION:SERVICE (service es or aoss).
+    #[arg(long, value_name = "KEY_ID:SECRET:REGION:SERVICE", conflicts_with_all = ["basic_auth", "api_key"])]
+    sigv4: Option<String>,
 
     /// No built-in data stream templates on the elasticsearch flavour.
     #[arg(long)]
@@ -89,6 +95,19 @@ fn parse_share(s: &str) -> Result<f64, String> {
 impl Cli {
     fn into_options(self) -> Result<EsOptions, String> {
         let auth = match (self.basic_auth, self.api_key) {
+            _ if self.sigv4.is_some() => {
+                let text = self.sigv4.unwrap_or_default();
+                let parts: Vec<&str> = text.split(':').collect();
+                let [id, secret, region, service] = parts.as_slice() else {
+                    return Err("--sigv4: expected KEY_ID:SECRET:REGION:SERVICE".into());
+                };
+                Some(Auth::SigV4(SigV4Key {
+                    access_key_id: (*id).to_owned(),
+                    secret_access_key: (*secret).to_owned(),
+                    region: (*region).to_owned(),
+                    service: (*service).to_owned(),
+                }))
+            }
             (Some(pair), _) => {
                 let (user, password) = pair.split_once(':').ok_or("--basic-auth: expected USER:PASSWORD")?;
                 Some(Auth::Basic { user: user.to_owned(), password: password.to_owned() })

@@ -15,6 +15,9 @@ pub enum Auth {
     /// The key as the client sends it after `ApiKey ` (Elasticsearch's `encoded` form:
     /// base64 of `id:api_key`).
     ApiKey(String),
+    /// AWS Signature Version 4 with this key, as Amazon OpenSearch Service checks it: checked
+    /// once the body is read ([`super::sigv4`]), not here.
+    SigV4(super::sigv4::SigV4Key),
 }
 
 impl fmt::Debug for Auth {
@@ -22,6 +25,7 @@ impl fmt::Debug for Auth {
         match self {
             Auth::Basic { user, .. } => write!(f, "Basic {{ user: {user:?}, password: *** }}"),
             Auth::ApiKey(_) => f.write_str("ApiKey(***)"),
+            Auth::SigV4(key) => key.fmt(f),
         }
     }
 }
@@ -41,7 +45,7 @@ pub enum Denied {
 
 /// Checks the `Authorization` header of a request for `path`.
 pub fn check(expected: Option<&Auth>, header: Option<&[u8]>, path: &str) -> Result<(), Denied> {
-    let Some(expected) = expected else {
+    let Some(expected) = expected.filter(|a| !matches!(a, Auth::SigV4(_))) else {
         return Ok(());
     };
     let header = header.and_then(|h| std::str::from_utf8(h).ok()).map(str::trim);

@@ -1,12 +1,12 @@
 //! The HTTP side: the listener (dropped on `down`, rebound on `up`), one task per connection,
 //! the request pipeline (latency, auth, size limit, gunzip) and the routes.
 
-use super::auth::{self, Denied};
+use super::auth::{self, Auth, Denied};
 use super::control::{self, Command};
 use super::filter_path::FilterPath;
 use super::response;
 use super::store::ApiError;
-use super::{Flavour, Shared, bulk, lock};
+use super::{Flavour, Shared, bulk, lock, sigv4};
 use crate::double::listener::{Serve, connection};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -109,6 +109,19 @@ async fn es_request(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         refuse(shared, 413);
         return too_large(max);
     };
+    if let Some(Auth::SigV4(key)) = &auth_required {
+        let received = sigv4::Received {
+            method: parts.method.as_str(),
+            path: &path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &raw,
+        };
+        if let Err(message) = sigv4::verify(key, &received, std::time::SystemTime::now()) {
+            refuse(shared, 403);
+            return json(StatusCode::FORBIDDEN, &json!({ "message": message }));
+        }
+    }
     lock(&shared.stats).bytes_in += raw.len() as u64;
     let gzip =
         parts.headers.get(CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));

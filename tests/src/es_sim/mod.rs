@@ -30,6 +30,7 @@ mod http;
 pub mod mapping;
 pub mod names;
 mod response;
+pub mod sigv4;
 mod store;
 
 pub use auth::Auth;

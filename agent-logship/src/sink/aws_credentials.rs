@@ -1,0 +1,171 @@
+//! The pod's IAM role as temporary AWS credentials, the pure half: what is asked of AWS STS
+//! (`AssumeRoleWithWebIdentity`, for IRSA) and of EKS Pod Identity's agent, what their answers
+//! hold, and when credentials are renewed. The requests themselves are made by the caller.
+
+use std::time::{Duration, SystemTime};
+
+use super::sigv4::Credentials;
+
+/// Credentials and the time they expire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Temporary {
+    pub credentials: Credentials,
+    pub expires: SystemTime,
+}
+
+/// The body of STS's `AssumeRoleWithWebIdentity` (a form; the web identity token is the
+/// projected service-account token IRSA mounts): no signature needed.
+pub fn sts_form(role_arn: &str, session_name: &str, token: &str) -> String {
+    let pairs = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role_arn),
+        ("RoleSessionName", session_name),
+        ("WebIdentityToken", token),
+    ];
+    pairs.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// STS's answer: the credentials, or why it refused (its error code and message, which name no
+/// secret).
+pub fn parse_sts_answer(xml: &str) -> Result<Temporary, String> {
+    if let Some(error) = element(xml, "Error") {
+        let code = element(error, "Code").unwrap_or("unknown");
+        let message = element(error, "Message").unwrap_or_default();
+        return Err(format!("STS refused: {code}: {}", unescape(message)));
+    }
+    let creds = element(xml, "Credentials").ok_or("no Credentials in STS's answer")?;
+    let field = |name: &str| element(creds, name).map(unescape).ok_or(format!("no {name} in STS's answer"));
+    let expires = field("Expiration")?;
+    Ok(Temporary {
+        credentials: Credentials {
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: field("SecretAccessKey")?,
+            session_token: Some(field("SessionToken")?),
+        },
+        expires: parse_time(&expires)?,
+    })
+}
+
+/// EKS Pod Identity's answer (JSON, the container-credentials format the AWS SDKs read).
+pub fn parse_container_answer(json: &str) -> Result<Temporary, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|_| "the answer is not JSON".to_string())?;
+    let field = |name: &str| {
+        v.get(name).and_then(|f| f.as_str()).map(str::to_string).ok_or(format!("no {name} in the answer"))
+    };
+    Ok(Temporary {
+        credentials: Credentials {
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: field("SecretAccessKey")?,
+            session_token: Some(field("Token")?),
+        },
+        expires: parse_time(&field("Expiration")?)?,
+    })
+}
+
+/// Whether credentials issued at `issued` that expire at `expires` are renewed at `now`: five
+/// minutes before they expire (as the AWS SDKs do), or halfway through a life shorter than ten
+/// minutes.
+pub fn renew_due(issued: SystemTime, expires: SystemTime, now: SystemTime) -> bool {
+    let life = expires.duration_since(issued).unwrap_or_default();
+    let margin = Duration::from_secs(300).min(life / 2);
+    now + margin >= expires
+}
+
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    text.trim()
+        .parse::<jiff::Timestamp>()
+        .map(SystemTime::from)
+        .map_err(|_| format!("{text:?} is not a time (ISO 8601)"))
+}
+
+/// The text of the first `<name>...</name>` in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..start + end])
+}
+
+fn unescape(text: &str) -> String {
+    text.trim()
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// `application/x-www-form-urlencoded`: unreserved characters as they are, every other byte
+/// `%XX`.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STS_OK: &str = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:serviceaccount:calypso-uat:calypso-agents</SubjectFromWebIdentityToken>
+    <Credentials>
+      <SessionToken>FwoGZXIvYXdzE&amp;Token</SessionToken>
+      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
+      <Expiration>2026-12-08T11:00:00Z</Expiration>
+      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>"#;
+
+    #[test]
+    fn sts_answers_give_credentials_or_why_not() {
+        let t = parse_sts_answer(STS_OK).expect("credentials");
+        assert_eq!(t.credentials.access_key_id, "ASIAIOSFODNN7EXAMPLE");
+        assert_eq!(t.credentials.session_token.as_deref(), Some("FwoGZXIvYXdzE&Token"));
+        assert_eq!(
+            t.expires,
+            SystemTime::from("2026-12-08T11:00:00Z".parse::<jiff::Timestamp>().expect("time"))
+        );
+        let refused = r#"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Token expired</Message></Error></ErrorResponse>"#;
+        assert_eq!(parse_sts_answer(refused), Err("STS refused: InvalidIdentityToken: Token expired".into()));
+        assert!(parse_sts_answer("<html>proxy</html>").is_err());
+    }
+
+    #[test]
+    fn pod_identity_answers() {
+        let json = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","AccountId":"1","Expiration":"2026-12-08T11:00:00Z"}"#;
+        let t = parse_container_answer(json).expect("credentials");
+        assert_eq!(
+            (t.credentials.access_key_id.as_str(), t.credentials.session_token.as_deref()),
+            ("ASIA1", Some("t"))
+        );
+        assert!(parse_container_answer(r#"{"AccessKeyId":"ASIA1"}"#).is_err());
+    }
+
+    #[test]
+    fn the_form_is_encoded_and_renewal_comes_before_expiry() {
+        assert_eq!(
+            sts_form("arn:aws:iam::1:role/r", "agent-logship", "a.b+c/="),
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&RoleSessionName=agent-logship&WebIdentityToken=a.b%2Bc%2F%3D"
+        );
+        let t0 = SystemTime::UNIX_EPOCH;
+        let hour = t0 + Duration::from_secs(3600);
+        assert!(!renew_due(t0, hour, t0 + Duration::from_secs(3600 - 301)));
+        assert!(renew_due(t0, hour, t0 + Duration::from_secs(3600 - 300)));
+        // A two-minute life: renewed after one.
+        let short = t0 + Duration::from_secs(120);
+        assert!(!renew_due(t0, short, t0 + Duration::from_secs(59)));
+        assert!(renew_due(t0, short, t0 + Duration::from_secs(60)));
+        assert!(renew_due(t0, short, short + Duration::from_secs(1)));
+    }
+}
