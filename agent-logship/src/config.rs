@@ -15,6 +15,7 @@ use crate::encode::{EncodeContext, Target};
 use crate::files::StartAt;
 use crate::framing::{Format, RecordStart};
 use crate::parse::parse_time_zone;
+use crate::sink::aws_credentials;
 use crate::sink::client::{Auth, ClientOptions};
 use crate::sink::proxy::{self, NoProxy, ProxyAuth, ProxyOptions};
 use crate::sink::sigv4::{CredentialSource, Credentials, Service, SigV4Options, Signing};
@@ -642,6 +643,13 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
         read.push(read.problem(&AWS_REGION, "missing: the region to sign for (or AWS_REGION)"));
         return None;
     };
+    if !aws_credentials::region_valid(&region) {
+        read.push(Problem::without_value(
+            AWS_REGION.meta.env,
+            format!("{region:?}: not an AWS region (letters, digits, -)"),
+        ));
+        return None;
+    }
     let credentials = match files {
         (Some(access_key_id), Some(secret_access_key), session_token) => {
             CredentialSource::Files { access_key_id, secret_access_key, session_token }
@@ -656,10 +664,16 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
                     read.push(read.problem(&AWS_SIGV4, why));
                     return None;
                 };
+                if !aws_credentials::container_uri_allowed(&uri) {
+                    let why = "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https://, or http:// to the node's agent \
+                               (169.254.170.23, 169.254.170.2, fd00:ec2::23) or loopback: the token would travel in clear";
+                    read.push(read.problem(&AWS_SIGV4, why));
+                    return None;
+                }
                 CredentialSource::Container { uri, token_file: PathBuf::from(token_file) }
             }
             _ if env("AWS_ROLE_ARN").is_some() && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() => {
-                let default_sts = format!("https://sts.{region}.amazonaws.com/");
+                let default_sts = aws_credentials::sts_endpoint(&region);
                 let sts_url = match sts_setting.clone().or_else(|| default_sts.parse().ok()) {
                     Some(u) => u,
                     None => {

@@ -64,6 +64,45 @@ pub fn parse_container_answer(json: &str) -> Result<Temporary, String> {
     })
 }
 
+/// `t` if it has not expired at `now`: an answer whose credentials are dead is refused.
+pub fn alive(t: Temporary, now: SystemTime) -> Result<Temporary, String> {
+    if t.expires <= now {
+        return Err("the credentials it gave have expired already (the node's clock?)".into());
+    }
+    Ok(t)
+}
+
+/// Whether the container credentials URI may be asked, with the pod's token, as the AWS SDKs
+/// allow: over https, or over http to the node's own agent or loopback only (the token would
+/// travel in clear text).
+pub fn container_uri_allowed(uri: &url::Url) -> bool {
+    use std::net::IpAddr;
+    match (uri.scheme(), uri.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => {
+            ip.is_loopback()
+                || ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
+                || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
+        }
+        ("http", Some(url::Host::Ipv6(ip))) => {
+            IpAddr::V6(ip).is_loopback() || ip.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x23]
+        }
+        ("http", Some(url::Host::Domain(d))) => d == "localhost",
+        _ => false,
+    }
+}
+
+/// The default STS endpoint of a region (the China partition's ends in `.amazonaws.com.cn`).
+pub fn sts_endpoint(region: &str) -> String {
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("https://sts.{region}.{suffix}/")
+}
+
+/// Whether `region` looks like an AWS region (letters, digits and `-`): it becomes a host name.
+pub fn region_valid(region: &str) -> bool {
+    !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Whether credentials issued at `issued` that expire at `expires` are renewed at `now`: five
 /// minutes before they expire (as the AWS SDKs do), or halfway through a life shorter than ten
 /// minutes.
@@ -139,6 +178,21 @@ mod tests {
         let refused = r#"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Token expired</Message></Error></ErrorResponse>"#;
         assert_eq!(parse_sts_answer(refused), Err("STS refused: InvalidIdentityToken: Token expired".into()));
         assert!(parse_sts_answer("<html>proxy</html>").is_err());
+    }
+
+    #[test]
+    fn endpoints_regions_and_what_may_be_asked() {
+        assert_eq!(sts_endpoint("eu-west-1"), "https://sts.eu-west-1.amazonaws.com/");
+        assert_eq!(sts_endpoint("cn-north-1"), "https://sts.cn-north-1.amazonaws.com.cn/");
+        assert!(region_valid("us-gov-west-1") && !region_valid("eu-west-1/x") && !region_valid(""));
+        let ok = |u: &str| container_uri_allowed(&u.parse().expect("url"));
+        assert!(ok("http://169.254.170.23/v1/credentials") && ok("http://[fd00:ec2::23]/v1/credentials"));
+        assert!(ok("http://127.0.0.1:8080/creds") && ok("https://creds.example/v1"));
+        assert!(!ok("http://creds.attacker.example/v1/credentials") && !ok("http://10.0.0.1/creds"));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let t = parse_sts_answer(STS_OK).expect("credentials");
+        assert!(alive(Temporary { expires: t0, ..t.clone() }, t0).is_err());
+        assert!(alive(Temporary { expires: t0 + Duration::from_secs(1), ..t }, t0).is_ok());
     }
 
     #[test]

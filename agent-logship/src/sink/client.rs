@@ -72,6 +72,8 @@ pub enum ClientError {
 pub enum SendError {
     #[error("cannot read the credential file {path}: {reason}")]
     Credentials { path: PathBuf, reason: String },
+    #[error("cannot get the AWS credentials of the pod's role: {reason}")]
+    Role { reason: String },
     #[error("cannot use {0}; nothing is sent until it can be")]
     Tls(TlsError),
     #[error("{failure} (proxy {proxy}, for {url})")]
@@ -112,6 +114,8 @@ pub struct EsClient {
     /// optional Secret are not waited for by URLs that go direct).
     proxy_auth: Option<ProxyAuth>,
     sigv4: Option<SigV4Options>,
+    /// When renewing the role's credentials last failed.
+    role_failed: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// The role's temporary credentials and when they were issued.
     role: tokio::sync::Mutex<Option<(aws_credentials::Temporary, std::time::SystemTime)>>,
     dns: Dns,
@@ -177,6 +181,7 @@ impl EsClient {
             }),
             sigv4: opts.sigv4.clone(),
             role: tokio::sync::Mutex::new(None),
+            role_failed: tokio::sync::Mutex::new(None),
             dns,
             user_agent: user_agent.to_string(),
             trust: Mutex::new(Trust::default()),
@@ -262,7 +267,21 @@ impl EsClient {
         {
             return Ok(t.credentials.clone());
         }
-        match (fetch_role_credentials(pool, source).await, held.as_ref()) {
+        // After a failed renewal, the held credentials are used straight away for a while
+        // rather than every request waiting on STS again.
+        let mut failed_at = self.role_failed.lock().await;
+        if let (Some(at), Some((t, _))) = (*failed_at, held.as_ref())
+            && at.elapsed() < ROLE_RETRY
+            && t.expires > now
+        {
+            return Ok(t.credentials.clone());
+        }
+        let fetched = fetch_role_credentials(pool, source).await;
+        let now = std::time::SystemTime::now();
+        let fetched =
+            fetched.and_then(|t| aws_credentials::alive(t, now).map_err(|reason| SendError::Role { reason }));
+        *failed_at = fetched.is_err().then(std::time::Instant::now);
+        match (fetched, held.as_ref()) {
             (Ok(t), _) => {
                 tracing::info!("AWS credentials of the pod's role renewed");
                 let credentials = t.credentials.clone();
@@ -489,6 +508,9 @@ impl EsClient {
     }
 }
 
+/// How long the held credentials are used after a failed renewal before STS is asked again.
+const ROLE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// New credentials of the pod's role: from STS for a web identity (IRSA), from the node's agent
 /// for EKS Pod Identity. The token is read again at each exchange (the kubelet rotates it).
 async fn fetch_role_credentials(
@@ -500,8 +522,9 @@ async fn fetch_role_credentials(
         CredentialSource::Container { token_file, .. } => (token_file, "the EKS Pod Identity agent"),
         _ => return Err(SendError::Other { url: String::new(), reason: "no role to ask for".into() }),
     };
-    let failed = |reason: String| SendError::Credentials { path: token_file.clone(), reason };
-    let token = read_text(token_file).map_err(|(_, e)| failed(e.to_string()))?;
+    let failed = |reason: String| SendError::Role { reason };
+    let token =
+        read_text(token_file).map_err(|(path, e)| SendError::Credentials { path, reason: e.to_string() })?;
     let request = match source {
         CredentialSource::WebIdentity { role_arn, session_name, sts_url, .. } => pool
             .post(sts_url.clone())
