@@ -15,6 +15,7 @@ use crate::encode::{EncodeContext, Target};
 use crate::files::StartAt;
 use crate::framing::{Format, RecordStart};
 use crate::parse::parse_time_zone;
+use crate::sink::DocumentIds;
 use crate::sink::aws_credentials;
 use crate::sink::client::{Auth, ClientOptions};
 use crate::sink::proxy::{self, NoProxy, ProxyAuth, ProxyOptions};
@@ -289,6 +290,16 @@ pub const GZIP: Spec<bool> =
     Spec::new("gzip", "AGENT_LOGSHIP_GZIP", "Compress _bulk requests", parse::boolean)
         .value_name("true|false")
         .default("true");
+pub const ES_DOCUMENT_IDS: Spec<DocumentIds> = Spec::new(
+    "es-document-ids",
+    "AGENT_LOGSHIP_ES_DOCUMENT_IDS",
+    "Who names the documents: agent (made from the record, so none is stored twice) or server \
+     (for OpenSearch Serverless time-series and vector collections, which refuse ours; the \
+     record's id goes into event.id, and a batch sent again after a lost answer may be stored twice)",
+    DocumentIds::parse,
+)
+.value_name("agent|server")
+.default("agent");
 pub const BATCH_DOCS: Spec<u32> =
     Spec::new("batch-docs", "AGENT_LOGSHIP_BATCH_DOCS", "Most documents in one _bulk request", parse::count)
         .value_name("N")
@@ -399,7 +410,8 @@ pub const RETENTION: Spec<u32> = Spec::new(
     "retention-days",
     "AGENT_LOGSHIP_RETENTION_DAYS",
     "setup: also install a retention policy deleting data older than this many days (ILM on \
-     Elasticsearch, ISM on OpenSearch)",
+     Elasticsearch, ISM on OpenSearch; not on OpenSearch Serverless, where retention is the \
+     collection's data lifecycle policy)",
     parse::count,
 )
 .value_name("DAYS");
@@ -502,6 +514,7 @@ pub static SETTINGS: Settings = Settings {
         &PASSWORD_FILE.meta,
         &API_KEY_FILE.meta,
         &GZIP.meta,
+        &ES_DOCUMENT_IDS.meta,
         &BATCH_DOCS.meta,
         &BATCH_BYTES.meta,
         &BATCH_AGE.meta,
@@ -654,7 +667,30 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
         (Some(access_key_id), Some(secret_access_key), session_token) => {
             CredentialSource::Files { access_key_id, secret_access_key, session_token }
         }
+        // The standard variables in the AWS SDKs' order: static keys, then IRSA, then EKS Pod
+        // Identity (the first that is there wins, as there).
         (None, None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => CredentialSource::Environment(Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: env("AWS_SESSION_TOKEN"),
+            }),
+            _ if env("AWS_ROLE_ARN").is_some() && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() => {
+                let default_sts = aws_credentials::sts_endpoint(&region);
+                let sts_url = match sts_setting.clone().or_else(|| default_sts.parse().ok()) {
+                    Some(u) => u,
+                    None => {
+                        read.push(read.problem(&AWS_REGION, "not a region an STS URL can be made of"));
+                        return None;
+                    }
+                };
+                CredentialSource::WebIdentity {
+                    role_arn: env("AWS_ROLE_ARN").unwrap_or_default(),
+                    token_file: PathBuf::from(env("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default()),
+                    session_name: env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "agent-logship".into()),
+                    sts_url,
+                }
+            }
             _ if env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some() => {
                 let uri = env("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default();
                 let (Ok(uri), Some(token_file)) =
@@ -672,27 +708,6 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
                 }
                 CredentialSource::Container { uri, token_file: PathBuf::from(token_file) }
             }
-            _ if env("AWS_ROLE_ARN").is_some() && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() => {
-                let default_sts = aws_credentials::sts_endpoint(&region);
-                let sts_url = match sts_setting.clone().or_else(|| default_sts.parse().ok()) {
-                    Some(u) => u,
-                    None => {
-                        read.push(read.problem(&AWS_REGION, "not a region an STS URL can be made of"));
-                        return None;
-                    }
-                };
-                CredentialSource::WebIdentity {
-                    role_arn: env("AWS_ROLE_ARN").unwrap_or_default(),
-                    token_file: PathBuf::from(env("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default()),
-                    session_name: env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "agent-logship".into()),
-                    sts_url,
-                }
-            }
-            (Some(access_key_id), Some(secret_access_key)) => CredentialSource::Environment(Credentials {
-                access_key_id,
-                secret_access_key,
-                session_token: env("AWS_SESSION_TOKEN"),
-            }),
             _ => {
                 let why = "no AWS credentials: AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE and AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE, \
                            or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the pod's IAM role: IRSA (AWS_ROLE_ARN and \
@@ -708,6 +723,11 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
             return None;
         }
     };
+    if sts_setting.is_some() && !matches!(credentials, CredentialSource::WebIdentity { .. }) {
+        let why = "used only with IRSA (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE), but the AWS credentials \
+                   come from elsewhere";
+        read.push(read.problem(&AWS_STS_URL, why));
+    }
     Some(SigV4Options { signing: Signing { service, region }, credentials })
 }
 
@@ -861,11 +881,20 @@ pub enum Output {
     Elasticsearch(Box<Elasticsearch>),
 }
 
+impl Output {
+    /// Whether the cluster is an OpenSearch Serverless collection (requests signed for `aoss`).
+    pub fn serverless(&self) -> bool {
+        matches!(self, Output::Elasticsearch(es)
+            if es.client.sigv4.as_ref().is_some_and(|s| s.signing.service == Service::Aoss))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elasticsearch {
     /// The URLs, TLS files, credentials and request timeout.
     pub client: ClientOptions,
     pub gzip: bool,
+    pub ids: DocumentIds,
     pub dead_letter_max_bytes: u64,
 }
 
@@ -1011,6 +1040,7 @@ impl Config {
             }
         };
         let gzip = read.get(&GZIP);
+        let ids = read.get(&ES_DOCUMENT_IDS);
         let request_timeout = read.get(&REQUEST_TIMEOUT);
         let dead_letter_max_bytes = read.get(&DEAD_LETTER_MAX_BYTES);
         let output = match urls {
@@ -1026,6 +1056,7 @@ impl Config {
             Some(urls) => Output::Elasticsearch(Box::new(Elasticsearch {
                 client: ClientOptions { urls, tls, proxy, sigv4, auth, timeout: request_timeout },
                 gzip,
+                ids,
                 dead_letter_max_bytes,
             })),
         };
@@ -1044,6 +1075,13 @@ impl Config {
             read.setting(&LISTEN.meta).map_or_else(|| LISTEN.meta.env.to_string(), |s| s.name);
         let shutdown_grace = read.get(&SHUTDOWN_GRACE);
         let retention_days = read.opt(&RETENTION);
+        if retention_days.is_some() && output.serverless() {
+            read.push(read.problem(
+                &RETENTION,
+                "OpenSearch Serverless has no ISM: its retention is a data lifecycle policy on the \
+                 collection (aws opensearchserverless create-lifecycle-policy)",
+            ));
+        }
         let events = events_config(&mut read);
         // Events alone read no files unless paths are given.
         let paths = if events.is_some() && read.setting(&PATHS.meta).is_none() { Vec::new() } else { paths };
@@ -1237,6 +1275,62 @@ mod tests {
         assert_eq!(es.client.urls.len(), 2);
         assert!(!es.gzip);
         assert!(matches!(es.client.auth, Auth::Basic { .. }));
+    }
+
+    #[test]
+    fn aws_credentials_come_as_the_sdks_take_them_and_bad_ones_are_named() {
+        let aws = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("AGENT_LOGSHIP_ES_URL", "https://x.eu-west-1.es.amazonaws.com")];
+            all.extend_from_slice(&[("AGENT_LOGSHIP_AWS_SIGV4", "es"), ("AWS_REGION", "eu-west-1")]);
+            all.extend_from_slice(pairs);
+            config(&[], &all)
+        };
+        let source = |pairs: &[(&str, &str)]| {
+            let Output::Elasticsearch(es) = aws(pairs).expect("valid").output else { panic!("es") };
+            es.client.sigv4.expect("signs").credentials
+        };
+        let keys = [("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s3cr3t-Kx")];
+        let irsa = [("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"), ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/t")];
+        let pod_identity = [
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/p"),
+        ];
+        let files = [
+            ("AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE", "/s/id"),
+            ("AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", "/s/secret"),
+        ];
+        // Our files first (they are asked for by name), then the SDKs' order.
+        let everything = [&files[..], &keys, &irsa, &pod_identity].concat();
+        assert!(matches!(source(&everything), CredentialSource::Files { .. }));
+        assert!(matches!(source(&everything[2..]), CredentialSource::Environment(_)));
+        assert!(matches!(source(&everything[4..]), CredentialSource::WebIdentity { .. }));
+        assert!(matches!(source(&pod_identity), CredentialSource::Container { .. }));
+        let CredentialSource::WebIdentity { sts_url, session_name, .. } = source(&irsa) else { panic!() };
+        assert_eq!(
+            (sts_url.as_str(), session_name.as_str()),
+            ("https://sts.eu-west-1.amazonaws.com/", "agent-logship")
+        );
+        let sts = [("AGENT_LOGSHIP_AWS_STS_URL", "https://sts.local"), keys[0], keys[1]];
+        let region = [("AGENT_LOGSHIP_AWS_REGION", "eu west"), keys[0], keys[1]];
+        let api_key = [("AGENT_LOGSHIP_API_KEY_FILE", "/s/k"), keys[0], keys[1]];
+        let half_pod_identity = [pod_identity[0]];
+        let evil = [("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://evil.example/creds"), pod_identity[1]];
+        for (pairs, named, says) in [
+            (&[][..], "AGENT_LOGSHIP_AWS_SIGV4", "no AWS credentials"),
+            (&sts, "AGENT_LOGSHIP_AWS_STS_URL", "used only with IRSA"),
+            (&files[..1], "AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", "go together"),
+            (&region, "AGENT_LOGSHIP_AWS_REGION", "not an AWS region"),
+            (&api_key, "AGENT_LOGSHIP_AWS_SIGV4", "no basic auth or API key"),
+            (&half_pod_identity, "AGENT_LOGSHIP_AWS_SIGV4", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+            (&evil, "AGENT_LOGSHIP_AWS_SIGV4", "the token would travel in clear"),
+        ] {
+            let text = agent_core::config::Problems(aws(pairs).expect_err("bad")).to_string();
+            assert!(text.contains(named) && text.contains(says), "{pairs:?}: {text}");
+            assert!(!text.contains("s3cr3t"), "{text}");
+        }
+        // Credentials without signing are a mistake, not ignored.
+        let text = problems(&[], &[("AGENT_LOGSHIP_ES_URL", "https://es:9200"), files[0], files[1]]);
+        assert!(text.contains("AGENT_LOGSHIP_AWS_SIGV4 is not set"), "{text}");
     }
 
     fn proxy_of(pairs: &[(&str, &str)]) -> Option<ProxyOptions> {

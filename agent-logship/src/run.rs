@@ -78,9 +78,10 @@ pub async fn setup(config: &Config, dns: Dns) -> Result<String, Failure> {
         return Err(Failure::Config(vec![Problem::without_value(config::ES_URL.meta.env, reason)]));
     };
     let client = EsClient::new(&es.client, dns, USER_AGENT).map_err(client_failure)?;
-    let report = setup::setup(&client, &SetupOptions { retention_days: config.retention_days })
-        .await
-        .map_err(|e| Failure::Unavailable(format!("setup: {e:#}")))?;
+    let options =
+        SetupOptions { retention_days: config.retention_days, serverless: config.output.serverless() };
+    let report =
+        setup::setup(&client, &options).await.map_err(|e| Failure::Unavailable(format!("setup: {e:#}")))?;
     Ok(report.to_string())
 }
 
@@ -404,6 +405,7 @@ impl Pipeline {
                 let options = EsOptions {
                     client: es.client.clone(),
                     gzip: es.gzip,
+                    ids: es.ids,
                     dead_letter_max_bytes: es.dead_letter_max_bytes,
                     ..EsOptions::new(Vec::new(), &config.data_dir)
                 };

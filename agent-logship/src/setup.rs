@@ -35,6 +35,9 @@ pub const PRIORITY: u32 = 200;
 pub struct SetupOptions {
     /// Delete documents after this many days (ILM / ISM policy); `None`: no policy installed.
     pub retention_days: Option<u32>,
+    /// An OpenSearch Serverless collection: OpenSearch without `GET /` (the flavour is known)
+    /// and without ISM (the configuration refuses a retention).
+    pub serverless: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,14 +114,18 @@ impl SetupError {
 
 /// Runs `setup` against the cluster.
 pub async fn setup(client: &EsClient, opts: &SetupOptions) -> Result<Report, SetupError> {
-    let root = call(client, Method::GET, "", None).await?;
-    if root.status != 200 {
-        return Err(status_error("GET /", &root));
-    }
-    let product = root.headers.get("x-elastic-product").and_then(|v| v.to_str().ok());
-    let info: Value =
-        serde_json::from_slice(&root.body).map_err(|_| SetupError::Unreadable { what: "GET /".into() })?;
-    let flavour = flavour(product, &info)?;
+    let flavour = if opts.serverless {
+        Flavour::OpenSearch { version: "Serverless".into() }
+    } else {
+        let root = call(client, Method::GET, "", None).await?;
+        if root.status != 200 {
+            return Err(status_error("GET /", &root));
+        }
+        let product = root.headers.get("x-elastic-product").and_then(|v| v.to_str().ok());
+        let info: Value = serde_json::from_slice(&root.body)
+            .map_err(|_| SetupError::Unreadable { what: "GET /".into() })?;
+        flavour(product, &info)?
+    };
     let mut objects = Vec::new();
     let es = matches!(flavour, Flavour::Elasticsearch { .. });
     if let Some(days) = opts.retention_days {
@@ -222,7 +229,8 @@ pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
             }},
             "process": {"properties": {"thread": {"properties": {"name": kw()}}}},
             "service": {"properties": {"name": kw()}},
-            "event": {"properties": {"dataset": kw()}},
+            // `id` only with AGENT_LOGSHIP_ES_DOCUMENT_IDS=server: the record's id, to find copies.
+            "event": {"properties": {"dataset": kw(), "id": kw()}},
             "host": {"properties": {"name": kw()}},
             "kubernetes": {"properties": {
                 "namespace": kw(),
@@ -250,7 +258,7 @@ pub fn events_template(flavour: &Flavour, with_ilm: bool) -> Value {
         "@timestamp": {"type": "date"},
         "message": message_type(es),
         "tags": kw(),
-        "event": {"properties": {"kind": kw(), "dataset": kw()}},
+        "event": {"properties": {"kind": kw(), "dataset": kw(), "id": kw()}},
         "service": {"properties": {"name": kw()}},
         "kubernetes": {"properties": {
             "namespace": kw(),
@@ -445,11 +453,7 @@ async fn call(
 }
 
 fn status_error(what: &str, a: &Answer) -> SetupError {
-    let v: Option<Value> = serde_json::from_slice(&a.body).ok();
-    let reason = v
-        .as_ref()
-        .and_then(|v| v["error"]["reason"].as_str().or(v["error"].as_str()).map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&a.body[..a.body.len().min(200)]).trim().to_string());
+    let reason = crate::sink::classify::refusal(a.status, &a.body).reason;
     SetupError::Status { what: what.to_string(), status: a.status, reason }
 }
 

@@ -526,9 +526,13 @@ async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
             ("AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", s(&secret_file)),
         ],
     ));
-    agent.said("refused our credentials").await;
+    agent.said("AWS refused the signed request").await;
     assert_eq!(es.count(), 0);
     assert!(es.stats().refused_requests.get(&403).is_some_and(|n| *n >= 1), "refused as AWS does");
+    // AWS's explanation is said, only its first line: the canonical request after it is not.
+    let said = agent.stderr();
+    assert!(said.contains("The request signature we calculated does not match"), "{said}");
+    assert!(!said.contains("Canonical String"), "{said}");
     std::fs::write(&secret_file, format!("{}\n", key.secret_access_key)).expect("secret");
     append(&log, 10..20);
     // A refused credential is tried again every 30 s.
@@ -542,6 +546,87 @@ async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
     exactly_once(&es, 0..20);
 }
 
+/// An OpenSearch Serverless time-series collection makes the document ids itself and refuses
+/// ours (400 per document). `setup` installs the templates there (no retention: Serverless has
+/// no ISM, so `--retention-days` is refused). The agent holds the data back (no dead letter) and
+/// names the setting; restarted with `AGENT_LOGSHIP_ES_DOCUMENT_IDS=server`, every record is stored once,
+/// signed for `aoss` with the keys from the AWS SDKs' variables, each with its record's id in
+/// `event.id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serverless_time_series_collection_gets_server_made_ids() {
+    use calypso_testkit::es_sim::sigv4::SigV4Key;
+    use calypso_testkit::es_sim::{Auth, Flavour};
+    let key = SigV4Key {
+        access_key_id: "AKIDCALYPSOAOSS1".into(),
+        secret_access_key: "aoss-secret-Zt4".into(),
+        region: "eu-central-1".into(),
+        service: "aoss".into(),
+    };
+    let es = EsSim::start(EsOptions {
+        auth: Some(Auth::SigV4(key.clone())),
+        server_ids_only: true,
+        ..EsOptions::flavour(Flavour::OpenSearch)
+    })
+    .await
+    .expect("es-sim");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let glob = format!("{}/*.log", s(&logs));
+    let log = logs.join("app.json.log");
+    append(&log, 0..10);
+    let url = es.url();
+    let aws = [
+        ("AGENT_LOGSHIP_AWS_SIGV4", "aoss"),
+        ("AWS_REGION", "eu-central-1"),
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
+    ];
+    let setup = async |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("AGENT_LOGSHIP_ES_URL", &url)
+            .env("AGENT_LOGSHIP_COMPONENT", "engineserver")
+            .envs(aws)
+            .output()
+            .await
+            .expect("runs");
+        let text = [out.stdout, out.stderr].concat();
+        (out.status.code(), String::from_utf8_lossy(&text).into_owned())
+    };
+    let (code, said) = setup(&["setup", "--retention-days", "30"]).await;
+    assert_eq!(code, Some(64), "{said}");
+    assert!(said.contains("--retention-days") && said.contains("data lifecycle policy"), "{said}");
+    let (code, said) = setup(&["setup"]).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("cluster: OpenSearch Serverless"), "{said}");
+    assert!(said.contains("index template logs-calypso (logs-calypso.*-*, priority 200): created"), "{said}");
+    let mut ours = agent(&sidecar(&data, &glob, &url, &aws));
+    ours.said("AGENT_LOGSHIP_ES_DOCUMENT_IDS=server").await;
+    assert!(es.stats().items_with(400) >= 10, "refused as Serverless does: {:?}", es.stats());
+    assert_eq!(es.count(), 0);
+    ours.signal(Signal::SIGTERM);
+    assert_eq!(ours.exit_code().await, 0, "{}", ours.stderr());
+    assert!(!data.join("dead-letter.ndjson").exists(), "held back, not dead-lettered");
+
+    let server = [aws.as_slice(), &[("AGENT_LOGSHIP_ES_DOCUMENT_IDS", "server")]].concat();
+    let mut theirs = agent(&sidecar(&data, &glob, &url, &server));
+    stored_all(&es, 0..10).await;
+    append(&log, 10..20);
+    stored_all(&es, 0..20).await;
+    theirs.signal(Signal::SIGTERM);
+    assert_eq!(theirs.exit_code().await, 0, "{}", theirs.stderr());
+    assert!(!theirs.stderr().contains("aoss-secret"), "{}", theirs.stderr());
+    exactly_once(&es, 0..20);
+    let docs = es.docs("logs-*");
+    let ids: std::collections::BTreeSet<&str> =
+        docs.iter().filter_map(|d| d.pointer("/event.id").and_then(|v| v.as_str())).collect();
+    assert_eq!(ids.len(), 20, "each record its own event.id: {docs:?}");
+    assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())), "{ids:?}");
+    assert!(docs.iter().all(|d| d["_id"].as_str() != d["event.id"].as_str()), "the server named them");
+}
+
 /// The pod's IAM role by IRSA: the projected service-account token exchanged with STS (a double)
 /// for temporary credentials that live 4 s, so they are renewed mid-stream; the token rotated
 /// by the kubelet meanwhile is read at the next exchange. Every request signed with the
@@ -549,6 +634,60 @@ async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn irsa_credentials_are_renewed_mid_stream_and_nothing_is_lost() {
     role_credentials_renewed_mid_stream(false).await;
+}
+
+/// STS refusing the exchange (a role the service account may not assume): the agent says what
+/// STS said (its code and message, never the token), ships nothing and keeps the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_sts_refuses_is_said_and_the_data_waits() {
+    use calypso_testkit::es_sim::Auth;
+    use calypso_testkit::es_sim::sigv4::SigV4Key;
+    use calypso_testkit::sts_sim::{StsConfig, StsSim};
+    let key = SigV4Key {
+        access_key_id: "ASIACALYPSOROLE2".into(),
+        secret_access_key: "role-secret-Pw2".into(),
+        region: "eu-west-1".into(),
+        service: "es".into(),
+    };
+    let es = EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::default() })
+        .await
+        .expect("es-sim");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir(&logs).expect("mkdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "token-secret-4711").expect("token");
+    let sts = StsSim::start(StsConfig {
+        role_arn: "arn:aws:iam::123456789012:role/calypso-log-writer".into(),
+        token_file: token_file.clone(),
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        lifetime: std::time::Duration::from_secs(3600),
+    })
+    .await;
+    let glob = format!("{}/*.log", s(&logs));
+    append(&logs.join("app.json.log"), 0..5);
+    let (url, sts_url) = (es.url(), sts.url());
+    let mut agent = agent(&sidecar(
+        &data,
+        &glob,
+        &url,
+        &[
+            ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/someone-else"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+            ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+        ],
+    ));
+    agent
+        .said("STS answered HTTP 403: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        .await;
+    assert_eq!((sts.exchanges(), es.count(), es.stats().bulk_requests), (0, 0, 0));
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!agent.stderr().contains("token-secret"), "{}", agent.stderr());
+    assert!(!data.join("dead-letter.ndjson").exists());
 }
 
 /// The same with EKS Pod Identity: the node's agent asked with the pod's token.

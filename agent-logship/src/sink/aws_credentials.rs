@@ -47,6 +47,30 @@ pub fn parse_sts_answer(xml: &str) -> Result<Temporary, String> {
     })
 }
 
+/// The most of an answer from STS or the Pod Identity agent that is read: theirs are about 2 KB.
+pub const ANSWER_MAX: usize = 64 << 10;
+
+/// What a refusal from STS (XML `Error`: `Code`, `Message`) or the Pod Identity agent (JSON
+/// `code`/`message`) says, as `: CODE: MESSAGE`, or nothing. Only those fields: the rest of an
+/// answer is not said.
+pub fn refusal(text: &str) -> String {
+    let (code, message) = match element(text, "Error") {
+        Some(error) => (element(error, "Code").map(unescape), element(error, "Message").map(unescape)),
+        None => {
+            let v: Option<serde_json::Value> = serde_json::from_str(text).ok();
+            let field = |name: &str| {
+                v.as_ref()
+                    .and_then(|v| v.get(name).or_else(|| v.get(name.to_ascii_lowercase())))
+                    .and_then(|f| f.as_str())
+                    .map(str::to_string)
+            };
+            (field("Code"), field("Message"))
+        }
+    };
+    let line = |s: String| s.lines().next().unwrap_or_default().chars().take(200).collect::<String>();
+    [code, message].into_iter().flatten().map(line).map(|s| format!(": {s}")).collect()
+}
+
 /// EKS Pod Identity's answer (JSON, the container-credentials format the AWS SDKs read).
 pub fn parse_container_answer(json: &str) -> Result<Temporary, String> {
     let v: serde_json::Value =
@@ -193,6 +217,19 @@ mod tests {
         let t = parse_sts_answer(STS_OK).expect("credentials");
         assert!(alive(Temporary { expires: t0, ..t.clone() }, t0).is_err());
         assert!(alive(Temporary { expires: t0 + Duration::from_secs(1), ..t }, t0).is_ok());
+    }
+
+    #[test]
+    fn refusals_say_their_code_and_message_only() {
+        let sts = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Token &amp; more</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
+        assert_eq!(refusal(sts), ": InvalidIdentityToken: Token & more");
+        assert_eq!(
+            refusal(r#"{"code":"AccessDeniedException","message":"no association"}"#),
+            ": AccessDeniedException: no association"
+        );
+        assert_eq!(refusal(r#"{"Message":"denied"}"#), ": denied");
+        assert_eq!(refusal("<html>token=eyJhbGciOi</html>"), "", "nothing but those fields");
+        assert_eq!(refusal(&format!(r#"{{"message":"{}"}}"#, "x".repeat(500))).len(), 202);
     }
 
     #[test]

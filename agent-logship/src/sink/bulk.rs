@@ -16,6 +16,31 @@ use bytes::Bytes;
 
 use crate::flow::Ack;
 
+/// Who names the documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DocumentIds {
+    /// We do: each document's `_id` is made from its record, so a document sent twice is
+    /// refused the second time (409): stored exactly once.
+    #[default]
+    Agent,
+    /// The server does, for the clusters that refuse ours (OpenSearch Serverless time-series and
+    /// vector collections). The record's id goes into `event.id` instead: a batch sent again
+    /// after an answer was lost can be stored twice, and the copies found by that field.
+    Server,
+}
+
+impl DocumentIds {
+    pub fn parse(text: &str) -> Result<DocumentIds, String> {
+        match text {
+            "agent" => Ok(DocumentIds::Agent),
+            "server" => Ok(DocumentIds::Server),
+            other => Err(format!(
+                "{other:?}: agent (made from the record: exactly once) or server (made by the cluster)"
+            )),
+        }
+    }
+}
+
 /// Where one document lies in a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Span {
@@ -193,6 +218,35 @@ impl Bulk {
         &self.body[self.spans[i].source.clone()]
     }
 
+    /// The body for a cluster that makes the ids ([`DocumentIds::Server`]): each action line
+    /// without `_id`, each document's id in its `event.id` instead (a dotted name: it joins an
+    /// `event` object the document may have). A copy, made only in that mode.
+    pub fn body_with_server_ids(&self) -> Vec<u8> {
+        const ACTION: &[u8] = b"{\"create\":{}}\n";
+        const FIELD: &[u8] = b"{\"event.id\":\"";
+        let extra = ACTION.len() + FIELD.len() + 2;
+        let mut out = Vec::with_capacity(self.body.len() + self.spans.len() * extra);
+        for span in &self.spans {
+            out.extend_from_slice(ACTION);
+            let source = &self.body[span.source.clone()];
+            match source.strip_prefix(b"{") {
+                Some(rest) => {
+                    out.extend_from_slice(FIELD);
+                    // Already JSON-escaped where it was written.
+                    out.extend_from_slice(&self.body[span.id.clone()]);
+                    out.push(b'"');
+                    if !rest.starts_with(b"}") {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(rest);
+                }
+                None => out.extend_from_slice(source),
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+
     fn end(&self, i: usize) -> usize {
         self.spans.get(i + 1).map_or(self.body.len(), |s| s.start)
     }
@@ -270,6 +324,27 @@ mod tests {
         assert_eq!(ids(&b), ["a1", "b\\n2"]);
         assert_eq!(b.source(0), br#"{"message":"x"}"#);
         assert_eq!(b.index(), "logs-calypso.engine-uat");
+    }
+
+    #[test]
+    fn server_made_ids_leave_the_action_lines_bare_and_keep_ours_in_event_id() {
+        let b = test_bulk(
+            "logs-calypso.engine-uat",
+            &[("a1", r#"{"message":"x","event":{"dataset":"calypso.engine"}}"#), ("b\n2", "{}")],
+        );
+        let body = b.body_with_server_ids();
+        let body = std::str::from_utf8(&body).expect("utf8");
+        assert_eq!(
+            body,
+            "{\"create\":{}}\n{\"event.id\":\"a1\",\"message\":\"x\",\"event\":{\"dataset\":\"calypso.engine\"}}\n\
+             {\"create\":{}}\n{\"event.id\":\"b\\n2\"}\n"
+        );
+        for line in body.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");
+        }
+        // The batch itself is unchanged: sent again, or dead-lettered, as it was written.
+        assert_eq!(ids(&b), ["a1", "b\\n2"]);
+        assert_eq!(b.source(1), b"{}");
     }
 
     #[test]

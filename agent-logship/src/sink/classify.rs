@@ -46,7 +46,10 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Misconfig {
     /// 401/403 for the whole request: the credentials, or no privilege to send `_bulk` at all.
-    Credentials(u16),
+    /// The reason is the server's first line of explanation (Elasticsearch's `error.reason`,
+    /// AWS's `message`), never more: AWS's signature-mismatch message goes on with the
+    /// canonical request, which holds the session token.
+    Credentials(Rejection),
     /// 404/405 for the whole request: the URL does not lead to `_bulk` (a wrong path prefix).
     NotBulk(u16),
     /// A document refused 401/403 (HTTP 200, `security_exception` per item): a privilege missing
@@ -60,7 +63,13 @@ pub enum Misconfig {
     /// Another 4xx for the whole request whose body is no Elasticsearch/OpenSearch error (a
     /// proxy's page): nothing says the documents are at fault.
     NotElasticsearch(Rejection),
+    /// A document refused for naming its own `_id`: an OpenSearch Serverless time-series or
+    /// vector collection, which makes the ids itself (`AGENT_LOGSHIP_ES_DOCUMENT_IDS=server`).
+    ServerIds(Rejection),
 }
+
+/// OpenSearch Serverless's reason for refusing a document with an `_id`.
+const SERVER_IDS_ONLY: &str = "Document ID is not supported in create/index operation request";
 
 /// Why a whole request is to be sent again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +99,7 @@ pub fn classify(status: u16, body: &[u8], sent: usize) -> Verdict {
     match status {
         200..=299 => classify_items(body, sent),
         413 => Verdict::Split,
-        401 | 403 => Verdict::Misconfigured(Misconfig::Credentials(status)),
+        401 | 403 => Verdict::Misconfigured(Misconfig::Credentials(refusal(status, body))),
         404 | 405 => Verdict::Misconfigured(Misconfig::NotBulk(status)),
         // 408: the server gave up waiting for our body; a transient like 429.
         408 | 429 | 500..=599 => Verdict::RetryWhole(RetryReason::Status(status)),
@@ -185,6 +194,9 @@ fn classify_items(body: &[u8], sent: usize) -> Verdict {
         Item::DeadLetter(r) if matches!(r.status, 401 | 403) && r.kind == "security_exception" => {
             Some(Misconfig::Privilege(r.clone()))
         }
+        Item::DeadLetter(r) if r.status == 400 && r.reason == SERVER_IDS_ONLY => {
+            Some(Misconfig::ServerIds(r.clone()))
+        }
         Item::DeadLetter(r)
             if matches!(r.status, 401 | 403)
                 || (r.status, r.kind.as_str()) == (404, "index_not_found_exception")
@@ -256,6 +268,26 @@ fn whole_rejection(status: u16, body: &[u8]) -> Rejection {
         // Not Elasticsearch talking (a proxy's page): keep a short, printable head of it.
         reason = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
     }
+    Rejection { status, kind, reason }
+}
+
+/// A refusal's first line of explanation: Elasticsearch's `error`, AWS's `message` (Amazon
+/// OpenSearch Service) or `Message` (IAM denials), else the body's head. Never more than the
+/// first line: AWS's signature-mismatch message goes on with the canonical request, which holds
+/// the session token.
+pub fn refusal(status: u16, body: &[u8]) -> Rejection {
+    let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let aws = v.as_ref().and_then(|v| v.get("message").or_else(|| v.get("Message"))).and_then(|m| m.as_str());
+    let (kind, reason) = match (v.as_ref().and_then(|v| v.get("error")), aws) {
+        (Some(error), _) => error_fields(Some(error)),
+        (None, Some(message)) => ("aws".to_string(), message.to_string()),
+        (None, None) => ("unknown".to_string(), String::from_utf8_lossy(body).into_owned()),
+    };
+    let line = reason.trim().lines().next().unwrap_or("");
+    let reason = match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    };
     Rejection { status, kind, reason }
 }
 
@@ -360,13 +392,43 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_that_makes_its_own_ids_holds_the_documents_back() {
+        // As OpenSearch Serverless answers a time-series collection's _bulk with our _ids.
+        let refused = r#"{"create":{"status":400,"error":{"type":"illegal_argument_exception","reason":"Document ID is not supported in create/index operation request"}}}"#;
+        let body = format!(r#"{{"errors":true,"items":[{refused},{refused}]}}"#);
+        let Verdict::Misconfigured(Misconfig::ServerIds(r)) = classify(200, body.as_bytes(), 2) else {
+            panic!("held back")
+        };
+        assert_eq!((r.status, r.kind.as_str()), (400, "illegal_argument_exception"));
+        // Another illegal argument is the document's own fault.
+        let other = br#"{"errors":true,"items":[{"create":{"status":400,"error":{"type":"illegal_argument_exception","reason":"mapper [x] cannot be changed"}}}]}"#;
+        assert!(
+            matches!(classify(200, other, 1), Verdict::Items(items) if matches!(items[0], Item::DeadLetter(_)))
+        );
+    }
+
+    #[test]
     fn whole_request_statuses() {
         assert_eq!(classify(413, b"", 3), Verdict::Split);
-        assert_eq!(
-            classify(401, &data("es8-401.json"), 3),
-            Verdict::Misconfigured(Misconfig::Credentials(401))
-        );
-        assert_eq!(classify(403, b"", 3), Verdict::Misconfigured(Misconfig::Credentials(403)));
+        let refused = |status, body: &[u8]| match classify(status, body, 3) {
+            Verdict::Misconfigured(Misconfig::Credentials(r)) => r,
+            v => panic!("{status}: {v:?}"),
+        };
+        let es = refused(401, &data("es8-401.json"));
+        assert_eq!((es.status, es.kind.as_str()), (401, "security_exception"));
+        assert_eq!(es.reason, "unable to authenticate user [calypso] for REST request [/_bulk]");
+        assert_eq!(refused(403, b"").reason, "");
+        // Amazon OpenSearch Service: only the first line, for the rest is the canonical
+        // request with the session token.
+        let mismatch = br#"{"message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'POST\n/_bulk\n\nx-amz-security-token:FwoGZXIvYXdzEXAMPLE\n'"}"#;
+        let aws = refused(403, mismatch);
+        assert_eq!(aws.kind, "aws");
+        assert!(aws.reason.starts_with("The request signature we calculated"), "{}", aws.reason);
+        assert!(!aws.reason.contains("Canonical") && !aws.reason.contains("FwoG"), "{}", aws.reason);
+        let denied = br#"{"Message":"User: arn:aws:sts::111122223333:assumed-role/calypso-logship/x is not authorized to perform: es:ESHttpPost with an explicit deny"}"#;
+        assert!(refused(403, denied).reason.ends_with("es:ESHttpPost with an explicit deny"));
+        let long = format!("<html>{}</html>", "x".repeat(500));
+        assert_eq!(refused(403, long.as_bytes()).reason.chars().count(), 201);
         for s in [429, 500, 502, 503, 504, 507] {
             assert_eq!(
                 classify(s, &data("es8-429-whole.json"), 3),

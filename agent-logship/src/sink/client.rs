@@ -397,6 +397,11 @@ impl EsClient {
         }
     }
 
+    /// Whether requests are signed with AWS SigV4 (their refusals are then AWS's to explain).
+    pub fn signs_for_aws(&self) -> bool {
+        self.sigv4.is_some()
+    }
+
     /// The URL requests go to now, for logs (user info and query removed).
     pub fn current_url(&self) -> String {
         redact(&self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()])
@@ -538,9 +543,24 @@ async fn fetch_role_credentials(
         }
         _ => return Err(failed("no role to ask for".into())),
     };
-    let text = async { request.send().await?.text().await }
-        .await
-        .map_err(|e| failed(format!("{what}: {}", reason(&e.without_url()))))?;
+    let answer = async {
+        let mut response = request.send().await?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > aws_credentials::ANSWER_MAX {
+                return Ok((status, None));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok::<_, reqwest::Error>((status, Some(body)))
+    };
+    let (status, body) = answer.await.map_err(|e| failed(format!("{what}: {}", reason(&e.without_url()))))?;
+    let body = body.ok_or_else(|| failed(format!("{what}: the answer is larger than 64 KiB")))?;
+    let text = String::from_utf8_lossy(&body);
+    if !(200..300).contains(&status) {
+        return Err(failed(format!("{what} answered HTTP {status}{}", aws_credentials::refusal(&text))));
+    }
     match source {
         CredentialSource::WebIdentity { .. } => aws_credentials::parse_sts_answer(&text),
         _ => aws_credentials::parse_container_answer(&text),

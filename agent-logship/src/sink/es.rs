@@ -13,7 +13,7 @@ use std::time::Duration;
 use agent_core::dns::Dns;
 use tokio::time::Instant;
 
-use super::bulk::{Bodies, Bulk, BulkWriter};
+use super::bulk::{Bodies, Bulk, BulkWriter, DocumentIds};
 use super::classify::{Item, Misconfig, Rejection, Verdict, classify};
 use super::client::{Auth, Body, ClientError, ClientOptions, EsClient, SendError};
 use super::dead_letter::{self, DeadDoc, DeadLetterFile};
@@ -29,6 +29,8 @@ pub struct EsOptions {
     pub client: ClientOptions,
     /// Compress request bodies (default on).
     pub gzip: bool,
+    /// Who names the documents (default: we do, from the record).
+    pub ids: DocumentIds,
     /// `<data_dir>/dead-letter.ndjson`.
     pub dead_letter_path: PathBuf,
     /// Largest the dead-letter file grows before it is rotated (default 16 MiB).
@@ -76,6 +78,7 @@ impl EsOptions {
                 timeout: Duration::from_secs(30),
             },
             gzip: true,
+            ids: DocumentIds::Agent,
             dead_letter_path: data_dir.join(super::dead_letter::FILE_NAME),
             dead_letter_max_bytes: 16 << 20,
             max_in_flight: 1,
@@ -89,6 +92,7 @@ impl EsOptions {
 pub struct EsSink {
     client: EsClient,
     gzip: Option<Gzip>,
+    ids: DocumentIds,
     dead_letter: DeadLetterFile,
     metrics: Arc<Metrics>,
     retry: RetryTiming,
@@ -107,6 +111,7 @@ impl EsSink {
         Ok(EsSink {
             client,
             gzip: opts.gzip.then(Gzip::default),
+            ids: opts.ids,
             dead_letter: DeadLetterFile::new(&opts.dead_letter_path, opts.dead_letter_max_bytes),
             metrics,
             retry: opts.retry,
@@ -147,7 +152,7 @@ impl EsSink {
         bulk: Bulk,
         backoff: &mut (impl Iterator<Item = Duration> + Send),
     ) -> Option<Vec<Bulk>> {
-        let (bytes, gzip) = request::body(&bulk, self.gzip.as_ref());
+        let (bytes, gzip) = request::body(&bulk, self.ids, self.gzip.as_ref());
         let body = Body { bytes, content_type: NDJSON, gzip };
         let path = request::path(&bulk);
         let sent = bulk.len();
@@ -374,9 +379,19 @@ impl EsSink {
     fn warn_misconfigured(&self, problem: &Misconfig, documents: usize) {
         let url = self.client.current_url();
         match problem {
-            Misconfig::Credentials(status) => tracing::warn!(
-                status,
+            Misconfig::Credentials(r) if self.client.signs_for_aws() => tracing::warn!(
+                status = r.status,
                 url = %url,
+                answer = %r.reason,
+                documents,
+                "AWS refused the signed request: check the role's IAM policy (es:ESHttpPost, or the \
+                 collection's data access policy), the role's mapping in OpenSearch, the region and \
+                 AGENT_LOGSHIP_AWS_SIGV4 (es or aoss); the data waits"
+            ),
+            Misconfig::Credentials(r) => tracing::warn!(
+                status = r.status,
+                url = %url,
+                answer = %r.reason,
                 documents,
                 "Elasticsearch refused our credentials: check the configured user / API key and its \
                  privileges (create_doc on the data streams); the data waits"
@@ -402,6 +417,13 @@ impl EsSink {
                 documents,
                 "Elasticsearch cannot write to the index (closed, blocked, or missing with automatic \
                  creation off); the data waits"
+            ),
+            Misconfig::ServerIds(r) => tracing::warn!(
+                status = r.status,
+                error.reason = %r.reason,
+                documents,
+                "the collection makes the document ids itself (an OpenSearch Serverless time-series or \
+                 vector collection): set AGENT_LOGSHIP_ES_DOCUMENT_IDS=server; the data waits"
             ),
             Misconfig::NotElasticsearch(r) => tracing::warn!(
                 status = r.status,

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
 pub use batch::{BatchLimits, Batcher};
-pub use bulk::{Bulk, BulkWriter};
+pub use bulk::{Bulk, BulkWriter, DocumentIds};
 pub use es::{EsOptions, EsSink};
 pub use stdout::{StdoutError, StdoutSink};
 

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use isal::{Codec, CompressionLevel};
 
-use super::bulk::Bulk;
+use super::bulk::{Bulk, DocumentIds};
 
 /// The path and query of a batch's request: `<index>/_bulk`, the answer filtered to what
 /// `classify` reads (`errors`, each item's `status` and `error`). An unfiltered answer repeats
@@ -75,12 +75,16 @@ fn bound(len: usize) -> usize {
     len + len / 16 + SLACK
 }
 
-/// The body to send: the batch's own (shared, not copied) or, with `gzip`, its compressed
-/// copy. Returns the body and whether it is gzip.
-pub fn body(bulk: &Bulk, gzip: Option<&Gzip>) -> (Bytes, bool) {
-    match gzip.and_then(|g| g.compress(bulk.body())) {
+/// The body to send: the batch's own (shared, not copied; rewritten when the server makes the
+/// ids) or, with `gzip`, its compressed copy. Returns the body and whether it is gzip.
+pub fn body(bulk: &Bulk, ids: DocumentIds, gzip: Option<&Gzip>) -> (Bytes, bool) {
+    let plain = match ids {
+        DocumentIds::Agent => bulk.body().clone(),
+        DocumentIds::Server => Bytes::from(bulk.body_with_server_ids()),
+    };
+    match gzip.and_then(|g| g.compress(&plain)) {
         Some(z) => (z, true),
-        None => (bulk.body().clone(), false),
+        None => (plain, false),
     }
 }
 
@@ -104,13 +108,20 @@ mod tests {
             (0..100).map(|i| (format!("{i:032x}"), format!(r#"{{"message":"line {i}"}}"#))).collect();
         let refs: Vec<(&str, &str)> = docs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let bulk = test_bulk("logs-calypso.engine-uat", &refs);
-        let (plain, gzip) = body(&bulk, None);
+        let (plain, gzip) = body(&bulk, DocumentIds::Agent, None);
         assert!(!gzip);
         assert_eq!(plain, *bulk.body());
-        let (gz, gzip) = body(&bulk, Some(&Gzip::default()));
+        let (gz, gzip) = body(&bulk, DocumentIds::Agent, Some(&Gzip::default()));
         assert!(gzip);
         assert_eq!(gunzip(&gz), plain);
         assert!(gz.len() * 4 < plain.len(), "{} vs {}", gz.len(), plain.len());
+        // What is compressed is what would be sent plain, server ids included.
+        let (plain, _) = body(&bulk, DocumentIds::Server, None);
+        let (gz, _) = body(&bulk, DocumentIds::Server, Some(&Gzip::default()));
+        assert_eq!(gunzip(&gz), plain);
+        assert!(plain.starts_with(
+            b"{\"create\":{}}\n{\"event.id\":\"00000000000000000000000000000000\",\"message\":\"line 0\"}\n"
+        ));
     }
 
     /// zlib's decoder (flate2), not igzip's: what Elasticsearch reads with is another gzip.

@@ -55,6 +55,11 @@ struct Cli {
     #[arg(long)]
     no_builtin_templates: bool,
 
+    /// Refuse documents that name their own _id, as OpenSearch Serverless time-series and
+    /// vector collections do (400 per item); ids are generated.
+    #[arg(long)]
+    server_ids_only: bool,
+
     /// Refuse every Nth bulk item with 429 (0: never).
     #[arg(long, default_value_t = 0)]
     item_429_every: u64,
@@ -121,6 +126,7 @@ impl Cli {
             max_content_length: self.max_content_length,
             auth,
             builtin_templates: !self.no_builtin_templates,
+            server_ids_only: self.server_ids_only,
             faults: Faults {
                 item_429_every: self.item_429_every,
                 item_429_share: self.item_429_share,

@@ -94,6 +94,9 @@ pub struct EsOptions {
     /// Elasticsearch's built-in `logs`/`metrics`/`synthetics` data stream templates (priority
     /// 100), on the Elasticsearch flavour only.
     pub builtin_templates: bool,
+    /// Documents that name their own `_id` are refused (400 per item), as OpenSearch
+    /// Serverless time-series and vector collections do; ids are generated.
+    pub server_ids_only: bool,
 }
 
 impl Default for EsOptions {
@@ -106,6 +109,7 @@ impl Default for EsOptions {
             auth: None,
             faults: Faults::default(),
             builtin_templates: true,
+            server_ids_only: false,
         }
     }
 }
@@ -193,7 +197,11 @@ impl EsSim {
         let shared = Arc::new(Shared {
             listener,
             flavour: opts.flavour,
-            store: Mutex::new(Store::new(opts.flavour, opts.builtin_templates, store::date_of(today))),
+            store: Mutex::new({
+                let mut store = Store::new(opts.flavour, opts.builtin_templates, store::date_of(today));
+                store.server_ids_only = opts.server_ids_only;
+                store
+            }),
             faults: Mutex::new(FaultState::new(opts.faults)),
             settings: Mutex::new(Settings { auth: opts.auth, max_content_length: opts.max_content_length }),
             stats: Mutex::new(Stats::default()),

@@ -111,7 +111,13 @@ pub fn verify(key: &SigV4Key, req: &Received<'_>, now: SystemTime) -> Result<(),
     let k_service = mac(k_region.as_ref(), service);
     let k_signing = mac(k_service.as_ref(), "aws4_request");
     if hex(mac(k_signing.as_ref(), &to_sign).as_ref()) != signature {
-        return Err("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".into());
+        // As AWS answers: the canonical request follows (with any session token in it).
+        return Err(format!(
+            "The request signature we calculated does not match the signature you provided. Check \
+             your AWS Secret Access Key and signing method. Consult the service documentation for \
+             details.\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n\
+             The String-to-Sign should have been\n'{to_sign}'\n"
+        ));
     }
     Ok(())
 }

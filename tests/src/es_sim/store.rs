@@ -98,6 +98,8 @@ pub struct Store {
     ism: BTreeMap<String, IsmPolicy>,
     ism_seq_no: u64,
     generated: u64,
+    /// Documents naming their own `_id` are refused (OpenSearch Serverless time series).
+    pub server_ids_only: bool,
     /// `yyyy.MM.dd` for backing index names.
     today: String,
 }
@@ -141,6 +143,7 @@ impl Store {
             ism: BTreeMap::new(),
             ism_seq_no: 0,
             generated: 0,
+            server_ids_only: false,
             today,
         }
     }
@@ -226,6 +229,11 @@ impl Store {
             return fail(index, op.id, 429, self.rejected_kind(), reason);
         }
         let creates = matches!(kind, OpType::Create | OpType::Index);
+        if self.server_ids_only && creates && op.id.is_some() {
+            // OpenSearch Serverless's own words for it.
+            let reason = "Document ID is not supported in create/index operation request".to_owned();
+            return fail(index, op.id, 400, "illegal_argument_exception", reason);
+        }
         if !self.targets.contains_key(&index) {
             if !creates {
                 let e = ApiError::no_such_index(&index);
