@@ -1,12 +1,13 @@
 """Checks the manifests `kubectl kustomize` rendered from deploy/ (argv: NAME=FILE pairs; NAME is
-the overlay, NAME-prepare its prepare/ (checked together with it, as one environment), or
-"vendor-style" for deploy/examples/vendor-style): every object valid against the
+the overlay, NAME-prepare its prepare/ (checked together with it, as one environment),
+"vendor-style" for deploy/examples/vendor-style, or "amazon-opensearch" for
+deploy/examples/amazon-opensearch, the uat overlay with the aws-iam components): every object valid against the
 oldest Kubernetes the manifests support (1.29) and the newest schema kubernetes-validate ships
 (strict: no unknown fields), then the facts the manifests promise: hardened pods and containers, the four agents in every
 Calypso pod (agent-health and agent-logship as native sidecars, the Calypso container's probes at
 agent-health's port, the component from the Downward API), agent-wait aimed at the DataServer's
-Service, the Events Deployment with its RBAC, the sim overlay without Calypso and with es-sim, and
-every checkov skip justified; and, in deploy_cluster.py, what the cluster does with them (drains,
+Service, the Events Deployment with its RBAC, the sim overlay without Calypso and with es-sim, the
+AWS IAM role reaching agent-logship alone, and every checkov skip justified; and, in deploy_cluster.py, what the cluster does with them (drains,
 evictions, rollouts, GitOps, a default-deny namespace). Prints one line per check, then
 "N passed, M failed"."""
 
@@ -202,6 +203,40 @@ def check_events(name, docs, config_maps):
           and setup[0].get("AGENT_LOGSHIP_ES_URL") == env.get("AGENT_LOGSHIP_ES_URL"), str(setup))
 
 
+def check_aws(name, docs, config_maps):
+    """The aws-iam components: the shippers sign, and the IAM role reaches agent-logship alone."""
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    role = "eks.amazonaws.com/role-arn"
+    for account, wanted in [("calypso-log-writer", "calypso-log-writer"), ("agent-logship-events", "calypso-log-writer"),
+                            ("calypso-log-setup", "calypso-log-setup")]:
+        arn = accounts.get(account, {}).get("metadata", {}).get("annotations", {}).get(role, "")
+        check(f"{name}: ServiceAccount {account} has the IAM role {wanted}", arn.endswith(f":role/{wanted}"), arn)
+    check(f"{name}: the Calypso pods' ServiceAccount mounts no Kubernetes API token",
+          accounts.get("calypso-log-writer", {}).get("automountServiceAccountToken") is False)
+    for d in docs:
+        if d["kind"] not in WORKLOADS:
+            continue
+        spec = d["spec"]["template"]["spec"]
+        containers = [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
+        what = f"{name}: {d['kind']} {d['metadata']['name']}"
+        if is_calypso_workload(d):
+            skipped = d["spec"]["template"]["metadata"].get("annotations", {}).get("eks.amazonaws.com/skip-containers", "")
+            check(f"{what} runs as calypso-log-writer", spec.get("serviceAccountName") == "calypso-log-writer",
+                  str(spec.get("serviceAccountName")))
+            check(f"{what}: EKS's webhook gives the role to agent-logship alone",
+                  sorted(skipped.split(",")) == sorted(c for c in containers if c != "agent-logship"), skipped)
+            check(f"{what} still mounts no Kubernetes API token", spec.get("automountServiceAccountToken") is False)
+        if d["kind"] == "Job":
+            check(f"{what} runs as calypso-log-setup", spec.get("serviceAccountName") == "calypso-log-setup")
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            env = settings_of(c, config_maps)
+            if "AGENT_LOGSHIP_ES_URL" not in env:
+                continue
+            check(f"{what} {c['name']}: signs for Amazon OpenSearch Service with no API key or user",
+                  env.get("AGENT_LOGSHIP_AWS_SIGV4") == "es"
+                  and not any(k in env for k in ("AGENT_LOGSHIP_API_KEY_FILE", "AGENT_LOGSHIP_USERNAME_FILE")), str(env))
+
+
 def load(path):
     with open(path) as f:
         return [d for d in yaml.safe_load_all(f) if d]
@@ -215,13 +250,15 @@ def main():
             continue
         docs = load(path)
         vendor = name == "vendor-style"
+        aws = name == "amazon-opensearch"
         if not vendor:
             # prepare/ holds what must exist first, and only that; the servers' rendering none of it.
             prepared = load(files[f"{name}-prepare"])
             # (the sim's also holds es-sim, which the setup Job writes to).
             own = [d for d in prepared if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") != "es-sim"]
+            kinds = ["ConfigMap", "Job", "Namespace"] + (["ServiceAccount"] if aws else [])
             check(f"{name}: prepare/ holds the Namespace, the setup Job and its ConfigMap, nothing else",
-                  sorted(d["kind"] for d in own) == ["ConfigMap", "Job", "Namespace"], str([d["kind"] for d in prepared]))
+                  sorted(d["kind"] for d in own) == kinds, str([d["kind"] for d in prepared]))
             check(f"{name}: the servers' rendering holds no Namespace and no Job",
                   not any(d["kind"] in ("Namespace", "Job") for d in docs))
             docs += prepared
@@ -260,6 +297,9 @@ def main():
             continue
         check_events(name, docs, config_maps)
         check_environment(name, docs, config_maps, prod=name == "prod")
+        if aws:
+            check_aws(name, docs, config_maps)
+            continue
         for d in calypso:
             if d["kind"] == "Deployment":
                 # Rollouts may wait for agent-wait (30m) and the startup budget (10m).

