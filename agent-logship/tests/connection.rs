@@ -489,43 +489,84 @@ async fn behind_the_proxy_failures_are_placed_right_and_the_next_url_is_tried() 
     exactly_once(es, 0..10);
 }
 
+/// es-sim checking AWS SigV4 signatures made with one key (region eu-west-1), and a scratch
+/// directory whose `logs/app.json.log` a sidecar ships: the set-up of the AWS tests.
+struct AwsScene {
+    es: EsSim,
+    key: calypso_testkit::es_sim::sigv4::SigV4Key,
+    url: String,
+    dir: tempfile::TempDir,
+    glob: String,
+    log: std::path::PathBuf,
+}
+
+/// The role the STS double lets the token assume.
+const ROLE: &str = "arn:aws:iam::123456789012:role/calypso-log-writer";
+
+impl AwsScene {
+    /// `service` is `es` or `aoss`; `opts` says the rest of es-sim (its auth is the key's).
+    async fn new(access_key_id: &str, secret: &str, service: &str, opts: EsOptions) -> AwsScene {
+        use calypso_testkit::es_sim::{Auth, sigv4::SigV4Key};
+        let key = SigV4Key {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret.into(),
+            region: "eu-west-1".into(),
+            service: service.into(),
+        };
+        let es =
+            EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..opts }).await.expect("es-sim");
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join("logs")).expect("mkdir");
+        let glob = format!("{}/logs/*.log", s(dir.path()));
+        let log = dir.path().join("logs/app.json.log");
+        AwsScene { url: es.url(), es, key, dir, glob, log }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A sidecar signing for the key's service in eu-west-1, with `extra`.
+    fn start(&self, extra: &[(&str, &str)]) -> Spawned {
+        let mut env =
+            vec![("AGENT_LOGSHIP_AWS_SIGV4", self.key.service.as_str()), ("AWS_REGION", "eu-west-1")];
+        env.extend_from_slice(extra);
+        agent(&sidecar(&self.path("data"), &self.glob, &self.url, &env))
+    }
+
+    /// An STS and Pod Identity agent double handing out this scene's key as the credentials of
+    /// [`ROLE`], living `lifetime`, for the token in the file `token` (written with `first`).
+    async fn sts(&self, first: &str, lifetime: std::time::Duration) -> calypso_testkit::sts_sim::StsSim {
+        use calypso_testkit::sts_sim::{StsConfig, StsSim};
+        std::fs::write(self.path("token"), first).expect("token");
+        StsSim::start(StsConfig {
+            role_arn: ROLE.into(),
+            token_file: self.path("token"),
+            access_key_id: self.key.access_key_id.clone(),
+            secret_access_key: self.key.secret_access_key.clone(),
+            lifetime,
+        })
+        .await
+    }
+}
+
 /// Amazon OpenSearch Service's SigV4, against es-sim checking signatures with its own
 /// implementation: every request signed (over the gzip body as sent), the key read from files;
 /// a wrong secret is refused (403) and the data waits until the file is fixed, no restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
-    use calypso_testkit::es_sim::Auth;
-    use calypso_testkit::es_sim::sigv4::SigV4Key;
-    let key = SigV4Key {
-        access_key_id: "AKIDCALYPSO0001".into(),
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYCALYPSO".into(),
-        region: "eu-west-1".into(),
-        service: "es".into(),
-    };
-    let es = EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::default() })
-        .await
-        .expect("es-sim");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let (id_file, secret_file) = (dir.path().join("aws-key-id"), dir.path().join("aws-secret"));
-    std::fs::write(&id_file, &key.access_key_id).expect("id");
+    let scene =
+        AwsScene::new("AKIDCALYPSO0001", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYCALYPSO", "es", EsOptions::default())
+            .await;
+    let es = &scene.es;
+    let (id_file, secret_file) = (scene.path("aws-key-id"), scene.path("aws-secret"));
+    std::fs::write(&id_file, &scene.key.access_key_id).expect("id");
     std::fs::write(&secret_file, "not-the-secret\n").expect("secret");
-    let glob = format!("{}/*.log", s(&logs));
-    let log = logs.join("app.json.log");
-    append(&log, 0..10);
-    let url = es.url();
-    let mut agent = agent(&sidecar(
-        &data,
-        &glob,
-        &url,
-        &[
-            ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
-            ("AWS_REGION", "eu-west-1"),
-            ("AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE", s(&id_file)),
-            ("AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", s(&secret_file)),
-        ],
-    ));
+    append(&scene.log, 0..10);
+    let mut agent = scene.start(&[
+        ("AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE", s(&id_file)),
+        ("AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", s(&secret_file)),
+    ]);
     agent.said("AWS refused the signed request").await;
     assert_eq!(es.count(), 0);
     assert!(es.stats().refused_requests.get(&403).is_some_and(|n| *n >= 1), "refused as AWS does");
@@ -533,8 +574,8 @@ async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
     let said = agent.stderr();
     assert!(said.contains("The request signature we calculated does not match"), "{said}");
     assert!(!said.contains("Canonical String"), "{said}");
-    std::fs::write(&secret_file, format!("{}\n", key.secret_access_key)).expect("secret");
-    append(&log, 10..20);
+    std::fs::write(&secret_file, format!("{}\n", scene.key.secret_access_key)).expect("secret");
+    append(&scene.log, 10..20);
     // A refused credential is tried again every 30 s.
     eventually("20 documents stored", std::time::Duration::from_secs(60), async || {
         (es.count() >= 20).then_some(())
@@ -543,52 +584,33 @@ async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert!(!agent.stderr().contains("wJalrXUtnFEMI"), "{}", agent.stderr());
-    exactly_once(&es, 0..20);
+    exactly_once(es, 0..20);
 }
 
 /// An OpenSearch Serverless time-series collection makes the document ids itself and refuses
 /// ours (400 per document). `setup` installs the templates there (no retention: Serverless has
 /// no ISM, so `--retention-days` is refused). The agent holds the data back (no dead letter) and
-/// names the setting; restarted with `AGENT_LOGSHIP_ES_DOCUMENT_IDS=server`, every record is stored once,
-/// signed for `aoss` with the keys from the AWS SDKs' variables, each with its record's id in
+/// names the setting; restarted with `AGENT_LOGSHIP_ES_DOCUMENT_IDS=server`, every record is stored
+/// once, signed for `aoss` with the keys from the AWS SDKs' variables, each with its record's id in
 /// `event.id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serverless_time_series_collection_gets_server_made_ids() {
-    use calypso_testkit::es_sim::sigv4::SigV4Key;
-    use calypso_testkit::es_sim::{Auth, Flavour};
-    let key = SigV4Key {
-        access_key_id: "AKIDCALYPSOAOSS1".into(),
-        secret_access_key: "aoss-secret-Zt4".into(),
-        region: "eu-central-1".into(),
-        service: "aoss".into(),
-    };
-    let es = EsSim::start(EsOptions {
-        auth: Some(Auth::SigV4(key.clone())),
-        server_ids_only: true,
-        ..EsOptions::flavour(Flavour::OpenSearch)
-    })
-    .await
-    .expect("es-sim");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let glob = format!("{}/*.log", s(&logs));
-    let log = logs.join("app.json.log");
-    append(&log, 0..10);
-    let url = es.url();
-    let aws = [
-        ("AGENT_LOGSHIP_AWS_SIGV4", "aoss"),
-        ("AWS_REGION", "eu-central-1"),
-        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
+    use calypso_testkit::es_sim::Flavour;
+    let time_series = EsOptions { server_ids_only: true, ..EsOptions::flavour(Flavour::OpenSearch) };
+    let scene = AwsScene::new("AKIDCALYPSOAOSS1", "aoss-secret-Zt4", "aoss", time_series).await;
+    let es = &scene.es;
+    append(&scene.log, 0..10);
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", scene.key.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", scene.key.secret_access_key.as_str()),
     ];
     let setup = async |args: &[&str]| {
         let out = Command::new(BIN)
             .args(args)
             .env_clear()
-            .env("AGENT_LOGSHIP_ES_URL", &url)
-            .env("AGENT_LOGSHIP_COMPONENT", "engineserver")
-            .envs(aws)
+            .envs([("AGENT_LOGSHIP_ES_URL", scene.url.as_str()), ("AGENT_LOGSHIP_AWS_SIGV4", "aoss")])
+            .envs([("AWS_REGION", "eu-west-1"), ("AGENT_LOGSHIP_COMPONENT", "engineserver")])
+            .envs(keys)
             .output()
             .await
             .expect("runs");
@@ -602,23 +624,23 @@ async fn a_serverless_time_series_collection_gets_server_made_ids() {
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("cluster: OpenSearch Serverless"), "{said}");
     assert!(said.contains("index template logs-calypso (logs-calypso.*-*, priority 200): created"), "{said}");
-    let mut ours = agent(&sidecar(&data, &glob, &url, &aws));
+
+    let mut ours = scene.start(&keys);
     ours.said("AGENT_LOGSHIP_ES_DOCUMENT_IDS=server").await;
     assert!(es.stats().items_with(400) >= 10, "refused as Serverless does: {:?}", es.stats());
     assert_eq!(es.count(), 0);
     ours.signal(Signal::SIGTERM);
     assert_eq!(ours.exit_code().await, 0, "{}", ours.stderr());
-    assert!(!data.join("dead-letter.ndjson").exists(), "held back, not dead-lettered");
+    assert!(!scene.path("data/dead-letter.ndjson").exists(), "held back, not dead-lettered");
 
-    let server = [aws.as_slice(), &[("AGENT_LOGSHIP_ES_DOCUMENT_IDS", "server")]].concat();
-    let mut theirs = agent(&sidecar(&data, &glob, &url, &server));
-    stored_all(&es, 0..10).await;
-    append(&log, 10..20);
-    stored_all(&es, 0..20).await;
+    let mut theirs = scene.start(&[keys[0], keys[1], ("AGENT_LOGSHIP_ES_DOCUMENT_IDS", "server")]);
+    stored_all(es, 0..10).await;
+    append(&scene.log, 10..20);
+    stored_all(es, 0..20).await;
     theirs.signal(Signal::SIGTERM);
     assert_eq!(theirs.exit_code().await, 0, "{}", theirs.stderr());
     assert!(!theirs.stderr().contains("aoss-secret"), "{}", theirs.stderr());
-    exactly_once(&es, 0..20);
+    exactly_once(es, 0..20);
     let docs = es.docs("logs-*");
     let ids: std::collections::BTreeSet<&str> =
         docs.iter().filter_map(|d| d.pointer("/event.id").and_then(|v| v.as_str())).collect();
@@ -636,60 +658,6 @@ async fn irsa_credentials_are_renewed_mid_stream_and_nothing_is_lost() {
     role_credentials_renewed_mid_stream(false).await;
 }
 
-/// STS refusing the exchange (a role the service account may not assume): the agent says what
-/// STS said (its code and message, never the token), ships nothing and keeps the data.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_role_sts_refuses_is_said_and_the_data_waits() {
-    use calypso_testkit::es_sim::Auth;
-    use calypso_testkit::es_sim::sigv4::SigV4Key;
-    use calypso_testkit::sts_sim::{StsConfig, StsSim};
-    let key = SigV4Key {
-        access_key_id: "ASIACALYPSOROLE2".into(),
-        secret_access_key: "role-secret-Pw2".into(),
-        region: "eu-west-1".into(),
-        service: "es".into(),
-    };
-    let es = EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::default() })
-        .await
-        .expect("es-sim");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "token-secret-4711").expect("token");
-    let sts = StsSim::start(StsConfig {
-        role_arn: "arn:aws:iam::123456789012:role/calypso-log-writer".into(),
-        token_file: token_file.clone(),
-        access_key_id: key.access_key_id.clone(),
-        secret_access_key: key.secret_access_key.clone(),
-        lifetime: std::time::Duration::from_secs(3600),
-    })
-    .await;
-    let glob = format!("{}/*.log", s(&logs));
-    append(&logs.join("app.json.log"), 0..5);
-    let (url, sts_url) = (es.url(), sts.url());
-    let mut agent = agent(&sidecar(
-        &data,
-        &glob,
-        &url,
-        &[
-            ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
-            ("AWS_REGION", "eu-west-1"),
-            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/someone-else"),
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
-            ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
-        ],
-    ));
-    agent
-        .said("STS answered HTTP 403: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity")
-        .await;
-    assert_eq!((sts.exchanges(), es.count(), es.stats().bulk_requests), (0, 0, 0));
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
-    assert!(!agent.stderr().contains("token-secret"), "{}", agent.stderr());
-    assert!(!data.join("dead-letter.ndjson").exists());
-}
-
 /// The same with EKS Pod Identity: the node's agent asked with the pod's token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_identity_credentials_are_renewed_mid_stream_and_nothing_is_lost() {
@@ -697,73 +665,62 @@ async fn pod_identity_credentials_are_renewed_mid_stream_and_nothing_is_lost() {
 }
 
 async fn role_credentials_renewed_mid_stream(pod_identity: bool) {
-    use calypso_testkit::es_sim::Auth;
-    use calypso_testkit::es_sim::sigv4::SigV4Key;
-    use calypso_testkit::sts_sim::{StsConfig, StsSim};
-    let key = SigV4Key {
-        access_key_id: "ASIACALYPSOROLE1".into(),
-        secret_access_key: "role-secret-Kq9".into(),
-        region: "eu-west-1".into(),
-        service: "es".into(),
-    };
-    let es = EsSim::start(EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::default() })
-        .await
-        .expect("es-sim");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
-    std::fs::create_dir(&logs).expect("mkdir");
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "token-1").expect("token");
-    let role = "arn:aws:iam::123456789012:role/calypso-log-writer";
-    let sts = StsSim::start(StsConfig {
-        role_arn: role.into(),
-        token_file: token_file.clone(),
-        access_key_id: key.access_key_id.clone(),
-        secret_access_key: key.secret_access_key.clone(),
-        lifetime: std::time::Duration::from_secs(4),
-    })
-    .await;
-    let glob = format!("{}/*.log", s(&logs));
-    let log = logs.join("app.json.log");
-    append(&log, 0..10);
-    let (url, sts_url) = (es.url(), sts.url());
+    let scene = AwsScene::new("ASIACALYPSOROLE1", "role-secret-Kq9", "es", EsOptions::default()).await;
+    let es = &scene.es;
+    let sts = scene.sts("token-1", std::time::Duration::from_secs(4)).await;
+    append(&scene.log, 0..10);
+    let (token_file, sts_url) = (scene.path("token"), sts.url());
     let agent_uri = format!("{sts_url}v1/credentials");
-    let mut agent = agent(&sidecar(
-        &data,
-        &glob,
-        &url,
-        &if pod_identity {
-            vec![
-                ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
-                ("AWS_REGION", "eu-west-1"),
-                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent_uri.as_str()),
-                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", s(&token_file)),
-            ]
-        } else {
-            vec![
-                ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
-                ("AWS_REGION", "eu-west-1"),
-                ("AWS_ROLE_ARN", role),
-                ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
-                ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
-            ]
-        },
-    ));
-    stored_all(&es, 0..10).await;
+    let mut agent = scene.start(&if pod_identity {
+        vec![
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent_uri.as_str()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", s(&token_file)),
+        ]
+    } else {
+        vec![
+            ("AWS_ROLE_ARN", ROLE),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+            ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+        ]
+    });
+    stored_all(es, 0..10).await;
     assert_eq!(sts.exchanges(), 1);
     std::fs::write(&token_file, "token-2").expect("the kubelet rotates the token");
     // Past half of the credentials' life: renewed at the next request, with the new token.
     let mut next = 10;
     until("credentials renewed", || {
-        append(&log, next..next + 1);
+        append(&scene.log, next..next + 1);
         next += 1;
         sts.exchanges() >= 2
     })
     .await;
-    stored_all(&es, 0..next).await;
+    stored_all(es, 0..next).await;
     agent.said("AWS credentials of the pod's role renewed").await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert!(!agent.stderr().contains("role-secret"), "{}", agent.stderr());
-    exactly_once(&es, 0..next);
+    exactly_once(es, 0..next);
+}
+
+/// STS refusing the exchange (a role the service account may not assume): the agent says what
+/// STS said (its code and message, never the token), ships nothing and keeps the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_sts_refuses_is_said_and_the_data_waits() {
+    let scene = AwsScene::new("ASIACALYPSOROLE2", "role-secret-Pw2", "es", EsOptions::default()).await;
+    let sts = scene.sts("token-secret-4711", std::time::Duration::from_secs(3600)).await;
+    append(&scene.log, 0..5);
+    let (token_file, sts_url) = (scene.path("token"), sts.url());
+    let mut agent = scene.start(&[
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/someone-else"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+        ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+    ]);
+    agent
+        .said("STS answered HTTP 403: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        .await;
+    assert_eq!((sts.exchanges(), scene.es.count(), scene.es.stats().bulk_requests), (0, 0, 0));
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    assert!(!agent.stderr().contains("token-secret"), "{}", agent.stderr());
+    assert!(!scene.path("data/dead-letter.ndjson").exists());
 }

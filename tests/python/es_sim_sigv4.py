@@ -15,18 +15,9 @@ from botocore.credentials import Credentials
 from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import AuthorizationException
 
+from checks import check, finish
+
 url, key_id, secret, region, service = sys.argv[1:6]
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
 
 
 def send(method, path, body=b"", headers=None, secret_=secret, region_=region, service_=service, tamper=None):
@@ -77,5 +68,4 @@ try:
 except AuthorizationException as e:
     check("opensearch-py with another secret: 403", e.status_code == 403)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

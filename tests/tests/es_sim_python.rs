@@ -10,8 +10,28 @@
 
 use calypso_testkit::es_sim::{Auth, EsOptions, EsSim, Flavour};
 use calypso_testkit::tools::require_pyclients;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Runs `tests/python/<script> args` (two minutes at most) and returns its stdout, once it has
+/// exited 0.
+async fn run_script(python: &Path, script: &str, args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+    let run = tokio::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the script finishes")
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{} failed\nstdout:\n{stdout}\nstderr:\n{stderr}", script.display());
+    stdout
+}
 
 async fn conformance(flavour: Flavour) {
     let Some(python) = require_pyclients() else { return };
@@ -20,23 +40,12 @@ async fn conformance(flavour: Flavour) {
         ..EsOptions::flavour(flavour)
     };
     let es = EsSim::start(opts).await.expect("es-sim starts");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/es_sim_conformance.py");
-    let run = tokio::process::Command::new(&python)
-        .arg(&script)
-        .args([&flavour.to_string(), &es.url(), "elastic", "changeme"])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the script finishes")
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{flavour}: the conformance script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let stdout = run_script(
+        &python,
+        "es_sim_conformance.py",
+        &[&flavour.to_string(), &es.url(), "elastic", "changeme"],
+    )
+    .await;
     assert!(stdout.lines().any(|l| l.ends_with(" passed, 0 failed")), "{stdout}");
     // What the clients stored is what es-sim says it stored.
     let stream = "logs-conformance.app-test";
@@ -72,20 +81,9 @@ async fn botocore_signatures_are_accepted_by_es_sim_and_wrong_ones_refused() {
     };
     let opts = EsOptions { auth: Some(Auth::SigV4(key.clone())), ..EsOptions::flavour(Flavour::OpenSearch) };
     let es = EsSim::start(opts).await.expect("es-sim starts");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/es_sim_sigv4.py");
-    let run = tokio::process::Command::new(&python)
-        .arg(&script)
-        .args([&es.url(), &key.access_key_id, &key.secret_access_key, &key.region, &key.service])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the script finishes")
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let url = es.url();
+    let args = [&url, &key.access_key_id, &key.secret_access_key, &key.region, &key.service];
+    let stdout = run_script(&python, "es_sim_sigv4.py", &args.map(String::as_str)).await;
     assert!(stdout.lines().any(|l| l == "9 passed, 0 failed"), "{stdout}");
     let ids: Vec<String> =
         es.docs("logs-sigv4.app-test").iter().map(|d| d["_id"].as_str().unwrap_or("").to_string()).collect();

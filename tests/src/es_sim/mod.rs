@@ -31,7 +31,7 @@ pub mod mapping;
 pub mod names;
 mod response;
 pub mod sigv4;
-mod store;
+pub(crate) mod store;
 
 pub use auth::Auth;
 pub use faults::Faults;

@@ -704,8 +704,12 @@ pub fn uuid_like(name: &str) -> String {
 
 /// `yyyy.MM.dd` of a Unix time (UTC), for backing index names.
 pub fn date_of(unix_secs: u64) -> String {
-    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
-    // Howard Hinnant's civil_from_days.
+    let (y, m, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(0));
+    format!("{y:04}.{m:02}.{d:02}")
+}
+
+/// The (year, month, day) of a count of days since 1970-01-01: Howard Hinnant's algorithm.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -714,8 +718,7 @@ pub fn date_of(unix_secs: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}.{m:02}.{d:02}")
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
