@@ -295,7 +295,8 @@ pub const ES_DOCUMENT_IDS: Spec<DocumentIds> = Spec::new(
     "AGENT_LOGSHIP_ES_DOCUMENT_IDS",
     "Who names the documents: agent (made from the record, so none is stored twice) or server \
      (for OpenSearch Serverless time-series and vector collections, which refuse ours; the \
-     record's id goes into event.id, and a batch sent again after a lost answer may be stored twice)",
+     record's id goes into agent_logship.id, and a record sent again - after a lost answer, a \
+     restart before its checkpoint, by a second Events replica - is stored again)",
     DocumentIds::parse,
 )
 .value_name("agent|server")
@@ -631,14 +632,18 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
         read.opt(&AWS_SECRET_ACCESS_KEY_FILE),
         read.opt(&AWS_SESSION_TOKEN_FILE),
     );
+    let sts_setting = read.opt(&AWS_STS_URL);
     let Some(service) = service else {
-        if files.0.is_some() || files.1.is_some() {
-            read.push(
-                read.problem(
-                    &AWS_ACCESS_KEY_ID_FILE,
-                    "AWS credentials, but AGENT_LOGSHIP_AWS_SIGV4 is not set",
-                ),
-            );
+        let given =
+            [&AWS_ACCESS_KEY_ID_FILE.meta, &AWS_SECRET_ACCESS_KEY_FILE.meta, &AWS_SESSION_TOKEN_FILE.meta]
+                .into_iter()
+                .chain([&AWS_REGION.meta, &AWS_STS_URL.meta])
+                .find(|meta| read.setting(meta).is_some());
+        if let Some(meta) = given {
+            read.push(Problem::without_value(
+                meta.env,
+                "an AWS setting, but AGENT_LOGSHIP_AWS_SIGV4 is not set",
+            ));
         }
         return None;
     };
@@ -647,20 +652,28 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
             read.problem(&AWS_SIGV4, "signed requests carry no basic auth or API key: give one or the other"),
         );
     }
-    let sts_setting = read.opt(&AWS_STS_URL);
+    if let Some(url) = sts_setting.as_ref().filter(|u| !aws_credentials::tls_or_loopback(u)) {
+        let why = format!(
+            "{}: the web identity token would travel in clear: https://, or http:// to loopback",
+            agent_core::redact::url(url.as_str())
+        );
+        read.push(Problem::without_value(AWS_STS_URL.meta.env, why));
+    }
     let vars = read.vars().to_vec();
     let env = |name: &str| {
         vars.iter().find(|(k, v)| k == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_string())
     };
-    let Some(region) = region.or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")) else {
+    let from_env = |name: &'static str| env(name).map(|r| (r, name));
+    let region = region.map(|r| (r, AWS_REGION.meta.env));
+    let Some((region, named)) =
+        region.or_else(|| from_env("AWS_REGION")).or_else(|| from_env("AWS_DEFAULT_REGION"))
+    else {
         read.push(read.problem(&AWS_REGION, "missing: the region to sign for (or AWS_REGION)"));
         return None;
     };
     if !aws_credentials::region_valid(&region) {
-        read.push(Problem::without_value(
-            AWS_REGION.meta.env,
-            format!("{region:?}: not an AWS region (letters, digits, -)"),
-        ));
+        let why = format!("{region:?}: not an AWS region (lowercase letters, digits and -)");
+        read.push(Problem::without_value(named, why));
         return None;
     }
     let credentials = match files {
@@ -716,6 +729,12 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
                 return None;
             }
         },
+        (None, None, Some(_)) => {
+            let why =
+                "goes with AGENT_LOGSHIP_AWS_ACCESS_KEY_ID_FILE and AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE";
+            read.push(read.problem(&AWS_SESSION_TOKEN_FILE, why));
+            return None;
+        }
         _ => {
             read.push(
                 read.problem(&AWS_SECRET_ACCESS_KEY_FILE, "the access key id and secret files go together"),
@@ -729,6 +748,27 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
         read.push(read.problem(&AWS_STS_URL, why));
     }
     Some(SigV4Options { signing: Signing { service, region }, credentials })
+}
+
+/// The URLs signed requests go to: over TLS (they carry the session token), and, where the host
+/// is an AWS endpoint, for the service and region they are signed for.
+fn check_aws_urls(read: &mut Reader, sigv4: &SigV4Options, urls: &[Url]) {
+    for url in urls {
+        let shown = agent_core::redact::url(url.as_str());
+        if !aws_credentials::tls_or_loopback(url) {
+            let why = format!("{shown}: signed requests go over https:// (they carry the session token)");
+            read.push(Problem::without_value(ES_URL.meta.env, why));
+        }
+        let Some((region, service)) = url.host_str().and_then(aws_credentials::endpoint_of) else { continue };
+        if service != sigv4.signing.service.name() || region != sigv4.signing.region {
+            let why = format!(
+                "{shown} is {service} in {region}, but the requests are signed for {} in {}",
+                sigv4.signing.service.name(),
+                sigv4.signing.region
+            );
+            read.push(Problem::without_value(AWS_SIGV4.meta.env, why));
+        }
+    }
 }
 
 /// The Elasticsearch sink's proxy: the setting, or the standard variables when asked to, with its
@@ -1015,6 +1055,9 @@ impl Config {
         let tls = TlsFiles { ca_file, client_cert };
         let proxy = es_proxy(&mut read, urls.as_deref().unwrap_or_default());
         let sigv4 = aws_sigv4(&mut read);
+        if let Some(sigv4) = &sigv4 {
+            check_aws_urls(&mut read, sigv4, urls.as_deref().unwrap_or_default());
+        }
         let (user, password, api_key) =
             (read.opt(&USERNAME_FILE), read.opt(&PASSWORD_FILE), read.opt(&API_KEY_FILE));
         let auth = match (user, password, api_key) {
@@ -1045,10 +1088,10 @@ impl Config {
         let dead_letter_max_bytes = read.get(&DEAD_LETTER_MAX_BYTES);
         let output = match urls {
             None => {
-                if tls.any() || auth != Auth::None || proxy.is_some() {
+                if tls.any() || auth != Auth::None || proxy.is_some() || sigv4.is_some() {
                     read.push(read.problem(
                         &ES_URL,
-                        "missing: a CA file, a client certificate, credentials or a proxy were given but no URL",
+                        "missing: a CA file, a client certificate, credentials, a proxy or signing were given but no URL",
                     ));
                 }
                 Output::Stdout
@@ -1083,6 +1126,24 @@ impl Config {
             ));
         }
         let events = events_config(&mut read);
+        if let Output::Elasticsearch(es) = &output
+            && es.ids == DocumentIds::Server
+        {
+            // Allowed (the operator may know better), but never silently: what our ids keep
+            // from being stored twice is stored twice here.
+            if !output.serverless() {
+                tracing::warn!(
+                    "AGENT_LOGSHIP_ES_DOCUMENT_IDS=server without AGENT_LOGSHIP_AWS_SIGV4=aoss: the cluster names \
+                     the documents, so a record sent again (after a lost answer or a restart) is stored again"
+                );
+            }
+            if events.is_some() {
+                tracing::warn!(
+                    "AGENT_LOGSHIP_ES_DOCUMENT_IDS=server with AGENT_LOGSHIP_EVENTS: every replica of the Events \
+                     shipper stores every Event, and a restart stores the spool's again; run one replica"
+                );
+            }
+        }
         // Events alone read no files unless paths are given.
         let paths = if events.is_some() && read.setting(&PATHS.meta).is_none() { Vec::new() } else { paths };
         let Some(listen) = listen else { return Err(read.into_problems()) };
@@ -1279,10 +1340,15 @@ mod tests {
 
     #[test]
     fn aws_credentials_come_as_the_sdks_take_them_and_bad_ones_are_named() {
+        // The pairs given, and the defaults they do not name.
         let aws = |pairs: &[(&str, &str)]| {
-            let mut all = vec![("AGENT_LOGSHIP_ES_URL", "https://x.eu-west-1.es.amazonaws.com")];
-            all.extend_from_slice(&[("AGENT_LOGSHIP_AWS_SIGV4", "es"), ("AWS_REGION", "eu-west-1")]);
-            all.extend_from_slice(pairs);
+            let defaults = [
+                ("AGENT_LOGSHIP_ES_URL", "https://x.eu-west-1.es.amazonaws.com"),
+                ("AGENT_LOGSHIP_AWS_SIGV4", "es"),
+                ("AWS_REGION", "eu-west-1"),
+            ];
+            let mut all = pairs.to_vec();
+            all.extend(defaults.into_iter().filter(|(k, _)| pairs.iter().all(|(given, _)| given != k)));
             config(&[], &all)
         };
         let source = |pairs: &[(&str, &str)]| {
@@ -1311,13 +1377,31 @@ mod tests {
             ("https://sts.eu-west-1.amazonaws.com/", "agent-logship")
         );
         let sts = [("AGENT_LOGSHIP_AWS_STS_URL", "https://sts.local"), keys[0], keys[1]];
+        let sts_in_clear = [("AGENT_LOGSHIP_AWS_STS_URL", "http://sts.attacker.example/"), irsa[0], irsa[1]];
         let region = [("AGENT_LOGSHIP_AWS_REGION", "eu west"), keys[0], keys[1]];
+        let upper = [("AWS_REGION", "EU-WEST-1"), keys[0], keys[1]];
+        let token_alone = [("AGENT_LOGSHIP_AWS_SESSION_TOKEN_FILE", "/s/token"), keys[0], keys[1]];
+        let aoss_url =
+            [("AGENT_LOGSHIP_ES_URL", "https://abc.eu-west-1.aoss.amazonaws.com"), keys[0], keys[1]];
+        let other_region =
+            [("AGENT_LOGSHIP_ES_URL", "https://d.us-east-1.es.amazonaws.com"), keys[0], keys[1]];
+        let in_clear = [("AGENT_LOGSHIP_ES_URL", "http://opensearch.bank.example:9200"), keys[0], keys[1]];
         let api_key = [("AGENT_LOGSHIP_API_KEY_FILE", "/s/k"), keys[0], keys[1]];
         let half_pod_identity = [pod_identity[0]];
         let evil = [("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://evil.example/creds"), pod_identity[1]];
         for (pairs, named, says) in [
             (&[][..], "AGENT_LOGSHIP_AWS_SIGV4", "no AWS credentials"),
             (&sts, "AGENT_LOGSHIP_AWS_STS_URL", "used only with IRSA"),
+            (&sts_in_clear, "AGENT_LOGSHIP_AWS_STS_URL", "would travel in clear"),
+            (&upper, "AWS_REGION", "lowercase letters"),
+            (&token_alone, "AGENT_LOGSHIP_AWS_SESSION_TOKEN_FILE", "goes with"),
+            (
+                &aoss_url,
+                "AGENT_LOGSHIP_AWS_SIGV4",
+                "is aoss in eu-west-1, but the requests are signed for es in eu-west-1",
+            ),
+            (&other_region, "AGENT_LOGSHIP_AWS_SIGV4", "is es in us-east-1"),
+            (&in_clear, "AGENT_LOGSHIP_ES_URL", "signed requests go over https://"),
             (&files[..1], "AGENT_LOGSHIP_AWS_SECRET_ACCESS_KEY_FILE", "go together"),
             (&region, "AGENT_LOGSHIP_AWS_REGION", "not an AWS region"),
             (&api_key, "AGENT_LOGSHIP_AWS_SIGV4", "no basic auth or API key"),
@@ -1328,9 +1412,26 @@ mod tests {
             assert!(text.contains(named) && text.contains(says), "{pairs:?}: {text}");
             assert!(!text.contains("s3cr3t"), "{text}");
         }
-        // Credentials without signing are a mistake, not ignored.
-        let text = problems(&[], &[("AGENT_LOGSHIP_ES_URL", "https://es:9200"), files[0], files[1]]);
-        assert!(text.contains("AGENT_LOGSHIP_AWS_SIGV4 is not set"), "{text}");
+        // AWS settings without signing are a mistake, not ignored; so is signing with no URL.
+        for setting in [
+            files[0],
+            ("AGENT_LOGSHIP_AWS_STS_URL", "https://sts.local"),
+            ("AGENT_LOGSHIP_AWS_REGION", "eu-west-1"),
+        ] {
+            let text = problems(&[], &[("AGENT_LOGSHIP_ES_URL", "https://es:9200"), setting]);
+            assert!(
+                text.contains(setting.0) && text.contains("AGENT_LOGSHIP_AWS_SIGV4 is not set"),
+                "{text}"
+            );
+        }
+        let text = problems(
+            &[],
+            &[("AGENT_LOGSHIP_AWS_SIGV4", "es"), ("AWS_REGION", "eu-west-1"), keys[0], keys[1]],
+        );
+        assert!(
+            text.contains("AGENT_LOGSHIP_ES_URL") && text.contains("signing were given but no URL"),
+            "{text}"
+        );
     }
 
     fn proxy_of(pairs: &[(&str, &str)]) -> Option<ProxyOptions> {

@@ -321,7 +321,9 @@ impl Encoder {
         for path in OURS {
             remove_path(&mut obj, path);
         }
-        obj.retain(|k, _| !k.starts_with("kubernetes.") && !k.starts_with("data_stream."));
+        obj.retain(|k, _| {
+            ["kubernetes.", "data_stream.", "agent_logship."].iter().all(|p| !k.starts_with(p))
+        });
         if record.redacted {
             add_redacted_tag(&mut obj);
         }
@@ -416,7 +418,8 @@ impl Encoder {
     }
 }
 
-/// Source fields the JSON line cannot set (besides every `kubernetes.*` and `data_stream.*`).
+/// Source fields the JSON line cannot set (besides every `kubernetes.*`, `data_stream.*` and
+/// `agent_logship.*`).
 const OURS: &[&[&str]] = &[
     &["log", "file", "path"],
     &["log", "offset"],
@@ -427,6 +430,8 @@ const OURS: &[&[&str]] = &[
     &["stream"],
     &["kubernetes"],
     &["data_stream"],
+    // Ours to write where the cluster makes the ids (`agent_logship.id`, `sink::bulk`).
+    &["agent_logship"],
 ];
 
 /// Adds `redacted` to the line's own `tags`: to its list, or after its single tag. A `tags` of

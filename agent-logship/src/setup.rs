@@ -229,8 +229,9 @@ pub fn index_template(flavour: &Flavour, with_ilm: bool) -> Value {
             }},
             "process": {"properties": {"thread": {"properties": {"name": kw()}}}},
             "service": {"properties": {"name": kw()}},
-            // `id` only with AGENT_LOGSHIP_ES_DOCUMENT_IDS=server: the record's id, to find copies.
-            "event": {"properties": {"dataset": kw(), "id": kw()}},
+            "event": {"properties": {"dataset": kw()}},
+            // Only with AGENT_LOGSHIP_ES_DOCUMENT_IDS=server: the record's id, to find copies.
+            "agent_logship": {"properties": {"id": kw()}},
             "host": {"properties": {"name": kw()}},
             "kubernetes": {"properties": {
                 "namespace": kw(),
@@ -258,7 +259,8 @@ pub fn events_template(flavour: &Flavour, with_ilm: bool) -> Value {
         "@timestamp": {"type": "date"},
         "message": message_type(es),
         "tags": kw(),
-        "event": {"properties": {"kind": kw(), "dataset": kw(), "id": kw()}},
+        "event": {"properties": {"kind": kw(), "dataset": kw()}},
+        "agent_logship": {"properties": {"id": kw()}},
         "service": {"properties": {"name": kw()}},
         "kubernetes": {"properties": {
             "namespace": kw(),

@@ -592,7 +592,7 @@ async fn signed_with_sigv4_and_a_wrong_secret_waits_until_the_file_is_fixed() {
 /// no ISM, so `--retention-days` is refused). The agent holds the data back (no dead letter) and
 /// names the setting; restarted with `AGENT_LOGSHIP_ES_DOCUMENT_IDS=server`, every record is stored
 /// once, signed for `aoss` with the keys from the AWS SDKs' variables, each with its record's id in
-/// `event.id`.
+/// `agent_logship.id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serverless_time_series_collection_gets_server_made_ids() {
     use calypso_testkit::es_sim::Flavour;
@@ -636,17 +636,31 @@ async fn a_serverless_time_series_collection_gets_server_made_ids() {
     let mut theirs = scene.start(&[keys[0], keys[1], ("AGENT_LOGSHIP_ES_DOCUMENT_IDS", "server")]);
     stored_all(es, 0..10).await;
     append(&scene.log, 10..20);
-    stored_all(es, 0..20).await;
+    // A line with an ECS event.id of its own and a forged agent_logship.id: stored (es-sim
+    // refuses a key twice, as Elasticsearch does), its own event.id kept, ours in place.
+    let forged = r#"{"@timestamp":"2026-12-08T10:00:00.000Z","message":"trade 20 booked","event":{"id":"app-evt-7"},"agent_logship.id":"forged","agent_logship":{"id":"forged"}}"#;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&scene.log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{forged}\n").as_bytes()))
+        .expect("append");
+    stored_all(es, 0..21).await;
     theirs.signal(Signal::SIGTERM);
     assert_eq!(theirs.exit_code().await, 0, "{}", theirs.stderr());
     assert!(!theirs.stderr().contains("aoss-secret"), "{}", theirs.stderr());
-    exactly_once(es, 0..20);
+    exactly_once(es, 0..21);
     let docs = es.docs("logs-*");
     let ids: std::collections::BTreeSet<&str> =
-        docs.iter().filter_map(|d| d.pointer("/event.id").and_then(|v| v.as_str())).collect();
-    assert_eq!(ids.len(), 20, "each record its own event.id: {docs:?}");
+        docs.iter().filter_map(|d| d.pointer("/agent_logship.id").and_then(|v| v.as_str())).collect();
+    assert_eq!(ids.len(), 21, "each record its own agent_logship.id: {docs:?}");
+    let own = docs.iter().find(|d| d["message"] == "trade 20 booked").expect("the forged line");
+    assert_eq!(own["event"]["id"], "app-evt-7");
+    assert!(own.get("agent_logship").is_none(), "{own}");
     assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())), "{ids:?}");
-    assert!(docs.iter().all(|d| d["_id"].as_str() != d["event.id"].as_str()), "the server named them");
+    assert!(
+        docs.iter().all(|d| d["_id"].as_str() != d["agent_logship.id"].as_str()),
+        "the server named them"
+    );
 }
 
 /// The pod's IAM role by IRSA: the projected service-account token exchanged with STS (a double)
@@ -700,6 +714,76 @@ async fn role_credentials_renewed_mid_stream(pod_identity: bool) {
     assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
     assert!(!agent.stderr().contains("role-secret"), "{}", agent.stderr());
     exactly_once(es, 0..next);
+}
+
+/// STS hanging when the credentials are due for renewal (credentials living 30 s, renewed
+/// halfway): the renewal is waited for a few seconds, then the credentials held, still good,
+/// sign the requests; the records appended meanwhile are stored, not held up until STS answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_sts_does_not_hold_shipping_up_while_the_credentials_are_good() {
+    let scene = AwsScene::new("ASIACALYPSOROLE3", "role-secret-Hg3", "es", EsOptions::default()).await;
+    let es = &scene.es;
+    let sts = scene.sts("token-1", std::time::Duration::from_secs(30)).await;
+    append(&scene.log, 0..5);
+    let (token_file, sts_url) = (scene.path("token"), sts.url());
+    let mut agent = scene.start(&[
+        ("AWS_ROLE_ARN", ROLE),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+        ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+        // Longer than the credentials live: a renewal waited for that long would outlast them.
+        ("AGENT_LOGSHIP_REQUEST_TIMEOUT", "60s"),
+    ]);
+    stored_all(es, 0..5).await;
+    sts.hang();
+    // Renewal is due 15 s after the first exchange: records until STS is asked again.
+    let mut next = 5;
+    until("the renewal to be asked for", || {
+        append(&scene.log, next..next + 1);
+        next += 1;
+        sts.requests() >= 2
+    })
+    .await;
+    append(&scene.log, next..next + 3);
+    next += 3;
+    stored_all(es, 0..next).await;
+    assert_eq!(sts.exchanges(), 1, "STS never answered again");
+    agent.said("cannot renew the AWS credentials; the ones held are used until they expire").await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    exactly_once(es, 0..next);
+}
+
+/// The role's session revoked (the cluster now refuses the credentials, an hour before they
+/// expire): the refusal makes the agent renew them at its next try instead of holding them for
+/// their whole life; the new ones sign, every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_the_cluster_refuses_are_renewed_at_the_next_try() {
+    use calypso_testkit::es_sim::{Auth, sigv4::SigV4Key};
+    let scene = AwsScene::new("ASIACALYPSOROLE4", "role-secret-Rv4", "es", EsOptions::default()).await;
+    let es = &scene.es;
+    let sts = scene.sts("token-1", std::time::Duration::from_secs(3600)).await;
+    append(&scene.log, 0..5);
+    let (token_file, sts_url) = (scene.path("token"), sts.url());
+    let mut agent = scene.start(&[
+        ("AWS_ROLE_ARN", ROLE),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+        ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+    ]);
+    stored_all(es, 0..5).await;
+    let renewed = SigV4Key { access_key_id: "ASIACALYPSOROLE5".into(), ..scene.key.clone() };
+    es.set_auth(Some(Auth::SigV4(renewed.clone())));
+    sts.issue(&renewed.access_key_id, &renewed.secret_access_key);
+    append(&scene.log, 5..10);
+    agent.said("AWS refused the signed request").await;
+    // A refusal is tried again after 30 s, with credentials asked for anew.
+    eventually("10 documents stored", std::time::Duration::from_secs(60), async || {
+        (es.count() >= 10).then_some(())
+    })
+    .await;
+    assert_eq!(sts.exchanges(), 2, "renewed once, for the refusal");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code().await, 0, "{}", agent.stderr());
+    exactly_once(es, 0..10);
 }
 
 /// STS refusing the exchange (a role the service account may not assume): the agent says what

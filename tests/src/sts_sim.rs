@@ -3,13 +3,14 @@
 //! service-account token; STS's XML answer) and the EKS Pod Identity agent (`GET
 //! /v1/credentials` with the token in `Authorization`; a JSON answer). The credentials expire
 //! after a lifetime the test chooses; a wrong role or token gets STS's error or a 403 (the token
-//! is read from its file at each request, so a rotated token is followed). Counts the exchanges.
+//! is read from its file at each request, so a rotated token is followed). Counts the exchanges
+//! and the requests; told to hang, it answers none (an STS that does not answer).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Full};
@@ -31,22 +32,41 @@ pub struct StsConfig {
 
 pub struct StsSim {
     addr: SocketAddr,
-    exchanges: Arc<AtomicU64>,
+    state: Arc<State>,
+}
+
+struct State {
+    exchanges: AtomicU64,
+    requests: AtomicU64,
+    hung: AtomicBool,
+    /// The key handed out: (access key id, secret).
+    key: std::sync::Mutex<(String, String)>,
 }
 
 impl StsSim {
     pub async fn start(config: StsConfig) -> StsSim {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let exchanges = Arc::new(AtomicU64::new(0));
-        let (config, count) = (Arc::new(config), exchanges.clone());
+        let state = Arc::new(State {
+            exchanges: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            hung: AtomicBool::new(false),
+            key: std::sync::Mutex::new((config.access_key_id.clone(), config.secret_access_key.clone())),
+        });
+        let (config, shared) = (Arc::new(config), state.clone());
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (config, count) = (config.clone(), count.clone());
+                let (config, state) = (config.clone(), shared.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        let (config, count) = (config.clone(), count.clone());
-                        async move { Ok::<_, Infallible>(answer(&config, &count, req).await) }
+                        let (config, state) = (config.clone(), state.clone());
+                        async move {
+                            state.requests.fetch_add(1, Ordering::Relaxed);
+                            if state.hung.load(Ordering::Relaxed) {
+                                std::future::pending::<()>().await;
+                            }
+                            Ok::<_, Infallible>(answer(&config, &state, req).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), service)
@@ -54,20 +74,39 @@ impl StsSim {
                 });
             }
         });
-        StsSim { addr, exchanges }
+        StsSim { addr, state }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
     }
 
+    /// Requests received so far, answered or not.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// From now on, credentials with this key are handed out (the role's old session revoked).
+    pub fn issue(&self, access_key_id: &str, secret_access_key: &str) {
+        *self.state.key.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (access_key_id.to_owned(), secret_access_key.to_owned());
+    }
+
+    /// From now on, no request is answered.
+    pub fn hang(&self) {
+        self.state.hung.store(true, Ordering::Relaxed);
+    }
+
     /// Credentials given so far.
     pub fn exchanges(&self) -> u64 {
-        self.exchanges.load(Ordering::Relaxed)
+        self.state.exchanges.load(Ordering::Relaxed)
     }
 }
 
-async fn answer(config: &StsConfig, count: &AtomicU64, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(config: &StsConfig, state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let count = &state.exchanges;
+    let (access_key_id, secret_access_key) =
+        state.key.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let token = std::fs::read_to_string(&config.token_file).unwrap_or_default();
     if req.method() == hyper::Method::GET {
         let given = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -80,8 +119,8 @@ async fn answer(config: &StsConfig, count: &AtomicU64, req: Request<Incoming>) -
         let n = count.fetch_add(1, Ordering::Relaxed) + 1;
         let json = format!(
             "{{\"AccessKeyId\":\"{}\",\"SecretAccessKey\":\"{}\",\"Token\":\"session-{n}\",\"AccountId\":\"123456789012\",\"Expiration\":\"{}\"}}",
-            config.access_key_id,
-            config.secret_access_key,
+            access_key_id,
+            secret_access_key,
             iso8601(SystemTime::now() + config.lifetime)
         );
         return Response::new(Full::new(Bytes::from(json)));
@@ -116,7 +155,7 @@ async fn answer(config: &StsConfig, count: &AtomicU64, req: Request<Incoming>) -
     let expires = iso8601(SystemTime::now() + config.lifetime);
     let xml = format!(
         "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>session-{n}</SessionToken><Expiration>{expires}</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
-        config.access_key_id, config.secret_access_key
+        access_key_id, secret_access_key
     );
     Response::new(Full::new(Bytes::from(xml)))
 }

@@ -148,7 +148,7 @@ fn cri_record_takes_the_pod_from_the_file() {
 #[test]
 fn json_lines_keep_their_fields_but_not_ours() {
     let e = Encoder::new(ctx(Format::Json));
-    let line = r#"{"@timestamp":"2026-11-27T13:53:32.123Z","log.level":"WARN","message":"m","process.thread.name":"main","log":{"logger":"L","offset":1,"file":{"path":"/fake"}},"host.name":"liar","kubernetes":{"pod":{"name":"x"}},"service.name":"Mine","error":{"type":"java.lang.X"}}"#;
+    let line = r#"{"@timestamp":"2026-11-27T13:53:32.123Z","log.level":"WARN","message":"m","process.thread.name":"main","log":{"logger":"L","offset":1,"file":{"path":"/fake"}},"host.name":"liar","kubernetes":{"pod":{"name":"x"}},"service.name":"Mine","error":{"type":"java.lang.X"},"agent_logship":{"id":"forged"},"agent_logship.id":"forged","event":{"id":"app-1"}}"#;
     let (d, enc) = doc(&e, &record(line), &file());
     assert!(!enc.time_unparsed);
     assert_eq!(d["@timestamp"], "2026-11-27T13:53:32.123Z");
@@ -163,6 +163,10 @@ fn json_lines_keep_their_fields_but_not_ours() {
     assert_eq!(d["calypso.environment"], "uat");
     assert_eq!(d["error"]["type"], "java.lang.X");
     assert_eq!(d["data_stream.namespace"], "calypso_uat");
+    // agent_logship.* is ours (with AGENT_LOGSHIP_ES_DOCUMENT_IDS=server, the record's id); the
+    // line's own event.id stays its own.
+    assert!(d.get("agent_logship").is_none() && d.get("agent_logship.id").is_none(), "{d}");
+    assert_eq!(d["event"]["id"], "app-1");
     // Keys are unique (Elasticsearch rejects duplicates).
     let text = String::from_utf8(enc.source).expect("utf8");
     assert_eq!(text.matches("\"log.offset\"").count(), 1);

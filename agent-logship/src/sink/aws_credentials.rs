@@ -51,9 +51,14 @@ pub fn parse_sts_answer(xml: &str) -> Result<Temporary, String> {
 pub const ANSWER_MAX: usize = 64 << 10;
 
 /// What a refusal from STS (XML `Error`: `Code`, `Message`) or the Pod Identity agent (JSON
-/// `code`/`message`) says, as `: CODE: MESSAGE`, or nothing. Only those fields: the rest of an
-/// answer is not said.
-pub fn refusal(text: &str) -> String {
+/// `code`/`message`) says, as `: CODE: MESSAGE`, or nothing. Only those fields, and `token` (the
+/// one just sent) masked in them: something in between may echo the request.
+pub fn refusal(text: &str, token: &str) -> String {
+    let said = said_in(text);
+    if token.len() < 8 { said } else { said.replace(token, "***") }
+}
+
+fn said_in(text: &str) -> String {
     let (code, message) = match element(text, "Error") {
         Some(error) => (element(error, "Code").map(unescape), element(error, "Message").map(unescape)),
         None => {
@@ -88,10 +93,16 @@ pub fn parse_container_answer(json: &str) -> Result<Temporary, String> {
     })
 }
 
-/// `t` if it has not expired at `now`: an answer whose credentials are dead is refused.
-pub fn alive(t: Temporary, now: SystemTime) -> Result<Temporary, String> {
+/// `t` if it can sign at `now`: credentials that have expired already, or whose parts are not
+/// printable ASCII (they go into headers), are refused rather than held until their renewal.
+pub fn usable(t: Temporary, now: SystemTime) -> Result<Temporary, String> {
     if t.expires <= now {
         return Err("the credentials it gave have expired already (the node's clock?)".into());
+    }
+    let c = &t.credentials;
+    let parts = [Some(&c.access_key_id), Some(&c.secret_access_key), c.session_token.as_ref()];
+    if parts.into_iter().flatten().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err("the credentials it gave are not printable text".into());
     }
     Ok(t)
 }
@@ -100,20 +111,37 @@ pub fn alive(t: Temporary, now: SystemTime) -> Result<Temporary, String> {
 /// allow: over https, or over http to the node's own agent or loopback only (the token would
 /// travel in clear text).
 pub fn container_uri_allowed(uri: &url::Url) -> bool {
-    use std::net::IpAddr;
-    match (uri.scheme(), uri.host()) {
+    tls_or_loopback(uri)
+        || match (uri.scheme(), uri.host()) {
+            ("http", Some(url::Host::Ipv4(ip))) => {
+                ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
+                    || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
+            }
+            ("http", Some(url::Host::Ipv6(ip))) => ip.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x23],
+            _ => false,
+        }
+}
+
+/// Whether a URL may be sent a token or signed credentials: over https, or over http to
+/// loopback only (anywhere else they would travel in clear text).
+pub fn tls_or_loopback(url: &url::Url) -> bool {
+    match (url.scheme(), url.host()) {
         ("https", Some(_)) => true,
-        ("http", Some(url::Host::Ipv4(ip))) => {
-            ip.is_loopback()
-                || ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
-                || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
-        }
-        ("http", Some(url::Host::Ipv6(ip))) => {
-            IpAddr::V6(ip).is_loopback() || ip.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x23]
-        }
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
         ("http", Some(url::Host::Domain(d))) => d == "localhost",
         _ => false,
     }
+}
+
+/// The region and service an AWS endpoint's host names: `….REGION.es.amazonaws.com` (a
+/// domain), `….REGION.aoss.amazonaws.com` (a Serverless collection), `.cn` in China; `None` for
+/// another host (a custom endpoint, a proxy).
+pub fn endpoint_of(host: &str) -> Option<(&str, &str)> {
+    let rest = host.strip_suffix(".amazonaws.com").or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let (rest, service) = rest.rsplit_once('.')?;
+    let region = rest.rsplit_once('.').map_or(rest, |(_, r)| r);
+    matches!(service, "es" | "aoss").then_some((region, service))
 }
 
 /// The default STS endpoint of a region (the China partition's ends in `.amazonaws.com.cn`).
@@ -215,21 +243,42 @@ mod tests {
         assert!(!ok("http://creds.attacker.example/v1/credentials") && !ok("http://10.0.0.1/creds"));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
         let t = parse_sts_answer(STS_OK).expect("credentials");
-        assert!(alive(Temporary { expires: t0, ..t.clone() }, t0).is_err());
-        assert!(alive(Temporary { expires: t0 + Duration::from_secs(1), ..t }, t0).is_ok());
+        assert!(usable(Temporary { expires: t0, ..t.clone() }, t0).is_err());
+        let later = t0 + Duration::from_secs(1);
+        assert!(usable(Temporary { expires: later, ..t.clone() }, t0).is_ok());
+        for token in ["", "a b", "line\nbreak", "ü"] {
+            let mut odd = Temporary { expires: later, ..t.clone() };
+            odd.credentials.session_token = Some(token.into());
+            assert!(usable(odd, t0).is_err(), "{token:?}");
+        }
+    }
+
+    #[test]
+    fn endpoints_name_their_region_and_service() {
+        assert_eq!(endpoint_of("search-logs-abc.eu-west-1.es.amazonaws.com"), Some(("eu-west-1", "es")));
+        assert_eq!(endpoint_of("abc123.us-east-2.aoss.amazonaws.com"), Some(("us-east-2", "aoss")));
+        assert_eq!(endpoint_of("vpc-logs.cn-north-1.es.amazonaws.com.cn"), Some(("cn-north-1", "es")));
+        assert_eq!(endpoint_of("logs.bank.example"), None);
+        assert_eq!(endpoint_of("s3.eu-west-1.amazonaws.com"), None);
+        let ok = |u: &str| tls_or_loopback(&u.parse().expect("url"));
+        assert!(ok("https://sts.vpce.example") && ok("http://127.0.0.1:9/") && ok("http://[::1]:9/"));
+        assert!(!ok("http://sts.attacker.example/") && !ok("http://10.0.0.5/"));
     }
 
     #[test]
     fn refusals_say_their_code_and_message_only() {
         let sts = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Token &amp; more</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
-        assert_eq!(refusal(sts), ": InvalidIdentityToken: Token & more");
+        assert_eq!(refusal(sts, ""), ": InvalidIdentityToken: Token & more");
         assert_eq!(
-            refusal(r#"{"code":"AccessDeniedException","message":"no association"}"#),
+            refusal(r#"{"code":"AccessDeniedException","message":"no association"}"#, ""),
             ": AccessDeniedException: no association"
         );
-        assert_eq!(refusal(r#"{"Message":"denied"}"#), ": denied");
-        assert_eq!(refusal("<html>token=eyJhbGciOi</html>"), "", "nothing but those fields");
-        assert_eq!(refusal(&format!(r#"{{"message":"{}"}}"#, "x".repeat(500))).len(), 202);
+        assert_eq!(refusal(r#"{"Message":"denied"}"#, ""), ": denied");
+        assert_eq!(refusal("<html>token=eyJhbGciOi</html>", ""), "", "nothing but those fields");
+        assert_eq!(refusal(&format!(r#"{{"message":"{}"}}"#, "x".repeat(500)), "").len(), 202);
+        // Something in between echoing the request: the token sent is not said.
+        let echo = r#"{"code":"AccessDenied","message":"denied token=eyJhbGciOiRS.secret"}"#;
+        assert_eq!(refusal(echo, "eyJhbGciOiRS.secret"), ": AccessDenied: denied token=***");
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub enum DocumentIds {
     #[default]
     Agent,
     /// The server does, for the clusters that refuse ours (OpenSearch Serverless time-series and
-    /// vector collections). The record's id goes into `event.id` instead: a batch sent again
-    /// after an answer was lost can be stored twice, and the copies found by that field.
+    /// vector collections). The record's id goes into `agent_logship.id` instead: a document
+    /// sent again (after a lost answer, a restart before its checkpoint) is stored again, and the
+    /// copies can be found by that field.
     Server,
 }
 
@@ -219,11 +220,11 @@ impl Bulk {
     }
 
     /// The body for a cluster that makes the ids ([`DocumentIds::Server`]): each action line
-    /// without `_id`, each document's id in its `event.id` instead (a dotted name: it joins an
-    /// `event` object the document may have). A copy, made only in that mode.
+    /// without `_id`, each document's id in its `agent_logship.id` instead (a name no source
+    /// holds: the encoder keeps `agent_logship.*` from JSON lines). A copy, made only in that mode.
     pub fn body_with_server_ids(&self) -> Vec<u8> {
         const ACTION: &[u8] = b"{\"create\":{}}\n";
-        const FIELD: &[u8] = b"{\"event.id\":\"";
+        const FIELD: &[u8] = b"{\"agent_logship.id\":\"";
         let extra = ACTION.len() + FIELD.len() + 2;
         let mut out = Vec::with_capacity(self.body.len() + self.spans.len() * extra);
         for span in &self.spans {
@@ -327,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn server_made_ids_leave_the_action_lines_bare_and_keep_ours_in_event_id() {
+    fn server_made_ids_leave_the_action_lines_bare_and_keep_ours_in_agent_logship_id() {
         let b = test_bulk(
             "logs-calypso.engine-uat",
             &[("a1", r#"{"message":"x","event":{"dataset":"calypso.engine"}}"#), ("b\n2", "{}")],
@@ -336,8 +337,8 @@ mod tests {
         let body = std::str::from_utf8(&body).expect("utf8");
         assert_eq!(
             body,
-            "{\"create\":{}}\n{\"event.id\":\"a1\",\"message\":\"x\",\"event\":{\"dataset\":\"calypso.engine\"}}\n\
-             {\"create\":{}}\n{\"event.id\":\"b\\n2\"}\n"
+            "{\"create\":{}}\n{\"agent_logship.id\":\"a1\",\"message\":\"x\",\"event\":{\"dataset\":\"calypso.engine\"}}\n\
+             {\"create\":{}}\n{\"agent_logship.id\":\"b\\n2\"}\n"
         );
         for line in body.lines() {
             serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");

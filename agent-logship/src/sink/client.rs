@@ -12,7 +12,7 @@
 //! sensitive and errors name files, not contents.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -116,6 +116,8 @@ pub struct EsClient {
     sigv4: Option<SigV4Options>,
     /// When renewing the role's credentials last failed.
     role_failed: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// The cluster refused a request signed with the role's credentials: renew them first.
+    role_refused: AtomicBool,
     /// The role's temporary credentials and when they were issued.
     role: tokio::sync::Mutex<Option<(aws_credentials::Temporary, std::time::SystemTime)>>,
     dns: Dns,
@@ -182,6 +184,7 @@ impl EsClient {
             sigv4: opts.sigv4.clone(),
             role: tokio::sync::Mutex::new(None),
             role_failed: tokio::sync::Mutex::new(None),
+            role_refused: AtomicBool::new(false),
             dns,
             user_agent: user_agent.to_string(),
             trust: Mutex::new(Trust::default()),
@@ -262,7 +265,10 @@ impl EsClient {
     ) -> Result<Credentials, SendError> {
         let mut held = self.role.lock().await;
         let now = std::time::SystemTime::now();
+        // Refused by the cluster (a revoked session): renewed now rather than when due.
+        let refused = self.role_refused.swap(false, Ordering::Relaxed);
         if let Some((t, issued)) = held.as_ref()
+            && !refused
             && !aws_credentials::renew_due(*issued, t.expires, now)
         {
             return Ok(t.credentials.clone());
@@ -276,10 +282,18 @@ impl EsClient {
         {
             return Ok(t.credentials.clone());
         }
-        let fetched = fetch_role_credentials(pool, source).await;
+        // With good credentials in hand, a slow STS is not waited for long: the requests go on
+        // with those meanwhile.
+        let fetch = fetch_role_credentials(pool, source);
+        let fetched = match held.as_ref().filter(|(t, _)| t.expires > now) {
+            Some(_) => tokio::time::timeout(RENEW_WAIT, fetch).await.unwrap_or_else(|_| {
+                Err(SendError::Role { reason: format!("no answer within {} s", RENEW_WAIT.as_secs()) })
+            }),
+            None => fetch.await,
+        };
         let now = std::time::SystemTime::now();
-        let fetched =
-            fetched.and_then(|t| aws_credentials::alive(t, now).map_err(|reason| SendError::Role { reason }));
+        let fetched = fetched
+            .and_then(|t| aws_credentials::usable(t, now).map_err(|reason| SendError::Role { reason }));
         *failed_at = fetched.is_err().then(std::time::Instant::now);
         match (fetched, held.as_ref()) {
             (Ok(t), _) => {
@@ -402,6 +416,12 @@ impl EsClient {
         self.sigv4.is_some()
     }
 
+    /// The cluster refused a signed request (401/403): role credentials are renewed before the
+    /// next request (the session may have been revoked), not when they are due.
+    pub fn refused_credentials(&self) {
+        self.role_refused.store(true, Ordering::Relaxed);
+    }
+
     /// The URL requests go to now, for logs (user info and query removed).
     pub fn current_url(&self) -> String {
         redact(&self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()])
@@ -515,6 +535,8 @@ impl EsClient {
 
 /// How long the held credentials are used after a failed renewal before STS is asked again.
 const ROLE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a renewal is waited for while the credentials held are still good.
+const RENEW_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// New credentials of the pod's role: from STS for a web identity (IRSA), from the node's agent
 /// for EKS Pod Identity. The token is read again at each exchange (the kubelet rotates it).
@@ -522,14 +544,19 @@ async fn fetch_role_credentials(
     pool: &reqwest::Client,
     source: &CredentialSource,
 ) -> Result<aws_credentials::Temporary, SendError> {
-    let (token_file, what) = match source {
-        CredentialSource::WebIdentity { token_file, .. } => (token_file, "STS"),
-        CredentialSource::Container { token_file, .. } => (token_file, "the EKS Pod Identity agent"),
+    let (token_file, what, variable) = match source {
+        CredentialSource::WebIdentity { token_file, .. } => {
+            (token_file, "STS", "AWS_WEB_IDENTITY_TOKEN_FILE")
+        }
+        CredentialSource::Container { token_file, .. } => {
+            (token_file, "the EKS Pod Identity agent", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        }
         _ => return Err(SendError::Other { url: String::new(), reason: "no role to ask for".into() }),
     };
     let failed = |reason: String| SendError::Role { reason };
-    let token =
-        read_text(token_file).map_err(|(path, e)| SendError::Credentials { path, reason: e.to_string() })?;
+    let token = read_text(token_file).map_err(|(path, e)| {
+        failed(format!("cannot read the token file {} ({variable}): {e}", path.display()))
+    })?;
     let request = match source {
         CredentialSource::WebIdentity { role_arn, session_name, sts_url, .. } => pool
             .post(sts_url.clone())
@@ -559,7 +586,10 @@ async fn fetch_role_credentials(
     let body = body.ok_or_else(|| failed(format!("{what}: the answer is larger than 64 KiB")))?;
     let text = String::from_utf8_lossy(&body);
     if !(200..300).contains(&status) {
-        return Err(failed(format!("{what} answered HTTP {status}{}", aws_credentials::refusal(&text))));
+        return Err(failed(format!(
+            "{what} answered HTTP {status}{}",
+            aws_credentials::refusal(&text, &token)
+        )));
     }
     match source {
         CredentialSource::WebIdentity { .. } => aws_credentials::parse_sts_answer(&text),

@@ -195,6 +195,9 @@ impl EsSink {
                 }
                 Verdict::Misconfigured(problem) => {
                     Metrics::add(&self.metrics.requests_failed, 1);
+                    if matches!(problem, Misconfig::Credentials(_)) {
+                        self.client.refused_credentials();
+                    }
                     if self.warning_due() {
                         self.warn_misconfigured(&problem, sent);
                     } else {

@@ -120,7 +120,7 @@ mod tests {
         let (gz, _) = body(&bulk, DocumentIds::Server, Some(&Gzip::default()));
         assert_eq!(gunzip(&gz), plain);
         assert!(plain.starts_with(
-            b"{\"create\":{}}\n{\"event.id\":\"00000000000000000000000000000000\",\"message\":\"line 0\"}\n"
+            b"{\"create\":{}}\n{\"agent_logship.id\":\"00000000000000000000000000000000\",\"message\":\"line 0\"}\n"
         ));
     }
 

@@ -315,7 +315,13 @@ impl<'de> Visitor<'de> for Fields<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let walk = self.0;
+        // Elasticsearch's JSON parser refuses a key twice in one object (since 6.0).
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format!("Duplicate field '{key}'")));
+            }
+            seen.push(key.clone());
             if key.trim().is_empty() || key.split('.').any(str::is_empty) {
                 let shown =
                     if walk.path.is_empty() { key.to_string() } else { format!("{}.{key}", walk.path) };
@@ -518,6 +524,11 @@ mod tests {
         let m = Mapping::default();
         assert!(matches!(m.check(b"{\"a\":", "x"), Err(Rejection::NotJson(_))));
         assert!(matches!(m.check(b"{} {}", "x"), Err(Rejection::NotJson(_))), "trailing data");
+        let Err(Rejection::NotJson(why)) = m.check(br#"{"a":{"b":1,"b":2}}"#, "x") else {
+            panic!("a key twice")
+        };
+        assert!(why.starts_with("Duplicate field 'b'"), "{why}");
+        assert!(m.check(br#"{"a.b":1,"a":{"c":2}}"#, "x").is_ok(), "a dotted name and an object merge");
         assert!(matches!(m.check(b"", "x"), Err(Rejection::NotJson(_))));
         assert_eq!(m.check(b"[1]", "x").map(|_| ()), Err(Rejection::NotAnObject));
         assert!(m.check("{\"caf\\u00e9\":\"x\"}".as_bytes(), "x").is_ok(), "escaped names");
