@@ -652,13 +652,6 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
             read.problem(&AWS_SIGV4, "signed requests carry no basic auth or API key: give one or the other"),
         );
     }
-    if let Some(url) = sts_setting.as_ref().filter(|u| !aws_credentials::tls_or_loopback(u)) {
-        let why = format!(
-            "{}: the web identity token would travel in clear: https://, or http:// to loopback",
-            agent_core::redact::url(url.as_str())
-        );
-        read.push(Problem::without_value(AWS_STS_URL.meta.env, why));
-    }
     let vars = read.vars().to_vec();
     let env = |name: &str| {
         vars.iter().find(|(k, v)| k == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_string())
@@ -689,14 +682,7 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
                 session_token: env("AWS_SESSION_TOKEN"),
             }),
             _ if env("AWS_ROLE_ARN").is_some() && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() => {
-                let default_sts = aws_credentials::sts_endpoint(&region);
-                let sts_url = match sts_setting.clone().or_else(|| default_sts.parse().ok()) {
-                    Some(u) => u,
-                    None => {
-                        read.push(read.problem(&AWS_REGION, "not a region an STS URL can be made of"));
-                        return None;
-                    }
-                };
+                let sts_url = sts_url(read, sts_setting.clone(), &env, &region)?;
                 CredentialSource::WebIdentity {
                     role_arn: env("AWS_ROLE_ARN").unwrap_or_default(),
                     token_file: PathBuf::from(env("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default()),
@@ -748,6 +734,48 @@ fn aws_sigv4(read: &mut Reader) -> Option<SigV4Options> {
         read.push(read.problem(&AWS_STS_URL, why));
     }
     Some(SigV4Options { signing: Signing { service, region }, credentials })
+}
+
+/// Where the web identity is exchanged, as the AWS SDKs choose it: the setting, else
+/// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the regional endpoint of the pod's own
+/// region (`AWS_REGION`, `AWS_DEFAULT_REGION`; else the region signed for), FIPS with
+/// `AWS_USE_FIPS_ENDPOINT=true`. Only over TLS or to loopback: the token goes there.
+fn sts_url(
+    read: &mut Reader,
+    setting: Option<Url>,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: &str,
+) -> Option<Url> {
+    let from_env = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|name| env(name).map(|u| (u, name)));
+    let (url, named) = match (setting, from_env) {
+        (Some(url), _) => (url, AWS_STS_URL.meta.env),
+        (None, Some((text, name))) => match text.parse::<Url>() {
+            Ok(url) => (url, name),
+            Err(e) => {
+                read.push(Problem::without_value(name, format!("not a URL: {e}")));
+                return None;
+            }
+        },
+        (None, None) => {
+            let pods = env("AWS_REGION")
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .filter(|r| aws_credentials::region_valid(r));
+            let fips = env("AWS_USE_FIPS_ENDPOINT").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let default = aws_credentials::sts_endpoint(pods.as_deref().unwrap_or(region), fips);
+            (default.parse().ok()?, "AWS_REGION")
+        }
+    };
+    if !aws_credentials::tls_or_loopback(&url) {
+        let why = format!(
+            "{}: the web identity token would travel in clear: https://, or http:// to loopback",
+            agent_core::redact::url(url.as_str())
+        );
+        read.push(Problem::without_value(named, why));
+        return None;
+    }
+    Some(url)
 }
 
 /// The URLs signed requests go to: over TLS (they carry the session token), and, where the host
@@ -1376,8 +1404,28 @@ mod tests {
             (sts_url.as_str(), session_name.as_str()),
             ("https://sts.eu-west-1.amazonaws.com/", "agent-logship")
         );
+        // STS as the SDKs find it: the pod's own region (not the one signed for), FIPS, the
+        // endpoint variables, the setting first.
+        let sts_of = |pairs: &[(&str, &str)]| match source(&[&irsa[..], pairs].concat()) {
+            CredentialSource::WebIdentity { sts_url, .. } => sts_url.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let elsewhere = [
+            ("AGENT_LOGSHIP_AWS_REGION", "eu-central-1"),
+            ("AGENT_LOGSHIP_ES_URL", "https://d.eu-central-1.es.amazonaws.com"),
+        ];
+        assert_eq!(sts_of(&elsewhere), "https://sts.eu-west-1.amazonaws.com/");
+        assert_eq!(sts_of(&[("AWS_USE_FIPS_ENDPOINT", "true")]), "https://sts-fips.eu-west-1.amazonaws.com/");
+        assert_eq!(sts_of(&[("AWS_ENDPOINT_URL", "https://all.vpce")]), "https://all.vpce/");
+        let both = [("AWS_ENDPOINT_URL", "https://all.vpce"), ("AWS_ENDPOINT_URL_STS", "https://sts.vpce")];
+        assert_eq!(sts_of(&both), "https://sts.vpce/");
+        assert_eq!(
+            sts_of(&[both[1], ("AGENT_LOGSHIP_AWS_STS_URL", "https://ours.vpce")]),
+            "https://ours.vpce/"
+        );
         let sts = [("AGENT_LOGSHIP_AWS_STS_URL", "https://sts.local"), keys[0], keys[1]];
         let sts_in_clear = [("AGENT_LOGSHIP_AWS_STS_URL", "http://sts.attacker.example/"), irsa[0], irsa[1]];
+        let sts_env_in_clear = [("AWS_ENDPOINT_URL_STS", "http://sts.vpce/"), irsa[0], irsa[1]];
         let region = [("AGENT_LOGSHIP_AWS_REGION", "eu west"), keys[0], keys[1]];
         let upper = [("AWS_REGION", "EU-WEST-1"), keys[0], keys[1]];
         let token_alone = [("AGENT_LOGSHIP_AWS_SESSION_TOKEN_FILE", "/s/token"), keys[0], keys[1]];
@@ -1393,6 +1441,7 @@ mod tests {
             (&[][..], "AGENT_LOGSHIP_AWS_SIGV4", "no AWS credentials"),
             (&sts, "AGENT_LOGSHIP_AWS_STS_URL", "used only with IRSA"),
             (&sts_in_clear, "AGENT_LOGSHIP_AWS_STS_URL", "would travel in clear"),
+            (&sts_env_in_clear, "AWS_ENDPOINT_URL_STS", "would travel in clear"),
             (&upper, "AWS_REGION", "lowercase letters"),
             (&token_alone, "AGENT_LOGSHIP_AWS_SESSION_TOKEN_FILE", "goes with"),
             (

@@ -295,9 +295,11 @@ pub fn dead_letter_template(flavour: &Flavour, with_ilm: bool) -> Value {
             "original": {"type": "keyword", "index": false, "doc_values": false},
             "dataset": kw()
         }},
-        "agent_logship": {"properties": {"dead_letter": {"properties": {
-            "index": kw(), "id": kw(), "status": {"type": "long"}
-        }}}},
+        "agent_logship": {"properties": {
+            "dead_letter": {"properties": {"index": kw(), "id": kw(), "status": {"type": "long"}}},
+            // Only with AGENT_LOGSHIP_ES_DOCUMENT_IDS=server, as in the other templates.
+            "id": kw()
+        }},
         "data_stream": {"properties": {"type": kw(), "dataset": kw(), "namespace": kw()}}
     });
     template(DEAD_LETTER_PATTERN, properties, with_ilm, Dynamic::Off)

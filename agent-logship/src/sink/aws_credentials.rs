@@ -54,8 +54,8 @@ pub const ANSWER_MAX: usize = 64 << 10;
 /// `code`/`message`) says, as `: CODE: MESSAGE`, or nothing. Only those fields, and `token` (the
 /// one just sent) masked in them: something in between may echo the request.
 pub fn refusal(text: &str, token: &str) -> String {
-    let said = said_in(text);
-    if token.len() < 8 { said } else { said.replace(token, "***") }
+    // Masked before anything is cut: a token is longer than what is said of an answer.
+    if token.len() < 8 { said_in(text) } else { said_in(&text.replace(token, "***")) }
 }
 
 fn said_in(text: &str) -> String {
@@ -145,9 +145,11 @@ pub fn endpoint_of(host: &str) -> Option<(&str, &str)> {
 }
 
 /// The default STS endpoint of a region (the China partition's ends in `.amazonaws.com.cn`).
-pub fn sts_endpoint(region: &str) -> String {
+/// With `fips`, the FIPS endpoint (`sts-fips.REGION`, which only some regions have).
+pub fn sts_endpoint(region: &str, fips: bool) -> String {
     let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
-    format!("https://sts.{region}.{suffix}/")
+    let name = if fips { "sts-fips" } else { "sts" };
+    format!("https://{name}.{region}.{suffix}/")
 }
 
 /// Whether `region` looks like an AWS region (letters, digits and `-`): it becomes a host name.
@@ -234,8 +236,9 @@ mod tests {
 
     #[test]
     fn endpoints_regions_and_what_may_be_asked() {
-        assert_eq!(sts_endpoint("eu-west-1"), "https://sts.eu-west-1.amazonaws.com/");
-        assert_eq!(sts_endpoint("cn-north-1"), "https://sts.cn-north-1.amazonaws.com.cn/");
+        assert_eq!(sts_endpoint("eu-west-1", false), "https://sts.eu-west-1.amazonaws.com/");
+        assert_eq!(sts_endpoint("cn-north-1", false), "https://sts.cn-north-1.amazonaws.com.cn/");
+        assert_eq!(sts_endpoint("us-east-1", true), "https://sts-fips.us-east-1.amazonaws.com/");
         assert!(region_valid("us-gov-west-1") && !region_valid("eu-west-1/x") && !region_valid(""));
         let ok = |u: &str| container_uri_allowed(&u.parse().expect("url"));
         assert!(ok("http://169.254.170.23/v1/credentials") && ok("http://[fd00:ec2::23]/v1/credentials"));
@@ -276,9 +279,14 @@ mod tests {
         assert_eq!(refusal(r#"{"Message":"denied"}"#, ""), ": denied");
         assert_eq!(refusal("<html>token=eyJhbGciOi</html>", ""), "", "nothing but those fields");
         assert_eq!(refusal(&format!(r#"{{"message":"{}"}}"#, "x".repeat(500)), "").len(), 202);
-        // Something in between echoing the request: the token sent is not said.
-        let echo = r#"{"code":"AccessDenied","message":"denied token=eyJhbGciOiRS.secret"}"#;
-        assert_eq!(refusal(echo, "eyJhbGciOiRS.secret"), ": AccessDenied: denied token=***");
+        // Something in between echoing the request: the token sent is not said, not even its
+        // start (a projected token is about 1 KB, more than is said of an answer).
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{}.sig", "x".repeat(900));
+        let echo = format!(r#"{{"code":"AccessDenied","message":"denied token={token}"}}"#);
+        assert_eq!(refusal(&echo, &token), ": AccessDenied: denied token=***");
+        let first =
+            format!("<Error><Code>InvalidIdentityToken</Code><Message>{token} rejected</Message></Error>");
+        assert_eq!(refusal(&first, &token), ": InvalidIdentityToken: *** rejected");
     }
 
     #[test]

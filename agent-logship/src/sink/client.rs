@@ -265,10 +265,12 @@ impl EsClient {
     ) -> Result<Credentials, SendError> {
         let mut held = self.role.lock().await;
         let now = std::time::SystemTime::now();
-        // Refused by the cluster (a revoked session): renewed now rather than when due.
-        let refused = self.role_refused.swap(false, Ordering::Relaxed);
+        // Refused by the cluster (a revoked session): the held ones are worth nothing; new ones
+        // are waited for as for the first.
+        if self.role_refused.swap(false, Ordering::Relaxed) {
+            *held = None;
+        }
         if let Some((t, issued)) = held.as_ref()
-            && !refused
             && !aws_credentials::renew_due(*issued, t.expires, now)
         {
             return Ok(t.credentials.clone());
@@ -416,8 +418,8 @@ impl EsClient {
         self.sigv4.is_some()
     }
 
-    /// The cluster refused a signed request (401/403): role credentials are renewed before the
-    /// next request (the session may have been revoked), not when they are due.
+    /// The cluster refused a signed request (401/403): role credentials are dropped and asked
+    /// for anew at the next request (the session may have been revoked), not when they are due.
     pub fn refused_credentials(&self) {
         self.role_refused.store(true, Ordering::Relaxed);
     }
