@@ -534,6 +534,24 @@ impl AwsScene {
         agent(&sidecar(&self.path("data"), &self.glob, &self.url, &env))
     }
 
+    /// A sidecar with the pod's role by IRSA: `role`, the token file, `sts` to exchange it at,
+    /// and `extra`.
+    fn start_irsa(
+        &self,
+        sts: &calypso_testkit::sts_sim::StsSim,
+        role: &str,
+        extra: &[(&str, &str)],
+    ) -> Spawned {
+        let (token_file, sts_url) = (self.path("token"), sts.url());
+        let mut env = vec![
+            ("AWS_ROLE_ARN", role),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
+            ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
+        ];
+        env.extend_from_slice(extra);
+        self.start(&env)
+    }
+
     /// An STS and Pod Identity agent double handing out this scene's key as the credentials of
     /// [`ROLE`], living `lifetime`, for the token in the file `token` (written with `first`).
     async fn sts(&self, first: &str, lifetime: std::time::Duration) -> calypso_testkit::sts_sim::StsSim {
@@ -683,20 +701,16 @@ async fn role_credentials_renewed_mid_stream(pod_identity: bool) {
     let es = &scene.es;
     let sts = scene.sts("token-1", std::time::Duration::from_secs(4)).await;
     append(&scene.log, 0..10);
-    let (token_file, sts_url) = (scene.path("token"), sts.url());
-    let agent_uri = format!("{sts_url}v1/credentials");
-    let mut agent = scene.start(&if pod_identity {
-        vec![
+    let token_file = scene.path("token");
+    let agent_uri = format!("{}v1/credentials", sts.url());
+    let mut agent = if pod_identity {
+        scene.start(&[
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent_uri.as_str()),
             ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", s(&token_file)),
-        ]
+        ])
     } else {
-        vec![
-            ("AWS_ROLE_ARN", ROLE),
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
-            ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
-        ]
-    });
+        scene.start_irsa(&sts, ROLE, &[])
+    };
     stored_all(es, 0..10).await;
     assert_eq!(sts.exchanges(), 1);
     std::fs::write(&token_file, "token-2").expect("the kubelet rotates the token");
@@ -725,14 +739,9 @@ async fn a_hanging_sts_does_not_hold_shipping_up_while_the_credentials_are_good(
     let es = &scene.es;
     let sts = scene.sts("token-1", std::time::Duration::from_secs(30)).await;
     append(&scene.log, 0..5);
-    let (token_file, sts_url) = (scene.path("token"), sts.url());
-    let mut agent = scene.start(&[
-        ("AWS_ROLE_ARN", ROLE),
-        ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
-        ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
-        // Longer than the credentials live: a renewal waited for that long would outlast them.
-        ("AGENT_LOGSHIP_REQUEST_TIMEOUT", "60s"),
-    ]);
+    // A request timeout longer than the credentials live: a renewal waited for that long would
+    // outlast them.
+    let mut agent = scene.start_irsa(&sts, ROLE, &[("AGENT_LOGSHIP_REQUEST_TIMEOUT", "60s")]);
     stored_all(es, 0..5).await;
     sts.hang();
     // Renewal is due 15 s after the first exchange: records until STS is asked again.
@@ -763,12 +772,7 @@ async fn credentials_the_cluster_refuses_are_renewed_at_the_next_try() {
     let es = &scene.es;
     let sts = scene.sts("token-1", std::time::Duration::from_secs(3600)).await;
     append(&scene.log, 0..5);
-    let (token_file, sts_url) = (scene.path("token"), sts.url());
-    let mut agent = scene.start(&[
-        ("AWS_ROLE_ARN", ROLE),
-        ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
-        ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
-    ]);
+    let mut agent = scene.start_irsa(&sts, ROLE, &[]);
     stored_all(es, 0..5).await;
     let renewed = SigV4Key { access_key_id: "ASIACALYPSOROLE5".into(), ..scene.key.clone() };
     es.set_auth(Some(Auth::SigV4(renewed.clone())));
@@ -793,12 +797,7 @@ async fn a_role_sts_refuses_is_said_and_the_data_waits() {
     let scene = AwsScene::new("ASIACALYPSOROLE2", "role-secret-Pw2", "es", EsOptions::default()).await;
     let sts = scene.sts("token-secret-4711", std::time::Duration::from_secs(3600)).await;
     append(&scene.log, 0..5);
-    let (token_file, sts_url) = (scene.path("token"), sts.url());
-    let mut agent = scene.start(&[
-        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/someone-else"),
-        ("AWS_WEB_IDENTITY_TOKEN_FILE", s(&token_file)),
-        ("AGENT_LOGSHIP_AWS_STS_URL", &sts_url),
-    ]);
+    let mut agent = scene.start_irsa(&sts, "arn:aws:iam::123456789012:role/someone-else", &[]);
     agent
         .said("STS answered HTTP 403: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity")
         .await;
