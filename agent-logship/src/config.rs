@@ -262,7 +262,9 @@ pub const AWS_STS_URL: Spec<Url> = Spec::new(
     "aws-sts-url",
     "AGENT_LOGSHIP_AWS_STS_URL",
     "Where the pod's web identity (IRSA: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) is exchanged \
-     for credentials; default the region's STS, https://sts.REGION.amazonaws.com/",
+     for credentials (https://, or http:// to loopback); default AWS_ENDPOINT_URL_STS, else \
+     AWS_ENDPOINT_URL, else the pod's region's STS, https://sts.REGION.amazonaws.com/ (sts-fips \
+     with AWS_USE_FIPS_ENDPOINT=true)",
     url,
 )
 .value_name("URL");

@@ -24,7 +24,7 @@ use url::Url;
 
 use super::aws_credentials;
 use super::proxy::{ProxyAuth, ProxyFailure, ProxyOptions};
-use super::sigv4::{CredentialSource, Credentials, SigV4Options, read_text};
+use super::sigv4::{CredentialSource, Credentials, SigV4Options};
 use super::tls::{Material, TlsError, TlsFiles};
 
 /// How to authenticate, each secret in a file of its own (a mounted Secret's key).
@@ -114,12 +114,9 @@ pub struct EsClient {
     /// optional Secret are not waited for by URLs that go direct).
     proxy_auth: Option<ProxyAuth>,
     sigv4: Option<SigV4Options>,
-    /// When renewing the role's credentials last failed.
-    role_failed: tokio::sync::Mutex<Option<std::time::Instant>>,
+    role: tokio::sync::Mutex<Role>,
     /// The cluster refused a request signed with the role's credentials: renew them first.
     role_refused: AtomicBool,
-    /// The role's temporary credentials and when they were issued.
-    role: tokio::sync::Mutex<Option<(aws_credentials::Temporary, std::time::SystemTime)>>,
     dns: Dns,
     user_agent: String,
     trust: Mutex<Trust>,
@@ -182,8 +179,7 @@ impl EsClient {
                 proxy.auth.clone().filter(|_| opts.urls.iter().any(|u| proxy.for_url(u).is_some()))
             }),
             sigv4: opts.sigv4.clone(),
-            role: tokio::sync::Mutex::new(None),
-            role_failed: tokio::sync::Mutex::new(None),
+            role: tokio::sync::Mutex::new(Role::default()),
             role_refused: AtomicBool::new(false),
             dns,
             user_agent: user_agent.to_string(),
@@ -231,10 +227,8 @@ impl EsClient {
         url: &Url,
         body: Option<&Body>,
     ) -> Result<Vec<(String, HeaderValue)>, SendError> {
-        let credentials = match sigv4.credentials.credentials() {
-            Some(fixed) => {
-                fixed.map_err(|(path, e)| SendError::Credentials { path, reason: e.to_string() })?
-            }
+        let credentials = match fixed_credentials(&sigv4.credentials) {
+            Some(fixed) => fixed?,
             None => self.role_credentials(pool, &sigv4.credentials).await?,
         };
         let bytes = body.map_or(&[][..], |b| &b.bytes[..]);
@@ -263,7 +257,8 @@ impl EsClient {
         pool: &reqwest::Client,
         source: &CredentialSource,
     ) -> Result<Credentials, SendError> {
-        let mut held = self.role.lock().await;
+        let mut role = self.role.lock().await;
+        let Role { held, failed_at } = &mut *role;
         let now = std::time::SystemTime::now();
         // Refused by the cluster (a revoked session): the held ones are worth nothing; new ones
         // are waited for as for the first.
@@ -277,7 +272,6 @@ impl EsClient {
         }
         // After a failed renewal, the held credentials are used straight away for a while
         // rather than every request waiting on STS again.
-        let mut failed_at = self.role_failed.lock().await;
         if let (Some(at), Some((t, _))) = (*failed_at, held.as_ref())
             && at.elapsed() < ROLE_RETRY
             && t.expires > now
@@ -536,6 +530,15 @@ impl EsClient {
 }
 
 /// How long the held credentials are used after a failed renewal before STS is asked again.
+/// The pod's IAM role's credentials as held.
+#[derive(Debug, Default)]
+struct Role {
+    /// The temporary credentials and when they were issued.
+    held: Option<(aws_credentials::Temporary, std::time::SystemTime)>,
+    /// When renewing them last failed.
+    failed_at: Option<std::time::Instant>,
+}
+
 const ROLE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a renewal is waited for while the credentials held are still good.
 const RENEW_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -556,9 +559,7 @@ async fn fetch_role_credentials(
         _ => return Err(SendError::Other { url: String::new(), reason: "no role to ask for".into() }),
     };
     let failed = |reason: String| SendError::Role { reason };
-    let token = read_text(token_file).map_err(|(path, e)| {
-        failed(format!("cannot read the token file {} ({variable}): {e}", path.display()))
-    })?;
+    let token = read_aws(token_file).map_err(|e| failed(format!("the token file ({variable}): {e}")))?;
     let request = match source {
         CredentialSource::WebIdentity { role_arn, session_name, sts_url, .. } => pool
             .post(sts_url.clone())
@@ -658,6 +659,28 @@ pub(crate) fn read_secret(path: &Path) -> Result<String, SendError> {
         agent_core::mounted::read(path, agent_core::mounted::MAX_BYTES).map_err(|e| failed(e.to_string()))?;
     let text = String::from_utf8(bytes).map_err(|_| failed("not UTF-8 text".into()))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// An AWS credential or token file: a secret file's text, trimmed.
+fn read_aws(path: &Path) -> Result<String, SendError> {
+    read_secret(path).map(|text| text.trim().to_string())
+}
+
+/// The credentials of the sources that need no request: the environment's, or the files' as
+/// they are now (read before each request, so a rotated key needs no restart); `None` for a
+/// role's.
+fn fixed_credentials(source: &CredentialSource) -> Option<Result<Credentials, SendError>> {
+    match source {
+        CredentialSource::Environment(c) => Some(Ok(c.clone())),
+        CredentialSource::Files { access_key_id, secret_access_key, session_token } => Some((|| {
+            Ok(Credentials {
+                access_key_id: read_aws(access_key_id)?,
+                secret_access_key: read_aws(secret_access_key)?,
+                session_token: session_token.as_deref().map(read_aws).transpose()?,
+            })
+        })()),
+        CredentialSource::WebIdentity { .. } | CredentialSource::Container { .. } => None,
+    }
 }
 
 /// Standard base64 with padding (for `id:api_key` API keys; a dependency for 15 lines is not

@@ -3,7 +3,7 @@
 //! by the AWS SDK's own signer (the `aws-sigv4` crate). The body's hash is taken over the bytes
 //! sent (the gzip, when compressed). Pure: the credentials and the time come in.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign};
@@ -70,39 +70,6 @@ pub enum CredentialSource {
     /// The pod's IAM role by EKS Pod Identity: the node's agent at `uri` asked with the token of
     /// `token_file` in `Authorization`, renewed before expiry.
     Container { uri: url::Url, token_file: PathBuf },
-}
-
-impl CredentialSource {
-    /// The credentials now, for the sources that need no request (`None` for the others).
-    pub fn credentials(&self) -> Option<Result<Credentials, (PathBuf, std::io::Error)>> {
-        match self {
-            CredentialSource::WebIdentity { .. } | CredentialSource::Container { .. } => None,
-            CredentialSource::Environment(c) => Some(Ok(c.clone())),
-            CredentialSource::Files { access_key_id, secret_access_key, session_token } => {
-                Some(read_files(access_key_id, secret_access_key, session_token.as_ref()))
-            }
-        }
-    }
-}
-
-/// A mounted file's text, trimmed.
-pub fn read_text(p: &Path) -> Result<String, (PathBuf, std::io::Error)> {
-    agent_core::mounted::read(p, agent_core::mounted::MAX_BYTES)
-        .and_then(|b| String::from_utf8(b).map_err(|_| std::io::ErrorKind::InvalidData.into()))
-        .map(|s| s.trim().to_string())
-        .map_err(|e| (p.to_path_buf(), e))
-}
-
-fn read_files(
-    access_key_id: &Path,
-    secret_access_key: &Path,
-    session_token: Option<&PathBuf>,
-) -> Result<Credentials, (PathBuf, std::io::Error)> {
-    Ok(Credentials {
-        access_key_id: read_text(access_key_id)?,
-        secret_access_key: read_text(secret_access_key)?,
-        session_token: session_token.map(|p| read_text(p)).transpose()?,
-    })
 }
 
 /// Signing with SigV4: the service, its region, and the credentials' source.
